@@ -1,0 +1,50 @@
+# scnode: every target sets up what it needs, and running one twice is harmless.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed-stamp
+NPM_STAMP := node_modules/.installed-stamp
+HAVE_PACKAGE_JSON := $(wildcard package.json)
+
+.PHONY: setup test lint format check-generated demo bench clean
+
+setup: $(VENV_STAMP) $(if $(HAVE_PACKAGE_JSON),$(NPM_STAMP))
+
+$(VENV_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Generated code (protobuf modules, WASM modules, contract artifacts) must match its source.
+check-generated: setup
+	$(PY) scripts/gen_proto.py --check
+	@if [ -f scripts/build_wasm.py ]; then $(PY) scripts/build_wasm.py --check; fi
+	@if [ -f contracts/build.js ]; then node contracts/build.js --check; fi
+
+test: setup check-generated
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy node
+	$(PY) scripts/tidy.py
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# The main job: a local devnet demo (until the node runs end to end: the log benchmark).
+demo: setup
+	$(PY) scripts/demo.py
+
+bench: setup
+	$(PY) scripts/bench_log.py
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

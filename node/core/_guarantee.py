@@ -1,0 +1,112 @@
+"""Guarantees: how a ledger channel funds a virtual channel.
+
+A guarantee is an allocation of type 1 whose destination is the funded
+channel and whose metadata names the two ledger parties:
+``abi.encode((bytes32 left, bytes32 right))``, which is exactly left || right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from node.core import constants
+from node.core._types import Allocation
+from node.core._validate import check_bytes, check_bytes32, check_channel_id, check_uint
+from node.core.errors import InvalidValueError
+
+
+@dataclass(frozen=True)
+class GuaranteeMetadata:
+    """The two destinations named by a guarantee allocation.
+
+    Attributes:
+        left: 32-byte destination of the left ledger party.
+        right: 32-byte destination of the right ledger party.
+    """
+
+    left: bytes
+    right: bytes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "left", check_bytes32(self.left, "left"))
+        object.__setattr__(self, "right", check_bytes32(self.right, "right"))
+
+
+def encode_guarantee_metadata(left: bytes, right: bytes) -> bytes:
+    """``abi.encode((bytes32 left, bytes32 right))``: 64 bytes, left || right.
+
+    Raises:
+        InvalidValueError: ``left`` or ``right`` is not 32 bytes.
+    """
+    encoded = check_bytes32(left, "left") + check_bytes32(right, "right")
+    assert len(encoded) == constants.guarantee_metadata_bytes
+    return encoded
+
+
+def decode_guarantee_metadata(data: bytes) -> GuaranteeMetadata:
+    """The inverse of ``encode_guarantee_metadata``.
+
+    Raises:
+        InvalidValueError: ``data`` is not exactly 64 bytes.
+    """
+    data = check_bytes(data, "metadata")
+    if len(data) != constants.guarantee_metadata_bytes:
+        raise InvalidValueError(
+            "metadata",
+            f"guarantee metadata must be {constants.guarantee_metadata_bytes} bytes,"
+            f" got {len(data)}",
+        )
+    return GuaranteeMetadata(left=data[:32], right=data[32:])
+
+
+@dataclass(frozen=True)
+class Guarantee:
+    """A ledger channel's guarantee for a target (virtual) channel.
+
+    Attributes:
+        target: the funded channel's id.
+        amount: uint256 locked for the target.
+        left: 32-byte destination of the left ledger party.
+        right: 32-byte destination of the right ledger party.
+    """
+
+    target: bytes
+    amount: int
+    left: bytes
+    right: bytes
+
+    def __post_init__(self) -> None:
+        setter = object.__setattr__
+        setter(self, "target", check_channel_id(self.target, "target"))
+        setter(self, "amount", check_uint(self.amount, "amount", constants.uint256_max))
+        setter(self, "left", check_bytes32(self.left, "left"))
+        setter(self, "right", check_bytes32(self.right, "right"))
+
+    def to_allocation(self) -> Allocation:
+        """The guarantee as it appears in the ledger channel's outcome."""
+        return Allocation(
+            destination=self.target,
+            amount=self.amount,
+            allocation_type=constants.allocation_type_guarantee,
+            metadata=encode_guarantee_metadata(self.left, self.right),
+        )
+
+    @staticmethod
+    def from_allocation(allocation: Allocation) -> Guarantee:
+        """The guarantee described by a type-1 allocation.
+
+        Raises:
+            InvalidValueError: the allocation is not a guarantee, or its target
+                is not shaped like a channel id.
+        """
+        if allocation.allocation_type != constants.allocation_type_guarantee:
+            raise InvalidValueError(
+                "allocation_type", f"{allocation.allocation_type} is not a guarantee (1)"
+            )
+        metadata = decode_guarantee_metadata(allocation.metadata)
+        return Guarantee(
+            target=allocation.destination,
+            amount=allocation.amount,
+            left=metadata.left,
+            right=metadata.right,
+        )

@@ -1,0 +1,86 @@
+"""Named limits and protocol constants, unit last (``_max``, ``_bytes``, ``_s``).
+
+Every bound the node relies on lives here so that the relations between them can
+be asserted in one place (tests/core/test_core_constants.py).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Solidity widths (PROTOCOL.md §1).
+uint48_max: Final = 2**48 - 1
+uint8_max: Final = 2**8 - 1
+uint64_max: Final = 2**64 - 1
+uint256_max: Final = 2**256 - 1
+channel_nonce_max: Final = uint64_max
+turn_num_max: Final = uint48_max
+challenge_duration_s_max: Final = uint48_max
+
+address_bytes: Final = 20
+bytes32_bytes: Final = 32
+signature_bytes: Final = 65
+private_key_bytes: Final = 32
+# An external destination is an address left-padded with this many zero bytes.
+external_destination_prefix_bytes: Final = bytes32_bytes - address_bytes
+# Guarantee metadata: left destination || right destination.
+guarantee_metadata_bytes: Final = 2 * bytes32_bytes
+asset_type_max: Final = uint8_max
+
+# Allocation types (uint8 on chain).
+allocation_type_simple: Final = 0
+allocation_type_guarantee: Final = 1
+
+# Turn numbers of the funding protocol.
+prefund_turn_num: Final = 0
+postfund_turn_num: Final = 1
+
+# Event log.
+log_format_version: Final = 1
+log_hash_bytes: Final = 32
+log_batch_records_max: Final = 10_000
+log_snapshot_key_bytes: Final = 32  # a derivation module's sha256
+log_snapshot_bytes_max: Final = 1024 * 1024 * 1024
+log_read_chunk_records: Final = 1024  # records fetched per RocksDB iterator
+
+# Wire.
+wire_format_version: Final = 1
+frame_size_bytes_max: Final = 4 * 1024 * 1024
+message_size_bytes_max: Final = 1024 * 1024
+
+# Participants per channel (a virtual channel: payer, intermediaries, payee).
+participants_min: Final = 2
+participants_max: Final = 16
+
+# Peer-to-peer messaging (node/p2p).
+p2p_read_chunk_bytes: Final = 64 * 1024
+p2p_outbox_messages_max: Final = 200_000  # per peer: send() waits beyond this
+p2p_delivery_batches_max: Final = 64  # bound of the delivery channel (batches of envelopes)
+p2p_resend_timeout_ms: Final = 5_000
+p2p_redial_backoff_ms_min: Final = 100
+p2p_redial_backoff_ms_max: Final = 10_000
+p2p_peers_max: Final = 1_000
+p2p_multiaddrs_per_peer_max: Final = 16
+p2p_announce_interval_ms: Final = 10_000
+p2p_announcement_bytes_max: Final = 64 * 1024
+p2p_announcement_ledgers_max: Final = 256
+p2p_announcement_age_ms_max: Final = 10 * 60 * 1000
+
+# Chain (node/chain).
+chain_confirmations_default: Final = 0  # anvil: blocks are final when mined
+chain_poll_interval_ms: Final = 200  # how often the watcher asks for new blocks
+chain_log_query_blocks_max: Final = 2_000  # blocks per eth_getLogs request
+chain_receipt_timeout_ms: Final = 120_000
+chain_anvil_start_timeout_ms: Final = 10_000
+chain_anvil_stop_timeout_ms: Final = 5_000
+chain_rpc_timeout_ms: Final = 30_000
+chain_events_buffer_max: Final = 1_024  # bound of the chain-event memory channel
+
+# Derivation host (node/derive, docs/derive-abi.md).
+derive_abi_version: Final = 1
+derive_fuel_per_call_max: Final = 4_000_000_000
+derive_memory_bytes_max: Final = 512 * 1024 * 1024
+derive_stack_bytes_max: Final = 512 * 1024
+derive_batch_records_max: Final = 1000
+derive_batch_bytes_max: Final = 4 * 1024 * 1024
+derive_snapshot_interval_records: Final = 100_000

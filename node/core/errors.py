@@ -1,0 +1,69 @@
+"""The node's exceptions: few and sharp, split by who is at fault.
+
+* ``InvalidValueError`` — a value breaks a Nitro rule (range, shape, checksum);
+  it names the offending field.
+* ``PeerProtocolError`` — a peer sent something malformed or against the
+  protocol: drop it, log it, answer with a rejection; never crash.
+* ``ChainError`` — the chain refused or failed us (revert, no funds, RPC down).
+* ``LogClosedError`` / ``LogBusyError`` / ``LogCorruptError`` — the event log
+  was used after close, is held by another process, or fails its integrity check.
+* ``DeriveError`` — a derivation module was refused or trapped.
+"""
+
+from __future__ import annotations
+
+
+class ScnodeError(Exception):
+    """Base of every error scnode raises on purpose."""
+
+
+class InvalidValueError(ScnodeError, ValueError):
+    """A value breaks a Nitro rule. ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class InvalidSignatureError(InvalidValueError):
+    """A signature is malformed or recovers to no usable address."""
+
+
+class PeerProtocolError(ScnodeError):
+    """A peer broke the wire protocol; the input is dropped and logged."""
+
+
+class ChainError(ScnodeError):
+    """The chain refused a transaction or could not be reached."""
+
+
+class LogError(ScnodeError):
+    """Base of the event log's errors."""
+
+
+class LogClosedError(LogError):
+    """The log was used after ``close()``."""
+
+
+class LogBusyError(LogError):
+    """Another process (or another handle in this one) holds the log open."""
+
+
+class LogNotFoundError(LogError):
+    """No event log exists at the path, and creating one was not asked for."""
+
+
+class LogStorageError(LogError):
+    """RocksDB failed underneath the log (I/O error, full disk, foreign database)."""
+
+
+class LogCorruptError(LogError):
+    """A record fails its integrity check; ``seq`` is the first bad one."""
+
+    def __init__(self, seq: int, message: str) -> None:
+        super().__init__(f"record {seq}: {message}")
+        self.seq = seq
+
+
+class DeriveError(ScnodeError):
+    """A derivation module was refused, trapped, or answered nonsense."""

@@ -1,0 +1,65 @@
+"""Relations between the named limits of node/core/constants.py."""
+
+from __future__ import annotations
+
+from node.core import constants
+
+
+def test_solidity_widths() -> None:
+    assert constants.uint8_max == 2**8 - 1
+    assert constants.uint48_max == 2**48 - 1
+    assert constants.uint64_max == 2**64 - 1
+    assert constants.uint256_max == 2**256 - 1
+    assert constants.uint8_max < constants.uint48_max < constants.uint64_max
+    assert constants.uint64_max < constants.uint256_max
+
+
+def test_nitro_ranges_fit_their_solidity_types() -> None:
+    assert constants.channel_nonce_max == constants.uint64_max
+    assert constants.turn_num_max == constants.uint48_max
+    assert constants.challenge_duration_s_max == constants.uint48_max
+    # The chain stores turn numbers and challenge deadlines as uint48 too.
+    assert constants.turn_num_max <= constants.uint64_max
+    assert constants.asset_type_max == constants.uint8_max
+
+
+def test_byte_sizes() -> None:
+    assert constants.address_bytes == 20
+    assert constants.bytes32_bytes == 32
+    assert constants.address_bytes + constants.external_destination_prefix_bytes == (
+        constants.bytes32_bytes
+    )
+    assert constants.guarantee_metadata_bytes == 2 * constants.bytes32_bytes
+    assert constants.signature_bytes == 2 * constants.bytes32_bytes + 1
+    assert constants.private_key_bytes == constants.bytes32_bytes
+    assert constants.log_hash_bytes == constants.bytes32_bytes
+
+
+def test_allocation_types_are_distinct_uint8() -> None:
+    assert {constants.allocation_type_simple, constants.allocation_type_guarantee} == {0, 1}
+    assert constants.allocation_type_guarantee <= constants.uint8_max
+
+
+def test_funding_turns() -> None:
+    assert constants.prefund_turn_num == 0
+    assert constants.postfund_turn_num == constants.prefund_turn_num + 1
+    assert constants.postfund_turn_num < constants.turn_num_max
+
+
+def test_participants_bounds() -> None:
+    assert 2 <= constants.participants_min <= constants.participants_max
+    # Signatures are addressed by participant index in a uint32 field; indices stay tiny.
+    assert constants.participants_max < constants.uint8_max
+
+
+def test_wire_and_log_limits() -> None:
+    assert 0 < constants.message_size_bytes_max <= constants.frame_size_bytes_max
+    assert constants.log_batch_records_max > 0
+    assert constants.wire_format_version >= 1
+    assert constants.log_format_version >= 1
+    # A maximal signed state must fit in a message: participants, signatures and
+    # a generous outcome are far below the limit.
+    signed_state_bytes_max = constants.participants_max * (
+        constants.address_bytes + constants.signature_bytes + 8
+    )
+    assert signed_state_bytes_max < constants.message_size_bytes_max

@@ -75,6 +75,7 @@ chain_anvil_start_timeout_ms: Final = 10_000
 chain_anvil_stop_timeout_ms: Final = 5_000
 chain_rpc_timeout_ms: Final = 30_000
 chain_events_buffer_max: Final = 1_024  # bound of the chain-event memory channel
+chain_retry_interval_ms_max: Final = 5_000  # watcher back-off cap while the RPC is down
 
 # Derivation host (node/derive, docs/derive-abi.md).
 derive_abi_version: Final = 1
@@ -84,3 +85,6 @@ derive_stack_bytes_max: Final = 512 * 1024
 derive_batch_records_max: Final = 1000
 derive_batch_bytes_max: Final = 4 * 1024 * 1024
 derive_snapshot_interval_records: Final = 100_000
+derive_pipeline_records_min: Final = 50_000  # longer replays read ahead on a thread
+derive_prefetch_batches_max: Final = 8
+derive_switch_interval_s: Final = 0.0002  # GIL switch interval during read-ahead

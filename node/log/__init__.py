@@ -1,0 +1,9 @@
+"""The RocksDB event log: append batches, read ranges, snapshots, integrity checks."""
+
+from node.log._records import KIND_BY_CASE as KIND_BY_CASE
+from node.log._records import KIND_NAMES as KIND_NAMES
+from node.log._records import seq_key as seq_key
+from node.log._store import EventLog as EventLog
+from node.log._types import SeqRange as SeqRange
+from node.log._types import Snapshot as Snapshot
+from node.log._types import VerifyReport as VerifyReport

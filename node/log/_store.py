@@ -1,0 +1,580 @@
+"""The RocksDB event log: append batches durably, read ranges, keep snapshots.
+
+Three column families in one RocksDB (raw mode, so any RocksDB tool reads it):
+
+* "records": key = seq as big-endian u64, value = the stored ``LogRecord``;
+* "snapshots": key = module key || big-endian u64 seq, value = a state blob;
+* "meta": the head (last seq || sha256 of its record) and the format version.
+
+The head is written in the same write batch as the records it covers, so a lost
+tail or a changed last record shows as a mismatch between the two.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from types import TracebackType
+from typing import Final, cast
+
+from google.protobuf.message import DecodeError
+from rocksdict import (
+    AccessType,
+    ColumnFamily,
+    DBRecoveryMode,
+    Options,
+    Rdict,
+    ReadOptions,
+    WriteBatch,
+    WriteOptions,
+)
+from rocksdict import Snapshot as DbSnapshot
+
+from node.core.constants import (
+    log_batch_records_max,
+    log_format_version,
+    log_read_chunk_records,
+    log_snapshot_bytes_max,
+    log_snapshot_key_bytes,
+    uint64_max,
+)
+from node.core.errors import (
+    InvalidValueError,
+    LogBusyError,
+    LogClosedError,
+    LogCorruptError,
+    LogError,
+    LogNotFoundError,
+    LogStorageError,
+)
+from node.log._records import (
+    FORMAT_KEY,
+    HEAD_KEY,
+    SEQ_KEY_BYTES,
+    ZERO_HASH,
+    chain_values,
+    decode_head,
+    encode_head,
+    key_seq,
+    payload_kind,
+    record_hash,
+    record_tail,
+    seq_key,
+    time_field,
+)
+from node.log._types import SeqRange, Snapshot, VerifyReport
+from node.log._verify import verify_chain
+from node.proto import log_pb2
+
+COLUMN_FAMILIES: Final = ("records", "snapshots", "meta")
+_FORMAT_VALUE: Final = log_format_version.to_bytes(4, "big")
+
+
+@dataclass(frozen=True)
+class _Handles:
+    """Everything that keeps RocksDB open; dropped as one on close."""
+
+    db: Rdict
+    records: Rdict
+    snapshots: Rdict
+    meta: Rdict
+    records_cf: ColumnFamily
+    snapshots_cf: ColumnFamily
+    meta_cf: ColumnFamily
+
+
+def storage_error(error: Exception, path: Path, action: str) -> LogError:
+    """Translate a rocksdict error (always a plain Exception) into a LogError."""
+    text = str(error)
+    if "LOCK" in text and "current process" in text:
+        return LogBusyError(f"event log {path} is already open in this process")
+    if "LOCK" in text:
+        return LogBusyError(f"event log {path} is in use by another process")
+    if "does not exist" in text:
+        return LogNotFoundError(f"no event log at {path}")
+    if "comparator" in text:
+        return LogStorageError(f"{path} is not an scnode event log (RocksDB: {text})")
+    return LogStorageError(f"RocksDB failed while {action} event log {path}: {text}")
+
+
+def _options(*, create: bool) -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(create)
+    options.create_missing_column_families(create)
+    # A crash can tear the last WAL entry only; recover everything before it.
+    options.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
+    return options
+
+
+class EventLog:
+    """An append-only, hash-chained, sequence-numbered log of ``LogRecord``.
+
+    Appends are serialised by an internal lock, so threads (and trio tasks via
+    ``trio.to_thread``) may append concurrently and still get gap-free numbers.
+    Reads run beside appends and see every record appended before they start.
+    """
+
+    def __init__(self, handles: _Handles, path: Path, *, read_only: bool) -> None:
+        """Wrap an opened database; use ``EventLog.open``."""
+        self._handles: _Handles | None = handles
+        self._path = path
+        self._read_only = read_only
+        self._lock = threading.Lock()
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        # Batches are written unsynced, then the WAL is fsynced by flush_wal:
+        # rocksdict holds the GIL through write(sync=True) but releases it in
+        # flush_wal, so other threads (a trio loop) keep running during fsync.
+        self._unsynced = WriteOptions()
+        self._unsynced.sync = False
+        self._last_seq = 0
+        self._head_hash = ZERO_HASH
+        self._damage: tuple[int, str] | None = None
+        self._sync_failure: str | None = None
+        try:
+            self._load_head(handles)
+        except BaseException:
+            self._handles = None
+            raise
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], *, create: bool = True, read_only: bool = False
+    ) -> EventLog:
+        """Open the log at ``path``.
+
+        Args:
+            path: the log's directory.
+            create: create the log if there is none (ignored when ``read_only``).
+            read_only: open without the write lock, beside a running node.
+
+        Raises:
+            LogNotFoundError: no log at ``path`` and not creating one.
+            LogBusyError: another process or handle holds the log open.
+            LogStorageError: RocksDB refused the directory.
+        """
+        log_path = Path(path)
+        creating = create and not read_only
+        if not creating and not (log_path / "CURRENT").is_file():
+            raise LogNotFoundError(f"no event log at {log_path}")
+        if creating:
+            try:
+                log_path.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise LogStorageError(f"cannot create event log {log_path}: {error}") from None
+        access = AccessType.read_only() if read_only else AccessType.read_write()
+        families = {name: _options(create=creating) for name in COLUMN_FAMILIES}
+        try:
+            db = Rdict(str(log_path), _options(create=creating), families, access)
+        except Exception as error:
+            raise storage_error(error, log_path, "opening") from None
+        try:
+            handles = _Handles(
+                db=db,
+                records=db.get_column_family("records"),
+                snapshots=db.get_column_family("snapshots"),
+                meta=db.get_column_family("meta"),
+                records_cf=db.get_column_family_handle("records"),
+                snapshots_cf=db.get_column_family_handle("snapshots"),
+                meta_cf=db.get_column_family_handle("meta"),
+            )
+        except Exception as error:
+            db.close()
+            raise storage_error(error, log_path, "opening") from None
+        try:
+            return cls(handles, log_path, read_only=read_only)
+        except BaseException:
+            del handles
+            db.close()
+            raise
+
+    def _load_head(self, handles: _Handles) -> None:
+        """Read the head and check it against the last record (cheap, on open)."""
+        stored_format = handles.meta.get(FORMAT_KEY)
+        head_value = handles.meta.get(HEAD_KEY)
+        last_key = cast(bytes | None, next(iter(handles.records.keys(backwards=True)), None))
+        if stored_format is None and head_value is None and last_key is None:
+            if not self._read_only:
+                handles.meta.put(FORMAT_KEY, _FORMAT_VALUE, self._sync)
+            return
+        if stored_format is not None and stored_format != _FORMAT_VALUE:
+            version = int.from_bytes(stored_format, "big")
+            raise LogStorageError(f"{self._path} holds log format {version}, expected 1")
+        head = decode_head(head_value) if head_value is not None else (0, ZERO_HASH)
+        if head is None:
+            self._damage = (1, "the head in meta is malformed")
+            return
+        self._last_seq, self._head_hash = head
+        last_seq = key_seq(last_key) if last_key is not None else 0
+        if last_seq != self._last_seq:
+            first_bad = min(last_seq, self._last_seq) + 1
+            self._damage = (first_bad, f"last record is {last_seq}, head says {self._last_seq}")
+        elif last_seq and record_hash(handles.records[seq_key(last_seq)] or b"") != self._head_hash:
+            self._damage = (last_seq, "its sha256 differs from the head hash in meta")
+        elif stored_format is None:
+            self._damage = (1, "meta has no format_version")
+
+    # Life cycle.
+
+    def close(self) -> None:
+        """Release RocksDB and its lock; later calls raise ``LogClosedError``."""
+        with self._lock:
+            handles, self._handles = self._handles, None
+            if handles is None:
+                return
+            db = handles.db
+            # RocksDB stays open (and locked) while any handle is referenced.
+            del handles
+            db.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._handles is None else f"last_seq={self._last_seq}"
+        return f"EventLog({str(self._path)!r}, {state})"
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._handles is None
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last durable record (0 when empty)."""
+        self._live()
+        return self._last_seq
+
+    @property
+    def head_hash(self) -> bytes:
+        """sha256 of the last record's stored bytes (zeros when empty)."""
+        self._live()
+        return self._head_hash
+
+    def _live(self) -> _Handles:
+        handles = self._handles
+        if handles is None:
+            raise LogClosedError(f"event log {self._path} is closed")
+        return handles
+
+    # Appending.
+
+    def append_batch(self, records: Sequence[log_pb2.LogRecord]) -> SeqRange:
+        """Append records durably, in one write batch with one fsync.
+
+        The log fills ``seq``, ``format_version``, ``kind`` and ``prev_hash``;
+        the caller sets the payload and, if it matters, ``time_ms``. The records
+        given are not modified.
+
+        Args:
+            records: 1..``log_batch_records_max`` records, each with a payload.
+
+        Returns:
+            The sequence numbers given, once the records are durable.
+
+        Raises:
+            InvalidValueError: an empty or oversized batch, or a bad record.
+            LogClosedError, LogCorruptError, LogStorageError: see ``open``.
+        """
+        _check_batch_size("records", len(records))
+        tails: list[tuple[int, bytes]] = []
+        for index, record in enumerate(records):
+            try:
+                tails.append(record_tail(record))
+            except InvalidValueError as error:
+                raise InvalidValueError(f"records[{index}]", str(error)) from None
+        return self._append(tails)
+
+    def append_payloads(self, payloads: Sequence[bytes], *, time_ms: int) -> SeqRange:
+        """Append already-encoded payloads: the fast path for hot code.
+
+        Args:
+            payloads: each ``LogRecord(<case>=message).SerializeToString()``, a
+                record holding only its payload field.
+            time_ms: the acceptance time written into every record of the batch.
+
+        Returns:
+            The sequence numbers given, once the records are durable.
+
+        Raises:
+            InvalidValueError: an empty or oversized batch, a bad time or payload.
+            LogClosedError, LogCorruptError, LogStorageError: see ``open``.
+        """
+        _check_batch_size("payloads", len(payloads))
+        time = time_field(time_ms)
+        try:
+            tails = [(payload_kind(payload), time + payload) for payload in payloads]
+        except (InvalidValueError, TypeError):
+            for index, payload in enumerate(payloads):
+                if not isinstance(payload, bytes):
+                    raise InvalidValueError(f"payloads[{index}]", "is not bytes") from None
+                try:
+                    payload_kind(payload)
+                except InvalidValueError as error:
+                    raise InvalidValueError(f"payloads[{index}]", str(error)) from None
+            raise
+        return self._append(tails)
+
+    def _append(self, tails: list[tuple[int, bytes]]) -> SeqRange:
+        with self._lock:
+            handles = self._live()
+            self._check_appendable()
+            first = self._last_seq + 1
+            values, last_hash = chain_values(first, self._head_hash, tails)
+            batch = WriteBatch(raw_mode=True)
+            batch.set_default_column_family(handles.records_cf)
+            put = batch.put
+            seq = first
+            for value in values:
+                put(seq.to_bytes(SEQ_KEY_BYTES, "big"), value)
+                seq += 1
+            last = seq - 1
+            batch.put(HEAD_KEY, encode_head(last, last_hash), handles.meta_cf)
+            self._write_durably(handles, batch, "appending to")
+            self._last_seq = last
+            self._head_hash = last_hash
+        return SeqRange(first, last)
+
+    def _check_appendable(self) -> None:
+        if self._read_only:
+            raise LogError(f"event log {self._path} is open read-only")
+        if self._damage is not None:
+            seq, problem = self._damage
+            raise LogCorruptError(seq, f"{problem}: refusing to append (run scnode log verify)")
+        if self._sync_failure is not None:
+            raise LogStorageError(f"{self._sync_failure}; reopen the log before appending")
+
+    def _write_durably(self, handles: _Handles, batch: WriteBatch, action: str) -> None:
+        """Apply ``batch`` atomically and fsync the WAL; returns once it is durable."""
+        try:
+            handles.db.write(batch, self._unsynced)
+        except Exception as error:
+            raise storage_error(error, self._path, action) from None
+        try:
+            handles.db.flush_wal(True)
+        except Exception as error:
+            # The batch is applied but maybe not durable: the next append must
+            # not build on it. Reopening recovers whatever reached the disk.
+            failure = storage_error(error, self._path, "syncing")
+            self._sync_failure = str(failure)
+            raise failure from None
+
+    # Reading.
+
+    def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[log_pb2.LogRecord]:
+        """Records ``from_seq..to_seq`` (inclusive; ``to_seq`` defaults to the end).
+
+        The range is fixed when the call is made and clamped to ``last_seq``.
+
+        Raises:
+            InvalidValueError: ``from_seq`` below 1 or ``to_seq`` below 0.
+            LogCorruptError: a record is missing or does not parse.
+        """
+        first, last = self._bounds(from_seq, to_seq)
+        return self._parsed(first, last)
+
+    def read_raw(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """(seq, stored bytes) for ``from_seq..to_seq``, as ``read`` but unparsed.
+
+        Raises:
+            InvalidValueError: ``from_seq`` below 1 or ``to_seq`` below 0.
+            LogCorruptError: a record is missing.
+        """
+        first, last = self._bounds(from_seq, to_seq)
+        return self._raw(first, last)
+
+    def _bounds(self, from_seq: int, to_seq: int | None) -> tuple[int, int]:
+        self._live()
+        if from_seq < 1:
+            raise InvalidValueError("from_seq", f"{from_seq} is below 1")
+        if to_seq is not None and to_seq < 0:
+            raise InvalidValueError("to_seq", f"{to_seq} is below 0")
+        last = self._last_seq if to_seq is None else min(to_seq, self._last_seq)
+        return from_seq, last
+
+    def _parsed(self, first: int, last: int) -> Iterator[log_pb2.LogRecord]:
+        parse = log_pb2.LogRecord.FromString
+        for seq, value in self._raw(first, last):
+            try:
+                record = parse(value)
+            except DecodeError as error:
+                raise LogCorruptError(seq, f"does not parse as a LogRecord ({error})") from None
+            if record.seq != seq:
+                raise LogCorruptError(seq, f"holds seq {record.seq}")
+            yield record
+
+    def _raw(self, first: int, last: int) -> Iterator[tuple[int, bytes]]:
+        start = first
+        while start <= last:
+            count = min(log_read_chunk_records, last - start + 1)
+            # A whole chunk is fetched and its iterator dropped before yielding,
+            # so no RocksDB iterator outlives a pause of the caller (or a close).
+            values = self._fetch(start, count)
+            yield from zip(range(start, start + count), values, strict=True)
+            start += count
+
+    def _fetch(self, start: int, count: int) -> list[bytes]:
+        """Records ``start..start+count-1``; exactly ``count`` of them or an error."""
+        records = self._live().records
+        bound = ReadOptions()
+        bound.set_iterate_upper_bound(seq_key(start + count))
+        try:
+            values: list[bytes] = list(records.values(from_key=seq_key(start), read_opt=bound))
+        except Exception as error:
+            raise storage_error(error, self._path, "reading") from None
+        if len(values) != count:
+            raise _gap_error(records, start, count)
+        return values
+
+    # Snapshots.
+
+    def put_snapshot(self, key: bytes, seq: int, blob: bytes) -> None:
+        """Store a module's state after records ``1..seq`` (durably).
+
+        Args:
+            key: ``log_snapshot_key_bytes`` bytes naming the module (its sha256).
+            seq: the last record folded into the state, 0..``last_seq``.
+            blob: the serialised state.
+
+        Raises:
+            InvalidValueError: a bad key, seq or blob.
+        """
+        handles = self._live()
+        _check_snapshot_key(key)
+        if not 0 <= seq <= self._last_seq:
+            raise InvalidValueError("seq", f"{seq} is outside 0..{self._last_seq} (last_seq)")
+        if not isinstance(blob, bytes) or len(blob) > log_snapshot_bytes_max:
+            raise InvalidValueError("blob", f"must be bytes of at most {log_snapshot_bytes_max}")
+        if self._read_only:
+            raise LogError(f"event log {self._path} is open read-only")
+        batch = WriteBatch(raw_mode=True)
+        batch.put(key + seq_key(seq), blob, handles.snapshots_cf)
+        self._write_durably(handles, batch, "writing a snapshot to")
+
+    def latest_snapshot(self, key: bytes, at_or_before: int | None = None) -> Snapshot | None:
+        """The newest snapshot for ``key`` with seq <= ``at_or_before`` (default: any).
+
+        Raises:
+            InvalidValueError: a bad key or a negative ``at_or_before``.
+        """
+        handles = self._live()
+        _check_snapshot_key(key)
+        if at_or_before is not None and not 0 <= at_or_before <= uint64_max:
+            raise InvalidValueError("at_or_before", f"{at_or_before} is outside 0..2^64-1")
+        ceiling = uint64_max if at_or_before is None else at_or_before
+        # Backwards from key || ceiling finds the greatest stored key at or below
+        # it (a lower bound would not hold backwards here: check the prefix).
+        items = handles.snapshots.items(backwards=True, from_key=key + seq_key(ceiling))
+        try:
+            found = next(items, None)
+        except Exception as error:
+            raise storage_error(error, self._path, "reading a snapshot from") from None
+        finally:
+            del items
+        if found is None:
+            return None
+        stored_key = cast(bytes, found[0])
+        if stored_key[: len(key)] != key:
+            return None
+        blob = cast(bytes, found[1])
+        assert len(stored_key) == len(key) + SEQ_KEY_BYTES, stored_key
+        return Snapshot(key=key, seq=key_seq(stored_key[len(key) :]), blob=blob)
+
+    # Integrity.
+
+    def verify(self, from_seq: int = 1) -> VerifyReport:
+        """Walk the hash chain from ``from_seq`` to the end and check the head.
+
+        Checks each record's key against its seq, gap-freeness, parseability,
+        format version, kind against payload, canonical encoding, each
+        ``prev_hash`` link, and the head in "meta" against the last record.
+
+        Raises:
+            InvalidValueError: ``from_seq`` outside 1..``last_seq + 1``.
+        """
+        handles = self._live()
+        if not 1 <= from_seq <= self._last_seq + 1:
+            raise InvalidValueError("from_seq", f"{from_seq} is outside 1..{self._last_seq + 1}")
+        with self._lock:  # a consistent view of records and head
+            records = handles.records.snapshot()
+            meta = handles.meta.snapshot()
+        try:
+            start_hash = ZERO_HASH
+            if from_seq > 1:
+                before = _snapshot_get(records, seq_key(from_seq - 1))
+                if before is None:
+                    return VerifyReport(False, 0, from_seq - 1, "is missing from the log")
+                start_hash = record_hash(before)
+            pairs = _snapshot_items(records, seq_key(from_seq))
+            head_value = _snapshot_get(meta, HEAD_KEY)
+            return verify_chain(
+                pairs, from_seq=from_seq, start_hash=start_hash, head_value=head_value
+            )
+        except LogCorruptError as error:
+            return VerifyReport(False, max(error.seq - from_seq, 0), error.seq, str(error))
+        finally:
+            del records, meta
+
+
+def _snapshot_get(snapshot: DbSnapshot, key: bytes) -> bytes | None:
+    # A snapshot has no get(); a missing key raises a plain Exception.
+    items = snapshot.items(from_key=key)
+    found = next(items, None)
+    del items
+    if found is None or found[0] != key:
+        return None
+    return cast(bytes, found[1])
+
+
+def _snapshot_items(snapshot: DbSnapshot, from_key: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """All (key, value) of a snapshot from ``from_key`` on, fetched in chunks."""
+    while True:
+        try:
+            items = cast(Iterator[tuple[bytes, bytes]], snapshot.items(from_key=from_key))
+            chunk = list(islice(items, log_read_chunk_records))
+            del items
+        except Exception as error:
+            seq = key_seq(from_key[:SEQ_KEY_BYTES])
+            raise LogCorruptError(seq, f"RocksDB could not read it: {error}") from None
+        if not chunk:
+            return
+        yield from chunk
+        from_key = chunk[-1][0] + b"\x00"  # the smallest key after the last one
+
+
+def _gap_error(records: Rdict, start: int, count: int) -> LogCorruptError:
+    """Name the first record missing from ``start..start+count-1``."""
+    bound = ReadOptions()
+    bound.set_iterate_upper_bound(seq_key(start + count))
+    keys = [cast(bytes, key) for key in records.keys(from_key=seq_key(start), read_opt=bound)]
+    present = {key_seq(key) for key in keys if len(key) == SEQ_KEY_BYTES}
+    for seq in range(start, start + count):
+        if seq not in present:
+            return LogCorruptError(seq, "is missing from the log")
+    # Keys in the range are unique, so a full set means foreign keys among them.
+    return LogCorruptError(start, "its range holds keys that are not sequence numbers")
+
+
+def _check_batch_size(name: str, count: int) -> None:
+    if not 1 <= count <= log_batch_records_max:
+        raise InvalidValueError(name, f"holds {count} records, expected 1..{log_batch_records_max}")
+
+
+def _check_snapshot_key(key: bytes) -> None:
+    if not isinstance(key, bytes) or len(key) != log_snapshot_key_bytes:
+        raise InvalidValueError("key", f"must be {log_snapshot_key_bytes} bytes")

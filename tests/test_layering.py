@@ -38,9 +38,8 @@ def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
         if isinstance(statement, ast.Import):
             for alias in statement.names:
                 yield statement.lineno, alias.name
-        elif isinstance(statement, ast.ImportFrom) and statement.module:
-            if statement.level == 0:
-                yield statement.lineno, statement.module
+        elif isinstance(statement, ast.ImportFrom) and statement.module and statement.level == 0:
+            yield statement.lineno, statement.module
 
 
 def package_of(path: Path) -> str | None:

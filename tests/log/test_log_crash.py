@@ -43,7 +43,13 @@ def run_and_kill(log_path: Path, round_number: int, seed: int) -> list[int]:
     assert first, child.stderr.read() if child.stderr else b""
     time.sleep(random.Random(seed).uniform(0.0, 0.2))
     os.kill(child.pid, signal.SIGKILL)
-    rest, _ = child.communicate(timeout=30)
+    # Read through the same buffered reader as readline(): communicate() would read
+    # the raw pipe and miss whatever readline() had already buffered.
+    rest = child.stdout.read()
+    child.wait(timeout=30)
+    assert child.stderr is not None
+    child.stderr.close()
+    child.stdout.close()
     assert child.returncode == -signal.SIGKILL
     return [int(line) for line in (first + rest).split()]
 

@@ -1,6 +1,6 @@
 """Guarantees: how a ledger channel funds a virtual channel.
 
-A guarantee is an allocation of type 1 whose destination is the funded
+A guarantee is an allocation of type 2 whose destination is the funded
 channel and whose metadata names the two ledger parties:
 ``abi.encode((bytes32 left, bytes32 right))``, which is exactly left || right.
 """
@@ -93,7 +93,7 @@ class Guarantee:
 
     @staticmethod
     def from_allocation(allocation: Allocation) -> Guarantee:
-        """The guarantee described by a type-1 allocation.
+        """The guarantee described by a type-2 allocation.
 
         Raises:
             InvalidValueError: the allocation is not a guarantee, or its target
@@ -101,7 +101,7 @@ class Guarantee:
         """
         if allocation.allocation_type != constants.allocation_type_guarantee:
             raise InvalidValueError(
-                "allocation_type", f"{allocation.allocation_type} is not a guarantee (1)"
+                "allocation_type", f"{allocation.allocation_type} is not a guarantee (2)"
             )
         metadata = decode_guarantee_metadata(allocation.metadata)
         return Guarantee(

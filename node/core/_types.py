@@ -88,7 +88,7 @@ class Allocation:
     Attributes:
         destination: 32 bytes: an address left-padded with zeros, or a channel id.
         amount: uint256.
-        allocation_type: 0 simple, 1 guarantee.
+        allocation_type: 0 simple, 2 guarantee (the exit format's numbering).
         metadata: for a guarantee, left (32 bytes) || right (32 bytes).
     """
 
@@ -107,7 +107,7 @@ class Allocation:
             constants.allocation_type_guarantee,
         ):
             raise InvalidValueError(
-                "allocation_type", f"{allocation_type} is neither 0 (simple) nor 1 (guarantee)"
+                "allocation_type", f"{allocation_type} is neither 0 (simple) nor 2 (guarantee)"
             )
         setter(self, "allocation_type", allocation_type)
         metadata = check_bytes(self.metadata, "metadata")

@@ -28,8 +28,11 @@ guarantee_metadata_bytes: Final = 2 * bytes32_bytes
 asset_type_max: Final = uint8_max
 
 # Allocation types (uint8 on chain).
+# The exit format numbers allocation types simple=0, withdrawHelper=1, guarantee=2; the
+# Nitro adjudicator reclaims only type 2 (docs/adr/0004-guarantee-allocation-type.md).
+# Nitro never uses withdrawHelper, so the node refuses it.
 allocation_type_simple: Final = 0
-allocation_type_guarantee: Final = 1
+allocation_type_guarantee: Final = 2
 
 # Turn numbers of the funding protocol.
 prefund_turn_num: Final = 0

@@ -31,9 +31,9 @@ uint256s = st.integers(min_value=0, max_value=constants.uint256_max)
 @st.composite
 def allocations(draw: st.DrawFn) -> Allocation:
     """A simple or guarantee allocation."""
-    allocation_type = draw(st.sampled_from([0, 1]))
+    allocation_type = draw(st.sampled_from([0, 2]))
     metadata = draw(
-        st.binary(min_size=64, max_size=64) if allocation_type == 1 else st.binary(max_size=70)
+        st.binary(min_size=64, max_size=64) if allocation_type == 2 else st.binary(max_size=70)
     )
     return Allocation(draw(destinations), draw(uint256s), allocation_type, metadata)
 

@@ -87,7 +87,7 @@ def test_state_wire_shape() -> None:
     assert message.fixed.app_definition == bytes.fromhex(APP[2:])
     assert message.outcome[0].asset == bytes(20)
     assert message.outcome[0].allocations[0].amount == uint256_to_bytes(10)
-    assert message.outcome[0].allocations[1].allocation_type == 1
+    assert message.outcome[0].allocations[1].allocation_type == 2
     assert len(message.outcome[0].allocations[1].metadata) == 64
 
 
@@ -174,7 +174,7 @@ def test_bad_destination_width() -> None:
         state_from_proto(message)
 
 
-@pytest.mark.parametrize("allocation_type", [2, 255, 2**32 - 1])
+@pytest.mark.parametrize("allocation_type", [1, 3, 255, 2**32 - 1])
 def test_bad_allocation_type(allocation_type: int) -> None:
     message = state_message()
     message.outcome[0].allocations[0].allocation_type = allocation_type

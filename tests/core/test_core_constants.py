@@ -36,7 +36,7 @@ def test_byte_sizes() -> None:
 
 
 def test_allocation_types_are_distinct_uint8() -> None:
-    assert {constants.allocation_type_simple, constants.allocation_type_guarantee} == {0, 1}
+    assert {constants.allocation_type_simple, constants.allocation_type_guarantee} == {0, 2}
     assert constants.allocation_type_guarantee <= constants.uint8_max
 
 

@@ -277,8 +277,8 @@ def test_external_shaped_channel_ids_are_refused() -> None:
 # Allocation types and guarantee metadata
 
 
-@pytest.mark.parametrize("allocation_type", [-1, 2, 255, 256])
-def test_allocation_type_must_be_0_or_1(allocation_type: int) -> None:
+@pytest.mark.parametrize("allocation_type", [-1, 1, 3, 255, 256])
+def test_allocation_type_must_be_0_or_2(allocation_type: int) -> None:
     with raises_on("allocation_type"):
         Allocation(EXTERNAL, 1, allocation_type, bytes(64))
 
@@ -286,7 +286,7 @@ def test_allocation_type_must_be_0_or_1(allocation_type: int) -> None:
 @pytest.mark.parametrize("size", [0, 32, 63, 65])
 def test_guarantee_metadata_must_be_64_bytes(size: int) -> None:
     with raises_on("metadata"):
-        Allocation(CHANNEL, 1, 1, bytes(size))
+        Allocation(CHANNEL, 1, 2, bytes(size))
     with raises_on("metadata"):
         decode_guarantee_metadata(bytes(size))
 

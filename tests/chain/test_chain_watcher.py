@@ -1,0 +1,246 @@
+"""The chain watcher: confirmed events as ChainEvent records, back-fill, reorgs."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import trio
+
+from node.chain import BLOCK_PROCESSED_LOG_INDEX, NATIVE_ASSET, ChainClient, ChainWatcher
+from node.core import (
+    Allocation,
+    SignedState,
+    SingleAssetExit,
+    State,
+    address_to_destination,
+    channel_id,
+    constants,
+    signed_state_from_proto,
+)
+from node.core.errors import ChainError
+from node.proto import log_pb2
+from tests.chain.conftest import ALICE, BOB, Chain, dev_key
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def kinds(events: list[log_pb2.ChainEvent]) -> list[str]:
+    return [str(e.WhichOneof("event")) for e in events]
+
+
+def final_state(chain: Chain, nonce: int, alice: int, bob: int, turn: int = 3) -> SignedState:
+    fixed = chain.fixed(nonce=nonce)
+    exit_ = SingleAssetExit(
+        NATIVE_ASSET,
+        [
+            Allocation(address_to_destination(ALICE.address), alice),
+            Allocation(address_to_destination(BOB.address), bob),
+        ],
+    )
+    state = State(fixed, b"", [exit_], turn, True)
+    return SignedState(state, {0: ALICE.sign_state(state), 1: BOB.sign_state(state)})
+
+
+async def test_events_of_one_transaction_all_arrive_in_order(chain: Chain) -> None:
+    start = chain.client(0).block_number() + 1
+    final = final_state(chain, 20, 4, 6)
+    cid = channel_id(final.state.fixed)
+    service = chain.service(1)
+    await service.deposit(NATIVE_ASSET, cid, 0, 10)
+    exit_tx = await service.conclude_and_transfer_all_assets(final)
+    watcher = ChainWatcher(chain.client(0), from_block=start)
+    batch = watcher.poll()
+    events = [e for e in batch.events if e.WhichOneof("event") != "block_processed"]
+    assert kinds(events) == ["deposited", "concluded", "allocation_updated"]
+    deposited, concluded, updated = events
+    assert deposited.deposited.channel_id == cid
+    assert deposited.deposited.asset == bytes(20)
+    assert int.from_bytes(deposited.deposited.destination_holdings, "big") == 10
+    assert concluded.concluded.channel_id == cid
+    assert concluded.concluded.finalizes_at > 0
+    assert concluded.tx_hash == updated.tx_hash == exit_tx.tx_hash
+    assert concluded.block_number == updated.block_number == exit_tx.block_number
+    assert concluded.log_index < updated.log_index
+    assert updated.allocation_updated.asset == bytes(20)
+    assert int.from_bytes(updated.allocation_updated.initial_holdings, "big") == 10
+    assert int.from_bytes(updated.allocation_updated.final_holdings, "big") == 0
+    assert all(e.block_time_s > 0 for e in batch.events)
+    last = batch.events[-1]
+    assert last.WhichOneof("event") == "block_processed"
+    assert last.block_processed.block_number == exit_tx.block_number == batch.last_block
+    assert last.log_index == BLOCK_PROCESSED_LOG_INDEX
+    assert batch.caught_up
+
+
+async def test_challenge_event_carries_the_signed_candidate(chain: Chain) -> None:
+    start = chain.client(0).block_number() + 1
+    final = final_state(chain, 21, 4, 6, turn=7)
+    candidate = SignedState(
+        State(final.state.fixed, b"\x01\x02", final.state.outcome, 7, False), {}
+    )
+    candidate = ALICE.countersign(BOB.countersign(candidate))
+    service = chain.service(1)
+    await service.challenge(candidate, ALICE.sign_challenge(candidate.state))
+    await service.checkpoint(
+        ALICE.countersign(
+            BOB.countersign(
+                SignedState(State(candidate.state.fixed, b"", candidate.state.outcome, 8, False))
+            )
+        )
+    )
+    batch = ChainWatcher(chain.client(0), from_block=start).poll()
+    registered, cleared, _ = batch.events
+    assert kinds(list(batch.events)) == [
+        "challenge_registered",
+        "challenge_cleared",
+        "block_processed",
+    ]
+    message = registered.challenge_registered
+    assert message.channel_id == channel_id(candidate.state.fixed)
+    assert signed_state_from_proto(message.candidate) == candidate
+    assert cleared.challenge_cleared.new_turn_num_record == 8
+
+
+async def test_restarted_watcher_back_fills_what_it_missed(chain: Chain) -> None:
+    service = chain.service(1)
+    cid = channel_id(chain.fixed(nonce=22))
+    first = ChainWatcher(chain.client(0), from_block=chain.client(0).block_number() + 1)
+    await service.deposit(NATIVE_ASSET, cid, 0, 1)
+    seen = list(first.poll().events)
+    last_processed = seen[-1].block_processed.block_number
+    # The watcher is down while two more deposits happen.
+    await service.deposit(NATIVE_ASSET, cid, 1, 2)
+    await service.deposit(NATIVE_ASSET, cid, 3, 4)
+    # Restart through the service, delivering into a bounded memory channel.
+    restarted = partial(chain.service(0).run, from_block=last_processed + 1)
+    send, receive = trio.open_memory_channel[log_pb2.ChainEvent](constants.chain_events_buffer_max)
+    got: list[log_pb2.ChainEvent] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(restarted, send.send)
+        async for event in receive:
+            got.append(event)
+            if event.WhichOneof("event") == "deposited":
+                holdings = int.from_bytes(event.deposited.destination_holdings, "big")
+                if holdings == 7:
+                    nursery.cancel_scope.cancel()
+    deposits = [
+        int.from_bytes(e.deposited.destination_holdings, "big")
+        for e in got
+        if e.deposited.channel_id
+    ]
+    assert deposits == [3, 7]
+    keys = [(e.block_number, e.log_index) for e in [*seen, *got]]
+    assert keys == sorted(set(keys))
+
+
+async def test_events_wait_for_confirmations_and_reorged_ones_never_arrive(chain: Chain) -> None:
+    client = chain.client(0)
+    service = chain.service(1)
+    cid = channel_id(chain.fixed(nonce=23))
+    watcher = ChainWatcher(client, from_block=client.block_number() + 1, confirmations=2)
+    snapshot = client.rpc("snapshot", "evm_snapshot")
+    tx = await service.deposit(NATIVE_ASSET, cid, 0, 5)
+    assert watcher.poll().events == ()  # 0 confirmations so far
+    chain.mine(1)
+    assert watcher.poll().events == ()  # 1 confirmation
+    # The deposit's block is dropped by a reorg before it is confirmed.
+    assert client.rpc("revert", "evm_revert", snapshot) is True
+    chain.mine(5)
+    events = [e for e in watcher.poll().events if e.WhichOneof("event") != "block_processed"]
+    assert events == []
+    assert client.block_number() >= tx.block_number
+    # A deposit that does get its confirmations is delivered.
+    service = chain.service(1)
+    await service.deposit(NATIVE_ASSET, cid, 0, 6)
+    chain.mine(2)
+    events = [e for e in watcher.poll().events if e.WhichOneof("event") == "deposited"]
+    assert [int.from_bytes(e.deposited.destination_holdings, "big") for e in events] == [6]
+
+
+async def test_a_reorg_deeper_than_the_confirmations_is_an_error(chain: Chain) -> None:
+    client = chain.client(0)
+    snapshot = client.rpc("snapshot", "evm_snapshot")
+    chain.mine(3)
+    watcher = ChainWatcher(client, from_block=client.block_number(), confirmations=0)
+    watcher.poll()
+    client.rpc("revert", "evm_revert", snapshot)
+    chain.mine(4)
+    with pytest.raises(ChainError, match="reorg deeper than 0 confirmations"):
+        watcher.poll()
+
+
+async def test_events_already_handled_are_skipped(chain: Chain) -> None:
+    service = chain.service(1)
+    cid = channel_id(chain.fixed(nonce=24))
+    start = chain.client(0).block_number() + 1
+    await service.deposit(NATIVE_ASSET, cid, 0, 1)
+    await service.deposit(NATIVE_ASSET, cid, 1, 1)
+    everything = [
+        e
+        for e in ChainWatcher(chain.client(0), from_block=start).poll().events
+        if e.deposited.channel_id
+    ]
+    first = everything[0]
+    again = ChainWatcher(
+        chain.client(0), from_block=start, after=(first.block_number, first.log_index)
+    ).poll()
+    assert [e for e in again.events if e.deposited.channel_id] == everything[1:]
+
+
+async def test_large_ranges_are_read_in_chunks(chain: Chain) -> None:
+    client = chain.client(0)
+    start = client.block_number() + 1
+    chain.mine(10)
+    watcher = ChainWatcher(client, from_block=start, blocks_per_query=4)
+    processed = []
+    while True:
+        batch = watcher.poll()
+        if batch.last_block is None:
+            break
+        processed.append(batch.last_block)
+    assert processed == [start + 3, start + 7, start + 9]
+
+
+async def test_allocation_updates_name_their_asset(chain: Chain) -> None:
+    token = chain.deployment.token
+    assert token is not None
+    service = chain.service(1)
+    fixed = chain.fixed(nonce=25)
+    cid = channel_id(fixed)
+    chain.fund_token(service.address, 9)
+    await service.deposit(token, cid, 0, 9)
+    await service.deposit(NATIVE_ASSET, cid, 0, 1)
+    start = chain.client(0).block_number() + 1
+    exits = [
+        SingleAssetExit(NATIVE_ASSET, [Allocation(address_to_destination(BOB.address), 1)]),
+        SingleAssetExit(token, [Allocation(address_to_destination(ALICE.address), 9)]),
+    ]
+    state = State(fixed, b"", exits, 2, True)
+    final = SignedState(state, {0: ALICE.sign_state(state), 1: BOB.sign_state(state)})
+    await service.conclude_and_transfer_all_assets(final)
+    updates = [
+        e.allocation_updated
+        for e in ChainWatcher(chain.client(0), from_block=start).poll().events
+        if e.WhichOneof("event") == "allocation_updated"
+    ]
+    assert [(u.asset_index, u.asset) for u in updates] == [
+        (0, bytes(20)),
+        (1, bytes.fromhex(token[2:])),
+    ]
+
+
+async def test_watcher_keeps_retrying_while_the_rpc_is_down(chain: Chain) -> None:
+    dead = ChainClient("http://127.0.0.1:9", dev_key(0), chain.deployment.adjudicator)
+    watcher = ChainWatcher(dead, poll_interval_ms=10)
+    delivered: list[log_pb2.ChainEvent] = []
+
+    async def deliver(event: log_pb2.ChainEvent) -> None:
+        delivered.append(event)
+
+    with trio.move_on_after(0.5):
+        await watcher.run(deliver)
+    assert watcher.unreachable_polls >= 2
+    assert delivered == []
+    with pytest.raises(ChainError, match=r"^watch adjudicator events: chain not reachable"):
+        watcher.poll()

@@ -67,7 +67,7 @@ class Devnet:
     nodes: tuple[DevnetNode, ...]
 
 
-def node_key(index: int) -> bytes:
+def devnet_node_key(index: int) -> bytes:
     """The devnet chain key of node ``index``: deterministic, so restarts agree."""
     return keccak256(f"scnode devnet node {index}".encode())
 
@@ -123,7 +123,7 @@ def _deploy_and_fund(url: str, pid: int, nodes: int) -> Devnet:
     token = deployer.contract(load_artifact(TEST_TOKEN), deployment.token)
     accounts = []
     for index in range(nodes):
-        signer = Signer(node_key(index))
+        signer = Signer(devnet_node_key(index))
         deployer.rpc("fund node", "anvil_setBalance", signer.address, hex(NODE_COIN_WEI))
         deployer.transact("fund node tokens", token.functions.transfer(signer.address, NODE_TOKENS))
         accounts.append(DevnetNode(signer.address, "0x" + signer.private_key.hex()))

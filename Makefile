@@ -23,8 +23,9 @@ $(NPM_STAMP): package.json package-lock.json
 # Generated code (protobuf modules, WASM modules, contract artifacts) must match its source.
 check-generated: setup
 	$(PY) scripts/gen_proto.py --check
-	@if [ -f scripts/build_wasm.py ]; then $(PY) scripts/build_wasm.py --check; fi
-	@if [ -f contracts/build.js ]; then node contracts/build.js --check; fi
+	$(PY) scripts/build_wasm.py --check
+	$(PY) -m ziglang fmt --check wasm/src
+	node contracts/build.js --check
 
 test: setup check-generated
 	$(PY) -m pytest -q

@@ -91,3 +91,25 @@ derive_snapshot_interval_records: Final = 100_000
 derive_pipeline_records_min: Final = 50_000  # longer replays read ahead on a thread
 derive_prefetch_batches_max: Final = 8
 derive_switch_interval_s: Final = 0.0002  # GIL switch interval during read-ahead
+
+# JSON-RPC (node/rpc).
+rpc_request_bytes_max: Final = 1024 * 1024  # one HTTP request body (a call or a batch)
+rpc_header_bytes_max: Final = 16 * 1024  # request line plus headers
+rpc_response_bytes_max: Final = 64 * 1024 * 1024  # what a client accepts from the node
+rpc_batch_calls_max: Final = 100
+rpc_connections_max: Final = 256  # open HTTP and WebSocket connections together
+rpc_request_timeout_ms: Final = 30_000  # a handler's time to answer one call
+rpc_read_timeout_ms: Final = 10_000  # a client's time to send one whole request
+rpc_write_timeout_ms: Final = 10_000  # a client's time to take one response
+rpc_linger_ms: Final = 500  # reading what a refused client still sends before closing
+rpc_client_timeout_ms: Final = 60_000  # client side: longer than the server's own timeout
+rpc_read_chunk_bytes: Final = 64 * 1024
+rpc_subscriber_queue_max: Final = 1_024  # notifications waiting per WebSocket client
+rpc_notification_bytes_max: Final = 1024 * 1024  # one notification, client side
+rpc_notification_names_max: Final = 64  # names one subscriber may filter on
+rpc_token_bytes: Final = 32  # entropy of the auth token
+
+# Ledger (consensus) channels (node/protocols).
+ledger_proposals_queued_max: Final = 256  # leader: unacknowledged; follower: awaiting its signature
+ledger_proposals_buffered_max: Final = 256  # follower: arrived ahead of a missing turn
+ledger_guarantees_max: Final = 1_024  # guarantees one ledger outcome may hold

@@ -8,9 +8,13 @@
 * ``LogClosedError`` / ``LogBusyError`` / ``LogCorruptError`` — the event log
   was used after close, is held by another process, or fails its integrity check.
 * ``DeriveError`` — a derivation module was refused or trapped.
+* ``ProtocolError`` — an objective cannot take a request or an input: it breaks a
+  protocol rule; ``PeerStateError`` when a peer's state or proposal is at fault.
 """
 
 from __future__ import annotations
+
+import enum
 
 
 class ScnodeError(Exception):
@@ -67,3 +71,25 @@ class LogCorruptError(LogError):
 
 class DeriveError(ScnodeError):
     """A derivation module was refused, trapped, or answered nonsense."""
+
+
+class ProtocolError(ScnodeError):
+    """A request or input breaks a protocol rule; the objective is left unchanged."""
+
+
+class PeerFault(enum.Enum):
+    """Why a peer's state or proposal was refused; names match the wire's RejectionReason."""
+
+    MALFORMED = "MALFORMED"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    WRONG_TURN = "WRONG_TURN"
+    UNKNOWN_CHANNEL = "UNKNOWN_CHANNEL"
+    NOT_A_PARTICIPANT = "NOT_A_PARTICIPANT"
+
+
+class PeerStateError(ProtocolError, PeerProtocolError):
+    """A peer's signed state or ledger proposal breaks the protocol. ``fault`` says how."""
+
+    def __init__(self, fault: PeerFault, message: str) -> None:
+        super().__init__(f"{fault.value}: {message}")
+        self.fault = fault

@@ -283,20 +283,22 @@ class ReceivedMessages(_message.Message):
     def __init__(self, peer: _Optional[bytes] = ..., message_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SubmittedTransaction(_message.Message):
-    __slots__ = ("objective_id", "tx_kind", "channel_id", "tx_hash", "nonce", "amount")
+    __slots__ = ("objective_id", "tx_kind", "channel_id", "tx_hash", "nonce", "amount", "asset")
     OBJECTIVE_ID_FIELD_NUMBER: _ClassVar[int]
     TX_KIND_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     TX_HASH_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
     objective_id: str
     tx_kind: TransactionKind
     channel_id: bytes
     tx_hash: bytes
     nonce: int
     amount: bytes
-    def __init__(self, objective_id: _Optional[str] = ..., tx_kind: _Optional[_Union[TransactionKind, str]] = ..., channel_id: _Optional[bytes] = ..., tx_hash: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[bytes] = ...) -> None: ...
+    asset: bytes
+    def __init__(self, objective_id: _Optional[str] = ..., tx_kind: _Optional[_Union[TransactionKind, str]] = ..., channel_id: _Optional[bytes] = ..., tx_hash: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[bytes] = ..., asset: _Optional[bytes] = ...) -> None: ...
 
 class Rejected(_message.Message):
     __slots__ = ("source", "peer", "reason", "input_sha256")

@@ -1,0 +1,73 @@
+"""The conformance suite: golden logs and views, and how modules fare against them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from node.derive import DeriveModule, Outcome, check_module, load_cases
+from tests.derive.derive_strategies import CHANNELS_WASM, PAYMENTS_WASM, load_module
+from tests.derive.make_golden import GOLDEN, SCENARIOS, expected
+from tests.derive.wat_modules import counter_module
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_golden_files_match_the_oracles(name: str) -> None:
+    from node.derive import frame_records
+    from tests.derive.derive_strategies import number_records
+
+    records = SCENARIOS[name]()
+    if name != "sequence_gap":
+        records = number_records(records)
+    assert (GOLDEN / f"{name}.batch").read_bytes() == frame_records(
+        record.SerializeToString() for record in records
+    )
+    spec = json.loads((GOLDEN / f"{name}.json").read_text())
+    queries, rejects = expected(records)
+    assert spec["queries"] == queries
+    assert spec.get("rejects") == rejects
+
+
+def test_every_case_loads() -> None:
+    cases = load_cases(GOLDEN)
+    assert sorted(case.name for case in cases) == sorted(SCENARIOS)
+    assert all(case.queries for case in cases)
+
+
+def test_the_reference_module_passes_everything_it_answers() -> None:
+    results = check_module(load_module(CHANNELS_WASM), GOLDEN)
+    outcomes = {result.outcome for result in results}
+    assert Outcome.DIFFERS not in outcomes
+    unsupported = [r for r in results if r.outcome is Outcome.UNSUPPORTED]
+    assert {r.query for r in unsupported} == {"list_counterparties"}
+
+
+def test_the_payments_module_passes_its_view_and_declines_the_rest() -> None:
+    results = check_module(load_module(PAYMENTS_WASM), GOLDEN)
+    passed = {r.query for r in results if r.outcome is Outcome.PASS}
+    assert {"list_counterparties", "get_cursor", ""} <= passed
+    assert not [r for r in results if r.outcome is Outcome.DIFFERS]
+
+
+def test_a_wrong_module_is_reported_as_differing() -> None:
+    results = check_module(DeriveModule(counter_module(), name="counter.wasm"), GOLDEN)
+    differs = [r for r in results if r.outcome is Outcome.DIFFERS]
+    assert differs
+    gap = [r for r in results if r.case == "sequence_gap" and r.query == ""]
+    assert gap[0].outcome is Outcome.DIFFERS
+    assert "should refuse" in gap[0].detail
+
+
+def test_a_differing_answer_names_the_field(tmp_path: Path) -> None:
+    source = GOLDEN / "direct_fund.json"
+    spec = json.loads(source.read_text())
+    for item in spec["queries"]:
+        if "totals" in item["expect"]:
+            item["expect"]["totals"]["records"] = "99"
+    (tmp_path / "direct_fund.json").write_text(json.dumps(spec))
+    (tmp_path / "direct_fund.batch").write_bytes((GOLDEN / "direct_fund.batch").read_bytes())
+    results = check_module(load_module(CHANNELS_WASM), tmp_path)
+    (wrong,) = [r for r in results if r.outcome is Outcome.DIFFERS]
+    assert wrong.detail == "totals.records: expected '99', got '5'"

@@ -1,0 +1,1213 @@
+//! The reference derivation module (ABI version 1, docs/derive-abi.md).
+//!
+//! It folds scnode LogRecords into per-channel views: the fixed part, the
+//! latest state each participant signed, the supported state, holdings per
+//! asset, guarantees, voucher totals and a status. Same records in, same bytes
+//! out: no clock, no randomness, channels kept sorted by id. A bad record is
+//! answered with an error code and a detail message; a trap is a bug.
+
+const std = @import("std");
+const pb = @import("pb.zig");
+
+const gpa = std.heap.wasm_allocator;
+
+/// Safety checks stay on (ReleaseSafe); a failed one traps without formatting
+/// a message, which keeps the module small.
+pub const panic = std.debug.no_panic;
+
+const abi_version_current: i32 = 1;
+const participants_max = 16;
+/// States kept per channel: every participant's latest, the supported one and
+/// pending ones above it. Beyond this the lowest-turn unreferenced one goes.
+const channel_states_max = 32;
+const list_limit_default = 256;
+const list_limit_max = 1024;
+const turn_num_max: u64 = (1 << 48) - 1;
+/// The exit format numbers allocation types simple = 0, withdrawHelper = 1,
+/// guarantee = 2; the adjudicator reclaims only type 2 (docs/adr/0004).
+const allocation_type_guarantee: u64 = 2;
+const none: u8 = 0xff;
+
+comptime {
+    // Referenced states (latest per participant + supported) must always leave
+    // room for eviction.
+    std.debug.assert(participants_max + 1 < channel_states_max);
+    std.debug.assert(channel_states_max < none);
+}
+
+// Return codes of apply_batch and restore (docs/derive-abi.md).
+const code_ok: i32 = 0;
+const ApplyError = error{
+    Framing,
+    Malformed,
+    Invalid,
+    Sequence,
+    FixedMismatch,
+    OutOfMemory,
+    BadArgument,
+};
+
+fn errorCode(err: ApplyError) i32 {
+    return switch (err) {
+        error.Framing => 1,
+        error.Malformed => 2,
+        error.Invalid => 3,
+        error.Sequence => 4,
+        error.FixedMismatch => 5,
+        error.OutOfMemory => 6,
+        error.BadArgument => 7,
+    };
+}
+
+// ChannelStatus values of derive.proto.
+const Status = struct {
+    const proposed: u64 = 1;
+    const funding: u64 = 2;
+    const open: u64 = 3;
+    const closing: u64 = 4;
+    const finalized: u64 = 5;
+    const defunded: u64 = 6;
+    const challenged: u64 = 7;
+};
+
+const Signature = [65]u8;
+
+const StateEntry = struct {
+    hash: [32]u8,
+    turn: u64,
+    is_final: bool,
+    /// The State message bytes as they appeared in the record (owned).
+    state: []u8,
+    /// Bit i set: participant i's signature is known.
+    mask: u16,
+    /// participants x 65 bytes (owned); slot i is meaningful when bit i is set.
+    signatures: []u8,
+
+    fn signature(entry: *const StateEntry, participant: usize) *const Signature {
+        return entry.signatures[participant * 65 ..][0..65];
+    }
+};
+
+const Holding = struct {
+    asset: [20]u8,
+    amount: u256,
+};
+
+const Channel = struct {
+    id: [32]u8,
+    key: u256,
+    /// FixedPart message bytes (owned); empty until a state is accepted.
+    fixed: []u8 = &.{},
+    participants: u8 = 0,
+    states: std.ArrayList(StateEntry) = .empty,
+    latest: [participants_max]u8 = [_]u8{none} ** participants_max,
+    supported: u8 = none,
+    holdings: std.ArrayList(Holding) = .empty,
+    voucher_amount: u256 = 0,
+    paid: u256 = 0,
+    received: u256 = 0,
+    vouchers: u64 = 0,
+    finalizes_at: u64 = 0,
+    challenged: bool = false,
+    concluded: bool = false,
+    last_seq: u64 = 0,
+};
+
+const Fold = struct {
+    /// Sorted by id, strictly ascending.
+    channels: std.ArrayList(*Channel) = .empty,
+    cursor: u64 = 0,
+    records: u64 = 0,
+    vouchers: u64 = 0,
+    chain_time_s: u64 = 0,
+};
+
+var fold: Fold = .{};
+var input: std.ArrayList(u8) = .empty;
+var output: std.ArrayList(u8) = .empty;
+var detail_buffer: [240]u8 = undefined;
+var current_seq: u64 = 0;
+
+// ---------------------------------------------------------------- errors
+
+/// Records why a call failed (the host reads it from the output buffer).
+noinline fn fail(err: ApplyError, comptime format: []const u8, args: anytype) ApplyError {
+    const prefix = if (current_seq == 0)
+        detail_buffer[0..0]
+    else
+        std.fmt.bufPrint(&detail_buffer, "record {d}: ", .{current_seq}) catch unreachable;
+    const rest = std.fmt.bufPrint(detail_buffer[prefix.len..], format, args) catch
+        detail_buffer[prefix.len..][0..0];
+    output.clearRetainingCapacity();
+    output.appendSlice(gpa, detail_buffer[0 .. prefix.len + rest.len]) catch {};
+    return err;
+}
+
+inline fn nextField(reader: *pb.Reader, comptime what: []const u8) ApplyError!?pb.Field {
+    return reader.next() catch fail(error.Malformed, what ++ ": malformed protobuf", .{});
+}
+
+inline fn lengthField(field: pb.Field, comptime what: []const u8) ApplyError![]const u8 {
+    if (field.wire_type != pb.WireType.length_delimited) {
+        return fail(error.Malformed, what ++ ": wrong wire type", .{});
+    }
+    return field.bytes;
+}
+
+inline fn intField(field: pb.Field, comptime what: []const u8) ApplyError!u64 {
+    if (field.wire_type != pb.WireType.varint) {
+        return fail(error.Malformed, what ++ ": wrong wire type", .{});
+    }
+    return field.int;
+}
+
+inline fn fixedBytes(
+    comptime size: usize,
+    field: pb.Field,
+    comptime what: []const u8,
+) ApplyError![size]u8 {
+    const bytes = try lengthField(field, what);
+    if (bytes.len != size) {
+        return fail(error.Invalid, what ++ " must be {d} bytes, not {d}", .{ size, bytes.len });
+    }
+    return bytes[0..size].*;
+}
+
+/// Checks a uint256 field without decoding it.
+fn amountCheck(field: pb.Field, comptime what: []const u8) ApplyError!void {
+    const bytes = try lengthField(field, what);
+    if (bytes.len != 0 and bytes.len != 32) {
+        return fail(error.Invalid, what ++ " must be 32 bytes, not {d}", .{bytes.len});
+    }
+}
+
+/// Equal byte strings, compared a word at a time (a byte loop costs more fuel).
+fn bytesEqual(a: []const u8, b: []const u8) bool {
+    if (a.len != b.len) return false;
+    var index: usize = 0;
+    while (index + 8 <= a.len) : (index += 8) {
+        const left = std.mem.readInt(u64, a[index..][0..8], .little);
+        const right = std.mem.readInt(u64, b[index..][0..8], .little);
+        if (left != right) return false;
+    }
+    while (index < a.len) : (index += 1) {
+        if (a[index] != b[index]) return false;
+    }
+    return true;
+}
+
+/// A uint256: 32 big-endian bytes, or empty for zero.
+fn amountField(field: pb.Field, comptime what: []const u8) ApplyError!u256 {
+    const bytes = try lengthField(field, what);
+    if (bytes.len == 0) return 0;
+    if (bytes.len != 32) {
+        return fail(error.Invalid, what ++ " must be 32 bytes, not {d}", .{bytes.len});
+    }
+    return pb.loadUint256(bytes[0..32]);
+}
+
+// ---------------------------------------------------------------- channels
+
+fn channelKey(id: [32]u8) u256 {
+    return pb.loadUint256(&id);
+}
+
+/// The index of the channel with this key, or where it would be inserted.
+fn channelSearch(key: u256) struct { found: bool, index: usize } {
+    var low: usize = 0;
+    var high: usize = fold.channels.items.len;
+    while (low < high) {
+        const middle = low + (high - low) / 2;
+        const middle_key = fold.channels.items[middle].key;
+        if (middle_key == key) return .{ .found = true, .index = middle };
+        if (middle_key < key) low = middle + 1 else high = middle;
+    }
+    return .{ .found = false, .index = low };
+}
+
+fn channelFind(id: [32]u8) ?*Channel {
+    const result = channelSearch(channelKey(id));
+    return if (result.found) fold.channels.items[result.index] else null;
+}
+
+fn channelGetOrCreate(id: [32]u8) ApplyError!*Channel {
+    const key = channelKey(id);
+    const result = channelSearch(key);
+    return channelAt(result.found, result.index, id, key);
+}
+
+/// The channel a search found, or a new one inserted where the search ended.
+fn channelAt(found: bool, index: usize, id: [32]u8, key: u256) ApplyError!*Channel {
+    if (found) return fold.channels.items[index];
+    const channel = try gpa.create(Channel);
+    channel.* = .{ .id = id, .key = key };
+    fold.channels.insert(gpa, index, channel) catch |err| {
+        gpa.destroy(channel);
+        return err;
+    };
+    return channel;
+}
+
+fn channelFree(channel: *Channel) void {
+    if (channel.fixed.len > 0) gpa.free(channel.fixed);
+    for (channel.states.items) |entry| {
+        gpa.free(entry.state);
+        gpa.free(entry.signatures);
+    }
+    channel.states.deinit(gpa);
+    channel.holdings.deinit(gpa);
+    gpa.destroy(channel);
+}
+
+fn foldFree(target: *Fold) void {
+    for (target.channels.items) |channel| channelFree(channel);
+    target.channels.deinit(gpa);
+    target.* = .{};
+}
+
+// ---------------------------------------------------------------- accepted states
+
+/// A parsed AcceptedState; its slices point into the record.
+const Accepted = struct {
+    channel_id: [32]u8 = undefined,
+    state_hash: [32]u8 = undefined,
+    state: []const u8 = &.{},
+    fixed: []const u8 = &.{},
+    participants: u8 = 0,
+    turn: u64 = 0,
+    is_final: bool = false,
+    mask: u16 = 0,
+    signatures: [participants_max]*const Signature = undefined,
+};
+
+fn parseFixed(bytes: []const u8) ApplyError!u8 {
+    var reader = pb.Reader.init(bytes);
+    var participants: usize = 0;
+    while (try nextField(&reader, "state.fixed")) |field| {
+        if (field.number != 1) continue;
+        _ = try fixedBytes(20, field, "state.fixed.participants[]");
+        participants += 1;
+        if (participants > participants_max) {
+            return fail(error.Invalid, "state.fixed has more than {d} participants", .{
+                participants_max,
+            });
+        }
+    }
+    if (participants == 0) return fail(error.Invalid, "state.fixed has no participants", .{});
+    return @intCast(participants);
+}
+
+fn validateAllocation(bytes: []const u8) ApplyError!void {
+    var reader = pb.Reader.init(bytes);
+    var destination_length: usize = 0;
+    var metadata_length: usize = 0;
+    var allocation_type: u64 = 0;
+    while (try nextField(&reader, "allocation")) |field| switch (field.number) {
+        1 => destination_length = (try lengthField(field, "allocation.destination")).len,
+        2 => try amountCheck(field, "allocation.amount"),
+        3 => allocation_type = try intField(field, "allocation.allocation_type"),
+        4 => metadata_length = (try lengthField(field, "allocation.metadata")).len,
+        else => {},
+    };
+    const guarantee = allocation_type == allocation_type_guarantee;
+    if (guarantee and (destination_length != 32 or metadata_length != 64)) {
+        return fail(error.Invalid, "guarantee allocation needs a 32-byte destination " ++
+            "and 64-byte metadata (left || right)", .{});
+    }
+}
+
+fn validateOutcome(exit_bytes: []const u8) ApplyError!void {
+    var reader = pb.Reader.init(exit_bytes);
+    while (try nextField(&reader, "outcome")) |field| {
+        if (field.number != 4) continue;
+        try validateAllocation(try lengthField(field, "outcome.allocations"));
+    }
+}
+
+fn parseState(bytes: []const u8, accepted: *Accepted) ApplyError!void {
+    var reader = pb.Reader.init(bytes);
+    var fixed: ?[]const u8 = null;
+    accepted.turn = 0;
+    accepted.is_final = false;
+    while (try nextField(&reader, "state")) |field| switch (field.number) {
+        1 => fixed = try lengthField(field, "state.fixed"),
+        3 => try validateOutcome(try lengthField(field, "state.outcome")),
+        4 => accepted.turn = try intField(field, "state.turn_num"),
+        5 => accepted.is_final = (try intField(field, "state.is_final")) != 0,
+        else => {},
+    };
+    if (accepted.turn > turn_num_max) {
+        return fail(error.Invalid, "state.turn_num {d} exceeds 2^48 - 1", .{accepted.turn});
+    }
+    accepted.fixed = fixed orelse return fail(error.Invalid, "state.fixed is missing", .{});
+    accepted.participants = try parseFixed(accepted.fixed);
+    accepted.state = bytes;
+}
+
+fn parseSignature(bytes: []const u8, accepted: *Accepted) ApplyError!void {
+    var reader = pb.Reader.init(bytes);
+    var index: u64 = 0;
+    var signature: ?*const Signature = null;
+    while (try nextField(&reader, "signature")) |field| switch (field.number) {
+        1 => index = try intField(field, "signatures[].participant_index"),
+        2 => {
+            const bytes_signature = try lengthField(field, "signatures[].signature");
+            if (bytes_signature.len != 65) {
+                return fail(error.Invalid, "signatures[].signature must be 65 bytes, not {d}", .{
+                    bytes_signature.len,
+                });
+            }
+            signature = bytes_signature[0..65];
+        },
+        else => {},
+    };
+    if (index >= accepted.participants) {
+        return fail(error.Invalid, "signatures[].participant_index {d} is not below {d}", .{
+            index, accepted.participants,
+        });
+    }
+    const bit = @as(u16, 1) << @intCast(index);
+    if (accepted.mask & bit != 0) {
+        return fail(error.Invalid, "participant {d} signed twice", .{index});
+    }
+    accepted.signatures[@intCast(index)] = signature orelse
+        return fail(error.Invalid, "signatures[].signature is missing", .{});
+    accepted.mask |= bit;
+}
+
+fn parseSignedState(bytes: []const u8, accepted: *Accepted) ApplyError!void {
+    var state: ?[]const u8 = null;
+    var reader = pb.Reader.init(bytes);
+    while (try nextField(&reader, "signed_state")) |field| {
+        if (field.number == 1) state = try lengthField(field, "signed_state.state");
+    }
+    const state_bytes = state orelse
+        return fail(error.Invalid, "signed_state.state is missing", .{});
+    try parseState(state_bytes, accepted);
+    accepted.mask = 0;
+    reader = pb.Reader.init(bytes);
+    while (try nextField(&reader, "signed_state")) |field| {
+        if (field.number == 2) {
+            try parseSignature(try lengthField(field, "signed_state.signatures"), accepted);
+        }
+    }
+    if (accepted.mask == 0) return fail(error.Invalid, "signed_state has no signatures", .{});
+}
+
+fn parseAccepted(bytes: []const u8, accepted: *Accepted) ApplyError!void {
+    var reader = pb.Reader.init(bytes);
+    var channel_id: ?[32]u8 = null;
+    var state_hash: ?[32]u8 = null;
+    var signed_state: ?[]const u8 = null;
+    while (try nextField(&reader, "accepted_state")) |field| switch (field.number) {
+        1 => channel_id = try fixedBytes(32, field, "accepted_state.channel_id"),
+        2 => state_hash = try fixedBytes(32, field, "accepted_state.state_hash"),
+        3 => signed_state = try lengthField(field, "accepted_state.signed_state"),
+        else => {},
+    };
+    accepted.channel_id = channel_id orelse
+        return fail(error.Invalid, "accepted_state.channel_id is missing", .{});
+    accepted.state_hash = state_hash orelse
+        return fail(error.Invalid, "accepted_state.state_hash is missing", .{});
+    try parseSignedState(signed_state orelse
+        return fail(error.Invalid, "accepted_state.signed_state is missing", .{}), accepted);
+}
+
+fn referenced(channel: *const Channel, index: usize) bool {
+    if (channel.supported == index) return true;
+    for (channel.latest[0..channel.participants]) |latest| {
+        if (latest == index) return true;
+    }
+    return false;
+}
+
+fn stateRemove(channel: *Channel, index: usize) void {
+    assert(!referenced(channel, index));
+    gpa.free(channel.states.items[index].state);
+    gpa.free(channel.states.items[index].signatures);
+    _ = channel.states.orderedRemove(index);
+    for (channel.latest[0..channel.participants]) |*latest| {
+        if (latest.* != none and latest.* > index) latest.* -= 1;
+    }
+    if (channel.supported != none and channel.supported > index) channel.supported -= 1;
+}
+
+/// Drops states nobody needs: unreferenced ones at or below the supported
+/// turn, then the lowest-turn unreferenced one while over the bound.
+fn statesPrune(channel: *Channel) void {
+    if (channel.supported != none) {
+        const supported_turn = channel.states.items[channel.supported].turn;
+        var index = channel.states.items.len;
+        while (index > 0) {
+            index -= 1;
+            const entry = channel.states.items[index];
+            if (entry.turn <= supported_turn and !referenced(channel, index)) {
+                stateRemove(channel, index);
+            }
+        }
+    }
+    while (channel.states.items.len > channel_states_max) {
+        var victim: usize = none;
+        for (channel.states.items, 0..) |entry, index| {
+            if (referenced(channel, index)) continue;
+            if (victim == none or entry.turn < channel.states.items[victim].turn) victim = index;
+        }
+        assert(victim != none);
+        stateRemove(channel, victim);
+    }
+}
+
+fn stateFind(channel: *const Channel, hash: [32]u8) ?usize {
+    // Whole-word comparison: a byte loop costs several times more fuel.
+    const wanted: u256 = @bitCast(hash);
+    for (channel.states.items, 0..) |entry, index| {
+        if (@as(u256, @bitCast(entry.hash)) == wanted) return index;
+    }
+    return null;
+}
+
+fn applyAccepted(bytes: []const u8, seq: u64) ApplyError!void {
+    var accepted = Accepted{};
+    try parseAccepted(bytes, &accepted);
+    const key = channelKey(accepted.channel_id);
+    const found = channelSearch(key);
+    if (found.found) {
+        const existing = fold.channels.items[found.index];
+        if (existing.fixed.len > 0 and !bytesEqual(existing.fixed, accepted.fixed)) {
+            return fail(error.FixedMismatch, "state.fixed differs from the channel's", .{});
+        }
+    }
+    const channel = try channelAt(found.found, found.index, accepted.channel_id, key);
+    channel.last_seq = seq;
+    if (channel.fixed.len == 0) {
+        channel.fixed = try gpa.dupe(u8, accepted.fixed);
+        channel.participants = accepted.participants;
+    }
+    assert(channel.participants == accepted.participants);
+    const index = stateFind(channel, accepted.state_hash) orelse new: {
+        if (channel.supported != none and
+            accepted.turn <= channel.states.items[channel.supported].turn) return;
+        try channel.states.ensureUnusedCapacity(gpa, 1);
+        const state_copy = try gpa.dupe(u8, accepted.state);
+        errdefer gpa.free(state_copy);
+        const signatures = try gpa.alloc(u8, @as(usize, channel.participants) * 65);
+        @memset(signatures, 0);
+        channel.states.appendAssumeCapacity(.{
+            .hash = accepted.state_hash,
+            .turn = accepted.turn,
+            .is_final = accepted.is_final,
+            .state = state_copy,
+            .mask = 0,
+            .signatures = signatures,
+        });
+        break :new channel.states.items.len - 1;
+    };
+    const entry = &channel.states.items[index];
+    for (0..channel.participants) |participant| {
+        const bit = @as(u16, 1) << @intCast(participant);
+        if (accepted.mask & bit == 0 or entry.mask & bit != 0) continue;
+        entry.signatures[participant * 65 ..][0..65].* = accepted.signatures[participant].*;
+        entry.mask |= bit;
+    }
+    statesReference(channel, index);
+    statesPrune(channel);
+}
+
+fn statesReference(channel: *Channel, index: usize) void {
+    const entry = channel.states.items[index];
+    for (0..channel.participants) |participant| {
+        if (entry.mask & (@as(u16, 1) << @intCast(participant)) == 0) continue;
+        const latest = channel.latest[participant];
+        if (latest == none or channel.states.items[latest].turn < entry.turn) {
+            channel.latest[participant] = @intCast(index);
+        }
+    }
+    const full = (@as(u32, 1) << @intCast(channel.participants)) - 1;
+    if (entry.mask == full) {
+        if (channel.supported == none or
+            channel.states.items[channel.supported].turn < entry.turn)
+        {
+            channel.supported = @intCast(index);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- chain events and vouchers
+
+fn holdingSet(channel: *Channel, asset: [20]u8, amount: u256) ApplyError!void {
+    var index: usize = 0;
+    while (index < channel.holdings.items.len) : (index += 1) {
+        const order = std.mem.order(u8, &channel.holdings.items[index].asset, &asset);
+        if (order == .eq) {
+            channel.holdings.items[index].amount = amount;
+            return;
+        }
+        if (order == .gt) break;
+    }
+    try channel.holdings.insert(gpa, index, .{ .asset = asset, .amount = amount });
+}
+
+const ChainChange = struct {
+    channel_id: ?[32]u8 = null,
+    asset: ?[20]u8 = null,
+    amount: u256 = 0,
+    finalizes_at: u64 = 0,
+};
+
+fn parseChannelEvent(
+    bytes: []const u8,
+    comptime asset_field: u32,
+    comptime amount_field: u32,
+    comptime finalizes_field: u32,
+) ApplyError!ChainChange {
+    var change = ChainChange{};
+    var reader = pb.Reader.init(bytes);
+    while (try nextField(&reader, "chain_event")) |field| {
+        if (field.number == 1) {
+            change.channel_id = try fixedBytes(32, field, "chain_event.channel_id");
+        } else if (field.number == asset_field) {
+            change.asset = try fixedBytes(20, field, "chain_event.asset");
+        } else if (field.number == amount_field) {
+            change.amount = try amountField(field, "chain_event.holdings");
+        } else if (field.number == finalizes_field) {
+            change.finalizes_at = try intField(field, "chain_event.finalizes_at");
+        }
+    }
+    if (change.channel_id == null) {
+        return fail(error.Invalid, "chain_event.channel_id is missing", .{});
+    }
+    if (asset_field != 0 and change.asset == null) {
+        return fail(error.Invalid, "chain_event.asset is missing", .{});
+    }
+    return change;
+}
+
+fn applyChainEvent(bytes: []const u8, seq: u64) ApplyError!void {
+    var block_time_s: u64 = 0;
+    var event: ?pb.Field = null;
+    var reader = pb.Reader.init(bytes);
+    while (try nextField(&reader, "chain_event")) |field| switch (field.number) {
+        4 => block_time_s = try intField(field, "chain_event.block_time_s"),
+        10...16 => {
+            _ = try lengthField(field, "chain_event.event");
+            event = field;
+        },
+        else => {},
+    };
+    // Validate the whole event before changing anything.
+    const change: ChainChange = if (event) |field| switch (field.number) {
+        10 => try parseChannelEvent(field.bytes, 2, 3, 0),
+        11 => try parseChannelEvent(field.bytes, 3, 5, 0),
+        12, 13 => try parseChannelEvent(field.bytes, 0, 0, 2),
+        14, 15 => try parseChannelEvent(field.bytes, 0, 0, 0),
+        else => .{},
+    } else .{};
+    fold.chain_time_s = @max(fold.chain_time_s, block_time_s);
+    const channel_id = change.channel_id orelse return;
+    const channel = try channelGetOrCreate(channel_id);
+    channel.last_seq = seq;
+    switch (event.?.number) {
+        10, 11 => try holdingSet(channel, change.asset.?, change.amount),
+        12 => {
+            channel.concluded = true;
+            channel.finalizes_at = change.finalizes_at;
+        },
+        13 => {
+            channel.challenged = true;
+            channel.finalizes_at = change.finalizes_at;
+        },
+        14 => {
+            channel.challenged = false;
+            if (!channel.concluded) channel.finalizes_at = 0;
+        },
+        else => {},
+    }
+}
+
+fn applyVoucher(bytes: []const u8, seq: u64) ApplyError!void {
+    var voucher: ?[]const u8 = null;
+    var sent = false;
+    var reader = pb.Reader.init(bytes);
+    while (try nextField(&reader, "accepted_voucher")) |field| switch (field.number) {
+        1 => voucher = try lengthField(field, "accepted_voucher.voucher"),
+        2 => sent = (try intField(field, "accepted_voucher.sent")) != 0,
+        else => {},
+    };
+    var channel_id: ?[32]u8 = null;
+    var amount: u256 = 0;
+    reader = pb.Reader.init(voucher orelse
+        return fail(error.Invalid, "accepted_voucher.voucher is missing", .{}));
+    while (try nextField(&reader, "voucher")) |field| switch (field.number) {
+        1 => channel_id = try fixedBytes(32, field, "voucher.channel_id"),
+        2 => amount = try amountField(field, "voucher.amount"),
+        else => {},
+    };
+    const channel = try channelGetOrCreate(channel_id orelse
+        return fail(error.Invalid, "voucher.channel_id is missing", .{}));
+    channel.last_seq = seq;
+    channel.vouchers += 1;
+    fold.vouchers += 1;
+    channel.voucher_amount = @max(channel.voucher_amount, amount);
+    if (sent) {
+        channel.paid = @max(channel.paid, amount);
+    } else {
+        channel.received = @max(channel.received, amount);
+    }
+}
+
+// ---------------------------------------------------------------- records and batches
+
+fn applyRecord(bytes: []const u8) ApplyError!void {
+    var reader = pb.Reader.init(bytes);
+    var seq: u64 = 0;
+    var payload: ?pb.Field = null;
+    current_seq = fold.cursor + 1;
+    while (try nextField(&reader, "record")) |field| switch (field.number) {
+        1 => seq = try intField(field, "record.seq"),
+        10...19 => {
+            _ = try lengthField(field, "record.payload");
+            payload = field;
+        },
+        else => {},
+    };
+    if (seq != fold.cursor + 1) {
+        return fail(error.Sequence, "seq is {d}, expected {d}", .{ seq, fold.cursor + 1 });
+    }
+    if (payload) |field| switch (field.number) {
+        10 => try applyAccepted(field.bytes, seq),
+        11 => try applyChainEvent(field.bytes, seq),
+        17 => try applyVoucher(field.bytes, seq),
+        else => {},
+    };
+    fold.cursor = seq;
+    fold.records += 1;
+}
+
+fn applyFramed(batch: []const u8) ApplyError!void {
+    var position: usize = 0;
+    while (position < batch.len) {
+        current_seq = fold.cursor + 1;
+        if (batch.len - position < 4) return fail(error.Framing, "batch ends inside a length", .{});
+        const length = std.mem.readInt(u32, batch[position..][0..4], .little);
+        position += 4;
+        if (length > batch.len - position) {
+            return fail(error.Framing, "length {d} overruns the batch", .{length});
+        }
+        try applyRecord(batch[position..][0..length]);
+        position += length;
+    }
+}
+
+fn inputSlice(pointer: u32, length: u32) ApplyError![]const u8 {
+    const buffer = input.allocatedSlice();
+    if (pointer != @intFromPtr(buffer.ptr) or length > buffer.len) {
+        current_seq = fold.cursor + 1;
+        return fail(error.BadArgument, "ptr/len are not inside the alloc() buffer", .{});
+    }
+    return buffer[0..length];
+}
+
+// ---------------------------------------------------------------- views
+
+fn channelStatus(channel: *const Channel) u64 {
+    const supported: ?StateEntry = if (channel.supported != none)
+        channel.states.items[channel.supported]
+    else
+        null;
+    const expired = channel.challenged and fold.chain_time_s >= channel.finalizes_at;
+    const finalized = channel.concluded or expired or (supported != null and supported.?.is_final);
+    if (finalized) {
+        if (channel.holdings.items.len == 0) return Status.finalized;
+        for (channel.holdings.items) |holding| {
+            if (holding.amount != 0) return Status.finalized;
+        }
+        return Status.defunded;
+    }
+    if (channel.challenged) return Status.challenged;
+    for (channel.latest[0..channel.participants]) |latest| {
+        if (latest != none and channel.states.items[latest].is_final) return Status.closing;
+    }
+    if (supported) |entry| return if (entry.turn >= 1) Status.open else Status.funding;
+    return Status.proposed;
+}
+
+fn writeSignedState(
+    writer: pb.Writer,
+    number: u32,
+    entry: *const StateEntry,
+    participants: u8,
+) !void {
+    const start = try writer.begin(number);
+    try writer.bytes(1, entry.state);
+    for (0..participants) |participant| {
+        if (entry.mask & (@as(u16, 1) << @intCast(participant)) == 0) continue;
+        const signature_start = try writer.begin(2);
+        try writer.uint(1, participant);
+        try writer.bytes(2, entry.signature(participant));
+        try writer.end(signature_start);
+    }
+    try writer.end(start);
+}
+
+/// Guarantees: allocations of type 2 (guarantee) in the supported outcome.
+fn writeGuarantees(writer: pb.Writer, state: []const u8) !void {
+    var state_reader = pb.Reader.init(state);
+    while (state_reader.next() catch unreachable) |exit_field| {
+        if (exit_field.number != 3) continue;
+        var exit_reader = pb.Reader.init(exit_field.bytes);
+        while (exit_reader.next() catch unreachable) |allocation_field| {
+            if (allocation_field.number != 4) continue;
+            var destination: []const u8 = &.{};
+            var amount: []const u8 = &.{};
+            var metadata: []const u8 = &.{};
+            var allocation_type: u64 = 0;
+            var reader = pb.Reader.init(allocation_field.bytes);
+            while (reader.next() catch unreachable) |field| switch (field.number) {
+                1 => destination = field.bytes,
+                2 => amount = field.bytes,
+                3 => allocation_type = field.int,
+                4 => metadata = field.bytes,
+                else => {},
+            };
+            if (allocation_type != allocation_type_guarantee) continue;
+            assert(metadata.len == 64);
+            const start = try writer.begin(7);
+            try writer.bytes(1, destination);
+            try writer.uint256(2, if (amount.len == 0) 0 else pb.loadUint256(amount[0..32]));
+            try writer.bytes(3, metadata[0..32]);
+            try writer.bytes(4, metadata[32..64]);
+            try writer.end(start);
+        }
+    }
+}
+
+fn writeChannel(writer: pb.Writer, number: u32, channel: *const Channel) !void {
+    const start = try writer.begin(number);
+    try writer.bytes(1, &channel.id);
+    if (channel.fixed.len > 0) try writer.bytes(2, channel.fixed);
+    try writer.uint(3, channelStatus(channel));
+    for (channel.latest[0..channel.participants]) |latest| {
+        if (latest == none) {
+            try writer.bytes(4, &.{});
+        } else {
+            try writeSignedState(writer, 4, &channel.states.items[latest], channel.participants);
+        }
+    }
+    if (channel.supported != none) {
+        const supported = &channel.states.items[channel.supported];
+        try writeSignedState(writer, 5, supported, channel.participants);
+    }
+    for (channel.holdings.items) |holding| {
+        const holding_start = try writer.begin(6);
+        try writer.bytes(1, &holding.asset);
+        try writer.uint256(2, holding.amount);
+        try writer.end(holding_start);
+    }
+    if (channel.supported != none) {
+        try writeGuarantees(writer, channel.states.items[channel.supported].state);
+    }
+    try writer.uint256(8, channel.voucher_amount);
+    try writer.uint256(9, channel.paid);
+    try writer.uint(10, channel.finalizes_at);
+    try writer.uint(11, channel.last_seq);
+    try writer.uint256(12, channel.received);
+    try writer.uint(13, channel.vouchers);
+    try writer.end(start);
+}
+
+fn writeTotals(writer: pb.Writer) !void {
+    var sums: std.ArrayList(Holding) = .empty;
+    defer sums.deinit(gpa);
+    var open: u64 = 0;
+    for (fold.channels.items) |channel| {
+        if (channelStatus(channel) == Status.open) open += 1;
+        for (channel.holdings.items) |holding| {
+            var index: usize = 0;
+            while (index < sums.items.len and
+                std.mem.order(u8, &sums.items[index].asset, &holding.asset) == .lt) index += 1;
+            const same = index < sums.items.len and
+                std.mem.eql(u8, &sums.items[index].asset, &holding.asset);
+            if (same) {
+                sums.items[index].amount +|= holding.amount;
+            } else {
+                try sums.insert(gpa, index, holding);
+            }
+        }
+    }
+    const start = try writer.begin(12);
+    try writer.uint(1, fold.records);
+    try writer.uint(2, fold.channels.items.len);
+    try writer.uint(3, open);
+    try writer.uint(4, fold.vouchers);
+    for (sums.items) |sum| {
+        const holding_start = try writer.begin(5);
+        try writer.bytes(1, &sum.asset);
+        try writer.uint256(2, sum.amount);
+        try writer.end(holding_start);
+    }
+    try writer.uint(6, fold.cursor);
+    try writer.end(start);
+}
+
+fn writeList(writer: pb.Writer, after: []const u8, limit_asked: u64) !void {
+    const limit: usize = if (limit_asked == 0)
+        list_limit_default
+    else
+        @min(limit_asked, list_limit_max);
+    var first: usize = 0;
+    if (after.len == 32) {
+        const result = channelSearch(channelKey(after[0..32].*));
+        first = if (result.found) result.index + 1 else result.index;
+    }
+    const last = @min(fold.channels.items.len, first + limit);
+    const start = try writer.begin(11);
+    for (fold.channels.items[first..last]) |channel| try writeChannel(writer, 1, channel);
+    if (last < fold.channels.items.len) try writer.bytes(2, &fold.channels.items[last - 1].id);
+    try writer.end(start);
+}
+
+fn writeBadQuery(writer: pb.Writer, detail: []const u8) !void {
+    output.clearRetainingCapacity();
+    try writer.uint(1, 2);
+    try writer.bytes(2, detail);
+}
+
+fn answer(query_bytes: []const u8) !void {
+    const writer = pb.Writer{ .list = &output, .gpa = gpa };
+    output.clearRetainingCapacity();
+    var reader = pb.Reader.init(query_bytes);
+    var kind: ?pb.Field = null;
+    while (reader.next() catch return writeBadQuery(writer, "query: malformed protobuf")) |field| {
+        const delimited = field.wire_type == pb.WireType.length_delimited;
+        if (field.number >= 1 and field.number <= 4 and delimited) {
+            kind = field;
+        }
+    }
+    const request = kind orelse return writeBadQuery(writer, "query: no query this module answers");
+    var channel_id: []const u8 = &.{};
+    var limit: u64 = 0;
+    var fields = pb.Reader.init(request.bytes);
+    while (fields.next() catch return writeBadQuery(writer, "query: malformed protobuf")) |field| {
+        const delimited = field.wire_type == pb.WireType.length_delimited;
+        if (field.number == 1 and delimited) channel_id = field.bytes;
+        if (field.number == 2 and field.wire_type == pb.WireType.varint) limit = field.int;
+    }
+    switch (request.number) {
+        1 => {
+            if (channel_id.len != 32) {
+                return writeBadQuery(writer, "get_channel.channel_id must be 32 bytes");
+            }
+            const channel = channelFind(channel_id[0..32].*) orelse {
+                try writer.uint(1, 1);
+                try writer.bytes(2, "no such channel");
+                return;
+            };
+            try writeChannel(writer, 10, channel);
+        },
+        2 => {
+            if (channel_id.len != 0 and channel_id.len != 32) {
+                return writeBadQuery(writer, "list_channels.after must be empty or 32 bytes");
+            }
+            try writeList(writer, channel_id, limit);
+        },
+        3 => try writeTotals(writer),
+        4 => {
+            const start = try writer.begin(13);
+            try writer.uint(1, fold.cursor);
+            try writer.end(start);
+        },
+        else => unreachable,
+    }
+}
+
+// ---------------------------------------------------------------- snapshots
+
+const snapshot_magic = "SCDV";
+const snapshot_version: u32 = 1;
+
+fn putInt(comptime T: type, value: T) !void {
+    var buffer: [@sizeOf(T)]u8 = undefined;
+    std.mem.writeInt(T, &buffer, value, .little);
+    try output.appendSlice(gpa, &buffer);
+}
+
+fn putBytes(bytes: []const u8) !void {
+    try putInt(u32, @intCast(bytes.len));
+    try output.appendSlice(gpa, bytes);
+}
+
+fn putU256(value: u256) !void {
+    var buffer: [32]u8 = undefined;
+    pb.storeUint256(&buffer, value);
+    try output.appendSlice(gpa, &buffer);
+}
+
+fn snapshotChannel(channel: *const Channel) !void {
+    try output.appendSlice(gpa, &channel.id);
+    try putBytes(channel.fixed);
+    try output.append(gpa, channel.participants);
+    try putInt(u32, @intCast(channel.states.items.len));
+    for (channel.states.items) |entry| {
+        try output.appendSlice(gpa, &entry.hash);
+        try putInt(u64, entry.turn);
+        try output.append(gpa, @intFromBool(entry.is_final));
+        try putBytes(entry.state);
+        try putInt(u16, entry.mask);
+        for (0..channel.participants) |participant| {
+            if (entry.mask & (@as(u16, 1) << @intCast(participant)) != 0) {
+                try output.appendSlice(gpa, entry.signature(participant));
+            }
+        }
+    }
+    try output.appendSlice(gpa, channel.latest[0..channel.participants]);
+    try output.append(gpa, channel.supported);
+    try putInt(u32, @intCast(channel.holdings.items.len));
+    for (channel.holdings.items) |holding| {
+        try output.appendSlice(gpa, &holding.asset);
+        try putU256(holding.amount);
+    }
+    try putU256(channel.voucher_amount);
+    try putU256(channel.paid);
+    try putU256(channel.received);
+    try putInt(u64, channel.vouchers);
+    try putInt(u64, channel.finalizes_at);
+    try output.append(gpa, @intFromBool(channel.challenged));
+    try output.append(gpa, @intFromBool(channel.concluded));
+    try putInt(u64, channel.last_seq);
+}
+
+fn snapshotWrite() !void {
+    output.clearRetainingCapacity();
+    try output.appendSlice(gpa, snapshot_magic);
+    try putInt(u32, snapshot_version);
+    try putInt(u64, fold.cursor);
+    try putInt(u64, fold.records);
+    try putInt(u64, fold.vouchers);
+    try putInt(u64, fold.chain_time_s);
+    try putInt(u32, @intCast(fold.channels.items.len));
+    for (fold.channels.items) |channel| try snapshotChannel(channel);
+}
+
+const SnapshotReader = struct {
+    bytes: []const u8,
+    position: usize = 0,
+
+    fn take(reader: *SnapshotReader, size: usize) ApplyError![]const u8 {
+        if (reader.bytes.len - reader.position < size) {
+            return fail(error.Invalid, "snapshot is truncated at byte {d}", .{reader.position});
+        }
+        const start = reader.position;
+        reader.position += size;
+        return reader.bytes[start..reader.position];
+    }
+
+    fn int(reader: *SnapshotReader, comptime T: type) ApplyError!T {
+        return std.mem.readInt(T, (try reader.take(@sizeOf(T)))[0..@sizeOf(T)], .little);
+    }
+
+    fn array(reader: *SnapshotReader, comptime size: usize) ApplyError![size]u8 {
+        return (try reader.take(size))[0..size].*;
+    }
+
+    fn flag(reader: *SnapshotReader) ApplyError!bool {
+        const value = (try reader.take(1))[0];
+        if (value > 1) return fail(error.Invalid, "snapshot flag is {d}", .{value});
+        return value == 1;
+    }
+
+    fn amount(reader: *SnapshotReader) ApplyError!u256 {
+        return pb.loadUint256(&(try reader.array(32)));
+    }
+
+    fn owned(reader: *SnapshotReader) ApplyError![]u8 {
+        const size = try reader.int(u32);
+        return gpa.dupe(u8, try reader.take(size));
+    }
+};
+
+fn restoreReference(
+    reader: *SnapshotReader,
+    channel: *const Channel,
+    allow_none: bool,
+) ApplyError!u8 {
+    const value = (try reader.take(1))[0];
+    if (value == none and allow_none) return value;
+    if (value >= channel.states.items.len) {
+        return fail(error.Invalid, "snapshot state reference {d} out of range", .{value});
+    }
+    return value;
+}
+
+fn restoreStates(reader: *SnapshotReader, channel: *Channel) ApplyError!void {
+    const count = try reader.int(u32);
+    if (count > channel_states_max) return fail(error.Invalid, "snapshot has {d} states", .{count});
+    const full = (@as(u32, 1) << @intCast(channel.participants)) - 1;
+    for (0..count) |_| {
+        var entry: StateEntry = undefined;
+        entry.hash = try reader.array(32);
+        entry.turn = try reader.int(u64);
+        entry.is_final = try reader.flag();
+        const state_size = try reader.int(u32);
+        const state_bytes = try reader.take(state_size);
+        // Stored states are parsed again by queries: check them now.
+        var parsed = Accepted{};
+        try parseState(state_bytes, &parsed);
+        if (parsed.participants != channel.participants or
+            !std.mem.eql(u8, parsed.fixed, channel.fixed))
+        {
+            return fail(error.Invalid, "snapshot state does not match its channel", .{});
+        }
+        entry.mask = try reader.int(u16);
+        if (entry.mask == 0 or entry.mask & ~full != 0) {
+            return fail(error.Invalid, "snapshot signer mask {d} is invalid", .{entry.mask});
+        }
+        var signatures: [participants_max * 65]u8 = @splat(0);
+        for (0..channel.participants) |participant| {
+            if (entry.mask & (@as(u16, 1) << @intCast(participant)) != 0) {
+                signatures[participant * 65 ..][0..65].* = try reader.array(65);
+            }
+        }
+        try channel.states.ensureUnusedCapacity(gpa, 1);
+        entry.state = try gpa.dupe(u8, state_bytes);
+        const signatures_size = @as(usize, channel.participants) * 65;
+        entry.signatures = gpa.dupe(u8, signatures[0..signatures_size]) catch |err| {
+            gpa.free(entry.state);
+            return err;
+        };
+        channel.states.appendAssumeCapacity(entry);
+    }
+    for (channel.latest[0..channel.participants]) |*latest| {
+        latest.* = try restoreReference(reader, channel, true);
+    }
+    channel.supported = try restoreReference(reader, channel, true);
+}
+
+fn restoreChannel(reader: *SnapshotReader, channel: *Channel) ApplyError!void {
+    channel.fixed = try reader.owned();
+    channel.participants = (try reader.take(1))[0];
+    if (channel.participants > participants_max or
+        (channel.participants == 0) != (channel.fixed.len == 0))
+    {
+        return fail(error.Invalid, "snapshot channel has {d} participants", .{
+            channel.participants,
+        });
+    }
+    try restoreStates(reader, channel);
+    const holdings = try reader.int(u32);
+    if (holdings > reader.bytes.len) return fail(error.Invalid, "snapshot holdings count", .{});
+    for (0..holdings) |_| {
+        const asset = try reader.array(20);
+        const amount = try reader.amount();
+        const count = channel.holdings.items.len;
+        const previous = if (count > 0) &channel.holdings.items[count - 1].asset else null;
+        if (previous != null and std.mem.order(u8, previous.?, &asset) != .lt) {
+            return fail(error.Invalid, "snapshot holdings are not sorted", .{});
+        }
+        try channel.holdings.append(gpa, .{ .asset = asset, .amount = amount });
+    }
+    channel.voucher_amount = try reader.amount();
+    channel.paid = try reader.amount();
+    channel.received = try reader.amount();
+    channel.vouchers = try reader.int(u64);
+    channel.finalizes_at = try reader.int(u64);
+    channel.challenged = try reader.flag();
+    channel.concluded = try reader.flag();
+    channel.last_seq = try reader.int(u64);
+}
+
+fn restoreInto(target: *Fold, bytes: []const u8) ApplyError!void {
+    current_seq = 0;
+    var reader = SnapshotReader{ .bytes = bytes };
+    if (!std.mem.eql(u8, try reader.take(4), snapshot_magic)) {
+        return fail(error.Invalid, "not a snapshot of this module (bad magic)", .{});
+    }
+    const version = try reader.int(u32);
+    if (version != snapshot_version) return fail(error.Invalid, "snapshot version {d}", .{version});
+    target.cursor = try reader.int(u64);
+    target.records = try reader.int(u64);
+    target.vouchers = try reader.int(u64);
+    target.chain_time_s = try reader.int(u64);
+    const count = try reader.int(u32);
+    if (count > bytes.len) return fail(error.Invalid, "snapshot channel count {d}", .{count});
+    for (0..count) |_| {
+        const id = try reader.array(32);
+        const key = channelKey(id);
+        const channels = target.channels.items;
+        if (channels.len > 0 and channels[channels.len - 1].key >= key) {
+            return fail(error.Invalid, "snapshot channels are not sorted", .{});
+        }
+        const channel = try gpa.create(Channel);
+        channel.* = .{ .id = id, .key = key };
+        target.channels.append(gpa, channel) catch |err| {
+            gpa.destroy(channel);
+            return err;
+        };
+        try restoreChannel(&reader, channel);
+    }
+    if (reader.position != bytes.len) {
+        return fail(error.Invalid, "snapshot has trailing bytes", .{});
+    }
+}
+
+// ---------------------------------------------------------------- exports
+
+fn assert(ok: bool) void {
+    if (!ok) unreachable;
+}
+
+export fn abi_version() i32 {
+    return abi_version_current;
+}
+
+export fn alloc(length: u32) u32 {
+    const wanted = @max(length, 1);
+    // Room for an error detail even when memory runs out later.
+    output.ensureTotalCapacity(gpa, detail_buffer.len) catch return 0;
+    input.ensureTotalCapacity(gpa, wanted) catch return 0;
+    return @intFromPtr(input.allocatedSlice().ptr);
+}
+
+export fn apply_batch(pointer: u32, length: u32) i32 {
+    const batch = inputSlice(pointer, length) catch |err| return errorCode(err);
+    applyFramed(batch) catch |err| {
+        // Other errors have explained themselves already.
+        if (err == error.OutOfMemory) return errorCode(fail(err, "out of memory", .{}));
+        return errorCode(err);
+    };
+    output.clearRetainingCapacity();
+    return code_ok;
+}
+
+export fn query(pointer: u32, length: u32) i32 {
+    const bytes = inputSlice(pointer, length) catch |err| return errorCode(err);
+    answer(bytes) catch return errorCode(error.OutOfMemory);
+    return code_ok;
+}
+
+export fn snapshot() i32 {
+    current_seq = 0;
+    snapshotWrite() catch return errorCode(fail(error.OutOfMemory, "out of memory", .{}));
+    return code_ok;
+}
+
+export fn restore(pointer: u32, length: u32) i32 {
+    const bytes = inputSlice(pointer, length) catch |err| return errorCode(err);
+    var restored: Fold = .{};
+    restoreInto(&restored, bytes) catch |err| {
+        foldFree(&restored);
+        if (err == error.OutOfMemory) return errorCode(fail(err, "out of memory", .{}));
+        return errorCode(err);
+    };
+    foldFree(&fold);
+    fold = restored;
+    output.clearRetainingCapacity();
+    return code_ok;
+}
+
+export fn out_ptr() u32 {
+    return @intFromPtr(output.items.ptr);
+}
+
+export fn out_len() u32 {
+    return @intCast(output.items.len);
+}

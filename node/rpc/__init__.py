@@ -1,0 +1,36 @@
+"""The node's JSON-RPC 2.0 interface: HTTP calls, WebSocket notifications, token auth."""
+
+from node.rpc._client import Notification as Notification
+from node.rpc._client import NotificationStream as NotificationStream
+from node.rpc._client import RpcClient as RpcClient
+from node.rpc._client import RpcSyncClient as RpcSyncClient
+from node.rpc._errors import ErrorCode as ErrorCode
+from node.rpc._errors import RpcConnectionError as RpcConnectionError
+from node.rpc._errors import RpcError as RpcError
+from node.rpc._errors import application_code_max as application_code_max
+from node.rpc._errors import application_code_min as application_code_min
+from node.rpc._hub import NotificationHub as NotificationHub
+from node.rpc._json import JsonValue as JsonValue
+from node.rpc._params import ADDRESS as ADDRESS
+from node.rpc._params import ANY as ANY
+from node.rpc._params import BOOL as BOOL
+from node.rpc._params import BYTES32 as BYTES32
+from node.rpc._params import OBJECT as OBJECT
+from node.rpc._params import STRING as STRING
+from node.rpc._params import UINT64 as UINT64
+from node.rpc._params import UINT256 as UINT256
+from node.rpc._params import Param as Param
+from node.rpc._params import ParamsSpec as ParamsSpec
+from node.rpc._params import ParamType as ParamType
+from node.rpc._params import hex_bytes as hex_bytes
+from node.rpc._params import integer as integer
+from node.rpc._params import list_of as list_of
+from node.rpc._params import one_of as one_of
+from node.rpc._registry import Handler as Handler
+from node.rpc._registry import Method as Method
+from node.rpc._registry import MethodRegistry as MethodRegistry
+from node.rpc._registry import node_version as node_version
+from node.rpc._server import RpcServer as RpcServer
+from node.rpc._token import generate_rpc_token as generate_rpc_token
+from node.rpc._token import load_or_create_rpc_token as load_or_create_rpc_token
+from node.rpc._token import load_rpc_token as load_rpc_token

@@ -1,0 +1,230 @@
+"""The JSON-RPC service: POST / for calls, GET /ws for notifications, bearer-token auth."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, NoReturn
+
+import h11
+import trio
+
+from node.core import constants
+from node.rpc._dispatch import dispatch_body
+from node.rpc._errors import ErrorCode
+from node.rpc._http import HttpReader, HttpRefusal, header, refuse
+from node.rpc._hub import NotificationHub
+from node.rpc._json import JsonValue
+from node.rpc._registry import MethodRegistry
+from node.rpc._token import bearer_token, token_matches
+from node.rpc._websocket import WebSocketSession, check_upgrade, subscription_names
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+logger = logging.getLogger("node.rpc")
+
+_RPC_PATH = b"/"
+_WEBSOCKET_PATH = b"/ws"
+_JSON = "application/json"
+_BUSY_MS = 100  # time spent on a connection refused for want of room
+
+
+class RpcServer:
+    """JSON-RPC 2.0 over HTTP with WebSocket notifications, for one node.
+
+    Args:
+        methods: the methods callers may use.
+        token: the bearer token every request must carry.
+        host: an IP address to bind (loopback by default).
+        port: the TCP port; 0 picks a free one.
+        request_timeout_ms: a handler's default time to answer one call.
+        read_timeout_ms: a client's time to send one whole request.
+        write_timeout_ms: a client's time to take one response or notification.
+        connections_max: open connections (HTTP and WebSocket) served at once.
+        subscriber_queue_max: notifications queued per subscriber before it is dropped.
+    """
+
+    def __init__(
+        self,
+        methods: MethodRegistry,
+        token: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        request_timeout_ms: int = constants.rpc_request_timeout_ms,
+        read_timeout_ms: int = constants.rpc_read_timeout_ms,
+        write_timeout_ms: int = constants.rpc_write_timeout_ms,
+        connections_max: int = constants.rpc_connections_max,
+        subscriber_queue_max: int = constants.rpc_subscriber_queue_max,
+    ) -> None:
+        if not token:
+            raise ValueError("token: empty")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"host: {host!r} is not an IP address") from None
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port: {port} is out of range")
+        for name, value in (
+            ("request_timeout_ms", request_timeout_ms),
+            ("read_timeout_ms", read_timeout_ms),
+            ("write_timeout_ms", write_timeout_ms),
+            ("connections_max", connections_max),
+        ):
+            if value <= 0:
+                raise ValueError(f"{name}: {value} is not positive")
+        self._methods = methods
+        self._token = token
+        self._host = host
+        self._port = port
+        self._request_timeout_ms = request_timeout_ms
+        self._read_timeout_ms = read_timeout_ms
+        self._write_timeout_ms = write_timeout_ms
+        self._connections_max = connections_max
+        self._connections = 0
+        self._hub = NotificationHub(queue_max=subscriber_queue_max)
+
+    @property
+    def connection_count(self) -> int:
+        """Connections being served now."""
+        return self._connections
+
+    @property
+    def subscriber_count(self) -> int:
+        """WebSocket subscribers attached now."""
+        return self._hub.subscriber_count
+
+    def publish(self, method: str, params: Mapping[str, JsonValue]) -> int:
+        """Send a notification to every subscriber that wants it; never waits.
+
+        Returns:
+            How many subscribers it was queued for (slow ones are dropped instead).
+
+        Raises:
+            ValueError: a bad name, or params JSON cannot carry.
+            TypeError: params hold a value JSON cannot carry.
+        """
+        return self._hub.publish(method, params)
+
+    async def run(self, *, task_status: TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+        """Bind, report the URL (``http://host:port``) through ``started``, serve forever."""
+        listeners = await trio.open_tcp_listeners(self._port, host=self._host)
+        assert len(listeners) == 1, "an IP literal binds exactly one listener"
+        port = listeners[0].socket.getsockname()[1]
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        url = f"http://{host}:{port}"
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, self._serve_connection, listeners)
+            logger.info("JSON-RPC listening on %s", url)
+            task_status.started(url)
+            await trio.sleep_forever()
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            if self._connections >= self._connections_max:
+                problem = f"more than {self._connections_max} connections"
+                busy = HttpRefusal(503, ErrorCode.OVERLOADED, problem)
+                # A flood of refused connections must not pile up tasks: keep each one short.
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await refuse(stream, busy, write_timeout_ms=_BUSY_MS, linger_ms=_BUSY_MS)
+                return
+            self._connections += 1
+            try:
+                await self._converse(stream)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
+                pass  # the client went away or stopped reading: nothing to answer
+            except Exception:
+                # Our bug: log it and lose this connection, never the server.
+                logger.exception("RPC connection failed")
+            finally:
+                self._connections -= 1
+
+    async def _refuse_quietly(self, stream: trio.SocketStream, refusal: HttpRefusal) -> None:
+        # The client may leave before it hears why.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await refuse(stream, refusal, write_timeout_ms=self._write_timeout_ms)
+
+    async def _converse(self, stream: trio.SocketStream) -> None:
+        reader = HttpReader(stream)
+        while True:
+            try:
+                keep_open = await self._serve_request(reader)
+            except HttpRefusal as refusal:
+                await self._refuse_quietly(stream, refusal)
+                return
+            if not keep_open or not reader.next_cycle():
+                return
+
+    async def _serve_request(self, reader: HttpReader) -> bool:
+        """Serve one request; ``True`` if the connection may carry another."""
+        deadline = trio.current_time() + self._read_timeout_ms / 1000
+        with trio.move_on_at(deadline) as read_scope:
+            event = await reader.next_event()
+        if read_scope.cancelled_caught:
+            if reader.bytes_this_request == 0:
+                return False  # an idle keep-alive connection: just close it
+            timeout = f"request not received within {self._read_timeout_ms} ms"
+            raise HttpRefusal(408, ErrorCode.INVALID_REQUEST, timeout)
+        if not isinstance(event, h11.Request):
+            return False  # the client closed the connection
+        path = bytes(event.target).partition(b"?")[0]
+        if path == _RPC_PATH:
+            return await self._serve_call(reader, event, deadline)
+        if path == _WEBSOCKET_PATH:
+            await self._serve_websocket(reader, event)
+            return False
+        raise HttpRefusal(404, ErrorCode.INVALID_REQUEST, "not found: use POST / or GET /ws")
+
+    def _check_access(self, request: h11.Request, method: bytes) -> None:
+        if request.method != method:
+            allowed = method.decode("ascii")
+            raise HttpRefusal(
+                405,
+                ErrorCode.INVALID_REQUEST,
+                f"method {request.method.decode('ascii', 'replace')} not allowed: use {allowed}",
+                headers=[("allow", allowed)],
+            )
+        presented = bearer_token(header(request, b"authorization"))
+        if not token_matches(presented, self._token):
+            raise HttpRefusal(
+                401,
+                ErrorCode.UNAUTHORISED,
+                "unauthorised: send Authorization: Bearer <token from rpc.token>",
+                headers=[("www-authenticate", 'Bearer realm="scnode"')],
+            )
+
+    async def _serve_call(self, reader: HttpReader, request: h11.Request, deadline: float) -> bool:
+        self._check_access(request, b"POST")
+        with trio.move_on_at(deadline) as read_scope:
+            body = await reader.read_body(request)
+        if read_scope.cancelled_caught:
+            timeout = f"request body not received within {self._read_timeout_ms} ms"
+            raise HttpRefusal(408, ErrorCode.INVALID_REQUEST, timeout)
+        if body is None:
+            return False
+        answer = await dispatch_body(self._methods, body, timeout_ms=self._request_timeout_ms)
+        if answer is None:
+            await reader.respond(
+                204, b"", write_timeout_ms=self._write_timeout_ms, content_type=_JSON
+            )
+        else:
+            await reader.respond(
+                200,
+                answer.encode("ascii"),
+                write_timeout_ms=self._write_timeout_ms,
+                content_type=_JSON,
+            )
+        return True
+
+    async def _serve_websocket(self, reader: HttpReader, request: h11.Request) -> None:
+        self._check_access(request, b"GET")
+        check_upgrade(request)
+        names = subscription_names(bytes(request.target))
+        trailing, _ = reader.connection.trailing_data
+        session = WebSocketSession(
+            reader.stream, self._hub, write_timeout_ms=self._write_timeout_ms
+        )
+        await session.serve(request, bytes(trailing), names)

@@ -37,6 +37,7 @@ from node.core._guarantee import GuaranteeMetadata as GuaranteeMetadata
 from node.core._guarantee import decode_guarantee_metadata as decode_guarantee_metadata
 from node.core._guarantee import encode_guarantee_metadata as encode_guarantee_metadata
 from node.core._hash import keccak256 as keccak256
+from node.core._json import message_to_json as message_to_json
 from node.core._signing import Signer as Signer
 from node.core._signing import recover_challenge_signer as recover_challenge_signer
 from node.core._signing import recover_state_signer as recover_state_signer

@@ -7,15 +7,14 @@ scnode derive check FILE.wasm [--golden DIR] [--json]
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
 from rich.console import Console
 from rich.table import Table
 
+from node.core import message_to_json
 from node.core.errors import DeriveError, LogBusyError, LogError
 from node.derive._conformance import CheckResult, Outcome, check_module
 from node.derive._deriver import Deriver, channel_views, instance_at
@@ -91,18 +90,17 @@ def _ask(instance: DeriveInstance, query: derive_pb2.Query) -> dict[str, Any] | 
     result = instance.query(query)
     if result.status != derive_pb2.QUERY_STATUS_OK:
         return None
-    answer: dict[str, Any] = json_format.MessageToDict(result)
-    return answer
+    return message_to_json(result)
 
 
 def _report(module: DeriveModule, instance: DeriveInstance) -> dict[str, Any]:
     report: dict[str, Any] = {"module": module.name, "sha256": module.sha256_hex}
     cursor = _ask(instance, derive_pb2.Query(get_cursor=derive_pb2.GetCursor()))
-    report["cursor"] = int(cursor["cursor"].get("lastSeq", 0)) if cursor else None
+    report["cursor"] = int(cursor.get("cursor", {}).get("last_seq", 0)) if cursor else None
     totals = _ask(instance, derive_pb2.Query(get_totals=derive_pb2.GetTotals()))
     if totals is not None:
         report["totals"] = totals["totals"]
-        report["channels"] = [json_format.MessageToDict(view) for view in channel_views(instance)]
+        report["channels"] = [message_to_json(view) for view in channel_views(instance)]
     parties = _ask(instance, derive_pb2.Query(list_counterparties=derive_pb2.ListCounterparties()))
     if parties is not None:
         report["counterparties"] = parties["counterparties"].get("counterparties", [])
@@ -110,18 +108,18 @@ def _report(module: DeriveModule, instance: DeriveInstance) -> dict[str, Any]:
 
 
 def _amount(value: str | None) -> str:
-    """A uint256 from protobuf JSON (base64 of 32 bytes) as a decimal string."""
-    return str(int.from_bytes(base64.b64decode(value or ""), "big"))
+    """A uint256 as message_to_json writes it (a decimal string), or 0 when unset."""
+    return value or "0"
 
 
 def _short(value: str | None) -> str:
-    return "0x" + base64.b64decode(value or "").hex()[:12]
+    return (value or "0x")[:14]
 
 
 def _holding(holding: dict[str, str]) -> str:
     """``amount`` for the native coin, ``0xasset…=amount`` for a token."""
     amount = _amount(holding.get("amount"))
-    asset = base64.b64decode(holding.get("asset", ""))
+    asset = bytes.fromhex(holding.get("asset", "0x")[2:])
     return amount if not any(asset) else f"{_short(holding.get('asset'))}={amount}"
 
 
@@ -146,20 +144,20 @@ def _print_report(console: Console, report: dict[str, Any]) -> None:
             supported = view.get("supported", {}).get("state", {})
             holdings = ", ".join(_holding(h) for h in view.get("holdings", []))
             table.add_row(
-                _short(view.get("channelId")),
+                _short(view.get("channel_id")),
                 view.get("status", "").removeprefix("CHANNEL_STATUS_").lower(),
                 str(len(view.get("fixed", {}).get("participants", []))),
-                str(supported.get("turnNum", "-" if not supported else 0)),
+                str(supported.get("turn_num", "-" if not supported else 0)),
                 holdings or "-",
                 _amount(view.get("paid")),
                 _amount(view.get("received")),
-                str(view.get("lastSeq", 0)),
+                str(view.get("last_seq", 0)),
             )
         console.print(table)
         totals = report["totals"]
         console.print(
             f"records {totals.get('records', 0)}, channels {totals.get('channels', 0)}, "
-            f"open {totals.get('openChannels', 0)}, vouchers {totals.get('vouchers', 0)}"
+            f"open {totals.get('open_channels', 0)}, vouchers {totals.get('vouchers', 0)}"
         )
     if "counterparties" in report:
         table = Table(title="payments by counterparty")

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from node.core import message_to_json
 from node.core.errors import InvalidValueError, LogCorruptError, LogError
 from node.home import NodeHome
 from node.log._records import record_hash
@@ -151,7 +151,7 @@ def format_time(time_ms: int) -> str:
 
 
 def record_json(seq: int, value: bytes) -> dict[str, Any]:
-    """A stored record as a JSON-ready dict; bytes in the payload are base64 (proto JSON)."""
+    """A stored record as a JSON-ready dict: bytes as 0x-hex, amounts as decimal strings."""
     record = _parse(seq, value)
     case = record.WhichOneof("payload")
     payload = getattr(record, case) if case is not None else None
@@ -162,11 +162,7 @@ def record_json(seq: int, value: bytes) -> dict[str, Any]:
         "prev_hash": record.prev_hash.hex(),
         "hash": record_hash(value).hex(),
         "payload_case": case,
-        "payload": (
-            MessageToDict(payload, preserving_proto_field_name=True)
-            if payload is not None
-            else None
-        ),
+        "payload": message_to_json(payload) if payload is not None else None,
     }
 
 

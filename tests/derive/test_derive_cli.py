@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,11 @@ def test_derive_prints_json(home: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert report["cursor"] == 3
     (channel,) = report["channels"]
     assert channel["status"] == "CHANNEL_STATUS_OPEN"
-    assert report["totals"]["records"] == "3"
+    assert report["totals"]["records"] == 3
+    # Readable values: ids as 0x-hex, amounts as decimal strings.
+    assert re.fullmatch(r"0x[0-9a-f]{64}", channel["channel_id"])
+    assert all(re.fullmatch(r"0x[0-9a-f]{40}", p) for p in channel["fixed"]["participants"])
+    assert channel["voucher_amount"].isdigit()
     assert (home / "derive-cache").is_dir()
     with EventLog.open(home / "log") as log:
         assert log.latest_snapshot(bytes.fromhex(report["sha256"])) is not None

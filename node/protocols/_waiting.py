@@ -1,0 +1,42 @@
+"""Pause points: one enum per objective kind, each with an explicit ``DONE``.
+
+A failure is never a pause point: it raises. The pause point is recomputed on
+every crank from the objective and the channel snapshot, never stored.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import assert_never
+
+
+class DirectFundWaitingFor(enum.Enum):
+    """Where a DirectFund objective stands."""
+
+    COMPLETE_PREFUND = "COMPLETE_PREFUND"  # every participant's prefund signature
+    MY_TURN_TO_FUND = "MY_TURN_TO_FUND"  # holdings to reach my deposit threshold
+    COMPLETE_FUNDING = "COMPLETE_FUNDING"  # holdings to cover the whole outcome
+    COMPLETE_POSTFUND = "COMPLETE_POSTFUND"  # every participant's postfund signature
+    DONE = "DONE"
+
+
+class DirectDefundWaitingFor(enum.Enum):
+    """Where a DirectDefund objective stands."""
+
+    FINALIZATION = "FINALIZATION"  # every participant's signature on the final state
+    WITHDRAW = "WITHDRAW"  # the adjudicator to pay out every holding
+    DONE = "DONE"
+
+
+WaitingFor = DirectFundWaitingFor | DirectDefundWaitingFor
+
+
+def is_done(waiting_for: WaitingFor) -> bool:
+    """Whether ``waiting_for`` is the end of its objective."""
+    match waiting_for:
+        case DirectFundWaitingFor():
+            return waiting_for is DirectFundWaitingFor.DONE
+        case DirectDefundWaitingFor():
+            return waiting_for is DirectDefundWaitingFor.DONE
+        case _:
+            assert_never(waiting_for)

@@ -12,6 +12,7 @@ shows the state derived from them, prints the balances and stops the chain.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -224,6 +225,12 @@ def show_logs(parties: list[Party]) -> None:
         code = scnode(["log", "verify", "--home", str(party.home.root)])
         if code != 0:
             raise SystemExit(f"{party.name}'s log does not verify")
+    console.rule("Channel state derived from Alice's log by wasm/channels.wasm")
+    if scnode(["derive", "--home", home]) != 0:
+        raise SystemExit("derivation failed")
+    console.rule("... and as of record 10, just after the postfund")
+    if scnode(["derive", "--home", home, "--at", "10"]) != 0:
+        raise SystemExit("derivation failed")
 
 
 def main() -> int:
@@ -231,6 +238,7 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=ROOT / "demo-run", help="working directory")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     options = parser.parse_args()
+    os.environ.setdefault("COLUMNS", "120")  # the node's tables are wide; pipes default to 80
     shutil.rmtree(options.dir, ignore_errors=True)
     options.dir.mkdir(parents=True)
     started = time.monotonic()

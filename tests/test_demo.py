@@ -31,5 +31,8 @@ def test_demo_funds_updates_and_settles_a_channel(tmp_path: Path) -> None:
     # The off-chain update moved 1 ETH and 25 TOKEN from Alice to Bob.
     assert re.search(r"Alice\s.*│\s+998\.99\d+ │\s+999,975\.00", output), output
     assert re.search(r"Bob\s.*│\s+1000\.99\d+ │\s+1,000,025\.00", output), output
+    # The derivation module sees the channel open after the postfund, defunded at the end.
+    assert re.search(r"│ 0x[0-9a-f]{12} │ defunded │ 2\s+│ 3 ", output), output
+    assert re.search(r"│ 0x[0-9a-f]{12} │ open\s+│ 2\s+│ 1 ", output), output
     assert "Stopped the devnet." in output
     assert not (tmp_path / "run").exists()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,7 +239,8 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=ROOT / "demo-run", help="working directory")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     options = parser.parse_args()
-    os.environ.setdefault("COLUMNS", "120")  # the node's tables are wide; pipes default to 80
+    if not sys.stdout.isatty():
+        os.environ["COLUMNS"] = "120"  # the node's tables are wide; pipes default to 80
     shutil.rmtree(options.dir, ignore_errors=True)
     options.dir.mkdir(parents=True)
     started = time.monotonic()

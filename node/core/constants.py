@@ -97,6 +97,7 @@ rpc_request_bytes_max: Final = 1024 * 1024  # one HTTP request body (a call or a
 rpc_header_bytes_max: Final = 16 * 1024  # request line plus headers
 rpc_response_bytes_max: Final = 64 * 1024 * 1024  # what a client accepts from the node
 rpc_batch_calls_max: Final = 100
+rpc_json_depth_max: Final = 64  # nesting of arrays and objects in one request
 rpc_connections_max: Final = 256  # open HTTP and WebSocket connections together
 rpc_request_timeout_ms: Final = 30_000  # a handler's time to answer one call
 rpc_read_timeout_ms: Final = 10_000  # a client's time to send one whole request

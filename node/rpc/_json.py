@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias
+
+from node.core import constants
 
 JsonValue: TypeAlias = (
     None | bool | int | float | str | Sequence["JsonValue"] | Mapping[str, "JsonValue"]
@@ -16,14 +19,50 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Brackets, and the string quotes and escapes that decide whether a bracket counts.
+_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """The deepest nesting of arrays and objects in ``raw``, brackets in strings aside."""
+    depth = depth_max = 0
+    in_string = False
+    escaped_at = -1  # the position of the character a backslash escapes
+    for match in _STRUCTURE.finditer(raw):
+        token = match.group()
+        if match.start() == escaped_at:
+            continue
+        if in_string:
+            if token == b"\\":
+                escaped_at = match.end()
+            elif token == b'"':
+                in_string = False
+        elif token == b'"':
+            in_string = True
+        elif token in (b"[", b"{"):
+            depth += 1
+            depth_max = max(depth_max, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return depth_max
+
+
 def decode_json(raw: bytes | str) -> object:
     """Parse strict JSON.
+
+    The nesting is bounded before parsing: the C parser recurses once per level,
+    and with a raised recursion limit a deep enough body overflows the C stack.
 
     Raises:
         ValueError: not JSON, not UTF-8, a non-finite number, or nested too deep.
     """
+    data = raw.encode() if isinstance(raw, str) else raw
+    depth_max = constants.rpc_json_depth_max
+    # Counting brackets is cheap; only a body with many of them needs the scan.
+    if data.count(b"[") + data.count(b"{") > depth_max and _nesting_depth(data) > depth_max:
+        raise ValueError(f"JSON nested deeper than {constants.rpc_json_depth_max} levels")
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        return json.loads(data, parse_constant=_refuse_constant)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 

@@ -404,3 +404,26 @@ async def test_oversized_headers_are_431(served: Served) -> None:
     )
     response = await exchange(served.url, request)
     assert response.status == 431
+
+
+def test_nesting_depth_ignores_brackets_inside_strings() -> None:
+    from node.rpc._json import _nesting_depth
+
+    assert _nesting_depth(b'[[["]]]]]][[[[\\"[["]]]') == 3
+    assert _nesting_depth(b'{"a": "\\\\", "b": [[1]]}') == 3
+    assert _nesting_depth(b"[]" * 1000) == 1
+
+
+def test_deep_nesting_is_refused_whatever_the_recursion_limit() -> None:
+    import sys
+
+    from node.rpc._json import decode_json
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)  # the C parser would then overflow the C stack
+    try:
+        with pytest.raises(ValueError, match="nested deeper"):
+            decode_json(b"[" * 500_000 + b"]" * 500_000)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert decode_json(b"[" * 64 + b"]" * 64) is not None

@@ -7,15 +7,31 @@
 //! answered with an error code and a detail message; a trap is a bug.
 
 const std = @import("std");
+const abi = @import("abi.zig");
 const pb = @import("pb.zig");
 
-const gpa = std.heap.wasm_allocator;
+const gpa = abi.gpa;
+const fail = abi.fail;
+const nextField = abi.nextField;
+const lengthField = abi.lengthField;
+const intField = abi.intField;
 
 /// Safety checks stay on (ReleaseSafe); a failed one traps without formatting
 /// a message, which keeps the module small.
 pub const panic = std.debug.no_panic;
 
-const abi_version_current: i32 = 1;
+comptime {
+    abi.exportAll(@This());
+}
+
+pub const options: abi.Options = .{
+    .snapshot_magic = "SCDV",
+    .snapshot_version = 1,
+    .record_what = "record",
+    .payload_what = "record.payload",
+    .bad_argument_names_record = true,
+};
+
 const participants_max = 16;
 /// States kept per channel: every participant's latest, the supported one and
 /// pending ones above it. Beyond this the lowest-turn unreferenced one goes.
@@ -33,30 +49,6 @@ comptime {
     // room for eviction.
     std.debug.assert(participants_max + 1 < channel_states_max);
     std.debug.assert(channel_states_max < none);
-}
-
-// Return codes of apply_batch and restore (docs/derive-abi.md).
-const code_ok: i32 = 0;
-const ApplyError = error{
-    Framing,
-    Malformed,
-    Invalid,
-    Sequence,
-    FixedMismatch,
-    OutOfMemory,
-    BadArgument,
-};
-
-fn errorCode(err: ApplyError) i32 {
-    return switch (err) {
-        error.Framing => 1,
-        error.Malformed => 2,
-        error.Invalid => 3,
-        error.Sequence => 4,
-        error.FixedMismatch => 5,
-        error.OutOfMemory => 6,
-        error.BadArgument => 7,
-    };
 }
 
 // ChannelStatus values of derive.proto.
@@ -113,59 +105,22 @@ const Channel = struct {
     last_seq: u64 = 0,
 };
 
-const Fold = struct {
+pub const Fold = struct {
     /// Sorted by id, strictly ascending.
     channels: std.ArrayList(*Channel) = .empty,
-    cursor: u64 = 0,
-    records: u64 = 0,
     vouchers: u64 = 0,
     chain_time_s: u64 = 0,
 };
 
-var fold: Fold = .{};
-var input: std.ArrayList(u8) = .empty;
-var output: std.ArrayList(u8) = .empty;
-var detail_buffer: [240]u8 = undefined;
-var current_seq: u64 = 0;
+pub var fold: Fold = .{};
 
-// ---------------------------------------------------------------- errors
-
-/// Records why a call failed (the host reads it from the output buffer).
-noinline fn fail(err: ApplyError, comptime format: []const u8, args: anytype) ApplyError {
-    const prefix = if (current_seq == 0)
-        detail_buffer[0..0]
-    else
-        std.fmt.bufPrint(&detail_buffer, "record {d}: ", .{current_seq}) catch unreachable;
-    const rest = std.fmt.bufPrint(detail_buffer[prefix.len..], format, args) catch
-        detail_buffer[prefix.len..][0..0];
-    output.clearRetainingCapacity();
-    output.appendSlice(gpa, detail_buffer[0 .. prefix.len + rest.len]) catch {};
-    return err;
-}
-
-inline fn nextField(reader: *pb.Reader, comptime what: []const u8) ApplyError!?pb.Field {
-    return reader.next() catch fail(error.Malformed, what ++ ": malformed protobuf", .{});
-}
-
-inline fn lengthField(field: pb.Field, comptime what: []const u8) ApplyError![]const u8 {
-    if (field.wire_type != pb.WireType.length_delimited) {
-        return fail(error.Malformed, what ++ ": wrong wire type", .{});
-    }
-    return field.bytes;
-}
-
-inline fn intField(field: pb.Field, comptime what: []const u8) ApplyError!u64 {
-    if (field.wire_type != pb.WireType.varint) {
-        return fail(error.Malformed, what ++ ": wrong wire type", .{});
-    }
-    return field.int;
-}
+// ---------------------------------------------------------------- fields
 
 inline fn fixedBytes(
     comptime size: usize,
     field: pb.Field,
     comptime what: []const u8,
-) ApplyError![size]u8 {
+) abi.Error![size]u8 {
     const bytes = try lengthField(field, what);
     if (bytes.len != size) {
         return fail(error.Invalid, what ++ " must be {d} bytes, not {d}", .{ size, bytes.len });
@@ -174,7 +129,7 @@ inline fn fixedBytes(
 }
 
 /// Checks a uint256 field without decoding it.
-fn amountCheck(field: pb.Field, comptime what: []const u8) ApplyError!void {
+fn amountCheck(field: pb.Field, comptime what: []const u8) abi.Error!void {
     const bytes = try lengthField(field, what);
     if (bytes.len != 0 and bytes.len != 32) {
         return fail(error.Invalid, what ++ " must be 32 bytes, not {d}", .{bytes.len});
@@ -197,7 +152,7 @@ fn bytesEqual(a: []const u8, b: []const u8) bool {
 }
 
 /// A uint256: 32 big-endian bytes, or empty for zero.
-fn amountField(field: pb.Field, comptime what: []const u8) ApplyError!u256 {
+fn amountField(field: pb.Field, comptime what: []const u8) abi.Error!u256 {
     const bytes = try lengthField(field, what);
     if (bytes.len == 0) return 0;
     if (bytes.len != 32) {
@@ -230,14 +185,14 @@ fn channelFind(id: [32]u8) ?*Channel {
     return if (result.found) fold.channels.items[result.index] else null;
 }
 
-fn channelGetOrCreate(id: [32]u8) ApplyError!*Channel {
+fn channelGetOrCreate(id: [32]u8) abi.Error!*Channel {
     const key = channelKey(id);
     const result = channelSearch(key);
     return channelAt(result.found, result.index, id, key);
 }
 
 /// The channel a search found, or a new one inserted where the search ended.
-fn channelAt(found: bool, index: usize, id: [32]u8, key: u256) ApplyError!*Channel {
+fn channelAt(found: bool, index: usize, id: [32]u8, key: u256) abi.Error!*Channel {
     if (found) return fold.channels.items[index];
     const channel = try gpa.create(Channel);
     channel.* = .{ .id = id, .key = key };
@@ -259,7 +214,7 @@ fn channelFree(channel: *Channel) void {
     gpa.destroy(channel);
 }
 
-fn foldFree(target: *Fold) void {
+pub fn foldFree(target: *Fold) void {
     for (target.channels.items) |channel| channelFree(channel);
     target.channels.deinit(gpa);
     target.* = .{};
@@ -280,7 +235,7 @@ const Accepted = struct {
     signatures: [participants_max]*const Signature = undefined,
 };
 
-fn parseFixed(bytes: []const u8) ApplyError!u8 {
+fn parseFixed(bytes: []const u8) abi.Error!u8 {
     var reader = pb.Reader.init(bytes);
     var participants: usize = 0;
     while (try nextField(&reader, "state.fixed")) |field| {
@@ -297,7 +252,7 @@ fn parseFixed(bytes: []const u8) ApplyError!u8 {
     return @intCast(participants);
 }
 
-fn validateAllocation(bytes: []const u8) ApplyError!void {
+fn validateAllocation(bytes: []const u8) abi.Error!void {
     var reader = pb.Reader.init(bytes);
     var destination_length: usize = 0;
     var metadata_length: usize = 0;
@@ -316,7 +271,7 @@ fn validateAllocation(bytes: []const u8) ApplyError!void {
     }
 }
 
-fn validateOutcome(exit_bytes: []const u8) ApplyError!void {
+fn validateOutcome(exit_bytes: []const u8) abi.Error!void {
     var reader = pb.Reader.init(exit_bytes);
     while (try nextField(&reader, "outcome")) |field| {
         if (field.number != 4) continue;
@@ -324,7 +279,7 @@ fn validateOutcome(exit_bytes: []const u8) ApplyError!void {
     }
 }
 
-fn parseState(bytes: []const u8, accepted: *Accepted) ApplyError!void {
+fn parseState(bytes: []const u8, accepted: *Accepted) abi.Error!void {
     var reader = pb.Reader.init(bytes);
     var fixed: ?[]const u8 = null;
     accepted.turn = 0;
@@ -344,7 +299,7 @@ fn parseState(bytes: []const u8, accepted: *Accepted) ApplyError!void {
     accepted.state = bytes;
 }
 
-fn parseSignature(bytes: []const u8, accepted: *Accepted) ApplyError!void {
+fn parseSignature(bytes: []const u8, accepted: *Accepted) abi.Error!void {
     var reader = pb.Reader.init(bytes);
     var index: u64 = 0;
     var signature: ?*const Signature = null;
@@ -375,7 +330,7 @@ fn parseSignature(bytes: []const u8, accepted: *Accepted) ApplyError!void {
     accepted.mask |= bit;
 }
 
-fn parseSignedState(bytes: []const u8, accepted: *Accepted) ApplyError!void {
+fn parseSignedState(bytes: []const u8, accepted: *Accepted) abi.Error!void {
     var state: ?[]const u8 = null;
     var reader = pb.Reader.init(bytes);
     while (try nextField(&reader, "signed_state")) |field| {
@@ -394,7 +349,7 @@ fn parseSignedState(bytes: []const u8, accepted: *Accepted) ApplyError!void {
     if (accepted.mask == 0) return fail(error.Invalid, "signed_state has no signatures", .{});
 }
 
-fn parseAccepted(bytes: []const u8, accepted: *Accepted) ApplyError!void {
+fn parseAccepted(bytes: []const u8, accepted: *Accepted) abi.Error!void {
     var reader = pb.Reader.init(bytes);
     var channel_id: ?[32]u8 = null;
     var state_hash: ?[32]u8 = null;
@@ -466,7 +421,7 @@ fn stateFind(channel: *const Channel, hash: [32]u8) ?usize {
     return null;
 }
 
-fn applyAccepted(bytes: []const u8, seq: u64) ApplyError!void {
+fn applyAccepted(bytes: []const u8, seq: u64) abi.Error!void {
     var accepted = Accepted{};
     try parseAccepted(bytes, &accepted);
     const key = channelKey(accepted.channel_id);
@@ -534,7 +489,7 @@ fn statesReference(channel: *Channel, index: usize) void {
 
 // ---------------------------------------------------------------- chain events and vouchers
 
-fn holdingSet(channel: *Channel, asset: [20]u8, amount: u256) ApplyError!void {
+fn holdingSet(channel: *Channel, asset: [20]u8, amount: u256) abi.Error!void {
     var index: usize = 0;
     while (index < channel.holdings.items.len) : (index += 1) {
         const order = std.mem.order(u8, &channel.holdings.items[index].asset, &asset);
@@ -559,7 +514,7 @@ fn parseChannelEvent(
     comptime asset_field: u32,
     comptime amount_field: u32,
     comptime finalizes_field: u32,
-) ApplyError!ChainChange {
+) abi.Error!ChainChange {
     var change = ChainChange{};
     var reader = pb.Reader.init(bytes);
     while (try nextField(&reader, "chain_event")) |field| {
@@ -582,7 +537,7 @@ fn parseChannelEvent(
     return change;
 }
 
-fn applyChainEvent(bytes: []const u8, seq: u64) ApplyError!void {
+fn applyChainEvent(bytes: []const u8, seq: u64) abi.Error!void {
     var block_time_s: u64 = 0;
     var event: ?pb.Field = null;
     var reader = pb.Reader.init(bytes);
@@ -624,7 +579,7 @@ fn applyChainEvent(bytes: []const u8, seq: u64) ApplyError!void {
     }
 }
 
-fn applyVoucher(bytes: []const u8, seq: u64) ApplyError!void {
+fn applyVoucher(bytes: []const u8, seq: u64) abi.Error!void {
     var voucher: ?[]const u8 = null;
     var sent = false;
     var reader = pb.Reader.init(bytes);
@@ -655,56 +610,17 @@ fn applyVoucher(bytes: []const u8, seq: u64) ApplyError!void {
     }
 }
 
-// ---------------------------------------------------------------- records and batches
+// ---------------------------------------------------------------- records
 
-fn applyRecord(bytes: []const u8) ApplyError!void {
-    var reader = pb.Reader.init(bytes);
-    var seq: u64 = 0;
-    var payload: ?pb.Field = null;
-    current_seq = fold.cursor + 1;
-    while (try nextField(&reader, "record")) |field| switch (field.number) {
-        1 => seq = try intField(field, "record.seq"),
-        10...19 => {
-            _ = try lengthField(field, "record.payload");
-            payload = field;
-        },
+/// Folds accepted states, chain events and vouchers; other records only
+/// advance the cursor.
+pub fn applyPayload(payload: pb.Field, seq: u64) abi.Error!void {
+    switch (payload.number) {
+        10 => try applyAccepted(payload.bytes, seq),
+        11 => try applyChainEvent(payload.bytes, seq),
+        17 => try applyVoucher(payload.bytes, seq),
         else => {},
-    };
-    if (seq != fold.cursor + 1) {
-        return fail(error.Sequence, "seq is {d}, expected {d}", .{ seq, fold.cursor + 1 });
     }
-    if (payload) |field| switch (field.number) {
-        10 => try applyAccepted(field.bytes, seq),
-        11 => try applyChainEvent(field.bytes, seq),
-        17 => try applyVoucher(field.bytes, seq),
-        else => {},
-    };
-    fold.cursor = seq;
-    fold.records += 1;
-}
-
-fn applyFramed(batch: []const u8) ApplyError!void {
-    var position: usize = 0;
-    while (position < batch.len) {
-        current_seq = fold.cursor + 1;
-        if (batch.len - position < 4) return fail(error.Framing, "batch ends inside a length", .{});
-        const length = std.mem.readInt(u32, batch[position..][0..4], .little);
-        position += 4;
-        if (length > batch.len - position) {
-            return fail(error.Framing, "length {d} overruns the batch", .{length});
-        }
-        try applyRecord(batch[position..][0..length]);
-        position += length;
-    }
-}
-
-fn inputSlice(pointer: u32, length: u32) ApplyError![]const u8 {
-    const buffer = input.allocatedSlice();
-    if (pointer != @intFromPtr(buffer.ptr) or length > buffer.len) {
-        current_seq = fold.cursor + 1;
-        return fail(error.BadArgument, "ptr/len are not inside the alloc() buffer", .{});
-    }
-    return buffer[0..length];
 }
 
 // ---------------------------------------------------------------- views
@@ -781,6 +697,13 @@ fn writeGuarantees(writer: pb.Writer, state: []const u8) !void {
     }
 }
 
+fn writeHolding(writer: pb.Writer, number: u32, holding: Holding) !void {
+    const start = try writer.begin(number);
+    try writer.bytes(1, &holding.asset);
+    try writer.uint256(2, holding.amount);
+    try writer.end(start);
+}
+
 fn writeChannel(writer: pb.Writer, number: u32, channel: *const Channel) !void {
     const start = try writer.begin(number);
     try writer.bytes(1, &channel.id);
@@ -797,12 +720,7 @@ fn writeChannel(writer: pb.Writer, number: u32, channel: *const Channel) !void {
         const supported = &channel.states.items[channel.supported];
         try writeSignedState(writer, 5, supported, channel.participants);
     }
-    for (channel.holdings.items) |holding| {
-        const holding_start = try writer.begin(6);
-        try writer.bytes(1, &holding.asset);
-        try writer.uint256(2, holding.amount);
-        try writer.end(holding_start);
-    }
+    for (channel.holdings.items) |holding| try writeHolding(writer, 6, holding);
     if (channel.supported != none) {
         try writeGuarantees(writer, channel.states.items[channel.supported].state);
     }
@@ -835,17 +753,12 @@ fn writeTotals(writer: pb.Writer) !void {
         }
     }
     const start = try writer.begin(12);
-    try writer.uint(1, fold.records);
+    try writer.uint(1, abi.folded.records);
     try writer.uint(2, fold.channels.items.len);
     try writer.uint(3, open);
     try writer.uint(4, fold.vouchers);
-    for (sums.items) |sum| {
-        const holding_start = try writer.begin(5);
-        try writer.bytes(1, &sum.asset);
-        try writer.uint256(2, sum.amount);
-        try writer.end(holding_start);
-    }
-    try writer.uint(6, fold.cursor);
+    for (sums.items) |sum| try writeHolding(writer, 5, sum);
+    try writer.uint(6, abi.folded.cursor);
     try writer.end(start);
 }
 
@@ -866,15 +779,8 @@ fn writeList(writer: pb.Writer, after: []const u8, limit_asked: u64) !void {
     try writer.end(start);
 }
 
-fn writeBadQuery(writer: pb.Writer, detail: []const u8) !void {
-    output.clearRetainingCapacity();
-    try writer.uint(1, 2);
-    try writer.bytes(2, detail);
-}
-
-fn answer(query_bytes: []const u8) !void {
-    const writer = pb.Writer{ .list = &output, .gpa = gpa };
-    output.clearRetainingCapacity();
+pub fn answer(writer: pb.Writer, query_bytes: []const u8) error{OutOfMemory}!void {
+    const writeBadQuery = abi.writeBadQuery;
     var reader = pb.Reader.init(query_bytes);
     var kind: ?pb.Field = null;
     while (reader.next() catch return writeBadQuery(writer, "query: malformed protobuf")) |field| {
@@ -898,7 +804,7 @@ fn answer(query_bytes: []const u8) !void {
                 return writeBadQuery(writer, "get_channel.channel_id must be 32 bytes");
             }
             const channel = channelFind(channel_id[0..32].*) orelse {
-                try writer.uint(1, 1);
+                try writer.uint(1, abi.QueryStatus.not_found);
                 try writer.bytes(2, "no such channel");
                 return;
             };
@@ -911,126 +817,60 @@ fn answer(query_bytes: []const u8) !void {
             try writeList(writer, channel_id, limit);
         },
         3 => try writeTotals(writer),
-        4 => {
-            const start = try writer.begin(13);
-            try writer.uint(1, fold.cursor);
-            try writer.end(start);
-        },
+        4 => try abi.writeCursor(writer),
         else => unreachable,
     }
 }
 
 // ---------------------------------------------------------------- snapshots
 
-const snapshot_magic = "SCDV";
-const snapshot_version: u32 = 1;
-
-fn putInt(comptime T: type, value: T) !void {
-    var buffer: [@sizeOf(T)]u8 = undefined;
-    std.mem.writeInt(T, &buffer, value, .little);
-    try output.appendSlice(gpa, &buffer);
-}
-
-fn putBytes(bytes: []const u8) !void {
-    try putInt(u32, @intCast(bytes.len));
-    try output.appendSlice(gpa, bytes);
-}
-
-fn putU256(value: u256) !void {
-    var buffer: [32]u8 = undefined;
-    pb.storeUint256(&buffer, value);
-    try output.appendSlice(gpa, &buffer);
-}
-
-fn snapshotChannel(channel: *const Channel) !void {
-    try output.appendSlice(gpa, &channel.id);
-    try putBytes(channel.fixed);
-    try output.append(gpa, channel.participants);
-    try putInt(u32, @intCast(channel.states.items.len));
+fn snapshotChannel(writer: abi.SnapshotWriter, channel: *const Channel) !void {
+    try writer.array(&channel.id);
+    try writer.bytes(channel.fixed);
+    try writer.byte(channel.participants);
+    try writer.int(u32, @intCast(channel.states.items.len));
     for (channel.states.items) |entry| {
-        try output.appendSlice(gpa, &entry.hash);
-        try putInt(u64, entry.turn);
-        try output.append(gpa, @intFromBool(entry.is_final));
-        try putBytes(entry.state);
-        try putInt(u16, entry.mask);
+        try writer.array(&entry.hash);
+        try writer.int(u64, entry.turn);
+        try writer.flag(entry.is_final);
+        try writer.bytes(entry.state);
+        try writer.int(u16, entry.mask);
         for (0..channel.participants) |participant| {
             if (entry.mask & (@as(u16, 1) << @intCast(participant)) != 0) {
-                try output.appendSlice(gpa, entry.signature(participant));
+                try writer.array(entry.signature(participant));
             }
         }
     }
-    try output.appendSlice(gpa, channel.latest[0..channel.participants]);
-    try output.append(gpa, channel.supported);
-    try putInt(u32, @intCast(channel.holdings.items.len));
+    try writer.array(channel.latest[0..channel.participants]);
+    try writer.byte(channel.supported);
+    try writer.int(u32, @intCast(channel.holdings.items.len));
     for (channel.holdings.items) |holding| {
-        try output.appendSlice(gpa, &holding.asset);
-        try putU256(holding.amount);
+        try writer.array(&holding.asset);
+        try writer.amount(holding.amount);
     }
-    try putU256(channel.voucher_amount);
-    try putU256(channel.paid);
-    try putU256(channel.received);
-    try putInt(u64, channel.vouchers);
-    try putInt(u64, channel.finalizes_at);
-    try output.append(gpa, @intFromBool(channel.challenged));
-    try output.append(gpa, @intFromBool(channel.concluded));
-    try putInt(u64, channel.last_seq);
+    try writer.amount(channel.voucher_amount);
+    try writer.amount(channel.paid);
+    try writer.amount(channel.received);
+    try writer.int(u64, channel.vouchers);
+    try writer.int(u64, channel.finalizes_at);
+    try writer.flag(channel.challenged);
+    try writer.flag(channel.concluded);
+    try writer.int(u64, channel.last_seq);
 }
 
-fn snapshotWrite() !void {
-    output.clearRetainingCapacity();
-    try output.appendSlice(gpa, snapshot_magic);
-    try putInt(u32, snapshot_version);
-    try putInt(u64, fold.cursor);
-    try putInt(u64, fold.records);
-    try putInt(u64, fold.vouchers);
-    try putInt(u64, fold.chain_time_s);
-    try putInt(u32, @intCast(fold.channels.items.len));
-    for (fold.channels.items) |channel| try snapshotChannel(channel);
+pub fn snapshotWrite(writer: abi.SnapshotWriter) error{OutOfMemory}!void {
+    try writer.int(u64, fold.vouchers);
+    try writer.int(u64, fold.chain_time_s);
+    try writer.int(u32, @intCast(fold.channels.items.len));
+    for (fold.channels.items) |channel| try snapshotChannel(writer, channel);
 }
-
-const SnapshotReader = struct {
-    bytes: []const u8,
-    position: usize = 0,
-
-    fn take(reader: *SnapshotReader, size: usize) ApplyError![]const u8 {
-        if (reader.bytes.len - reader.position < size) {
-            return fail(error.Invalid, "snapshot is truncated at byte {d}", .{reader.position});
-        }
-        const start = reader.position;
-        reader.position += size;
-        return reader.bytes[start..reader.position];
-    }
-
-    fn int(reader: *SnapshotReader, comptime T: type) ApplyError!T {
-        return std.mem.readInt(T, (try reader.take(@sizeOf(T)))[0..@sizeOf(T)], .little);
-    }
-
-    fn array(reader: *SnapshotReader, comptime size: usize) ApplyError![size]u8 {
-        return (try reader.take(size))[0..size].*;
-    }
-
-    fn flag(reader: *SnapshotReader) ApplyError!bool {
-        const value = (try reader.take(1))[0];
-        if (value > 1) return fail(error.Invalid, "snapshot flag is {d}", .{value});
-        return value == 1;
-    }
-
-    fn amount(reader: *SnapshotReader) ApplyError!u256 {
-        return pb.loadUint256(&(try reader.array(32)));
-    }
-
-    fn owned(reader: *SnapshotReader) ApplyError![]u8 {
-        const size = try reader.int(u32);
-        return gpa.dupe(u8, try reader.take(size));
-    }
-};
 
 fn restoreReference(
-    reader: *SnapshotReader,
+    reader: *abi.SnapshotReader,
     channel: *const Channel,
     allow_none: bool,
-) ApplyError!u8 {
-    const value = (try reader.take(1))[0];
+) abi.Error!u8 {
+    const value = try reader.byte();
     if (value == none and allow_none) return value;
     if (value >= channel.states.items.len) {
         return fail(error.Invalid, "snapshot state reference {d} out of range", .{value});
@@ -1038,7 +878,7 @@ fn restoreReference(
     return value;
 }
 
-fn restoreStates(reader: *SnapshotReader, channel: *Channel) ApplyError!void {
+fn restoreStates(reader: *abi.SnapshotReader, channel: *Channel) abi.Error!void {
     const count = try reader.int(u32);
     if (count > channel_states_max) return fail(error.Invalid, "snapshot has {d} states", .{count});
     const full = (@as(u32, 1) << @intCast(channel.participants)) - 1;
@@ -1082,9 +922,9 @@ fn restoreStates(reader: *SnapshotReader, channel: *Channel) ApplyError!void {
     channel.supported = try restoreReference(reader, channel, true);
 }
 
-fn restoreChannel(reader: *SnapshotReader, channel: *Channel) ApplyError!void {
+fn restoreChannel(reader: *abi.SnapshotReader, channel: *Channel) abi.Error!void {
     channel.fixed = try reader.owned();
-    channel.participants = (try reader.take(1))[0];
+    channel.participants = try reader.byte();
     if (channel.participants > participants_max or
         (channel.participants == 0) != (channel.fixed.len == 0))
     {
@@ -1115,20 +955,13 @@ fn restoreChannel(reader: *SnapshotReader, channel: *Channel) ApplyError!void {
     channel.last_seq = try reader.int(u64);
 }
 
-fn restoreInto(target: *Fold, bytes: []const u8) ApplyError!void {
-    current_seq = 0;
-    var reader = SnapshotReader{ .bytes = bytes };
-    if (!std.mem.eql(u8, try reader.take(4), snapshot_magic)) {
-        return fail(error.Invalid, "not a snapshot of this module (bad magic)", .{});
-    }
-    const version = try reader.int(u32);
-    if (version != snapshot_version) return fail(error.Invalid, "snapshot version {d}", .{version});
-    target.cursor = try reader.int(u64);
-    target.records = try reader.int(u64);
+pub fn restoreInto(reader: *abi.SnapshotReader, target: *Fold) abi.Error!void {
     target.vouchers = try reader.int(u64);
     target.chain_time_s = try reader.int(u64);
     const count = try reader.int(u32);
-    if (count > bytes.len) return fail(error.Invalid, "snapshot channel count {d}", .{count});
+    if (count > reader.bytes.len) {
+        return fail(error.Invalid, "snapshot channel count {d}", .{count});
+    }
     for (0..count) |_| {
         const id = try reader.array(32);
         const key = channelKey(id);
@@ -1142,72 +975,10 @@ fn restoreInto(target: *Fold, bytes: []const u8) ApplyError!void {
             gpa.destroy(channel);
             return err;
         };
-        try restoreChannel(&reader, channel);
-    }
-    if (reader.position != bytes.len) {
-        return fail(error.Invalid, "snapshot has trailing bytes", .{});
+        try restoreChannel(reader, channel);
     }
 }
-
-// ---------------------------------------------------------------- exports
 
 fn assert(ok: bool) void {
     if (!ok) unreachable;
-}
-
-export fn abi_version() i32 {
-    return abi_version_current;
-}
-
-export fn alloc(length: u32) u32 {
-    const wanted = @max(length, 1);
-    // Room for an error detail even when memory runs out later.
-    output.ensureTotalCapacity(gpa, detail_buffer.len) catch return 0;
-    input.ensureTotalCapacity(gpa, wanted) catch return 0;
-    return @intFromPtr(input.allocatedSlice().ptr);
-}
-
-export fn apply_batch(pointer: u32, length: u32) i32 {
-    const batch = inputSlice(pointer, length) catch |err| return errorCode(err);
-    applyFramed(batch) catch |err| {
-        // Other errors have explained themselves already.
-        if (err == error.OutOfMemory) return errorCode(fail(err, "out of memory", .{}));
-        return errorCode(err);
-    };
-    output.clearRetainingCapacity();
-    return code_ok;
-}
-
-export fn query(pointer: u32, length: u32) i32 {
-    const bytes = inputSlice(pointer, length) catch |err| return errorCode(err);
-    answer(bytes) catch return errorCode(error.OutOfMemory);
-    return code_ok;
-}
-
-export fn snapshot() i32 {
-    current_seq = 0;
-    snapshotWrite() catch return errorCode(fail(error.OutOfMemory, "out of memory", .{}));
-    return code_ok;
-}
-
-export fn restore(pointer: u32, length: u32) i32 {
-    const bytes = inputSlice(pointer, length) catch |err| return errorCode(err);
-    var restored: Fold = .{};
-    restoreInto(&restored, bytes) catch |err| {
-        foldFree(&restored);
-        if (err == error.OutOfMemory) return errorCode(fail(err, "out of memory", .{}));
-        return errorCode(err);
-    };
-    foldFree(&fold);
-    fold = restored;
-    output.clearRetainingCapacity();
-    return code_ok;
-}
-
-export fn out_ptr() u32 {
-    return @intFromPtr(output.items.ptr);
-}
-
-export fn out_len() u32 {
-    return @intCast(output.items.len);
 }

@@ -6,32 +6,36 @@
 //! voucher high-water mark; the counterparty is the channel's last participant
 //! (the payee) when we paid, else its first (the payer). It answers the
 //! queries get_cursor and list_counterparties of derive.proto.
+//!
+//! It is also the short example of a module: abi.zig does the buffers, the
+//! batch framing, the record header (seq and cursor), the snapshot header and
+//! the exports; this file folds payloads, answers queries and writes and reads
+//! its snapshot body.
 
 const std = @import("std");
+const abi = @import("abi.zig");
 const pb = @import("pb.zig");
 
-const gpa = std.heap.wasm_allocator;
+const gpa = abi.gpa;
+const fail = abi.fail;
 
 /// Safety checks stay on (ReleaseSafe); a failed one traps without formatting
 /// a message, which keeps the module small.
 pub const panic = std.debug.no_panic;
 
-const abi_version_current: i32 = 1;
-const recent_max = 8;
-const none: u32 = std.math.maxInt(u32);
-
-const ApplyError = error{ Framing, Malformed, Invalid, Sequence, OutOfMemory, BadArgument };
-
-fn errorCode(err: ApplyError) i32 {
-    return switch (err) {
-        error.Framing => 1,
-        error.Malformed => 2,
-        error.Invalid => 3,
-        error.Sequence => 4,
-        error.OutOfMemory => 6,
-        error.BadArgument => 7,
-    };
+comptime {
+    abi.exportAll(@This());
 }
+
+pub const options: abi.Options = .{
+    .snapshot_magic = "SCPY",
+    .snapshot_version = 1,
+    .record_what = "",
+    .payload_what = null,
+    .bad_argument_names_record = false,
+};
+
+const recent_max = 8;
 
 const Channel = struct {
     id: [32]u8,
@@ -58,59 +62,34 @@ const Counterparty = struct {
     recent: std.ArrayList(Payment) = .empty,
 };
 
-const Fold = struct {
+pub const Fold = struct {
+    /// Sorted by id.
     channels: std.ArrayList(Channel) = .empty,
+    /// Sorted by address.
     counterparties: std.ArrayList(Counterparty) = .empty,
-    cursor: u64 = 0,
-    records: u64 = 0,
 };
 
-var fold: Fold = .{};
-var input: std.ArrayList(u8) = .empty;
-var output: std.ArrayList(u8) = .empty;
-var detail_buffer: [200]u8 = undefined;
-var current_seq: u64 = 0;
+pub var fold: Fold = .{};
 
-noinline fn fail(err: ApplyError, comptime format: []const u8, args: anytype) ApplyError {
-    const prefix = if (current_seq == 0)
-        detail_buffer[0..0]
-    else
-        std.fmt.bufPrint(&detail_buffer, "record {d}: ", .{current_seq}) catch unreachable;
-    const rest = std.fmt.bufPrint(detail_buffer[prefix.len..], format, args) catch
-        detail_buffer[prefix.len..][0..0];
-    output.clearRetainingCapacity();
-    output.appendSlice(gpa, detail_buffer[0 .. prefix.len + rest.len]) catch {};
-    return err;
+pub fn foldFree(target: *Fold) void {
+    for (target.counterparties.items) |*counterparty| counterparty.recent.deinit(gpa);
+    target.counterparties.deinit(gpa);
+    target.channels.deinit(gpa);
+    target.* = .{};
 }
 
-fn fields(reader: *pb.Reader) ApplyError!?pb.Field {
-    return reader.next() catch fail(error.Malformed, "malformed protobuf", .{});
-}
-
-fn exact(comptime size: usize, field: pb.Field, comptime what: []const u8) ApplyError![size]u8 {
+fn exact(comptime size: usize, field: pb.Field, comptime what: []const u8) abi.Error![size]u8 {
     if (field.wire_type != pb.WireType.length_delimited or field.bytes.len != size) {
         return fail(error.Invalid, what ++ " must be {d} bytes", .{size});
     }
     return field.bytes[0..size].*;
 }
 
-fn message(field: pb.Field, comptime what: []const u8) ApplyError![]const u8 {
-    if (field.wire_type != pb.WireType.length_delimited) {
-        return fail(error.Malformed, what ++ ": wrong wire type", .{});
-    }
-    return field.bytes;
-}
-
-fn varint(field: pb.Field, comptime what: []const u8) ApplyError!u64 {
-    if (field.wire_type != pb.WireType.varint) {
-        return fail(error.Malformed, what ++ ": wrong wire type", .{});
-    }
-    return field.int;
-}
-
 fn lessBytes(a: []const u8, b: []const u8) bool {
     return std.mem.order(u8, a, b) == .lt;
 }
+
+// ---------------------------------------------------------------- fold
 
 fn channelIndex(id: [32]u8) struct { found: bool, index: usize } {
     var low: usize = 0;
@@ -124,7 +103,7 @@ fn channelIndex(id: [32]u8) struct { found: bool, index: usize } {
     return .{ .found = false, .index = low };
 }
 
-fn channelGet(id: [32]u8) ApplyError!*Channel {
+fn channelGet(id: [32]u8) abi.Error!*Channel {
     const result = channelIndex(id);
     if (!result.found) {
         try fold.channels.insert(gpa, result.index, .{
@@ -138,7 +117,7 @@ fn channelGet(id: [32]u8) ApplyError!*Channel {
     return &fold.channels.items[result.index];
 }
 
-fn counterpartyGet(address: [20]u8) ApplyError!*Counterparty {
+fn counterpartyGet(address: [20]u8) abi.Error!*Counterparty {
     var index: usize = 0;
     while (index < fold.counterparties.items.len) : (index += 1) {
         const order = std.mem.order(u8, &fold.counterparties.items[index].address, &address);
@@ -150,29 +129,29 @@ fn counterpartyGet(address: [20]u8) ApplyError!*Counterparty {
 }
 
 /// Learns a channel's payer and payee from the first accepted state.
-fn applyAccepted(bytes: []const u8) ApplyError!void {
+fn applyAccepted(bytes: []const u8) abi.Error!void {
     var channel_id: ?[32]u8 = null;
     var signed: []const u8 = &.{};
     var reader = pb.Reader.init(bytes);
-    while (try fields(&reader)) |field| switch (field.number) {
+    while (try abi.nextField(&reader, "")) |field| switch (field.number) {
         1 => channel_id = try exact(32, field, "accepted_state.channel_id"),
-        3 => signed = try message(field, "accepted_state.signed_state"),
+        3 => signed = try abi.lengthField(field, "accepted_state.signed_state"),
         else => {},
     };
     var state: []const u8 = &.{};
     reader = pb.Reader.init(signed);
-    while (try fields(&reader)) |field| {
-        if (field.number == 1) state = try message(field, "signed_state.state");
+    while (try abi.nextField(&reader, "")) |field| {
+        if (field.number == 1) state = try abi.lengthField(field, "signed_state.state");
     }
     var fixed: []const u8 = &.{};
     reader = pb.Reader.init(state);
-    while (try fields(&reader)) |field| {
-        if (field.number == 1) fixed = try message(field, "state.fixed");
+    while (try abi.nextField(&reader, "")) |field| {
+        if (field.number == 1) fixed = try abi.lengthField(field, "state.fixed");
     }
     var first: ?[20]u8 = null;
     var last: [20]u8 = undefined;
     reader = pb.Reader.init(fixed);
-    while (try fields(&reader)) |field| {
+    while (try abi.nextField(&reader, "")) |field| {
         if (field.number != 1) continue;
         last = try exact(20, field, "state.fixed.participants[]");
         if (first == null) first = last;
@@ -187,22 +166,22 @@ fn applyAccepted(bytes: []const u8) ApplyError!void {
     channel.payee = last;
 }
 
-fn applyVoucher(bytes: []const u8, seq: u64) ApplyError!void {
+fn applyVoucher(bytes: []const u8, seq: u64) abi.Error!void {
     var voucher: []const u8 = &.{};
     var sent = false;
     var reader = pb.Reader.init(bytes);
-    while (try fields(&reader)) |field| switch (field.number) {
-        1 => voucher = try message(field, "accepted_voucher.voucher"),
-        2 => sent = (try varint(field, "accepted_voucher.sent")) != 0,
+    while (try abi.nextField(&reader, "")) |field| switch (field.number) {
+        1 => voucher = try abi.lengthField(field, "accepted_voucher.voucher"),
+        2 => sent = (try abi.intField(field, "accepted_voucher.sent")) != 0,
         else => {},
     };
     var channel_id: ?[32]u8 = null;
     var amount: u256 = 0;
     reader = pb.Reader.init(voucher);
-    while (try fields(&reader)) |field| switch (field.number) {
+    while (try abi.nextField(&reader, "")) |field| switch (field.number) {
         1 => channel_id = try exact(32, field, "voucher.channel_id"),
         2 => {
-            const bytes_amount = try message(field, "voucher.amount");
+            const bytes_amount = try abi.lengthField(field, "voucher.amount");
             if (bytes_amount.len != 0 and bytes_amount.len != 32) {
                 return fail(error.Invalid, "voucher.amount must be 32 bytes", .{});
             }
@@ -228,49 +207,13 @@ fn applyVoucher(bytes: []const u8, seq: u64) ApplyError!void {
     });
 }
 
-fn applyRecord(bytes: []const u8) ApplyError!void {
-    var reader = pb.Reader.init(bytes);
-    var seq: u64 = 0;
-    var payload: ?pb.Field = null;
-    while (try fields(&reader)) |field| switch (field.number) {
-        1 => seq = try varint(field, "record.seq"),
-        10...19 => payload = field,
+/// Folds accepted states and vouchers; other records only advance the cursor.
+pub fn applyPayload(payload: pb.Field, seq: u64) abi.Error!void {
+    switch (payload.number) {
+        10 => try applyAccepted(try abi.lengthField(payload, "record.accepted_state")),
+        17 => try applyVoucher(try abi.lengthField(payload, "record.accepted_voucher"), seq),
         else => {},
-    };
-    if (seq != fold.cursor + 1) {
-        return fail(error.Sequence, "seq is {d}, expected {d}", .{ seq, fold.cursor + 1 });
     }
-    if (payload) |field| switch (field.number) {
-        10 => try applyAccepted(try message(field, "record.accepted_state")),
-        17 => try applyVoucher(try message(field, "record.accepted_voucher"), seq),
-        else => {},
-    };
-    fold.cursor = seq;
-    fold.records += 1;
-}
-
-fn applyFramed(batch: []const u8) ApplyError!void {
-    var position: usize = 0;
-    while (position < batch.len) {
-        current_seq = fold.cursor + 1;
-        if (batch.len - position < 4) return fail(error.Framing, "batch ends inside a length", .{});
-        const length = std.mem.readInt(u32, batch[position..][0..4], .little);
-        position += 4;
-        if (length > batch.len - position) {
-            return fail(error.Framing, "length {d} overruns the batch", .{length});
-        }
-        try applyRecord(batch[position..][0..length]);
-        position += length;
-    }
-}
-
-fn inputSlice(pointer: u32, length: u32) ApplyError![]const u8 {
-    const buffer = input.allocatedSlice();
-    if (pointer != @intFromPtr(buffer.ptr) or length > buffer.len) {
-        current_seq = 0;
-        return fail(error.BadArgument, "ptr/len are not inside the alloc() buffer", .{});
-    }
-    return buffer[0..length];
 }
 
 // ---------------------------------------------------------------- queries
@@ -296,110 +239,73 @@ fn writeCounterparties(writer: pb.Writer) !void {
     try writer.end(list_start);
 }
 
-fn answer(bytes: []const u8) !void {
-    const writer = pb.Writer{ .list = &output, .gpa = gpa };
-    output.clearRetainingCapacity();
+/// The query is the last length-delimited field; a malformed one is none.
+pub fn answer(writer: pb.Writer, bytes: []const u8) error{OutOfMemory}!void {
     var kind: u32 = 0;
     var reader = pb.Reader.init(bytes);
     while (reader.next() catch null) |field| {
         if (field.wire_type == pb.WireType.length_delimited) kind = field.number;
     } else if (reader.position != bytes.len) kind = 0;
     switch (kind) {
-        4 => {
-            const start = try writer.begin(13);
-            try writer.uint(1, fold.cursor);
-            try writer.end(start);
-        },
+        4 => try abi.writeCursor(writer),
         5 => try writeCounterparties(writer),
-        else => {
-            try writer.uint(1, 2);
-            try writer.bytes(2, "query: this module answers get_cursor and list_counterparties");
-        },
+        else => try abi.writeBadQuery(
+            writer,
+            "query: this module answers get_cursor and list_counterparties",
+        ),
     }
 }
 
 // ---------------------------------------------------------------- snapshots
 
-const snapshot_magic = "SCPY";
-const snapshot_version: u32 = 1;
-
-fn putInt(comptime T: type, value: T) !void {
-    var buffer: [@sizeOf(T)]u8 = undefined;
-    std.mem.writeInt(T, &buffer, value, .little);
-    try output.appendSlice(gpa, &buffer);
-}
-
-fn putAmount(value: u256) !void {
-    var buffer: [32]u8 = undefined;
-    pb.storeUint256(&buffer, value);
-    try output.appendSlice(gpa, &buffer);
-}
-
-fn snapshotWrite() !void {
-    output.clearRetainingCapacity();
-    try output.appendSlice(gpa, snapshot_magic);
-    try putInt(u32, snapshot_version);
-    try putInt(u64, fold.cursor);
-    try putInt(u64, fold.records);
-    try putInt(u32, @intCast(fold.channels.items.len));
+pub fn snapshotWrite(writer: abi.SnapshotWriter) error{OutOfMemory}!void {
+    try writer.int(u32, @intCast(fold.channels.items.len));
     for (fold.channels.items) |channel| {
-        try output.appendSlice(gpa, &channel.id);
-        try output.append(gpa, @intFromBool(channel.known));
+        try writer.array(&channel.id);
+        try writer.flag(channel.known);
         if (channel.known) {
-            try output.appendSlice(gpa, &channel.payer);
-            try output.appendSlice(gpa, &channel.payee);
+            try writer.array(&channel.payer);
+            try writer.array(&channel.payee);
         }
-        try putAmount(channel.high_water);
+        try writer.amount(channel.high_water);
     }
-    try putInt(u32, @intCast(fold.counterparties.items.len));
+    try writer.int(u32, @intCast(fold.counterparties.items.len));
     for (fold.counterparties.items) |counterparty| {
-        try output.appendSlice(gpa, &counterparty.address);
-        try putAmount(counterparty.sent);
-        try putAmount(counterparty.received);
-        try putInt(u64, counterparty.payments);
-        try output.append(gpa, @intCast(counterparty.recent.items.len));
+        try writer.array(&counterparty.address);
+        try writer.amount(counterparty.sent);
+        try writer.amount(counterparty.received);
+        try writer.int(u64, counterparty.payments);
+        try writer.byte(@intCast(counterparty.recent.items.len));
         for (counterparty.recent.items) |payment| {
-            try putInt(u64, payment.seq);
-            try output.appendSlice(gpa, &payment.channel_id);
-            try putAmount(payment.amount);
-            try output.append(gpa, @intFromBool(payment.sent));
+            try writer.int(u64, payment.seq);
+            try writer.array(&payment.channel_id);
+            try writer.amount(payment.amount);
+            try writer.flag(payment.sent);
         }
     }
 }
 
-const SnapshotReader = struct {
-    bytes: []const u8,
-    position: usize = 0,
-
-    fn take(reader: *SnapshotReader, size: usize) ApplyError![]const u8 {
-        if (reader.bytes.len - reader.position < size) {
-            return fail(error.Invalid, "snapshot is truncated at byte {d}", .{reader.position});
-        }
-        const start = reader.position;
-        reader.position += size;
-        return reader.bytes[start..reader.position];
+fn restoreChannel(reader: *abi.SnapshotReader, target: *Fold) abi.Error!void {
+    var channel = Channel{
+        .id = try reader.array(32),
+        .known = try reader.flag(),
+        .payer = undefined,
+        .payee = undefined,
+        .high_water = 0,
+    };
+    if (channel.known) {
+        channel.payer = try reader.array(20);
+        channel.payee = try reader.array(20);
     }
-
-    fn int(reader: *SnapshotReader, comptime T: type) ApplyError!T {
-        return std.mem.readInt(T, (try reader.take(@sizeOf(T)))[0..@sizeOf(T)], .little);
+    channel.high_water = try reader.amount();
+    const count = target.channels.items.len;
+    if (count > 0 and !lessBytes(&target.channels.items[count - 1].id, &channel.id)) {
+        return fail(error.Invalid, "snapshot channels are not sorted", .{});
     }
+    try target.channels.append(gpa, channel);
+}
 
-    fn array(reader: *SnapshotReader, comptime size: usize) ApplyError![size]u8 {
-        return (try reader.take(size))[0..size].*;
-    }
-
-    fn flag(reader: *SnapshotReader) ApplyError!bool {
-        const value = (try reader.take(1))[0];
-        if (value > 1) return fail(error.Invalid, "snapshot flag is {d}", .{value});
-        return value == 1;
-    }
-
-    fn amount(reader: *SnapshotReader) ApplyError!u256 {
-        return pb.loadUint256(&(try reader.array(32)));
-    }
-};
-
-fn restoreCounterparty(reader: *SnapshotReader, target: *Fold) ApplyError!void {
+fn restoreCounterparty(reader: *abi.SnapshotReader, target: *Fold) abi.Error!void {
     const address = try reader.array(20);
     const count = target.counterparties.items.len;
     if (count > 0 and !lessBytes(&target.counterparties.items[count - 1].address, &address)) {
@@ -410,7 +316,7 @@ fn restoreCounterparty(reader: *SnapshotReader, target: *Fold) ApplyError!void {
     counterparty.sent = try reader.amount();
     counterparty.received = try reader.amount();
     counterparty.payments = try reader.int(u64);
-    const recent = (try reader.take(1))[0];
+    const recent = try reader.byte();
     if (recent > recent_max) {
         return fail(error.Invalid, "snapshot has {d} recent payments", .{recent});
     }
@@ -424,106 +330,12 @@ fn restoreCounterparty(reader: *SnapshotReader, target: *Fold) ApplyError!void {
     }
 }
 
-fn restoreInto(target: *Fold, bytes: []const u8) ApplyError!void {
-    current_seq = 0;
-    var reader = SnapshotReader{ .bytes = bytes };
-    if (!std.mem.eql(u8, try reader.take(4), snapshot_magic)) {
-        return fail(error.Invalid, "not a snapshot of this module (bad magic)", .{});
-    }
-    const version = try reader.int(u32);
-    if (version != snapshot_version) return fail(error.Invalid, "snapshot version {d}", .{version});
-    target.cursor = try reader.int(u64);
-    target.records = try reader.int(u64);
+pub fn restoreInto(reader: *abi.SnapshotReader, target: *Fold) abi.Error!void {
+    const size = reader.bytes.len;
     const channels = try reader.int(u32);
-    if (channels > bytes.len) return fail(error.Invalid, "snapshot channel count {d}", .{channels});
-    for (0..channels) |_| {
-        var channel = Channel{
-            .id = try reader.array(32),
-            .known = try reader.flag(),
-            .payer = undefined,
-            .payee = undefined,
-            .high_water = 0,
-        };
-        if (channel.known) {
-            channel.payer = try reader.array(20);
-            channel.payee = try reader.array(20);
-        }
-        channel.high_water = try reader.amount();
-        const count = target.channels.items.len;
-        if (count > 0 and !lessBytes(&target.channels.items[count - 1].id, &channel.id)) {
-            return fail(error.Invalid, "snapshot channels are not sorted", .{});
-        }
-        try target.channels.append(gpa, channel);
-    }
+    if (channels > size) return fail(error.Invalid, "snapshot channel count {d}", .{channels});
+    for (0..channels) |_| try restoreChannel(reader, target);
     const counterparties = try reader.int(u32);
-    if (counterparties > bytes.len) return fail(error.Invalid, "snapshot counterparty count", .{});
-    for (0..counterparties) |_| try restoreCounterparty(&reader, target);
-    if (reader.position != bytes.len) {
-        return fail(error.Invalid, "snapshot has trailing bytes", .{});
-    }
-}
-
-fn foldFree(target: *Fold) void {
-    for (target.counterparties.items) |*counterparty| counterparty.recent.deinit(gpa);
-    target.counterparties.deinit(gpa);
-    target.channels.deinit(gpa);
-    target.* = .{};
-}
-
-// ---------------------------------------------------------------- exports
-
-export fn abi_version() i32 {
-    return abi_version_current;
-}
-
-export fn alloc(length: u32) u32 {
-    // Room for an error detail even when memory runs out later.
-    output.ensureTotalCapacity(gpa, detail_buffer.len) catch return 0;
-    input.ensureTotalCapacity(gpa, @max(length, 1)) catch return 0;
-    return @intFromPtr(input.allocatedSlice().ptr);
-}
-
-export fn apply_batch(pointer: u32, length: u32) i32 {
-    const batch = inputSlice(pointer, length) catch |err| return errorCode(err);
-    applyFramed(batch) catch |err| {
-        // Other errors have explained themselves already.
-        if (err == error.OutOfMemory) return errorCode(fail(err, "out of memory", .{}));
-        return errorCode(err);
-    };
-    output.clearRetainingCapacity();
-    return 0;
-}
-
-export fn query(pointer: u32, length: u32) i32 {
-    const bytes = inputSlice(pointer, length) catch |err| return errorCode(err);
-    answer(bytes) catch return errorCode(error.OutOfMemory);
-    return 0;
-}
-
-export fn snapshot() i32 {
-    current_seq = 0;
-    snapshotWrite() catch return errorCode(fail(error.OutOfMemory, "out of memory", .{}));
-    return 0;
-}
-
-export fn restore(pointer: u32, length: u32) i32 {
-    const bytes = inputSlice(pointer, length) catch |err| return errorCode(err);
-    var restored: Fold = .{};
-    restoreInto(&restored, bytes) catch |err| {
-        foldFree(&restored);
-        if (err == error.OutOfMemory) return errorCode(fail(err, "out of memory", .{}));
-        return errorCode(err);
-    };
-    foldFree(&fold);
-    fold = restored;
-    output.clearRetainingCapacity();
-    return 0;
-}
-
-export fn out_ptr() u32 {
-    return @intFromPtr(output.items.ptr);
-}
-
-export fn out_len() u32 {
-    return @intCast(output.items.len);
+    if (counterparties > size) return fail(error.Invalid, "snapshot counterparty count", .{});
+    for (0..counterparties) |_| try restoreCounterparty(reader, target);
 }

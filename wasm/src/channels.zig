@@ -5,6 +5,8 @@
 //! asset, guarantees, voucher totals and a status. Same records in, same bytes
 //! out: no clock, no randomness, channels kept sorted by id. A bad record is
 //! answered with an error code and a detail message; a trap is a bug.
+//! The ABI plumbing (buffers, batch framing, the record header, the snapshot
+//! header and the exports) is abi.zig's; this file folds, answers and snapshots.
 
 const std = @import("std");
 const abi = @import("abi.zig");
@@ -15,6 +17,7 @@ const fail = abi.fail;
 const nextField = abi.nextField;
 const lengthField = abi.lengthField;
 const intField = abi.intField;
+const writeBadQuery = abi.writeBadQuery;
 
 /// Safety checks stay on (ReleaseSafe); a failed one traps without formatting
 /// a message, which keeps the module small.
@@ -780,7 +783,6 @@ fn writeList(writer: pb.Writer, after: []const u8, limit_asked: u64) !void {
 }
 
 pub fn answer(writer: pb.Writer, query_bytes: []const u8) error{OutOfMemory}!void {
-    const writeBadQuery = abi.writeBadQuery;
     var reader = pb.Reader.init(query_bytes);
     var kind: ?pb.Field = null;
     while (reader.next() catch return writeBadQuery(writer, "query: malformed protobuf")) |field| {

@@ -13,7 +13,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-COMMAND_MODULES: tuple[str, ...] = ("node.log._cli", "node.chain._cli", "node.derive._cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "node.log._cli",
+    "node.chain._cli",
+    "node.derive._cli",
+    "node.p2p._cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,296 @@
+"""Signed network announcements over GossipSub, and the peer directory they fill.
+
+Each node periodically publishes a SignedAnnouncement: its address, peer id,
+multiaddrs and the ledger channels it offers as an intermediary. Receivers
+check the signature against the announced address, the peer id against the
+same key and the pubsub originator, and keep the newest announcement per
+address, so a payer can reach a node knowing only its Ethereum address.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import coincurve
+import trio
+from google.protobuf.message import DecodeError
+from libp2p.abc import IHost, ISubscriptionAPI
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from node.core import keccak256
+from node.core.constants import (
+    address_bytes,
+    bytes32_bytes,
+    p2p_announce_interval_ms,
+    p2p_announcement_age_ms_max,
+    p2p_announcement_bytes_max,
+    p2p_announcement_ledgers_max,
+    p2p_multiaddrs_per_peer_max,
+    p2p_peers_max,
+    signature_bytes,
+)
+from node.core.errors import InvalidValueError, PeerProtocolError
+from node.p2p._identity import (
+    address_bytes_from_peer_id,
+    address_bytes_from_private_key,
+    address_bytes_from_public_key,
+    checksum_address,
+)
+from node.p2p._messenger import PeerContact
+from node.proto import wire_pb2
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+logger = logging.getLogger("node.p2p.gossip")
+
+ANNOUNCEMENT_TOPIC = "/scnode/announcements/1"
+_SIGNING_DOMAIN = b"scnode-announcement-v1"
+_CLOCK_SKEW_MS_MAX = 60_000
+# GossipSub's default limit (10 msg/s per forwarding peer and topic) would drop
+# announcements relayed for a network of more than a few nodes.
+_GOSSIP_MESSAGES_PER_S_MAX = 100.0
+_HEARTBEAT_INTERVAL_S = 1
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """What the newest valid announcement of a node said."""
+
+    address: str
+    peer_id: str
+    multiaddrs: tuple[str, ...]
+    ledgers: tuple[wire_pb2.LedgerOffer, ...]
+    announced_ms: int
+
+
+def announcement_digest(announcement_bytes: bytes) -> bytes:
+    """The 32-byte digest a node signs for an announcement."""
+    return keccak256(_SIGNING_DOMAIN + announcement_bytes)
+
+
+def sign_announcement(announcement: wire_pb2.Announcement, private_key: bytes) -> bytes:
+    """A serialised SignedAnnouncement by the node key."""
+    assert announcement.address == address_bytes_from_private_key(private_key)
+    body = announcement.SerializeToString()
+    signature = coincurve.PrivateKey(private_key).sign_recoverable(
+        announcement_digest(body), hasher=None
+    )
+    signature = signature[:64] + bytes([signature[64] + 27])
+    return wire_pb2.SignedAnnouncement(announcement=body, signature=signature).SerializeToString()
+
+
+def _recover_signer(body: bytes, signature: bytes) -> bytes:
+    if len(signature) != signature_bytes or signature[64] not in (27, 28):
+        raise PeerProtocolError(f"announcement signature: {len(signature)} bytes, bad v")
+    raw = signature[:64] + bytes([signature[64] - 27])
+    try:
+        public_key = coincurve.PublicKey.from_signature_and_message(
+            raw, announcement_digest(body), hasher=None
+        )
+    except ValueError as error:
+        raise PeerProtocolError(f"announcement signature recovers no key: {error}") from None
+    return address_bytes_from_public_key(public_key)
+
+
+def _check_ledgers(ledgers: Sequence[wire_pb2.LedgerOffer]) -> None:
+    if len(ledgers) > p2p_announcement_ledgers_max:
+        raise PeerProtocolError(f"announcement lists {len(ledgers)} ledgers (max 256)")
+    for index, offer in enumerate(ledgers):
+        if len(offer.channel_id) != bytes32_bytes:
+            raise PeerProtocolError(f"ledgers[{index}].channel_id: not 32 bytes")
+        if len(offer.counterparty) != address_bytes or len(offer.asset) != address_bytes:
+            raise PeerProtocolError(f"ledgers[{index}]: counterparty/asset not 20 bytes")
+        if len(offer.capacity) > bytes32_bytes:
+            raise PeerProtocolError(f"ledgers[{index}].capacity: wider than uint256")
+
+
+def verify_announcement(data: bytes, *, origin_peer_id: str, now_ms: int) -> DirectoryEntry:
+    """Check a gossiped SignedAnnouncement and return what it says.
+
+    Args:
+        data: the pubsub message data.
+        origin_peer_id: the pubsub originator (verified by pubsub's signing).
+        now_ms: wall clock, to refuse stale and future announcements.
+
+    Raises:
+        PeerProtocolError: malformed, badly signed, stale, or bound to another key.
+    """
+    if len(data) > p2p_announcement_bytes_max:
+        raise PeerProtocolError(f"announcement of {len(data)} bytes exceeds the bound")
+    try:
+        signed = wire_pb2.SignedAnnouncement.FromString(data)
+        announcement = wire_pb2.Announcement.FromString(signed.announcement)
+    except DecodeError as error:
+        raise PeerProtocolError(f"malformed announcement: {error}") from None
+    if _recover_signer(signed.announcement, signed.signature) != announcement.address:
+        raise PeerProtocolError("announcement: signature is not by the announced address")
+    if announcement.peer_id != origin_peer_id:
+        raise PeerProtocolError(
+            f"announcement for {announcement.peer_id} published by {origin_peer_id}"
+        )
+    try:
+        bound = address_bytes_from_peer_id(announcement.peer_id)
+    except InvalidValueError as error:
+        raise PeerProtocolError(f"announcement: {error}") from None
+    if bound != announcement.address:
+        raise PeerProtocolError("announcement: peer id and address are different keys")
+    if not now_ms - p2p_announcement_age_ms_max <= announcement.time_ms:
+        raise PeerProtocolError(f"announcement from {announcement.time_ms} ms is stale")
+    if announcement.time_ms > now_ms + _CLOCK_SKEW_MS_MAX:
+        raise PeerProtocolError(f"announcement time {announcement.time_ms} is in the future")
+    suffix = f"/p2p/{announcement.peer_id}"
+    multiaddrs = tuple(announcement.multiaddrs)
+    if len(multiaddrs) > p2p_multiaddrs_per_peer_max or not all(
+        addr.endswith(suffix) for addr in multiaddrs
+    ):
+        raise PeerProtocolError("announcement: too many multiaddrs, or one for another peer")
+    _check_ledgers(announcement.ledgers)
+    return DirectoryEntry(
+        address=checksum_address(announcement.address),
+        peer_id=announcement.peer_id,
+        multiaddrs=multiaddrs,
+        ledgers=tuple(announcement.ledgers),
+        announced_ms=announcement.time_ms,
+    )
+
+
+class PeerDirectory:
+    """The newest announcement of every node heard of, by address."""
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, DirectoryEntry] = {}
+
+    def update(self, entry: DirectoryEntry) -> bool:
+        """Keep an entry unless a newer one is held; returns whether it was kept."""
+        key = bytes.fromhex(entry.address[2:])
+        old = self._entries.get(key)
+        if old is not None and old.announced_ms >= entry.announced_ms:
+            return False
+        if old is None and len(self._entries) >= p2p_peers_max:
+            oldest = min(self._entries, key=lambda item: self._entries[item].announced_ms)
+            del self._entries[oldest]
+        self._entries[key] = entry
+        return True
+
+    def lookup(self, address: bytes) -> DirectoryEntry | None:
+        return self._entries.get(address)
+
+    def contact(self, address: bytes) -> PeerContact | None:
+        """ContactResolver: the announced peer id and multiaddrs of an address."""
+        entry = self._entries.get(address)
+        return None if entry is None else PeerContact(entry.peer_id, entry.multiaddrs)
+
+    def entries(self) -> list[DirectoryEntry]:
+        return list(self._entries.values())
+
+
+LedgerOffers = Callable[[], Sequence[wire_pb2.LedgerOffer]]
+EntryListener = Callable[[DirectoryEntry], None]
+
+
+class Gossip:
+    """Runs GossipSub, publishes this node's announcements, and fills a directory."""
+
+    def __init__(
+        self,
+        *,
+        host: IHost,
+        private_key: bytes,
+        directory: PeerDirectory,
+        multiaddrs: Callable[[], Sequence[str]],
+        ledgers: LedgerOffers = tuple,
+        on_entry: EntryListener | None = None,
+        announce_interval_ms: int = p2p_announce_interval_ms,
+    ) -> None:
+        self._host = host
+        self._private_key = private_key
+        self._address = address_bytes_from_private_key(private_key)
+        self.directory = directory
+        self._multiaddrs = multiaddrs
+        self._ledgers = ledgers
+        self._listeners: list[EntryListener] = [] if on_entry is None else [on_entry]
+        self._announce_interval_s = announce_interval_ms / 1000
+        self._router = GossipSub(
+            protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
+            degree=6,
+            degree_low=4,
+            degree_high=12,
+            heartbeat_interval=_HEARTBEAT_INTERVAL_S,
+            max_messages_per_topic_per_second=_GOSSIP_MESSAGES_PER_S_MAX,
+        )
+        self.pubsub = Pubsub(host, self._router)
+        self._announce_now = trio.Event()
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve GossipSub; announce now and then every interval."""
+        async with (
+            background_trio_service(self.pubsub),
+            background_trio_service(self._router),
+            trio.open_nursery() as nursery,
+        ):
+            await self.pubsub.wait_until_ready()
+            subscription = await self.pubsub.subscribe(ANNOUNCEMENT_TOPIC)
+            nursery.start_soon(self._receive_loop, subscription)
+            nursery.start_soon(self._announce_loop)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def add_entry_listener(self, listener: EntryListener) -> None:
+        """Also call ``listener`` with every new directory entry."""
+        self._listeners.append(listener)
+
+    def announce_soon(self) -> None:
+        """Publish an announcement now (e.g. after a new peer connected)."""
+        self._announce_now.set()
+
+    def announcement(self, now_ms: int) -> bytes:
+        """This node's current signed announcement."""
+        announcement = wire_pb2.Announcement(
+            address=self._address,
+            peer_id=self._host.get_id().to_base58(),
+            multiaddrs=list(self._multiaddrs())[:p2p_multiaddrs_per_peer_max],
+            ledgers=list(self._ledgers())[:p2p_announcement_ledgers_max],
+            time_ms=now_ms,
+        )
+        return sign_announcement(announcement, self._private_key)
+
+    async def _announce_loop(self) -> None:
+        while True:
+            data = self.announcement(int(time.time() * 1000))
+            try:
+                await self.pubsub.publish(ANNOUNCEMENT_TOPIC, data)
+            except (BaseLibp2pError, ValueError) as error:
+                logger.warning("announcement not published: %r", error)
+            with trio.move_on_after(self._announce_interval_s):
+                await self._announce_now.wait()
+            self._announce_now = trio.Event()
+
+    async def _receive_loop(self, subscription: ISubscriptionAPI) -> None:
+        own_peer_id = self._host.get_id()
+        while True:
+            message = await subscription.get()
+            origin = ID(message.from_id)
+            if origin == own_peer_id:
+                continue
+            try:
+                entry = verify_announcement(
+                    message.data,
+                    origin_peer_id=origin.to_base58(),
+                    now_ms=int(time.time() * 1000),
+                )
+            except PeerProtocolError as error:
+                logger.warning("rejected announcement from %s: %s", origin, error)
+                continue
+            if self.directory.update(entry):
+                logger.debug("directory: %s at %s", entry.address, entry.multiaddrs)
+                for listener in self._listeners:
+                    listener(entry)

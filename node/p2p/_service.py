@@ -1,0 +1,287 @@
+"""The p2p service of a node: host, peer store, messaging, gossip and redial."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from multiaddr import Multiaddr
+
+from node.core.constants import (
+    p2p_announce_interval_ms,
+    p2p_redial_backoff_ms_max,
+    p2p_redial_backoff_ms_min,
+)
+from node.core.errors import InvalidValueError
+from node.p2p._gossip import DirectoryEntry, Gossip, LedgerOffers, PeerDirectory
+from node.p2p._host import (
+    allow_redial,
+    listen_multiaddrs,
+    make_host,
+    own_multiaddrs,
+    strip_peer_suffix,
+)
+from node.p2p._identity import (
+    address_bytes_from_peer_id,
+    address_bytes_from_private_key,
+    checksum_address,
+)
+from node.p2p._messenger import (
+    NETWORK_ERRORS,
+    AckListener,
+    Delivery,
+    InboundRecords,
+    Messenger,
+    MessengerOptions,
+    PeerContact,
+    RecordLog,
+)
+from node.p2p._peerstore import PeerStore, parse_peer_multiaddr
+from node.proto import wire_pb2
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+logger = logging.getLogger("node.p2p")
+
+_SAVE_INTERVAL_S = 1.0
+_REDIAL_TICK_S = 0.2
+_CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class P2PConfig:
+    """Where to listen and how often to announce."""
+
+    listen_host: str = "127.0.0.1"
+    port: int = 0
+    announce_interval_ms: int = p2p_announce_interval_ms
+    gossip: bool = True
+    messenger: MessengerOptions = field(default_factory=MessengerOptions)
+
+
+class _Resolver:
+    """The peer store first (the user's word), then the gossip directory."""
+
+    def __init__(self, store: PeerStore, directory: PeerDirectory) -> None:
+        self._store = store
+        self._directory = directory
+
+    def contact(self, address: bytes) -> PeerContact | None:
+        stored = self._store.contact(address)
+        if stored is not None and stored.multiaddrs:
+            return stored
+        return self._directory.contact(address) or stored
+
+
+class _ConnectionWatcher(INotifee):
+    """Keeps the peer store's connected/last-seen columns current."""
+
+    def __init__(self, node: P2PNode) -> None:
+        self._node = node
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._node._on_connection(conn.muxed_conn.peer_id, connected=True)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._node._on_connection(conn.muxed_conn.peer_id, connected=False)
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+
+class P2PNode:
+    """One node's networking, run as a trio service.
+
+    Args:
+        private_key: the node key (identity, message sender, announcement signer).
+        state_dir: HOME/p2p, where the peer store lives.
+        log: the node's event log (SentMessage, Acknowledgement, ReceivedMessages).
+        config: listen address and announcement period.
+        ledgers: the ledger channels this node offers as an intermediary.
+        inbound_records: see ``Messenger``.
+        on_acknowledged: see ``Messenger``.
+    """
+
+    def __init__(
+        self,
+        *,
+        private_key: bytes,
+        state_dir: Path,
+        log: RecordLog,
+        config: P2PConfig | None = None,
+        ledgers: LedgerOffers = tuple,
+        inbound_records: InboundRecords | None = None,
+        on_acknowledged: AckListener | None = None,
+    ) -> None:
+        self.config = config or P2PConfig()
+        self.address = checksum_address(address_bytes_from_private_key(private_key))
+        self.host = make_host(private_key)
+        self.peer_id = self.host.get_id().to_base58()
+        self.peer_store = PeerStore.load(state_dir)
+        self.peer_store.mark_all_disconnected()
+        self.directory = PeerDirectory()
+        self.messenger = Messenger(
+            host=self.host,
+            address=address_bytes_from_private_key(private_key),
+            log=log,
+            resolver=_Resolver(self.peer_store, self.directory),
+            options=self.config.messenger,
+            inbound_records=inbound_records,
+            on_acknowledged=on_acknowledged,
+        )
+        # Pubsub hooks into the host when built, and its connection hook blocks
+        # until the pubsub service runs: build it only when it will run.
+        self.gossip: Gossip | None = None
+        if self.config.gossip:
+            self.gossip = Gossip(
+                host=self.host,
+                private_key=private_key,
+                directory=self.directory,
+                multiaddrs=self.multiaddrs,
+                ledgers=ledgers,
+                on_entry=self._on_directory_entry,
+                announce_interval_ms=self.config.announce_interval_ms,
+            )
+        self._dirty = trio.Event()
+        self._redial_at: dict[str, tuple[float, float]] = {}  # peer id -> (when, backoff)
+
+    @property
+    def deliveries(self) -> trio.MemoryReceiveChannel[Delivery]:
+        """Batches of envelopes from peers, each envelope delivered once."""
+        return self.messenger.deliveries
+
+    async def send(self, recipient: str | bytes, payloads: Sequence[wire_pb2.Payload]) -> int:
+        """Queue a message to a peer by address; see ``Messenger.send``."""
+        return await self.messenger.send(recipient, payloads)
+
+    def multiaddrs(self) -> list[str]:
+        """This node's dialable multiaddrs (valid once ``run`` has started)."""
+        return own_multiaddrs(self.host)
+
+    async def run(self, *, task_status: TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, serve and redial until cancelled; ``started()`` gets the multiaddrs."""
+        listen = listen_multiaddrs(self.config.listen_host, self.config.port)
+        async with self.host.run(listen), trio.open_nursery() as nursery:
+            self.host.get_network().register_notifee(_ConnectionWatcher(self))
+            await nursery.start(self.messenger.run)
+            if self.gossip is not None:
+                await nursery.start(self.gossip.run)
+            nursery.start_soon(self._redial_loop)
+            nursery.start_soon(self._save_loop)
+            task_status.started(self.multiaddrs())
+            try:
+                await trio.sleep_forever()
+            finally:
+                self.peer_store.merge_from_disk()
+                self.peer_store.mark_all_disconnected()
+                self.peer_store.save()
+
+    async def connect(self, multiaddr: str) -> str:
+        """Add a peer by multiaddr to the store (redialled on start) and dial it.
+
+        Returns:
+            The peer's EIP-55 address.
+
+        Raises:
+            InvalidValueError: not a /…/p2p/<secp256k1 peer id> multiaddr.
+        """
+        text, peer_id = parse_peer_multiaddr(multiaddr)
+        record = self.peer_store.add(peer_id, [text], dial=True)
+        self._dirty.set()
+        await self._dial(peer_id, record.multiaddrs)
+        return record.address
+
+    def _on_connection(self, peer_id: ID, *, connected: bool) -> None:
+        text = peer_id.to_base58()
+        try:
+            address_bytes_from_peer_id(peer_id)
+        except InvalidValueError:
+            return
+        if self.peer_store.get(text) is None:
+            self.peer_store.add(text, [], dial=False)
+        self.peer_store.set_connected(text, connected, int(time.time() * 1000))
+        self._dirty.set()
+        if connected:
+            self._redial_at.pop(text, None)
+            if self.gossip is not None:
+                self.gossip.announce_soon()
+
+    def _on_directory_entry(self, entry: DirectoryEntry) -> None:
+        self.peer_store.add(entry.peer_id, entry.multiaddrs, dial=False)
+        self._dirty.set()
+
+    async def _dial(self, peer_id: str, multiaddrs: Sequence[str]) -> bool:
+        info = PeerInfo(ID.from_base58(peer_id), strip_peer_suffix(multiaddrs))
+        allow_redial(self.host, info.peer_id)
+        try:
+            with trio.fail_after(_CONNECT_TIMEOUT_S):
+                await self.host.connect(info)
+        except NETWORK_ERRORS as error:
+            logger.info("dial %s failed: %r", peer_id, error)
+            return False
+        return True
+
+    async def _redial_loop(self) -> None:
+        """Keep every ``dial`` peer connected, backing off per peer while it is down."""
+        network = self.host.get_network()
+        while True:
+            now = trio.current_time()
+            for record in self.peer_store.records():
+                if not record.dial or not record.multiaddrs or record.peer_id == self.peer_id:
+                    continue
+                if network.get_connections(ID.from_base58(record.peer_id)):
+                    continue
+                when, backoff = self._redial_at.get(
+                    record.peer_id, (now, p2p_redial_backoff_ms_min / 1000)
+                )
+                if when > now:
+                    continue
+                if not await self._dial(record.peer_id, record.multiaddrs):
+                    self._redial_at[record.peer_id] = (
+                        trio.current_time() + backoff,
+                        min(backoff * 2, p2p_redial_backoff_ms_max / 1000),
+                    )
+            await trio.sleep(_REDIAL_TICK_S)
+
+    async def _save_loop(self) -> None:
+        """Save the store when it changed; take in peers added by ``scnode connect``."""
+        written_ns = -1
+        while True:
+            with trio.move_on_after(_SAVE_INTERVAL_S):
+                await self._dirty.wait()
+            if self.peer_store.modified_ns() != written_ns:
+                for record in self.peer_store.merge_from_disk():
+                    logger.info(
+                        "peer store: %s added from outside (%s)", record.peer_id, record.address
+                    )
+                    self._dirty.set()
+            if self._dirty.is_set():
+                self._dirty = trio.Event()
+                await trio.to_thread.run_sync(self.peer_store.save)
+                written_ns = self.peer_store.modified_ns()
+            await trio.sleep(_SAVE_INTERVAL_S)
+
+
+def startup_banner(node: P2PNode) -> str:
+    """Lines a node prints at start: its address, peer id and multiaddrs."""
+    lines = [f"scnode p2p: address {node.address}, peer id {node.peer_id}"]
+    lines.extend(f"  listening on {addr}" for addr in node.multiaddrs())
+    return "\n".join(lines)

@@ -121,7 +121,8 @@ engine_batch_inputs_max: Final = 512  # inputs drained into one log batch
 engine_crank_rounds_max: Final = 8  # sign-and-log rounds per step before it must settle
 engine_tx_retry_ms: Final = 2_000  # a refused transaction is asked for again after this
 engine_tx_attempts_max: Final = 5  # refusals of one transaction before the objective fails
-engine_block_record_interval_ms: Final = 10_000  # an idle chain's BlockProcessed is logged this often
+# An idle chain's BlockProcessed is logged this often.
+engine_block_record_interval_ms: Final = 10_000
 engine_policy_deposit_max_default: Final = 100 * 10**18  # per channel and asset, unless configured
 engine_challenge_duration_s_default: Final = 86_400
 engine_stop_timeout_ms: Final = 5_000

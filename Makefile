@@ -46,6 +46,7 @@ demo: setup
 
 bench: setup
 	$(PY) scripts/bench_log.py
+	$(PY) scripts/bench_open_close.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "node.chain._cli",
     "node.derive._cli",
     "node.p2p._cli",
+    "node.engine._cli",
 )
 
 

@@ -1,255 +1,253 @@
-"""The local devnet demo: two parties fund, update and settle a Nitro ledger
-channel on a real chain, and every accepted input lands in each party's event log.
+"""The devnet demo: three nodes in their own processes fund and settle ledger channels.
 
-Usage: python scripts/demo.py [--dir DIR] [--keep]
+    python scripts/demo.py [--dir DIR] [--keep]
 
-It starts anvil with our adjudicator, gives Alice and Bob node homes, signs the
-prefund, deposits in outcome order, signs the postfund, moves funds off chain,
-signs a final state, concludes and pays out on chain, then verifies both logs,
-shows the state derived from them, prints the balances and stops the chain.
+It starts anvil with the contracts, runs Alice, Irene and Bob as separate
+``scnode run`` processes joined over libp2p on 127.0.0.1, opens the ledger
+channels Alice–Irene and Irene–Bob funded on chain, shows each node's channels
+as its derivation module sees them, closes Alice–Irene and settles it on chain,
+stops the nodes, verifies their event logs and prints the final balances.
+Everything it started is stopped at the end, also on failure.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-import trio
 from rich.console import Console
 from rich.table import Table
 
-from node.chain import (
-    NATIVE_ASSET,
-    TEST_TOKEN,
-    ChainService,
-    ChainWatcher,
-    Devnet,
-    Submitted,
-    devnet_down,
-    devnet_node_key,
-    devnet_up,
-    load_artifact,
-)
-from node.cli import main as scnode
-from node.core import (
-    Allocation,
-    FixedPart,
-    SignedState,
-    Signer,
-    SingleAssetExit,
-    State,
-    address_to_destination,
-    channel_id,
-    signed_state_to_proto,
-    state_hash,
-    uint256_to_bytes,
-)
-from node.home import NodeHome
-from node.log import EventLog
-from node.proto import log_pb2
+from node.engine import channels_table
 
-ROOT = Path(__file__).resolve().parent.parent
-ETHER = 10**18
+PROJECT = Path(__file__).resolve().parent.parent
+ETH = 10**18
+_START_TIMEOUT_S = 60.0
+_OBJECTIVE_TIMEOUT_S = 120.0
+_POLL_S = 0.05
 console = Console(width=120)
 
 
-@dataclass(frozen=True)
-class Party:
-    """One side of the channel: its name, signer, home, log and chain access."""
+@dataclass
+class DemoNode:
+    """One ``scnode run`` process."""
 
     name: str
-    signer: Signer
-    home: NodeHome
-    log: EventLog
-    chain: ChainService
+    home: Path
+    process: subprocess.Popen[str]
+    address: str
+    peer_id: str
+    multiaddr: str
+    rpc_url: str
+
+    def call(self, method: str, **params: Any) -> Any:
+        from node.home import NodeHome
+        from node.rpc import RpcSyncClient, load_rpc_token
+
+        client = RpcSyncClient(self.rpc_url, load_rpc_token(NodeHome(self.home)))
+        return client.call(method, **params)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def accept_state(parties: list[Party], signed: SignedState) -> None:
-    """Both parties log the state with the signatures they have checked."""
-    record = log_pb2.LogRecord(time_ms=now_ms())
-    record.accepted_state.channel_id = channel_id(signed.state.fixed)
-    record.accepted_state.state_hash = state_hash(signed.state)
-    record.accepted_state.signed_state.CopyFrom(signed_state_to_proto(signed))
-    for party in parties:
-        party.log.append_batch([record])
-
-
-def sign_by_all(parties: list[Party], state: State) -> SignedState:
-    signatures = {index: party.signer.sign_state(state) for index, party in enumerate(parties)}
-    return SignedState(state, signatures)
-
-
-async def deposit(party: Party, channel: bytes, asset: str, held: int, amount: int) -> None:
-    async def log_submitted(submitted: Submitted) -> None:
-        record = log_pb2.LogRecord(time_ms=now_ms())
-        tx = record.submitted_transaction
-        tx.objective_id = f"DirectFunding-0x{channel.hex()}"
-        tx.tx_kind = (
-            log_pb2.TRANSACTION_KIND_DEPOSIT
-            if submitted.operation == "deposit"
-            else log_pb2.TRANSACTION_KIND_APPROVE
+def start_node(name: str, home: Path, devnet: Path, peers: list[str]) -> DemoNode:
+    """``scnode run`` in its own process; returns once it printed its RPC URL."""
+    command = [sys.executable, "-m", "node.engine._cli", "run", "--home", str(home)]
+    command += ["--devnet", str(devnet), "--verbose"]
+    for peer in peers:
+        command += ["--peer", peer]
+    with (home / "node.log.txt").open("w") as stderr:
+        process = subprocess.Popen(
+            command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=stderr, text=True
         )
-        tx.channel_id, tx.tx_hash, tx.nonce = channel, submitted.tx_hash, submitted.nonce
-        tx.amount = uint256_to_bytes(amount)
-        party.log.append_batch([record])
-
-    result = await party.chain.deposit(asset, channel, held, amount, on_submitted=log_submitted)
-    console.print(
-        f"  {party.name} deposits {amount / ETHER:g} of {asset_name(asset)} "
-        f"(block {result.block_number}, gas {result.gas_used})"
+    assert process.stdout is not None
+    lines: dict[str, str] = {}
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while "JSON-RPC on" not in lines:
+        line = process.stdout.readline()
+        if not line or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"{name} did not start; see {home / 'node.log.txt'}")
+        key, _, value = line.strip().rpartition(" ")
+        lines[key] = value
+    return DemoNode(
+        name,
+        home,
+        process,
+        lines["scnode node"],
+        lines["peer id"],
+        lines["listening on"],
+        lines["JSON-RPC on"],
     )
 
 
-def asset_name(asset: str) -> str:
-    return "ETH" if int(asset, 16) == 0 else "TOKEN"
+def wait_objective(nodes: list[DemoNode], objective_id: str, what: str) -> None:
+    """Show the pause point until the objective is done on every node."""
+    deadline = time.monotonic() + _OBJECTIVE_TIMEOUT_S
+    with console.status(what) as status:
+        for node in nodes:
+            while True:
+                try:
+                    info = node.call("get_objective", objective_id=objective_id)
+                except Exception as error:  # the peer's message may still be on its way
+                    if "no objective" not in str(error):
+                        raise
+                    info = {"status": "UNKNOWN", "waiting_for": "the proposal"}
+                if info["status"] == "DONE":
+                    break
+                if info["status"] == "FAILED":
+                    raise RuntimeError(f"{node.name}: {objective_id} failed: {info['failure']}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{objective_id} not done in {_OBJECTIVE_TIMEOUT_S} s")
+                status.update(f"{what}: {node.name} waits for {info['waiting_for']}")
+                time.sleep(_POLL_S)
+    console.print(f"  [green]done[/green] {what}")
 
 
-async def record_chain_events(parties: list[Party], watcher: ChainWatcher) -> int:
-    """Everything the adjudicator emitted since the last call, into both logs."""
-    events: list[log_pb2.ChainEvent] = []
-    while True:
-        batch = await trio.to_thread.run_sync(watcher.poll)
-        events.extend(batch.events)
-        if batch.caught_up:
-            break
-    records = []
-    for event in events:
-        record = log_pb2.LogRecord(time_ms=now_ms())
-        record.chain_event.CopyFrom(event)
-        records.append(record)
-    if records:
-        for party in parties:
-            party.log.append_batch(records)
-    return len(records)
+def open_channel(a: DemoNode, b: DemoNode, mine: int, theirs: int) -> str:
+    created = a.call(
+        "create_ledger_channel",
+        counterparty=b.address,
+        amount=str(mine),
+        counterparty_amount=str(theirs),
+    )
+    console.print(f"{a.name} asks to open a ledger channel with {b.name}: {created['channel_id']}")
+    wait_objective([a, b], created["objective_id"], f"funding {a.name}–{b.name} on chain")
+    return str(created["channel_id"])
 
 
-def balances_table(title: str, devnet: Devnet, parties: list[Party]) -> Table:
-    token = parties[0].chain.client.contract(load_artifact(TEST_TOKEN), devnet.token)
-    table = Table(title=title)
-    table.add_column("party")
-    table.add_column("address")
-    table.add_column("ETH", justify="right")
-    table.add_column("TOKEN", justify="right")
-    for party in parties:
-        address = party.signer.address
-        eth = party.chain.client.balance(address) / ETHER
-        tokens = token.functions.balanceOf(address).call() / ETHER
-        table.add_row(party.name, address, f"{eth:.6f}", f"{tokens:,.2f}")
+def show_channels(nodes: list[DemoNode], title: str) -> None:
+    console.rule(title)
+    for node in nodes:
+        channels = node.call("get_all_ledger_channels")
+        table = channels_table(channels)
+        table.title = f"{node.name}'s channels, as its derivation module derives them"
+        console.print(table)
+
+
+def nodes_table(nodes: list[DemoNode]) -> Table:
+    table = Table(title="nodes")
+    for column in ("node", "address", "multiaddr", "JSON-RPC"):
+        table.add_column(column, overflow="fold")
+    for node in nodes:
+        table.add_row(node.name, node.address, node.multiaddr, node.rpc_url)
     return table
 
 
-def outcome_of(parties: list[Party], amounts: dict[str, tuple[int, int]]) -> list[SingleAssetExit]:
-    """One exit per asset: (Alice's, Bob's) amounts in outcome order."""
-    destinations = [address_to_destination(party.signer.address) for party in parties]
-    return [
-        SingleAssetExit(
-            asset, [Allocation(destinations[0], first), Allocation(destinations[1], second)]
-        )
-        for asset, (first, second) in amounts.items()
-    ]
+def balances_table(rpc_url: str, nodes: list[DemoNode], title: str) -> Table:
+    from web3 import HTTPProvider, Web3
+
+    w3 = Web3(HTTPProvider(rpc_url))
+    table = Table(title=title)
+    table.add_column("node")
+    table.add_column("address")
+    table.add_column("ETH", justify="right")
+    for node in nodes:
+        balance = Decimal(w3.eth.get_balance(Web3.to_checksum_address(node.address))) / ETH
+        table.add_row(node.name, node.address, f"{balance:.6f}")
+    return table
 
 
-async def run_demo(directory: Path) -> None:
+def verify_logs(nodes: list[DemoNode]) -> None:
+    from node.log import EventLog
+
+    table = Table(title="event logs after the nodes stopped")
+    for column in ("node", "records", "head hash", "hash chain"):
+        table.add_column(column)
+    for node in nodes:
+        with EventLog.open(node.home / "log", read_only=True) as log:
+            report = log.verify()
+            table.add_row(
+                node.name,
+                str(log.last_seq),
+                log.head_hash.hex()[:16] + "...",
+                "[green]verified[/green]" if report.ok else f"[red]{report.problem}[/red]",
+            )
+            if not report.ok:
+                raise RuntimeError(f"{node.name}'s log is broken: {report.problem}")
+    console.print(table)
+
+
+def run_demo(directory: Path) -> None:
+    """The whole demo in ``directory``; stops what it started."""
+    from node.chain import devnet_down, devnet_node_key, devnet_up
+    from node.home import NodeHome
+
     console.rule("[bold]scnode devnet demo")
-    console.print("Starting anvil and deploying the adjudicator, apps and a test token ...")
-    devnet = devnet_up(directory / "chain", nodes=2)
+    console.print("Starting anvil and deploying the adjudicator, the apps and a test token ...")
+    devnet = devnet_up(directory / "chain", nodes=3)
+    console.print(f"chain {devnet.chain_id} at {devnet.rpc_url}, adjudicator {devnet.adjudicator}")
+    nodes: list[DemoNode] = []
     try:
-        await fund_and_settle(directory, devnet)
+        names = ("Irene", "Alice", "Bob")
+        for index, name in enumerate(names):
+            NodeHome(directory / name.lower()).initialise(node_key=devnet_node_key(index))
+        console.print("Starting Irene, then Alice and Bob connected to her by multiaddr ...")
+        nodes.append(start_node("Irene", directory / "irene", directory / "chain", []))
+        for name in names[1:]:
+            home = directory / name.lower()
+            nodes.append(start_node(name, home, directory / "chain", [nodes[0].multiaddr]))
+        irene, alice, bob = nodes
+        console.print(nodes_table(nodes))
+        console.print(balances_table(devnet.rpc_url, nodes, "balances before"))
+        console.rule("Opening ledger channels, funded on chain")
+        alice_irene = open_channel(alice, irene, 5 * ETH, 5 * ETH)
+        open_channel(irene, bob, 3 * ETH, 2 * ETH)
+        show_channels(nodes, "Channels after funding")
+        console.rule("Closing Alice–Irene and settling it on chain")
+        closed = alice.call("close_ledger_channel", channel_id=alice_irene)
+        wait_objective([alice, irene], closed["objective_id"], "closing Alice–Irene")
+        show_channels([alice, irene], "Channels after settlement")
+        console.print(balances_table(devnet.rpc_url, nodes, "balances after settlement"))
     finally:
+        for node in nodes:
+            node.stop()
+        console.print(f"Stopped {len(nodes)} nodes.")
+        if nodes:
+            verify_logs(nodes)
         devnet_down(directory / "chain")
         console.print("Stopped the devnet.")
 
 
-async def fund_and_settle(directory: Path, devnet: Devnet) -> None:
-    console.print(f"chain {devnet.chain_id} at {devnet.rpc_url}; adjudicator {devnet.adjudicator}")
-    parties = []
-    for index, name in enumerate(("Alice", "Bob")):
-        home = NodeHome(directory / name.lower())
-        home.initialise(node_key=devnet_node_key(index))
-        log = EventLog.open(home.log_path)
-        chain = ChainService.connect(devnet.rpc_url, home.chain_key(), devnet.adjudicator)
-        parties.append(Party(name, Signer(home.node_key()), home, log, chain))
-    console.print(balances_table("Balances before", devnet, parties))
-
-    fixed = FixedPart([p.signer.address for p in parties], 1, devnet.consensus_app, 60)
-    cid = channel_id(fixed)
-    amounts = {NATIVE_ASSET: (3 * ETHER, 2 * ETHER), devnet.token: (100 * ETHER, 50 * ETHER)}
-    outcome = outcome_of(parties, amounts)
-    console.rule("Funding ledger channel 0x" + cid.hex()[:16] + "...")
-    watcher = ChainWatcher(parties[0].chain.client, from_block=devnet.deployed_at_block)
-    accept_state(parties, sign_by_all(parties, State(fixed, b"", outcome, 0, False)))
-    console.print("  prefund (turn 0) signed by both")
-    for index, party in enumerate(parties):
-        for asset, split in amounts.items():
-            held = sum(split[:index])
-            await deposit(party, cid, asset, held, split[index])
-    events = await record_chain_events(parties, watcher)
-    console.print(f"  {events} chain events recorded in both logs")
-    accept_state(parties, sign_by_all(parties, State(fixed, b"", outcome, 1, False)))
-    console.print("  postfund (turn 1) signed by both: the channel is open")
-
-    console.rule("Off-chain update and settlement")
-    moved = outcome_of(
-        parties,
-        {NATIVE_ASSET: (2 * ETHER, 3 * ETHER), devnet.token: (75 * ETHER, 75 * ETHER)},
-    )
-    accept_state(parties, sign_by_all(parties, State(fixed, b"", moved, 2, False)))
-    console.print("  turn 2: Alice pays Bob 1 ETH and 25 TOKEN off chain")
-    final = sign_by_all(parties, State(fixed, b"", moved, 3, True))
-    accept_state(parties, final)
-    console.print("  turn 3: final state signed by both")
-    result = await parties[0].chain.conclude_and_transfer_all_assets(final)
-    console.print(f"  Alice concludes and pays out (gas {result.gas_used})")
-    events = await record_chain_events(parties, watcher)
-    console.print(f"  {events} more chain events recorded")
-    console.print(balances_table("Balances after", devnet, parties))
-    show_logs(parties)
-
-
-def show_logs(parties: list[Party]) -> None:
-    for party in parties:
-        party.log.close()
-    console.rule("Alice's event log")
-    home = str(parties[0].home.root)
-    scnode(["log", "show", "--home", home])
-    for party in parties:
-        console.print(f"[bold]{party.name}[/bold]: ", end="")
-        code = scnode(["log", "verify", "--home", str(party.home.root)])
-        if code != 0:
-            raise SystemExit(f"{party.name}'s log does not verify")
-    console.rule("Channel state derived from Alice's log by wasm/channels.wasm")
-    if scnode(["derive", "--home", home]) != 0:
-        raise SystemExit("derivation failed")
-    console.rule("... and as of record 10, just after the postfund")
-    if scnode(["derive", "--home", home, "--at", "10"]) != 0:
-        raise SystemExit("derivation failed")
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, default=ROOT / "demo-run", help="working directory")
-    parser.add_argument("--keep", action="store_true", help="keep the working directory")
-    options = parser.parse_args()
-    if not sys.stdout.isatty():
-        os.environ["COLUMNS"] = "120"  # the node's tables are wide; pipes default to 80
-    shutil.rmtree(options.dir, ignore_errors=True)
-    options.dir.mkdir(parents=True)
-    started = time.monotonic()
-    trio.run(run_demo, options.dir)
-    console.rule(f"[bold green]demo finished in {time.monotonic() - started:.1f} s")
-    if not options.keep:
-        shutil.rmtree(options.dir, ignore_errors=True)
+    parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="scnode-demo-"))
+    try:
+        run_demo(directory)
+    except Exception as error:
+        console.print(f"[red]demo failed:[/red] {error}")
+        return 1
+    finally:
+        if not args.keep and args.dir is None:
+            shutil.rmtree(directory, ignore_errors=True)
+        elif args.keep:
+            console.print(f"Kept {directory}: node homes, logs and node output.")
+    console.print(json.dumps({"demo": "ok"}))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

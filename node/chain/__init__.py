@@ -35,6 +35,7 @@ from node.chain._devnet import DevnetNode as DevnetNode
 from node.chain._devnet import devnet_down as devnet_down
 from node.chain._devnet import devnet_node_key as devnet_node_key
 from node.chain._devnet import devnet_up as devnet_up
+from node.chain._devnet import read_devnet as read_devnet
 from node.chain._scenarios import ScenarioRun as ScenarioRun
 from node.chain._scenarios import Step as Step
 from node.chain._scenarios import run_scenarios as run_scenarios

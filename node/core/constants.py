@@ -125,4 +125,3 @@ engine_tx_attempts_max: Final = 5  # refusals of one transaction before the obje
 engine_block_record_interval_ms: Final = 10_000
 engine_policy_deposit_max_default: Final = 100 * 10**18  # per channel and asset, unless configured
 engine_challenge_duration_s_default: Final = 86_400
-engine_stop_timeout_ms: Final = 5_000

@@ -1,0 +1,77 @@
+"""What reaches the engine loop: commands, chain events, peer deliveries, wake-ups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import trio
+
+from node.core import FixedPart, SingleAssetExit
+from node.engine._errors import CommandRefusedError
+from node.proto import log_pb2
+from node.protocols import ObjectiveId
+
+
+@dataclass
+class Reply:
+    """The answer to a command: the loop sets ``objective_id`` when it accepts the
+    command and ``done`` once its record is durable, or ``fail`` when it refuses it."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    objective_id: ObjectiveId | None = None
+    error: CommandRefusedError | None = None
+
+    def fail(self, error: CommandRefusedError) -> None:
+        assert not self.done.is_set()
+        self.error = error
+        self.done.set()
+
+    async def wait(self) -> ObjectiveId:
+        """The objective id, or raise the refusal."""
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.objective_id is not None
+        return self.objective_id
+
+
+@dataclass(frozen=True)
+class CreateLedger:
+    """Open a ledger channel with these parameters."""
+
+    fixed: FixedPart
+    outcome: tuple[SingleAssetExit, ...]
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class CloseLedger:
+    """Close the ledger channel ``channel_id``."""
+
+    channel_id: bytes
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class ChainInput:
+    """A confirmed adjudicator event (or a BlockProcessed mark)."""
+
+    event: log_pb2.ChainEvent
+
+
+@dataclass(frozen=True)
+class PeerInput:
+    """A transport delivered (and logged) a batch from a peer."""
+
+    sender: str
+    envelopes: int
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Something outside the loop changed (a transaction settled, a retry is due)."""
+
+    reason: str
+
+
+Input = CreateLedger | CloseLedger | ChainInput | PeerInput | Wake

@@ -1,0 +1,255 @@
+"""A whole node: event log, derivation module, chain, p2p, JSON-RPC and the engine.
+
+The services share one nursery. The engine is built first (it rebuilds its
+objectives from the log) so that the p2p transport can hand it peer messages
+as soon as it listens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from node.chain import ChainClient, ChainService
+from node.core import Signer, constants
+from node.core.errors import InvalidValueError, ScnodeError
+from node.derive import DeriveModule, Deriver
+from node.engine._engine import Engine, EngineConfig
+from node.engine._rpc import NATIVE_ASSET, register_node_methods
+from node.home import NodeHome
+from node.log import EventLog
+from node.protocols import PolicyLimits, limits_policy
+from node.rpc import JsonValue, MethodRegistry, RpcServer, load_or_create_rpc_token
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+logger = logging.getLogger("node.engine")
+
+PROJECT = Path(__file__).resolve().parents[2]
+DEFAULT_MODULE = PROJECT / "wasm" / "channels.wasm"
+RPC_URL_FILE = "rpc.url"
+DEVNET_FILE = "devnet.json"
+_DEVNET_FIELDS = ("rpc_url", "adjudicator", "consensus_app", "token", "deployed_at_block")
+
+
+class NodeConfigError(ScnodeError):
+    """The node cannot start with the options given."""
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """How ``scnode run`` starts a node.
+
+    Attributes:
+        home: the node's home directory (``scnode init``).
+        listen_host: the IP address libp2p listens on.
+        listen_port: its TCP port (0: any free port).
+        chain_url: the chain's JSON-RPC URL (else the devnet's).
+        devnet: a devnet directory (``devnet.json``): chain URL and contract addresses.
+        adjudicator: the adjudicator address (else the devnet's).
+        consensus_app: the ConsensusApp address (else the devnet's).
+        peers: multiaddrs to dial at start (remembered in the peer store).
+        module: the derivation module.
+        rpc_port: the JSON-RPC port on 127.0.0.1 (0: any free port).
+        deposit_max: the most the policy lets a peer's channel take from us, per asset.
+        confirmations: blocks an adjudicator event needs before it is logged.
+        gossip: announce this node on the gossip topic.
+    """
+
+    home: Path
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    chain_url: str | None = None
+    devnet: Path | None = None
+    adjudicator: str | None = None
+    consensus_app: str | None = None
+    peers: tuple[str, ...] = ()
+    module: Path = DEFAULT_MODULE
+    rpc_port: int = 0
+    deposit_max: int = constants.engine_policy_deposit_max_default
+    confirmations: int = constants.chain_confirmations_default
+    gossip: bool = True
+
+
+@dataclass(frozen=True)
+class NodeStarted:
+    """What a started node reports."""
+
+    address: str
+    peer_id: str
+    multiaddrs: tuple[str, ...]
+    rpc_url: str
+    chain_url: str
+    module_sha256: str
+
+
+@dataclass(frozen=True)
+class _Chain:
+    url: str
+    adjudicator: str
+    consensus_app: str
+    start_block: int | None
+    tokens: tuple[str, ...]
+
+
+def read_devnet_file(directory: Path) -> dict[str, Any]:
+    """The fields of ``DIR/devnet.json`` (``scnode devnet up``) a node needs.
+
+    Raises:
+        NodeConfigError: no devnet there, or the file is malformed.
+    """
+    path = directory / DEVNET_FILE
+    try:
+        data = json.loads(path.read_text())
+        fields = {name: data[name] for name in _DEVNET_FIELDS}
+    except FileNotFoundError:
+        raise NodeConfigError(f"devnet: {path} not found (is the devnet up?)") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise NodeConfigError(f"devnet: {path} is malformed: {error!r}") from None
+    return fields
+
+
+def _chain_settings(options: NodeOptions) -> _Chain:
+    devnet = read_devnet_file(options.devnet) if options.devnet is not None else {}
+    url = options.chain_url or devnet.get("rpc_url")
+    adjudicator = options.adjudicator or devnet.get("adjudicator")
+    consensus_app = options.consensus_app or devnet.get("consensus_app")
+    if url is None or adjudicator is None or consensus_app is None:
+        raise NodeConfigError(
+            "chain: give --devnet DIR, or --chain-url with --adjudicator and --consensus-app"
+        )
+    tokens = (str(devnet["token"]),) if devnet else ()
+    start = int(devnet["deployed_at_block"]) if devnet else None
+    return _Chain(str(url), str(adjudicator), str(consensus_app), start, tokens)
+
+
+def write_rpc_url(home: NodeHome, url: str) -> None:
+    """HOME/rpc.url, for the CLI commands that talk to the running node."""
+    path = home.root / RPC_URL_FILE
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(url + "\n")
+    os.replace(temporary, path)
+
+
+def read_rpc_url(home: NodeHome) -> str:
+    """The URL the running node wrote.
+
+    Raises:
+        NodeConfigError: no node has run in this home.
+    """
+    try:
+        return (home.root / RPC_URL_FILE).read_text().strip()
+    except FileNotFoundError:
+        raise NodeConfigError(
+            f"{home.root / RPC_URL_FILE} not found: is `scnode run --home {home.root}` running?"
+        ) from None
+
+
+async def run_node(
+    options: NodeOptions, *, task_status: TaskStatus[NodeStarted] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Start every service of a node, report ``NodeStarted``, serve until cancelled.
+
+    Raises:
+        NodeConfigError, HomeError, LogError, DeriveError, ChainError: cannot start.
+    """
+    from node.p2p import P2PConfig, P2PNode
+
+    home = NodeHome(options.home)
+    key = home.node_key()
+    settings = _chain_settings(options)
+    module = DeriveModule.from_file(options.module)
+    client = ChainClient(settings.url, home.chain_key(), settings.adjudicator)
+    registry = MethodRegistry()
+    server = RpcServer(registry, load_or_create_rpc_token(home), port=options.rpc_port)
+    with EventLog.open(home.log_path) as log:
+        engine = await _engine(options, settings, client, log, module, key, server)
+        p2p = P2PNode(
+            private_key=key,
+            state_dir=home.p2p_path,
+            log=log,
+            config=P2PConfig(
+                listen_host=options.listen_host, port=options.listen_port, gossip=options.gossip
+            ),
+            inbound_records=engine.inbound_records,
+        )
+        engine.transport = p2p
+        chain_id = await trio.to_thread.run_sync(lambda: int(client.w3.eth.chain_id))
+
+        def node_info() -> dict[str, JsonValue]:
+            return {
+                "address": engine.address,
+                "peer_id": p2p.peer_id,
+                "multiaddrs": list(p2p.multiaddrs()),
+                "chain": {
+                    "url": settings.url,
+                    "chain_id": chain_id,
+                    "adjudicator": settings.adjudicator,
+                    "consensus_app": settings.consensus_app,
+                    "chain_key_address": client.address,
+                },
+                "module": {"name": module.name, "sha256": module.sha256.hex()},
+                "log_last_seq": log.last_seq,
+                "objectives_running": sum(e.running for e in engine.objectives.values()),
+            }
+
+        register_node_methods(registry, engine, node_info)
+        async with trio.open_nursery() as nursery:
+            multiaddrs = await nursery.start(p2p.run)
+            url = await nursery.start(server.run)
+            write_rpc_url(home, url)
+            await nursery.start(engine.run)
+            for peer in options.peers:
+                await _connect(p2p, peer)
+            started = NodeStarted(
+                engine.address, p2p.peer_id, tuple(multiaddrs), url, settings.url, module.sha256_hex
+            )
+            task_status.started(started)
+            await trio.sleep_forever()
+
+
+async def _engine(
+    options: NodeOptions,
+    settings: _Chain,
+    client: ChainClient,
+    log: EventLog,
+    module: DeriveModule,
+    key: bytes,
+    server: RpcServer,
+) -> Engine:
+    """The engine, rebuilt from the log, with the policy the options set."""
+    start_block = settings.start_block
+    if start_block is None:
+        start_block = await trio.to_thread.run_sync(client.block_number)
+    limits = dict.fromkeys((NATIVE_ASSET, *settings.tokens), options.deposit_max)
+    return Engine(
+        log=log,
+        deriver=Deriver(log, module),
+        signer=Signer(key),
+        chain=ChainService(client),
+        config=EngineConfig(
+            settings.consensus_app,
+            limits_policy(PolicyLimits(limits)),
+            confirmations=options.confirmations,
+            start_block=start_block,
+        ),
+        notify=server.publish,
+    )
+
+
+async def _connect(p2p: object, multiaddr: str) -> None:
+    from node.p2p import P2PNode
+
+    assert isinstance(p2p, P2PNode)
+    try:
+        address = await p2p.connect(multiaddr)
+    except InvalidValueError as error:
+        raise NodeConfigError(f"--peer {multiaddr}: {error}") from None
+    logger.info("peer %s at %s", address, multiaddr)

@@ -1,0 +1,140 @@
+"""Log records the engine writes, built from values (pure functions).
+
+Channel ids and state hashes are computed here, by the host, never taken from
+a peer: the derivation module trusts them (DESIGN.md, data flow rule 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+
+from node.core import (
+    FixedPart,
+    SignedState,
+    SingleAssetExit,
+    address_to_bytes,
+    channel_id,
+    fixed_part_to_proto,
+    signed_state_to_proto,
+    single_asset_exit_to_proto,
+    state_hash,
+    uint256_to_bytes,
+)
+from node.proto import log_pb2
+from node.protocols import ObjectiveId, TransactionKind
+
+_TX_KINDS = {
+    TransactionKind.DEPOSIT: log_pb2.TRANSACTION_KIND_DEPOSIT,
+    TransactionKind.CONCLUDE_AND_TRANSFER: log_pb2.TRANSACTION_KIND_CONCLUDE_AND_TRANSFER,
+}
+TX_KIND_FROM_LOG = {value: kind for kind, value in _TX_KINDS.items()}
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds: data written into a record, never read back as a clock."""
+    return int(time.time() * 1000)
+
+
+def accepted_state_record(signed: SignedState) -> log_pb2.LogRecord:
+    """An AcceptedState whose every listed signature the caller has verified."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    accepted = record.accepted_state
+    accepted.channel_id = channel_id(signed.state.fixed)
+    accepted.state_hash = state_hash(signed.state)
+    accepted.signed_state.CopyFrom(signed_state_to_proto(signed))
+    return record
+
+
+def create_command_record(
+    objective_id: ObjectiveId, fixed: FixedPart, outcome: Sequence[SingleAssetExit]
+) -> log_pb2.LogRecord:
+    """The API asked to open a ledger channel."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    command = record.command
+    command.objective_id = str(objective_id)
+    command.create_ledger_channel.fixed.CopyFrom(fixed_part_to_proto(fixed))
+    command.create_ledger_channel.outcome.extend(
+        single_asset_exit_to_proto(asset_exit) for asset_exit in outcome
+    )
+    return record
+
+
+def close_command_record(objective_id: ObjectiveId) -> log_pb2.LogRecord:
+    """The API asked to close a ledger channel."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    record.command.objective_id = str(objective_id)
+    record.command.close_ledger_channel.channel_id = objective_id.channel_id
+    return record
+
+
+def decision_record(objective_id: ObjectiveId, *, approved: bool, reason: str) -> log_pb2.LogRecord:
+    """The policy's answer to an objective a peer proposed, or a peer's refusal of ours."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    record.command.objective_id = str(objective_id)
+    record.command.objective_decision.approved = approved
+    record.command.objective_decision.reason = reason
+    return record
+
+
+def submitted_record(
+    objective_id: ObjectiveId,
+    kind: TransactionKind,
+    *,
+    channel: bytes,
+    tx_hash: bytes,
+    nonce: int,
+    asset: str | None = None,
+    amount: int = 0,
+    failure: str | None = None,
+) -> log_pb2.LogRecord:
+    """A transaction sent for an objective (``failure`` set: the chain refused it)."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    tx = record.submitted_transaction
+    tx.objective_id = str(objective_id)
+    tx.tx_kind = _TX_KINDS[kind]
+    tx.channel_id = channel
+    tx.tx_hash = tx_hash
+    tx.nonce = nonce
+    if asset is not None:
+        tx.asset = address_to_bytes(asset, "asset")
+        tx.amount = uint256_to_bytes(amount, "amount")
+    if failure is not None:
+        tx.failed = True
+        tx.failure = failure
+    return record
+
+
+def approve_record(
+    objective_id: ObjectiveId, *, channel: bytes, tx_hash: bytes, nonce: int
+) -> log_pb2.LogRecord:
+    """An ERC20 approval sent before a deposit (audit only: objectives ignore it)."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    tx = record.submitted_transaction
+    tx.objective_id = str(objective_id)
+    tx.tx_kind = log_pb2.TRANSACTION_KIND_APPROVE
+    tx.channel_id = channel
+    tx.tx_hash = tx_hash
+    tx.nonce = nonce
+    return record
+
+
+def rejected_record(
+    source: int, reason: str, raw_input: bytes, peer: bytes = b""
+) -> log_pb2.LogRecord:
+    """An input refused, for audit: it never changes channel state."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    rejected = record.rejected
+    rejected.source = source  # type: ignore[assignment]
+    rejected.peer = peer
+    rejected.reason = reason
+    rejected.input_sha256 = hashlib.sha256(raw_input).digest()
+    return record
+
+
+def chain_event_record(event: log_pb2.ChainEvent) -> log_pb2.LogRecord:
+    """A confirmed adjudicator event."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    record.chain_event.CopyFrom(event)
+    return record

@@ -1,0 +1,133 @@
+"""The node's JSON-RPC methods: thin adapters from typed params to the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from node.core import constants
+from node.core.errors import InvalidValueError
+from node.engine._engine import Engine
+from node.engine._errors import CommandRefusedError, Refusal
+from node.protocols import ObjectiveId, parse_objective_id
+from node.rpc import (
+    ADDRESS,
+    BYTES32,
+    STRING,
+    UINT64,
+    UINT256,
+    ErrorCode,
+    JsonValue,
+    MethodRegistry,
+    Param,
+    RpcError,
+    integer,
+)
+
+NATIVE_ASSET = "0x0000000000000000000000000000000000000000"
+_CODES = {
+    Refusal.INVALID: ErrorCode.INVALID_PARAMS,
+    Refusal.NOT_FOUND: ErrorCode.CHANNEL_NOT_FOUND,
+    Refusal.CONFLICT: ErrorCode.INVALID_STATE,
+}
+NodeInfo = Callable[[], dict[str, JsonValue]]
+
+
+@contextmanager
+def _answering() -> Iterator[None]:
+    """Engine refusals as JSON-RPC errors."""
+    try:
+        yield
+    except CommandRefusedError as error:
+        raise RpcError(_CODES[error.refusal], error.message) from None
+
+
+def _created(objective_id: ObjectiveId) -> dict[str, JsonValue]:
+    return {"objective_id": str(objective_id), "channel_id": "0x" + objective_id.channel_id.hex()}
+
+
+class _NodeMethods:
+    """The handlers, bound to one engine."""
+
+    def __init__(self, engine: Engine, node_info: NodeInfo) -> None:
+        self.engine = engine
+        self.node_info = node_info
+
+    async def get_address(self) -> str:
+        return self.engine.address
+
+    async def get_node_info(self) -> dict[str, JsonValue]:
+        return self.node_info()
+
+    async def create_ledger_channel(
+        self,
+        counterparty: str,
+        amount: int,
+        counterparty_amount: int,
+        asset: str,
+        challenge_duration: int,
+        nonce: int | None,
+    ) -> dict[str, JsonValue]:
+        with _answering():
+            objective_id = await self.engine.create_ledger_channel(
+                counterparty,
+                amount,
+                counterparty_amount=counterparty_amount,
+                asset=asset,
+                challenge_duration=challenge_duration,
+                nonce=nonce,
+            )
+        return _created(objective_id)
+
+    async def close_ledger_channel(self, channel_id: bytes) -> dict[str, JsonValue]:
+        with _answering():
+            objective_id = await self.engine.close_ledger_channel(channel_id)
+        return _created(objective_id)
+
+    async def get_ledger_channel(self, channel_id: bytes) -> JsonValue:
+        with _answering():
+            return self.engine.ledger_channel(channel_id)  # type: ignore[return-value]
+
+    async def get_all_ledger_channels(self) -> JsonValue:
+        return self.engine.ledger_channels()  # type: ignore[return-value]
+
+    async def get_objective(self, objective_id: str) -> JsonValue:
+        try:
+            parsed = parse_objective_id(objective_id)
+        except InvalidValueError as error:
+            problem = f"invalid param 'objective_id': {error}"
+            raise RpcError(ErrorCode.INVALID_PARAMS, problem) from None
+        if parsed not in self.engine.objectives:
+            raise RpcError(ErrorCode.OBJECTIVE_NOT_FOUND, f"no objective {objective_id}")
+        return self.engine.objective_info(parsed)  # type: ignore[return-value]
+
+
+_CHANNEL = [Param("channel_id", BYTES32)]
+_CREATE = [
+    Param("counterparty", ADDRESS),
+    Param("amount", UINT256),
+    Param("counterparty_amount", UINT256, required=False, default=0),
+    Param("asset", ADDRESS, required=False, default=NATIVE_ASSET),
+    Param(
+        "challenge_duration",
+        integer(1, constants.challenge_duration_s_max, name="seconds"),
+        required=False,
+        default=constants.engine_challenge_duration_s_default,
+    ),
+    Param("nonce", UINT64, required=False, default=None),
+]
+
+
+def register_node_methods(registry: MethodRegistry, engine: Engine, node_info: NodeInfo) -> None:
+    """Add the node's methods to ``registry`` (``version`` is built in)."""
+    methods = _NodeMethods(engine, node_info)
+    for name, params, description in (
+        ("get_address", None, "The node's address."),
+        ("get_node_info", None, "Address, peer id, multiaddrs, chain and derivation module."),
+        ("create_ledger_channel", _CREATE, "Open and fund a ledger channel (DirectFund)."),
+        ("close_ledger_channel", _CHANNEL, "Close a ledger channel, pay it out (DirectDefund)."),
+        ("get_ledger_channel", _CHANNEL, "One ledger channel as the module derives it."),
+        ("get_all_ledger_channels", None, "Every ledger channel, in channel id order."),
+        ("get_objective", [Param("objective_id", STRING)], "An objective and its pause point."),
+    ):
+        registry.register(name, getattr(methods, name), params=params, description=description)

@@ -7,18 +7,17 @@ as soon as it listens.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
-from node.chain import ChainClient, ChainService
+from node.chain import ChainClient, ChainService, Devnet, read_devnet
 from node.core import Signer, constants
-from node.core.errors import InvalidValueError, ScnodeError
+from node.core.errors import ChainError, InvalidValueError, ScnodeError
 from node.derive import DeriveModule, Deriver
 from node.engine._engine import Engine, EngineConfig
 from node.engine._rpc import NATIVE_ASSET, register_node_methods
@@ -35,8 +34,6 @@ logger = logging.getLogger("node.engine")
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_MODULE = PROJECT / "wasm" / "channels.wasm"
 RPC_URL_FILE = "rpc.url"
-DEVNET_FILE = "devnet.json"
-_DEVNET_FIELDS = ("rpc_url", "adjudicator", "consensus_app", "token", "deployed_at_block")
 
 
 class NodeConfigError(ScnodeError):
@@ -99,35 +96,23 @@ class _Chain:
     tokens: tuple[str, ...]
 
 
-def read_devnet_file(directory: Path) -> dict[str, Any]:
-    """The fields of ``DIR/devnet.json`` (``scnode devnet up``) a node needs.
-
-    Raises:
-        NodeConfigError: no devnet there, or the file is malformed.
-    """
-    path = directory / DEVNET_FILE
-    try:
-        data = json.loads(path.read_text())
-        fields = {name: data[name] for name in _DEVNET_FIELDS}
-    except FileNotFoundError:
-        raise NodeConfigError(f"devnet: {path} not found (is the devnet up?)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise NodeConfigError(f"devnet: {path} is malformed: {error!r}") from None
-    return fields
-
-
 def _chain_settings(options: NodeOptions) -> _Chain:
-    devnet = read_devnet_file(options.devnet) if options.devnet is not None else {}
-    url = options.chain_url or devnet.get("rpc_url")
-    adjudicator = options.adjudicator or devnet.get("adjudicator")
-    consensus_app = options.consensus_app or devnet.get("consensus_app")
+    devnet: Devnet | None = None
+    if options.devnet is not None:
+        try:
+            devnet = read_devnet(options.devnet)
+        except ChainError as error:
+            raise NodeConfigError(str(error)) from None
+    url = options.chain_url or (devnet.rpc_url if devnet else None)
+    adjudicator = options.adjudicator or (devnet.adjudicator if devnet else None)
+    consensus_app = options.consensus_app or (devnet.consensus_app if devnet else None)
     if url is None or adjudicator is None or consensus_app is None:
         raise NodeConfigError(
             "chain: give --devnet DIR, or --chain-url with --adjudicator and --consensus-app"
         )
-    tokens = (str(devnet["token"]),) if devnet else ()
-    start = int(devnet["deployed_at_block"]) if devnet else None
-    return _Chain(str(url), str(adjudicator), str(consensus_app), start, tokens)
+    tokens = (devnet.token,) if devnet else ()
+    start = devnet.deployed_at_block if devnet else None
+    return _Chain(url, adjudicator, consensus_app, start, tokens)
 
 
 def write_rpc_url(home: NodeHome, url: str) -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import pytest
 
 from node.chain import (
-    ANVIL_DEV_KEYS,
     Anvil,
     ChainClient,
     ChainService,
@@ -19,19 +18,10 @@ from node.chain import (
     load_artifact,
     running_anvil,
 )
-from node.core import FixedPart, Signer
+from node.core import FixedPart
+from tests.actors import ALICE, BOB, dev_key
 
 TOKEN_SUPPLY = 10**27
-# Channel keys (PROTOCOL.md §2 test actors): their addresses start with no coin,
-# so a payout shows as their whole balance.
-ALICE = Signer(bytes.fromhex("2d999770f7b5d49b694080f987b82bbc9fc9ac2b4dcc10b0f8aba7d700f69c6d"))
-BOB = Signer(bytes.fromhex("0279651921cd800ac560c21ceea27aab0107b67daf436cdd25ce84cad30159b4"))
-IRENE = Signer(bytes.fromhex("febb3b74b0b52d0976f6571d555f4ac8b91c308dfa25c7b58d1e6a7c3f50c781"))
-
-
-def dev_key(index: int) -> bytes:
-    """Private key of anvil dev account ``index`` (a funded chain key)."""
-    return bytes.fromhex(ANVIL_DEV_KEYS[index].removeprefix("0x"))
 
 
 @dataclass

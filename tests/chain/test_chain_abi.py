@@ -27,7 +27,7 @@ from node.core import (
     state_hash,
 )
 from node.core.errors import InvalidValueError
-from tests.chain.conftest import ALICE, BOB
+from tests.actors import ALICE, BOB
 
 ASSET = "0x0000000000000000000000000000000000000000"
 

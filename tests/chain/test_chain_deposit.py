@@ -8,7 +8,8 @@ import trio
 from node.chain import NATIVE_ASSET, ChainClient, ChainService, Submitted
 from node.core import address_to_destination, channel_id
 from node.core.errors import ChainError
-from tests.chain.conftest import Chain, dev_key
+from tests.actors import dev_key
+from tests.chain.conftest import Chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

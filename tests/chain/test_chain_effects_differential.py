@@ -13,7 +13,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
 from node.chain import ADJUDICATOR, Anvil, ChainClient, load_artifact, load_reference_artifact
-from tests.chain.conftest import dev_key
+from tests.actors import dev_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -26,7 +26,8 @@ from node.core import (
     channel_id,
 )
 from node.core.errors import ChainError
-from tests.chain.conftest import ALICE, BOB, IRENE, Chain
+from tests.actors import ALICE, BOB, IRENE
+from tests.chain.conftest import Chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -20,7 +20,8 @@ from node.core import (
 )
 from node.core.errors import ChainError
 from node.proto import log_pb2
-from tests.chain.conftest import ALICE, BOB, Chain, dev_key
+from tests.actors import ALICE, BOB, dev_key
+from tests.chain.conftest import Chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,7 +8,8 @@ import pytest
 
 from node.chain import Anvil, ChainClient, Deployment, deploy_contracts, running_anvil
 from node.derive import DeriveModule
-from tests.engine.engine_support import MODULE_PATH, dev_key
+from tests.actors import dev_key
+from tests.engine.engine_support import MODULE_PATH
 
 
 @pytest.fixture(scope="session")

@@ -6,25 +6,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from node.chain import ANVIL_DEV_KEYS, ChainClient, ChainService, Deployment
+from node.chain import ChainClient, ChainService, Deployment
 from node.core import Signer
 from node.derive import DeriveModule, Deriver
 from node.engine import Engine, EngineConfig, MemoryNetwork, MemoryTransport
 from node.log import EventLog
 from node.protocols import PolicyLimits, limits_policy
+from tests.actors import dev_key
 
 PROJECT = Path(__file__).resolve().parents[2]
 MODULE_PATH = PROJECT / "wasm" / "channels.wasm"
 NATIVE = "0x0000000000000000000000000000000000000000"
-# Channel keys with no coin of their own, so a payout shows as their whole balance.
-ALICE = Signer(bytes.fromhex("2d999770f7b5d49b694080f987b82bbc9fc9ac2b4dcc10b0f8aba7d700f69c6d"))
-BOB = Signer(bytes.fromhex("0279651921cd800ac560c21ceea27aab0107b67daf436cdd25ce84cad30159b4"))
-IRENE = Signer(bytes.fromhex("febb3b74b0b52d0976f6571d555f4ac8b91c308dfa25c7b58d1e6a7c3f50c781"))
-
-
-def dev_key(index: int) -> bytes:
-    """A funded anvil account's key (pays for a party's transactions)."""
-    return bytes.fromhex(ANVIL_DEV_KEYS[index].removeprefix("0x"))
 
 
 @dataclass

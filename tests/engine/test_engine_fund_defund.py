@@ -13,7 +13,8 @@ from node.derive import DeriveModule
 from node.engine import MemoryNetwork
 from node.proto import log_pb2
 from node.protocols import ObjectiveId, ObjectiveKind
-from tests.engine.engine_support import ALICE, BOB, NATIVE, Party, dev_key, make_party
+from tests.actors import ALICE, BOB, dev_key
+from tests.engine.engine_support import NATIVE, Party, make_party
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -24,7 +24,8 @@ from node.derive import DeriveModule
 from node.engine import MemoryNetwork
 from node.proto import wire_pb2
 from node.protocols import ObjectiveId, ObjectiveKind
-from tests.engine.engine_support import ALICE, BOB, IRENE, NATIVE, Party, make_party
+from tests.actors import ALICE, BOB, IRENE
+from tests.engine.engine_support import NATIVE, Party, make_party
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 MALLORY = IRENE

@@ -18,7 +18,8 @@ from node.engine import CommandRefusedError, Engine, EngineConfig, MemoryNetwork
 from node.log import EventLog, SeqRange
 from node.proto import log_pb2
 from node.protocols import DirectFundWaitingFor, ObjectiveKind, PolicyLimits, limits_policy
-from tests.engine.engine_support import ALICE, BOB, NATIVE
+from tests.actors import ALICE, BOB
+from tests.engine.engine_support import NATIVE
 
 APP = "0x5e29E5Ab8EF33F050c7cc10B5a0456D975C5F88d"
 COMMANDS = 50

@@ -11,7 +11,8 @@ from node.chain import Anvil, ChainClient, Deployment
 from node.derive import DeriveModule
 from node.engine import MemoryNetwork, register_node_methods
 from node.rpc import ErrorCode, MethodRegistry, RpcClient, RpcError, RpcServer
-from tests.engine.engine_support import ALICE, BOB, NATIVE, Party, make_party
+from tests.actors import ALICE, BOB
+from tests.engine.engine_support import NATIVE, Party, make_party
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 TOKEN = "engine-test-token"

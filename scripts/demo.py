@@ -146,11 +146,12 @@ def show_channels(nodes: list[DemoNode], title: str) -> None:
 
 
 def nodes_table(nodes: list[DemoNode]) -> Table:
+    """One row per node: its address, then its multiaddr and RPC URL beneath."""
     table = Table(title="nodes")
-    for column in ("node", "address", "multiaddr", "JSON-RPC"):
-        table.add_column(column, overflow="fold")
+    table.add_column("node")
+    table.add_column("address · multiaddr · JSON-RPC", no_wrap=True)
     for node in nodes:
-        table.add_row(node.name, node.address, node.multiaddr, node.rpc_url)
+        table.add_row(node.name, f"{node.address}\n{node.multiaddr}\n{node.rpc_url}")
     return table
 
 

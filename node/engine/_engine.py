@@ -93,6 +93,9 @@ _REJECTION_REASONS = {
     PeerFault.WRONG_TURN: wire_pb2.REJECTION_REASON_WRONG_TURN,
     PeerFault.UNKNOWN_CHANNEL: wire_pb2.REJECTION_REASON_UNKNOWN_CHANNEL,
     PeerFault.NOT_A_PARTICIPANT: wire_pb2.REJECTION_REASON_NOT_A_PARTICIPANT,
+    PeerFault.STALE_VOUCHER: wire_pb2.REJECTION_REASON_STALE_VOUCHER,
+    PeerFault.INSUFFICIENT_FUNDS: wire_pb2.REJECTION_REASON_INSUFFICIENT_FUNDS,
+    PeerFault.CHANNEL_NOT_OPEN: wire_pb2.REJECTION_REASON_CHANNEL_NOT_OPEN,
 }
 
 
@@ -698,7 +701,7 @@ class Engine(CommandsMixin):
                     PeerFault.MALFORMED, f"channel 0x{channel.hex()} exists: no second funding"
                 )
             objective = direct_fund_from_prefund(event, self.address, self.config.consensus_app)
-        else:
+        elif objective_id.kind is ObjectiveKind.DIRECT_DEFUND:
             snapshot = self.snapshot(channel)
             if snapshot is None:
                 raise PeerStateError(
@@ -709,6 +712,11 @@ class Engine(CommandsMixin):
                     PeerFault.WRONG_TURN, f"channel 0x{channel.hex()} is still being funded"
                 )
             objective = direct_defund_from_final(snapshot, self.address, event)
+        else:
+            # Virtual channels are not run by this node yet: refuse, never misread.
+            raise PeerStateError(
+                PeerFault.MALFORMED, f"objective kind {objective_id.kind.value} is not supported"
+            )
         check_totals(objective)
         decision = self.config.policy(objective)
         if not decision.approved:

@@ -1,4 +1,5 @@
-"""Protocol objectives as pure functions: DirectFund, DirectDefund, the ledger channel.
+"""Protocol objectives as pure functions: DirectFund, DirectDefund, the ledger channel,
+VirtualFund, VirtualDefund, vouchers and route finding.
 
 No I/O here: ``update`` checks an event and returns the objective after it;
 ``crank`` reads a ``ChannelSnapshot`` and returns the effects due and the pause
@@ -20,13 +21,17 @@ from node.protocols._directfund import update_direct_fund as update_direct_fund
 from node.protocols._effects import CrankResult as CrankResult
 from node.protocols._effects import Effect as Effect
 from node.protocols._effects import Event as Event
+from node.protocols._effects import ProposeLedgerUpdate as ProposeLedgerUpdate
 from node.protocols._effects import SendSignedState as SendSignedState
+from node.protocols._effects import SignLedgerProposal as SignLedgerProposal
 from node.protocols._effects import StateReceived as StateReceived
 from node.protocols._effects import SubmitConcludeAndTransfer as SubmitConcludeAndTransfer
 from node.protocols._effects import SubmitDeposit as SubmitDeposit
 from node.protocols._effects import TransactionFailed as TransactionFailed
 from node.protocols._effects import TransactionKind as TransactionKind
 from node.protocols._effects import TransactionSubmitted as TransactionSubmitted
+from node.protocols._effects import VirtualCrankResult as VirtualCrankResult
+from node.protocols._effects import VirtualEffect as VirtualEffect
 from node.protocols._ids import ObjectiveId as ObjectiveId
 from node.protocols._ids import ObjectiveKind as ObjectiveKind
 from node.protocols._ids import parse_objective_id as parse_objective_id
@@ -47,15 +52,48 @@ from node.protocols._ledger import ledger_sign_next as ledger_sign_next
 from node.protocols._ledger import ledger_unacknowledged as ledger_unacknowledged
 from node.protocols._ledger import new_ledger_channel as new_ledger_channel
 from node.protocols._objective import Objective as Objective
+from node.protocols._objective import VirtualObjective as VirtualObjective
 from node.protocols._objective import crank as crank
+from node.protocols._objective import crank_virtual as crank_virtual
 from node.protocols._objective import update as update
+from node.protocols._objective import update_virtual as update_virtual
 from node.protocols._policy import ApprovalPolicy as ApprovalPolicy
 from node.protocols._policy import Decision as Decision
 from node.protocols._policy import PolicyLimits as PolicyLimits
 from node.protocols._policy import approve_within_limits as approve_within_limits
 from node.protocols._policy import limits_policy as limits_policy
+from node.protocols._routes import Directory as Directory
+from node.protocols._routes import find_route as find_route
 from node.protocols._snapshot import ChannelSnapshot as ChannelSnapshot
+from node.protocols._virtual import VirtualAmounts as VirtualAmounts
+from node.protocols._virtual import VirtualSnapshot as VirtualSnapshot
+from node.protocols._virtual import add_for as add_for
+from node.protocols._virtual import guarantee_for as guarantee_for
+from node.protocols._virtual import virtual_amounts as virtual_amounts
+from node.protocols._virtualdefund import FINAL_TURN_NUM as FINAL_TURN_NUM
+from node.protocols._virtualdefund import VirtualDefund as VirtualDefund
+from node.protocols._virtualdefund import crank_virtual_defund as crank_virtual_defund
+from node.protocols._virtualdefund import final_state_for as final_state_for
+from node.protocols._virtualdefund import new_virtual_defund as new_virtual_defund
+from node.protocols._virtualdefund import update_virtual_defund as update_virtual_defund
+from node.protocols._virtualdefund import virtual_defund_from_final as virtual_defund_from_final
+from node.protocols._virtualfund import VirtualFund as VirtualFund
+from node.protocols._virtualfund import crank_virtual_fund as crank_virtual_fund
+from node.protocols._virtualfund import new_virtual_fund as new_virtual_fund
+from node.protocols._virtualfund import update_virtual_fund as update_virtual_fund
+from node.protocols._virtualfund import virtual_fund_from_prefund as virtual_fund_from_prefund
+from node.protocols._vouchers import PayeeVouchers as PayeeVouchers
+from node.protocols._vouchers import PayerVouchers as PayerVouchers
+from node.protocols._vouchers import PaymentChannel as PaymentChannel
+from node.protocols._vouchers import VoucherBatch as VoucherBatch
+from node.protocols._vouchers import accept_voucher as accept_voucher
+from node.protocols._vouchers import accept_vouchers as accept_vouchers
+from node.protocols._vouchers import next_voucher as next_voucher
+from node.protocols._vouchers import payment_channel_from_snapshot as payment_channel_from_snapshot
+from node.protocols._vouchers import voucher_app_data as voucher_app_data
 from node.protocols._waiting import DirectDefundWaitingFor as DirectDefundWaitingFor
 from node.protocols._waiting import DirectFundWaitingFor as DirectFundWaitingFor
+from node.protocols._waiting import VirtualDefundWaitingFor as VirtualDefundWaitingFor
+from node.protocols._waiting import VirtualFundWaitingFor as VirtualFundWaitingFor
 from node.protocols._waiting import WaitingFor as WaitingFor
 from node.protocols._waiting import is_done as is_done

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from node.core import SignedState, to_checksum_address
 from node.core.errors import InvalidValueError
 from node.protocols._ids import ObjectiveId
 from node.protocols._waiting import WaitingFor, is_done
+
+if TYPE_CHECKING:
+    # The ledger module imports this one (through the shared checks).
+    from node.protocols._ledger import Proposal
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,39 @@ class SubmitConcludeAndTransfer:
         assert len(self.signed_final.signatures) == len(state.fixed.participants)
 
 
+@dataclass(frozen=True)
+class ProposeLedgerUpdate:
+    """Leader of ledger ``ledger_id``: propose ``proposal`` and send it to the follower.
+
+    The engine runs ``ledger_propose`` on its view of the ledger and records
+    the result; the next crank sees the proposal queued and does not ask again.
+
+    Attributes:
+        ledger_id: the ledger channel's id.
+        proposal: an ``Add`` or ``Remove`` of a virtual channel's guarantee.
+    """
+
+    ledger_id: bytes
+    proposal: Proposal
+
+
+@dataclass(frozen=True)
+class SignLedgerProposal:
+    """Follower of ledger ``ledger_id``: countersign the head of the queue, which is
+    ``proposal``, and send the countersignature to the leader (``ledger_sign_next``).
+
+    Attributes:
+        ledger_id: the ledger channel's id.
+        proposal: the proposal this objective expects at the head of the queue.
+    """
+
+    ledger_id: bytes
+    proposal: Proposal
+
+
 Effect = SendSignedState | SubmitDeposit | SubmitConcludeAndTransfer
+# What virtual-channel objectives ask for: signed states and ledger changes, no transactions.
+VirtualEffect = SendSignedState | ProposeLedgerUpdate | SignLedgerProposal
 
 
 class TransactionKind(enum.Enum):
@@ -170,6 +206,26 @@ class CrankResult(Generic[ObjectiveT]):
 
     objective: ObjectiveT
     effects: tuple[Effect, ...]
+    waiting_for: WaitingFor
+
+    @property
+    def done(self) -> bool:
+        """Whether the objective has reached its end."""
+        return is_done(self.waiting_for)
+
+
+@dataclass(frozen=True)
+class VirtualCrankResult(Generic[ObjectiveT]):
+    """What one crank of a virtual-channel objective returns.
+
+    Attributes:
+        objective: the objective after the crank.
+        effects: what the engine should do now, in order.
+        waiting_for: the pause point, recomputed on every crank; ``DONE`` at the end.
+    """
+
+    objective: ObjectiveT
+    effects: tuple[VirtualEffect, ...]
     waiting_for: WaitingFor
 
     @property

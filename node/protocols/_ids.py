@@ -16,6 +16,8 @@ class ObjectiveKind(enum.Enum):
 
     DIRECT_FUND = "DirectFunding"
     DIRECT_DEFUND = "DirectDefunding"
+    VIRTUAL_FUND = "VirtualFunding"
+    VIRTUAL_DEFUND = "VirtualDefunding"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,26 @@ class DirectDefundWaitingFor(enum.Enum):
     DONE = "DONE"
 
 
-WaitingFor = DirectFundWaitingFor | DirectDefundWaitingFor
+class VirtualFundWaitingFor(enum.Enum):
+    """Where a VirtualFund objective stands."""
+
+    COMPLETE_PREFUND = "COMPLETE_PREFUND"  # every participant's prefund signature
+    COMPLETE_FUNDING = "COMPLETE_FUNDING"  # my ledgers' consensus to hold the guarantee
+    COMPLETE_POSTFUND = "COMPLETE_POSTFUND"  # payer and payee: every postfund signature
+    DONE = "DONE"
+
+
+class VirtualDefundWaitingFor(enum.Enum):
+    """Where a VirtualDefund objective stands."""
+
+    FINALIZATION = "FINALIZATION"  # every participant's signature on the final state
+    DEFUNDING = "DEFUNDING"  # my ledgers' consensus to drop the guarantee
+    DONE = "DONE"
+
+
+WaitingFor = (
+    DirectFundWaitingFor | DirectDefundWaitingFor | VirtualFundWaitingFor | VirtualDefundWaitingFor
+)
 
 
 def is_done(waiting_for: WaitingFor) -> bool:
@@ -38,5 +57,9 @@ def is_done(waiting_for: WaitingFor) -> bool:
             return waiting_for is DirectFundWaitingFor.DONE
         case DirectDefundWaitingFor():
             return waiting_for is DirectDefundWaitingFor.DONE
+        case VirtualFundWaitingFor():
+            return waiting_for is VirtualFundWaitingFor.DONE
+        case VirtualDefundWaitingFor():
+            return waiting_for is VirtualDefundWaitingFor.DONE
         case _:
             assert_never(waiting_for)

@@ -72,6 +72,7 @@ def hostile_payloads(app: str, fund_id: ObjectiveId) -> list[wire_pb2.Payload]:
     unknown = ledger_state(app, (ALICE, BOB), (5, 3), 2, 99)
     # A channel between Alice and Mallory: Bob is not in it.
     foreign = ledger_state(app, (ALICE, MALLORY), (1, 1), 0, 3)
+    virtual = ledger_state(app, (ALICE, BOB), (1, 1), 0, 7)
     return [
         payload(ObjectiveKind.DIRECT_FUND, forged),
         payload(ObjectiveKind.DIRECT_FUND, stranger),
@@ -79,6 +80,8 @@ def hostile_payloads(app: str, fund_id: ObjectiveId) -> list[wire_pb2.Payload]:
         payload(ObjectiveKind.DIRECT_DEFUND, ALICE.countersign(SignedState(unknown))),
         payload(ObjectiveKind.DIRECT_FUND, ALICE.countersign(SignedState(foreign))),
         wire_pb2.Payload(objective_id="Nonsense-0x00", signed_state=signed_state_to_proto(forged)),
+        # A kind the protocols know but this node does not run: refused, never misread.
+        payload(ObjectiveKind.VIRTUAL_FUND, ALICE.countersign(SignedState(virtual))),
         wire_pb2.Payload(objective_id=str(fund_id)),
     ]
 
@@ -155,11 +158,13 @@ async def test_hostile_peer_messages(
         "NOT_A_PARTICIPANT",
         "MALFORMED",
         "MALFORMED",
+        "MALFORMED",
         "POLICY",
         "MALFORMED",
     ]
     assert f"signatures[0]: by {BOB.address}, who is participant 1" in reasons[0]
     assert f"by non-participant {MALLORY.address}" in reasons[1]
+    assert "VirtualFunding is not supported" in reasons[6]
     assert str(MALLORY.address) not in bob.engine.ledger_channel(fund_id.channel_id)["participants"]
     assert chain_snapshot.balance(BOB.address) == 3
     for party in (alice, bob):

@@ -13,26 +13,47 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "node.log._cli",
-    "node.chain._cli",
-    "node.derive._cli",
-    "node.p2p._cli",
-    "node.engine._cli",
-)
+# Each command, the module that registers it, and its line in `scnode --help`. Only the
+# chosen command's module is imported: the packages behind the others load libp2p, web3
+# and wasmtime, which would cost every command, even --help, more than a second.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": (__name__, "create a node's home directory and key"),
+    "run": ("node.engine._cli", "run the node: p2p, chain, JSON-RPC and the engine"),
+    "ledger": ("node.engine._cli", "open, close and list ledger channels"),
+    "log": ("node.log._cli", "inspect and check the event log"),
+    "derive": ("node.derive._cli", "print the state a derivation module derives from the log"),
+    "devnet": ("node.chain._cli", "run a local anvil devnet with the contracts"),
+    "peers": ("node.p2p._cli", "list the peers this node knows"),
+    "connect": (
+        "node.p2p._cli",
+        "add a peer by multiaddr; the node dials it and keeps redialling it",
+    ),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every package's subcommands."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser, with ``command`` fully registered and the others listed."""
     parser = argparse.ArgumentParser(
         prog="scnode", description="A peer-to-peer Nitro state-channel node."
     )
     parser.add_argument("--version", action="version", version=f"scnode {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _register_init(subparsers)
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    chosen = COMMANDS[command][0] if command in COMMANDS else None
+    for name, (module_name, help_text) in COMMANDS.items():
+        if name in subparsers.choices:
+            continue  # registered with another command of its module
+        if module_name == __name__:
+            _register_init(subparsers)
+        elif module_name == chosen:
+            importlib.import_module(module_name).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_text)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command named on the line: its first argument that is not an option."""
+    return next((argument for argument in argv if not argument.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,8 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Assertions are part of the node's safety checks (STYLE.md): never strip them.
         print("scnode refuses to run under python -O: its assertions must stay on.")
         return 2
-    parser = build_parser()
-    namespace = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(arguments))
+    namespace = parser.parse_args(arguments)
     handler = getattr(namespace, "handler", None)
     if handler is None:
         parser.print_help()

@@ -14,7 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ("node", "scripts", "tests")
 FUNCTION_LINES_MAX = 70
-PLACEHOLDER = re.compile(r"\b(TODO|FIXME|XXX)\b|NotImplementedError")
+# Spelled in pieces so that this file does not match its own pattern.
+_MARKERS = ("TO" + "DO", "FIX" + "ME", "X" * 3)
+PLACEHOLDER = re.compile(r"\b(" + "|".join(_MARKERS) + r")\b|NotImplemented" + "Error")
 GENERATED = re.compile(r"_pb2\.pyi?$")
 
 
@@ -36,10 +38,9 @@ def problems_in(path: Path) -> list[str]:
                     f"{name}:{node.lineno}: {node.name}() has {length} lines "
                     f"(at most {FUNCTION_LINES_MAX})"
                 )
-    if path.name != "tidy.py":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if PLACEHOLDER.search(line):
-                found.append(f"{name}:{number}: placeholder left: {line.strip()}")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if PLACEHOLDER.search(line):
+            found.append(f"{name}:{number}: placeholder left: {line.strip()}")
     return found
 
 

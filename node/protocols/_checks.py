@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 from node.core import (
     FixedPart,
     InvalidSignatureError,
     SignedState,
     Signer,
+    SingleAssetExit,
     State,
     channel_id,
+    constants,
     recover_state_signer,
 )
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
 from node.protocols._effects import SendSignedState, StateReceived
 from node.protocols._ids import ObjectiveId
 from node.protocols._snapshot import ChannelSnapshot
+
+_Objective = TypeVar("_Objective")
+
+
+def objective_from_prefund(
+    event: StateReceived, build: Callable[[FixedPart, Sequence[SingleAssetExit]], _Objective]
+) -> _Objective:
+    """The objective a peer's signed prefund proposes, built by ``build`` (before approval).
+
+    Raises:
+        PeerStateError: the state is not a prefund, or ``build`` refuses it.
+    """
+    state = event.signed_state.state
+    if state.turn_num != constants.prefund_turn_num:
+        raise PeerStateError(
+            PeerFault.WRONG_TURN, f"turn_num {state.turn_num}: a new channel starts at 0"
+        )
+    try:
+        return build(state.fixed, state.outcome)
+    except ProtocolError as error:
+        raise PeerStateError(PeerFault.MALFORMED, str(error)) from error
 
 
 def participant_index(fixed: FixedPart, address: str) -> int:

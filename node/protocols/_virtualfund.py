@@ -21,6 +21,7 @@ from node.protocols._checks import (
     check_expected_state,
     check_peer_state,
     has_signed_turn,
+    objective_from_prefund,
     participant_index,
     sign_and_send,
 )
@@ -121,15 +122,9 @@ def virtual_fund_from_prefund(
     Raises:
         PeerStateError: the state is not a valid prefund of a virtual channel we are in.
     """
-    state = event.signed_state.state
-    if state.turn_num != constants.prefund_turn_num:
-        raise PeerStateError(
-            PeerFault.WRONG_TURN, f"turn_num {state.turn_num}: a new channel starts at 0"
-        )
-    try:
-        objective = new_virtual_fund(state.fixed, state.outcome, my_address, payment_app)
-    except ProtocolError as error:
-        raise PeerStateError(PeerFault.MALFORMED, str(error)) from error
+    objective = objective_from_prefund(
+        event, lambda fixed, outcome: new_virtual_fund(fixed, outcome, my_address, payment_app)
+    )
     return update_virtual_fund(objective, event)
 
 

@@ -114,6 +114,8 @@ rpc_token_bytes: Final = 32  # entropy of the auth token
 ledger_proposals_queued_max: Final = 256  # leader: unacknowledged; follower: awaiting its signature
 ledger_proposals_buffered_max: Final = 256  # follower: arrived ahead of a missing turn
 ledger_guarantees_max: Final = 1_024  # guarantees one ledger outcome may hold
+ledger_resend_interval_ms: Final = 1_000  # unacknowledged proposals are sent again this often
+virtual_intermediaries_max: Final = 8  # intermediaries on one virtual channel's path
 
 # Engine (node/engine).
 engine_inputs_max: Final = 4_096  # bound of the engine's input channel

@@ -21,7 +21,14 @@ from node.core.constants import channel_nonce_max, uint256_max
 from node.core.errors import InvalidValueError, ProtocolError
 from node.derive import Deriver
 from node.engine._errors import CommandRefusedError, Refusal
-from node.engine._inputs import CloseLedger, CreateLedger, Input, Reply
+from node.engine._inputs import (
+    CloseLedger,
+    ClosePayment,
+    CreateLedger,
+    CreatePayment,
+    Input,
+    Reply,
+)
 from node.engine._records import close_command_record, create_command_record, rejected_record
 from node.engine._table import Entry
 from node.engine._views import JsonObject, ledger_channel_info
@@ -47,6 +54,8 @@ class CommandsMixin:
     _dirty: set[ObjectiveId]
     consensus_app: str
     snapshot: Callable[[bytes], ChannelSnapshot | None]
+    _create_payment: Callable[[CreatePayment], log_pb2.LogRecord]
+    _close_payment: Callable[[ClosePayment], log_pb2.LogRecord]
 
     # ------------------------------------------------------------------ async API
 
@@ -106,16 +115,24 @@ class CommandsMixin:
 
     # ------------------------------------------------------------------ in the loop
 
-    def _command(self, command: CreateLedger | CloseLedger) -> log_pb2.LogRecord:
+    def _command(
+        self, command: CreateLedger | CloseLedger | CreatePayment | ClosePayment
+    ) -> log_pb2.LogRecord:
         """The record of a command; a refusal is answered at once and logged for audit."""
         try:
+            if isinstance(command, CreatePayment):
+                return self._create_payment(command)
+            if isinstance(command, ClosePayment):
+                return self._close_payment(command)
             if isinstance(command, CreateLedger):
                 return self._create(command)
             return self._close(command)
         except CommandRefusedError as error:
             logger.warning("refused an API command: %s", error)
             command.reply.fail(error)
-            raw = command.channel_id if isinstance(command, CloseLedger) else b"create"
+            raw = (
+                command.channel_id if isinstance(command, CloseLedger | ClosePayment) else b"create"
+            )
             return rejected_record(log_pb2.REJECTION_SOURCE_API, error.message, raw)
 
     def _create(self, command: CreateLedger) -> log_pb2.LogRecord:

@@ -38,13 +38,29 @@ from node.core.constants import (
     engine_inputs_max,
     engine_tx_attempts_max,
     engine_tx_retry_ms,
+    ledger_resend_interval_ms,
     log_batch_records_max,
     uint256_max,
 )
 from node.core.errors import ChainError, InvalidValueError, PeerFault, PeerStateError, ProtocolError
 from node.derive import Deriver
 from node.engine._commands import CommandsMixin
-from node.engine._inputs import ChainInput, CloseLedger, CreateLedger, Input, PeerInput, Wake
+from node.engine._errors import CommandRefusedError
+from node.engine._inputs import (
+    ChainInput,
+    CloseLedger,
+    ClosePayment,
+    CreateLedger,
+    CreatePayment,
+    Input,
+    LedgerRequest,
+    LedgerTick,
+    PayRequest,
+    PeerInput,
+    Wake,
+)
+from node.engine._ledgers import LedgersMixin
+from node.engine._payments import PaymentsMixin
 from node.engine._records import (
     accepted_state_record,
     approve_record,
@@ -55,29 +71,45 @@ from node.engine._records import (
 )
 from node.engine._table import Entry, finish_replay, replay_records
 from node.engine._transport import DeliveryLike, Transport
-from node.engine._views import ledger_channel_info, snapshot_from_view
+from node.engine._views import ledger_channel_info, payment_channel_info, snapshot_from_view
+from node.engine._virtual import VirtualMixin
 from node.log import EventLog
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
     ApprovalPolicy,
     ChannelSnapshot,
+    CrankResult,
     DirectDefund,
     DirectFund,
+    LedgerChannel,
     Objective,
     ObjectiveId,
     ObjectiveKind,
+    PayeeVouchers,
+    PayerVouchers,
+    PaymentChannel,
+    Proposal,
+    ProposeLedgerUpdate,
     SendSignedState,
+    SignLedgerProposal,
     StateReceived,
     SubmitConcludeAndTransfer,
     SubmitDeposit,
     TransactionFailed,
     TransactionKind,
     TransactionSubmitted,
+    VirtualCrankResult,
+    VirtualDefund,
+    VirtualFund,
+    VirtualObjective,
     crank,
+    crank_virtual,
     direct_defund_from_final,
     direct_fund_from_prefund,
     parse_objective_id,
     update,
+    update_virtual,
+    virtual_fund_from_prefund,
 )
 
 if TYPE_CHECKING:
@@ -109,6 +141,7 @@ class EngineConfig:
         confirmations: blocks an event needs before it is logged.
         start_block: first block to watch on a fresh log.
         tx_retry_ms: wait before a refused transaction is asked for again.
+        payment_app: the VirtualPaymentApp's address ("": no virtual channels).
     """
 
     consensus_app: str
@@ -116,13 +149,14 @@ class EngineConfig:
     confirmations: int = 0
     start_block: int = 0
     tx_retry_ms: int = engine_tx_retry_ms
+    payment_app: str = ""
 
 
 class _PolicyRefusal(ProtocolError):
     """Our policy declined an objective a peer proposed."""
 
 
-class Engine(CommandsMixin):
+class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
     """One node's engine. ``Engine.open`` rebuilds it from the log; ``run`` serves.
 
     Args:
@@ -151,6 +185,7 @@ class Engine(CommandsMixin):
         self.chain = chain
         self.config = config
         self.consensus_app = config.consensus_app
+        self.payment_app = config.payment_app
         self.notify = notify
         self.transport: Transport | None = None
         self.objectives: dict[ObjectiveId, Entry] = {}
@@ -167,6 +202,12 @@ class Engine(CommandsMixin):
         self._last_block_logged_at = -math.inf
         self._pending_block = False  # an event was logged: log the next block mark too
         self._nursery: trio.Nursery | None = None
+        self._ledgers: dict[bytes, LedgerChannel] = {}
+        self._ledger_wanted: dict[bytes, list[Proposal]] = {}
+        self._payers: dict[bytes, PayerVouchers] = {}
+        self._payees: dict[bytes, PayeeVouchers] = {}
+        self._open_channels: dict[bytes, PaymentChannel] = {}
+        self._voucher_touched: set[bytes] = set()
         self._rebuild()
 
     # ------------------------------------------------------------------ start
@@ -174,14 +215,19 @@ class Engine(CommandsMixin):
     def _rebuild(self) -> None:
         """Objectives from the log: the module folds the records, the table replays them."""
         self.deriver.catch_up()
-        replay = replay_records(self.log.read(), self.address, self.config.consensus_app)
-        self.objectives = finish_replay(replay, self.snapshot, self.address)
+        replay = replay_records(
+            self.log.read(), self.address, self.config.consensus_app, self.payment_app
+        )
+        self.objectives = finish_replay(replay, self.snapshot, self.address, self._paid_of)
         self._from_block = (
             replay.last_block + 1 if replay.last_block is not None else self.config.start_block
         )
         self._after_event = replay.last_event
         self._dirty = {oid for oid, entry in self.objectives.items() if entry.running}
         self._outgoing.extend(self._resends())
+        self._replay_ledgers(self.log.read())
+        self._replay_vouchers(self.log.read())
+        self._outgoing.extend(self._ledger_resends())
         for oid, entry in self.objectives.items():
             if entry.failure is not None:
                 self._event(oid).set()
@@ -210,6 +256,8 @@ class Engine(CommandsMixin):
                 await nursery.start(self._watch_chain)
             if self.transport is not None:
                 nursery.start_soon(self._pump_deliveries, self.transport.deliveries)
+                interval_s = ledger_resend_interval_ms / 1000
+                nursery.start_soon(self._ledger_ticks, self._inputs_send, interval_s)
             task_status.started()
             await self._loop()
 
@@ -246,6 +294,22 @@ class Engine(CommandsMixin):
             self._events[objective_id] = trio.Event()
         return self._events[objective_id]
 
+    async def update_ledger(self, effect: ProposeLedgerUpdate | SignLedgerProposal) -> None:
+        """Propose a ledger change (leader) or agree to countersign it (follower).
+
+        Returns once the loop has logged what the request caused; the change
+        itself completes when the other party answers.
+
+        Raises:
+            CommandRefusedError: no such open ledger, the wrong role, or a
+                proposal that does not fit the ledger.
+        """
+        request = LedgerRequest(effect)
+        await self._inputs_send.send(request)
+        await request.done.wait()
+        if request.error is not None:
+            raise request.error
+
     async def wait_objective(self, objective_id: ObjectiveId) -> Entry:
         """Wait until ``objective_id`` is done or failed; returns its entry."""
         await self._event(objective_id).wait()
@@ -269,18 +333,35 @@ class Engine(CommandsMixin):
     ) -> tuple[list[tuple[str, wire_pb2.Payload]], list[tuple[ObjectiveId, object]]]:
         """Validate, append, derive and crank: everything but the effects (no awaits)."""
         records: list[log_pb2.LogRecord] = []
-        replies: list[CreateLedger | CloseLedger] = []
+        replies: list[CreateLedger | CloseLedger | CreatePayment | ClosePayment] = []
+        answered: list[LedgerRequest | PayRequest] = []
         for item in inputs:
             match item:
-                case CreateLedger() | CloseLedger():
+                case CreateLedger() | CloseLedger() | CreatePayment() | ClosePayment():
                     records.append(self._command(item))
                     if not item.reply.done.is_set():
                         replies.append(item)
                 case ChainInput():
                     records.extend(self._chain_records(item.event))
+                case LedgerRequest():
+                    try:
+                        records.extend(self._ledger_request(item.effect))
+                    except CommandRefusedError as error:
+                        item.error = error
+                    answered.append(item)
+                case PayRequest():
+                    try:
+                        records.extend(self._pay(item))
+                    except CommandRefusedError as error:
+                        item.error = error
+                    answered.append(item)
+                case LedgerTick():
+                    self._outgoing.extend(self._ledger_resends())
                 case PeerInput() | Wake():
                     pass
         self._append(records)
+        for request in answered:
+            request.done.set()
         for item in replies:
             assert item.reply.objective_id is not None
             item.reply.done.set()
@@ -348,9 +429,11 @@ class Engine(CommandsMixin):
             if not dirty:
                 break
             signed: dict[bytes, SignedState] = {}
+            ledger_records: list[log_pb2.LogRecord] = []
             for objective_id in sorted(dirty, key=str):
                 for effect in self._crank_one(objective_id):
                     if isinstance(effect, SendSignedState):
+                        self._open_channels.pop(objective_id.channel_id, None)
                         signed[state_hash(effect.signed_state.state)] = effect.signed_state
                         payload = wire_pb2.Payload(
                             objective_id=str(effect.objective_id),
@@ -358,10 +441,14 @@ class Engine(CommandsMixin):
                         )
                         sends.append((effect.recipient, payload))
                         self._dirty.add(objective_id)
+                    elif isinstance(effect, ProposeLedgerUpdate | SignLedgerProposal):
+                        ledger_records.extend(self._ledger_effect(objective_id, effect))
                     else:
                         transactions.append((objective_id, effect))
             # Our signatures are logged before any message carrying them leaves.
-            self._append([accepted_state_record(state) for state in signed.values()])
+            self._append(
+                [accepted_state_record(state) for state in signed.values()] + ledger_records
+            )
         else:
             # Our bug, not an input's: say so, and do not spin on it.
             logger.error("engine: objectives %s did not settle", sorted(map(str, self._dirty)))
@@ -374,11 +461,17 @@ class Engine(CommandsMixin):
             return ()
         snapshot = self.snapshot(objective_id.channel_id) or ChannelSnapshot(entry.objective.fixed)
         try:
-            result = crank(entry.objective, snapshot, self.signer)
+            result: CrankResult[object] | VirtualCrankResult[object]
+            if isinstance(entry.objective, DirectFund | DirectDefund):
+                result = crank(entry.objective, snapshot, self.signer)
+            else:
+                virtual = self._virtual_snapshot(entry.objective, snapshot)
+                result = crank_virtual(entry.objective, virtual, self.signer)
         except ProtocolError as error:
             self._fail(objective_id, f"crank: {error}")
             return ()
         before = entry.waiting_for
+        assert isinstance(result.objective, type(entry.objective))
         entry.objective = result.objective
         entry.waiting_for = result.waiting_for
         if before is not result.waiting_for:
@@ -521,7 +614,7 @@ class Engine(CommandsMixin):
     ) -> None:
         self._append([record])
         entry = self.objectives.get(objective_id)
-        if entry is not None:
+        if entry is not None and isinstance(entry.objective, DirectFund | DirectDefund):
             assert isinstance(event, TransactionSubmitted | TransactionFailed)
             entry.objective = update(entry.objective, event)
 
@@ -553,14 +646,18 @@ class Engine(CommandsMixin):
 
     def _notify_changes(self) -> None:
         changed, self._changed = self._changed, set()
-        touched = {oid.channel_id for oid in changed}
+        touched = {oid.channel_id for oid in changed} | self._voucher_touched
+        self._voucher_touched = set()
         touched.update(oid.channel_id for oid, e in self.objectives.items() if e.running)
         for channel in sorted(touched):
             view = self.deriver.channel(channel)
             if view is None or self._notified_seq.get(channel) == view.last_seq:
                 continue
             self._notified_seq[channel] = view.last_seq
-            self._publish("ledger_channel_updated", ledger_channel_info(view, self.address))
+            if self._is_virtual(view.fixed.app_definition):
+                self._publish("payment_channel_updated", payment_channel_info(view, self.address))
+            else:
+                self._publish("ledger_channel_updated", ledger_channel_info(view, self.address))
         for objective_id in sorted(changed, key=str):
             entry = self.objectives[objective_id]
             name = "objective_completed" if entry.failure is None else "objective_failed"
@@ -614,6 +711,11 @@ class Engine(CommandsMixin):
         if body == "rejection":
             return self._peer_rejection(peer, payload)
         try:
+            if body == "voucher":
+                return self._peer_voucher(peer, payload)
+            if body == "ledger_proposal":
+                self._touch_virtual()
+                return self._peer_ledger_proposal(peer, payload)
             if body != "signed_state":
                 raise PeerStateError(PeerFault.MALFORMED, f"payload {body}: not handled here")
             return self._peer_state(peer, payload)
@@ -676,6 +778,7 @@ class Engine(CommandsMixin):
                 f"this node ({self.address}) is not a participant of the channel",
             )
         event = StateReceived(peer, signed)
+        self._open_channels.pop(objective_id.channel_id, None)
         entry = self.objectives.get(objective_id)
         records = []
         if entry is None:
@@ -683,7 +786,10 @@ class Engine(CommandsMixin):
         elif entry.failure is not None:
             raise _PolicyRefusal(f"{objective_id} failed: {entry.failure}")
         else:
-            entry.objective = update(entry.objective, event)
+            if isinstance(entry.objective, DirectFund | DirectDefund):
+                entry.objective = update(entry.objective, event)
+            else:
+                entry.objective = update_virtual(entry.objective, event)
             records = [accepted_state_record(signed)]
         self._dirty.add(objective_id)
         return records
@@ -712,8 +818,17 @@ class Engine(CommandsMixin):
                     PeerFault.WRONG_TURN, f"channel 0x{channel.hex()} is still being funded"
                 )
             objective = direct_defund_from_final(snapshot, self.address, event)
+        elif objective_id.kind is ObjectiveKind.VIRTUAL_FUND and self.payment_app:
+            if others:
+                raise PeerStateError(
+                    PeerFault.MALFORMED, f"channel 0x{channel.hex()} exists: no second funding"
+                )
+            virtual = virtual_fund_from_prefund(event, self.address, self.payment_app)
+            return self._accept_virtual(virtual, event)
+        elif objective_id.kind is ObjectiveKind.VIRTUAL_DEFUND and self.payment_app:
+            return self._peer_virtual_close(objective_id, event, others)
         else:
-            # Virtual channels are not run by this node yet: refuse, never misread.
+            # Kinds this node does not run: refuse, never misread.
             raise PeerStateError(
                 PeerFault.MALFORMED, f"objective kind {objective_id.kind.value} is not supported"
             )
@@ -769,9 +884,9 @@ def check_totals(objective: Objective) -> None:
             )
 
 
-def _belongs(objective: Objective, latest: SignedState) -> bool:
+def _belongs(objective: Objective | VirtualObjective, latest: SignedState) -> bool:
     """Whether ``latest`` is a state ``objective`` sends (so a peer expects it)."""
-    if isinstance(objective, DirectFund):
+    if isinstance(objective, DirectFund | VirtualFund):
         return latest.state in (objective.setup_state(0), objective.setup_state(1))
-    assert isinstance(objective, DirectDefund)
+    assert isinstance(objective, DirectDefund | VirtualDefund)
     return latest.state == objective.final_state

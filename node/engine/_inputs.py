@@ -9,7 +9,7 @@ import trio
 from node.core import FixedPart, SingleAssetExit
 from node.engine._errors import CommandRefusedError
 from node.proto import log_pb2
-from node.protocols import ObjectiveId
+from node.protocols import ObjectiveId, ProposeLedgerUpdate, SignLedgerProposal, VirtualFund
 
 
 @dataclass
@@ -74,4 +74,59 @@ class Wake:
     reason: str
 
 
-Input = CreateLedger | CloseLedger | ChainInput | PeerInput | Wake
+@dataclass(frozen=True)
+class CreatePayment:
+    """The API asks to open a virtual channel (the objective is checked already)."""
+
+    objective: VirtualFund
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class ClosePayment:
+    """The API asks to close a virtual channel we pay on."""
+
+    channel_id: bytes
+    reply: Reply
+
+
+@dataclass
+class LedgerRequest:
+    """Change a ledger: propose (leader) or agree to countersign (follower) a proposal.
+
+    The loop sets ``error`` when it refuses, then ``done``.
+    """
+
+    effect: ProposeLedgerUpdate | SignLedgerProposal
+    done: trio.Event = field(default_factory=trio.Event)
+    error: CommandRefusedError | None = None
+
+
+@dataclass
+class PayRequest:
+    """Pay ``amount`` more on a virtual channel; the loop sets ``paid`` or ``error``."""
+
+    channel: bytes
+    amount: int
+    done: trio.Event = field(default_factory=trio.Event)
+    paid: int = 0
+    error: CommandRefusedError | None = None
+
+
+@dataclass(frozen=True)
+class LedgerTick:
+    """Time to send unacknowledged ledger proposals again."""
+
+
+Input = (
+    CreateLedger
+    | CloseLedger
+    | CreatePayment
+    | ClosePayment
+    | ChainInput
+    | PeerInput
+    | Wake
+    | LedgerRequest
+    | PayRequest
+    | LedgerTick
+)

@@ -94,6 +94,7 @@ class _Chain:
     consensus_app: str
     start_block: int | None
     tokens: tuple[str, ...]
+    payment_app: str = ""
 
 
 def _chain_settings(options: NodeOptions) -> _Chain:
@@ -112,7 +113,8 @@ def _chain_settings(options: NodeOptions) -> _Chain:
         )
     tokens = (devnet.token,) if devnet else ()
     start = devnet.deployed_at_block if devnet else None
-    return _Chain(url, adjudicator, consensus_app, start, tokens)
+    payment_app = devnet.virtual_payment_app if devnet else ""
+    return _Chain(url, adjudicator, consensus_app, start, tokens, payment_app)
 
 
 def write_rpc_url(home: NodeHome, url: str) -> None:
@@ -224,6 +226,7 @@ async def _engine(
             limits_policy(PolicyLimits(limits)),
             confirmations=options.confirmations,
             start_block=start_block,
+            payment_app=settings.payment_app,
         ),
         notify=server.publish,
     )

@@ -14,6 +14,7 @@ from node.core import (
     FixedPart,
     SignedState,
     SingleAssetExit,
+    Voucher,
     address_to_bytes,
     channel_id,
     fixed_part_to_proto,
@@ -21,6 +22,7 @@ from node.core import (
     single_asset_exit_to_proto,
     state_hash,
     uint256_to_bytes,
+    voucher_to_proto,
 )
 from node.proto import log_pb2
 from node.protocols import ObjectiveId, TransactionKind
@@ -58,6 +60,28 @@ def create_command_record(
     command.create_ledger_channel.outcome.extend(
         single_asset_exit_to_proto(asset_exit) for asset_exit in outcome
     )
+    return record
+
+
+def create_payment_record(
+    objective_id: ObjectiveId, fixed: FixedPart, outcome: Sequence[SingleAssetExit]
+) -> log_pb2.LogRecord:
+    """The API asked to open a virtual (payment) channel."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    command = record.command
+    command.objective_id = str(objective_id)
+    command.create_payment_channel.fixed.CopyFrom(fixed_part_to_proto(fixed))
+    command.create_payment_channel.outcome.extend(
+        single_asset_exit_to_proto(asset_exit) for asset_exit in outcome
+    )
+    return record
+
+
+def close_payment_record(objective_id: ObjectiveId) -> log_pb2.LogRecord:
+    """The API asked to close a virtual (payment) channel."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    record.command.objective_id = str(objective_id)
+    record.command.close_payment_channel.channel_id = objective_id.channel_id
     return record
 
 
@@ -117,6 +141,14 @@ def approve_record(
     tx.channel_id = channel
     tx.tx_hash = tx_hash
     tx.nonce = nonce
+    return record
+
+
+def accepted_voucher_record(voucher: Voucher, *, sent: bool) -> log_pb2.LogRecord:
+    """A voucher we signed (``sent``) or checked and accepted."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    record.accepted_voucher.voucher.CopyFrom(voucher_to_proto(voucher))
+    record.accepted_voucher.sent = sent
     return record
 
 

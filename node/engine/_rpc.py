@@ -22,6 +22,7 @@ from node.rpc import (
     Param,
     RpcError,
     integer,
+    list_of,
 )
 
 NATIVE_ASSET = "0x0000000000000000000000000000000000000000"
@@ -91,6 +92,40 @@ class _NodeMethods:
     async def get_all_ledger_channels(self) -> JsonValue:
         return self.engine.ledger_channels()  # type: ignore[return-value]
 
+    async def create_payment_channel(
+        self,
+        counterparty: str,
+        amount: int,
+        intermediaries: list[str],
+        asset: str,
+        challenge_duration: int,
+        nonce: int | None,
+    ) -> dict[str, JsonValue]:
+        with _answering():
+            objective_id = await self.engine.create_payment_channel(
+                counterparty,
+                intermediaries,
+                amount,
+                asset=asset,
+                challenge_duration=challenge_duration,
+                nonce=nonce,
+            )
+        return _created(objective_id)
+
+    async def close_payment_channel(self, channel_id: bytes) -> dict[str, JsonValue]:
+        with _answering():
+            objective_id = await self.engine.close_payment_channel(channel_id)
+        return _created(objective_id)
+
+    async def pay(self, channel_id: bytes, amount: int) -> dict[str, JsonValue]:
+        with _answering():
+            paid = await self.engine.pay(channel_id, amount)
+        return {"channel_id": "0x" + channel_id.hex(), "paid": str(paid)}
+
+    async def get_payment_channel(self, channel_id: bytes) -> JsonValue:
+        with _answering():
+            return self.engine.payment_channel(channel_id)  # type: ignore[return-value]
+
     async def get_objective(self, objective_id: str) -> JsonValue:
         try:
             parsed = parse_objective_id(objective_id)
@@ -118,6 +153,20 @@ _CREATE = [
 ]
 
 
+_CREATE_PAYMENT = [
+    Param("counterparty", ADDRESS),
+    Param("amount", UINT256),
+    Param(
+        "intermediaries",
+        list_of(ADDRESS, items_max=constants.virtual_intermediaries_max),
+        required=False,
+        default=[],
+    ),
+    *_CREATE[3:],
+]
+_PAY = [Param("channel_id", BYTES32), Param("amount", UINT256)]
+
+
 def register_node_methods(registry: MethodRegistry, engine: Engine, node_info: NodeInfo) -> None:
     """Add the node's methods to ``registry`` (``version`` is built in)."""
     methods = _NodeMethods(engine, node_info)
@@ -128,6 +177,10 @@ def register_node_methods(registry: MethodRegistry, engine: Engine, node_info: N
         ("close_ledger_channel", _CHANNEL, "Close a ledger channel, pay it out (DirectDefund)."),
         ("get_ledger_channel", _CHANNEL, "One ledger channel as the module derives it."),
         ("get_all_ledger_channels", None, "Every ledger channel, in channel id order."),
+        ("create_payment_channel", _CREATE_PAYMENT, "Open a virtual channel (VirtualFund)."),
+        ("close_payment_channel", _CHANNEL, "Close a virtual channel we pay on (VirtualDefund)."),
+        ("pay", _PAY, "Pay more on a virtual channel: one voucher, logged then sent."),
+        ("get_payment_channel", _CHANNEL, "One virtual channel: funds, paid, received."),
         ("get_objective", [Param("objective_id", STRING)], "An objective and its pause point."),
     ):
         registry.register(name, getattr(methods, name), params=params, description=description)

@@ -22,16 +22,21 @@ from node.proto import log_pb2
 from node.protocols import (
     ChannelSnapshot,
     DirectDefund,
+    DirectFund,
     Event,
     Objective,
     ObjectiveId,
     ObjectiveKind,
     TransactionFailed,
     TransactionSubmitted,
+    VirtualDefund,
+    VirtualObjective,
     WaitingFor,
     is_done,
     new_direct_defund,
     new_direct_fund,
+    new_virtual_defund,
+    new_virtual_fund,
     parse_objective_id,
     update,
 )
@@ -47,7 +52,7 @@ class Entry:
         failure: why it failed (None while it runs or once done).
     """
 
-    objective: Objective
+    objective: Objective | VirtualObjective
     waiting_for: WaitingFor | None = None
     failure: str | None = None
 
@@ -79,6 +84,8 @@ class Replay:
     refused: dict[ObjectiveId, str] = field(default_factory=dict)
     last_block: int | None = None
     last_event: tuple[int, int] | None = None
+    payment_app: str = ""
+    virtual_closes: set[ObjectiveId] = field(default_factory=set)
     _last_state: dict[bytes, State] = field(default_factory=dict)
 
 
@@ -93,9 +100,11 @@ def tx_event(tx: log_pb2.SubmittedTransaction) -> Event | None:
     return TransactionSubmitted(kind, tx.channel_id, asset)
 
 
-def replay_records(records: Iterable[log_pb2.LogRecord], me: str, consensus_app: str) -> Replay:
+def replay_records(
+    records: Iterable[log_pb2.LogRecord], me: str, consensus_app: str, payment_app: str = ""
+) -> Replay:
     """Fold the engine's records into a ``Replay`` (channel state is the module's)."""
-    replay = Replay()
+    replay = Replay(payment_app=payment_app)
     for record in records:
         case = record.WhichOneof("payload")
         if case == "command":
@@ -122,6 +131,13 @@ def _replay_command(replay: Replay, command: log_pb2.Command, me: str, app: str)
         fixed = fixed_part_from_proto(create.fixed)
         outcome = [single_asset_exit_from_proto(asset_exit) for asset_exit in create.outcome]
         replay.entries[objective_id] = Entry(new_direct_fund(fixed, outcome, me, app))
+    elif case == "create_payment_channel":
+        create_virtual = command.create_payment_channel
+        fixed = fixed_part_from_proto(create_virtual.fixed)
+        exits = [single_asset_exit_from_proto(item) for item in create_virtual.outcome]
+        replay.entries[objective_id] = Entry(new_virtual_fund(fixed, exits, me, replay.payment_app))
+    elif case == "close_payment_channel":
+        replay.virtual_closes.add(objective_id)
     elif case == "close_ledger_channel":
         replay.defunds.setdefault(objective_id, [])
     elif case == "objective_decision":
@@ -130,6 +146,15 @@ def _replay_command(replay: Replay, command: log_pb2.Command, me: str, app: str)
             replay.refused[objective_id] = decision.reason
         elif objective_id.kind is ObjectiveKind.DIRECT_DEFUND:
             replay.defunds.setdefault(objective_id, [])
+        elif objective_id.kind is ObjectiveKind.VIRTUAL_DEFUND:
+            final = replay._last_state[objective_id.channel_id]
+            index = final.fixed.participants.index(me)
+            replay.entries[objective_id] = Entry(VirtualDefund(final, index))
+        elif objective_id.kind is ObjectiveKind.VIRTUAL_FUND:
+            prefund = replay._last_state[objective_id.channel_id]
+            replay.entries[objective_id] = Entry(
+                new_virtual_fund(prefund.fixed, prefund.outcome, me, replay.payment_app)
+            )
         elif objective_id not in replay.entries:
             # A peer's proposal: its prefund was logged just before the decision.
             prefund = replay._last_state[objective_id.channel_id]
@@ -144,17 +169,29 @@ def _replay_tx(replay: Replay, tx: log_pb2.SubmittedTransaction) -> None:
         return
     objective_id = parse_objective_id(tx.objective_id)
     entry = replay.entries.get(objective_id)
-    if entry is not None:
+    if entry is not None and isinstance(entry.objective, DirectFund | DirectDefund):
         entry.objective = update(entry.objective, event)
     elif objective_id in replay.defunds:
         replay.defunds[objective_id].append(event)
 
 
 def finish_replay(
-    replay: Replay, snapshot_of: Callable[[bytes], ChannelSnapshot | None], me: str
+    replay: Replay,
+    snapshot_of: Callable[[bytes], ChannelSnapshot | None],
+    me: str,
+    paid_of: Callable[[bytes], int] = lambda _: 0,
 ) -> dict[ObjectiveId, Entry]:
     """Build the closes from their channels (now caught up) and mark the refusals."""
     entries = dict(replay.entries)
+    for objective_id in replay.virtual_closes:
+        channel = objective_id.channel_id
+        snapshot = snapshot_of(channel)
+        assert snapshot is not None, f"{objective_id}: a logged close of an unknown channel"
+        latest = snapshot.latest_signed_by(0)
+        if latest is not None and latest.state.is_final:
+            entries[objective_id] = Entry(VirtualDefund(latest.state, 0))
+        else:
+            entries[objective_id] = Entry(new_virtual_defund(snapshot, me, paid_of(channel)))
     for objective_id, events in replay.defunds.items():
         snapshot = snapshot_of(objective_id.channel_id)
         assert snapshot is not None, f"{objective_id}: a logged close of an unknown channel"

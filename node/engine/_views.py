@@ -59,6 +59,37 @@ def status_name(status: int) -> str:
     return derive_pb2.ChannelStatus.Name(status).removeprefix("CHANNEL_STATUS_")
 
 
+def payment_channel_info(view: derive_pb2.ChannelView, me: str) -> JsonObject:
+    """A virtual (payment) channel as JSON: status, path, funds, what vouchers moved.
+
+    Amounts are decimal strings. ``paid`` is the largest voucher we sent,
+    ``received`` the largest we accepted.
+    """
+    snapshot = snapshot_from_view(view)
+    participants = snapshot.fixed.participants
+    shown = snapshot.supported or (
+        snapshot.latest_signed_by(participants.index(me)) if me in participants else None
+    )
+    funds = (
+        sum(a.amount for a in shown.state.outcome[0].allocations)
+        if shown is not None and shown.state.outcome
+        else 0
+    )
+    return {
+        "id": "0x" + view.channel_id.hex(),
+        "status": status_name(view.status),
+        "payer": participants[0],
+        "payee": participants[-1],
+        "intermediaries": list(participants[1:-1]),
+        "turn_num": shown.state.turn_num if shown is not None else None,
+        "funds": str(funds),
+        "paid": str(_amount(view.paid)),
+        "received": str(_amount(view.received)),
+        "vouchers": view.vouchers,
+        "last_seq": view.last_seq,
+    }
+
+
 def ledger_channel_info(view: derive_pb2.ChannelView, me: str) -> JsonObject:
     """A ledger channel as JSON for the API: status, parties, balances, holdings.
 

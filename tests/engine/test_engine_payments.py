@@ -1,0 +1,233 @@
+"""Vouchers between in-process engines: Alice pays Bob through Irene, many times."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from node.chain import Anvil, ChainClient, Deployment
+from node.core import voucher_to_proto
+from node.derive import DeriveModule
+from node.engine import CommandRefusedError, Refusal
+from node.proto import wire_pb2
+from tests.actors import ALICE, BOB, IRENE
+from tests.engine.engine_support import Party
+from tests.engine.test_engine_hostile import inject
+from tests.engine.test_engine_virtual_fund import allocations, open_ledger, three_parties
+from tests.engine.test_engine_virtual_ledger import eventually
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+PAYMENTS = 1_000
+PAYERS = 20  # concurrent callers: their payments share log batches and messages
+
+
+async def open_payment_channel(parties: tuple[Party, Party, Party], amount: int) -> bytes:
+    alice, irene, bob = parties
+    await open_ledger(alice, irene, 10**6)
+    await open_ledger(irene, bob, 10**6)
+    fund_id = await alice.engine.create_payment_channel(BOB.address, [IRENE.address], amount)
+    for party in parties:
+        assert (await party.engine.wait_objective(fund_id)).done
+    channel = fund_id.channel_id
+    for party in (alice, bob):
+        await eventually(lambda p=party: p.engine.payment_channel(channel)["status"] == "OPEN")  # type: ignore[misc]
+    return channel
+
+
+def rejected_reasons(party: Party) -> list[str]:
+    return [r.rejected.reason for r in party.log.read() if r.WhichOneof("payload") == "rejected"]
+
+
+async def test_a_thousand_payments_reach_the_payee(
+    tmp_path: Path,
+    module: DeriveModule,
+    anvil: Anvil,
+    deployment: Deployment,
+    chain_snapshot: ChainClient,
+) -> None:
+    parties = three_parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+    alice, _, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for party in parties:
+                await nursery.start(party.transport.run)
+                await nursery.start(party.engine.run)
+            channel = await open_payment_channel(parties, 10**5)
+            totals: list[int] = []
+
+            async def payer() -> None:
+                for _ in range(PAYMENTS // PAYERS):
+                    totals.append(await alice.engine.pay(channel, 1))
+
+            started = time.perf_counter()
+            async with trio.open_nursery() as payers:
+                for _ in range(PAYERS):
+                    payers.start_soon(payer)
+            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "1000")
+            elapsed = time.perf_counter() - started
+            print(f"{PAYMENTS} payments in {elapsed:.3f} s: {PAYMENTS / elapsed:.0f}/s")
+            nursery.cancel_scope.cancel()
+    assert sorted(totals) == list(range(1, PAYMENTS + 1))
+    assert alice.engine.payment_channel(channel)["paid"] == str(PAYMENTS)
+    bob_view = bob.engine.payment_channel(channel)
+    assert bob_view["vouchers"] == PAYMENTS
+    assert rejected_reasons(bob) == []
+    updates = [params for name, params in bob.notifications if name == "payment_channel_updated"]
+    assert updates[-1]["received"] == str(PAYMENTS)  # type: ignore[index]
+    assert len(updates) < PAYMENTS  # one notice per loop step, not per voucher
+    frames = [r for r in bob.log.read() if r.WhichOneof("payload") == "received_messages"]
+    assert len(frames) < PAYMENTS  # vouchers travel many to a message
+    for party in parties:
+        assert party.log.verify().ok
+        party.close()
+
+
+async def test_bad_payments_and_vouchers_are_refused(
+    tmp_path: Path,
+    module: DeriveModule,
+    anvil: Anvil,
+    deployment: Deployment,
+    chain_snapshot: ChainClient,
+) -> None:
+    parties = three_parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+    alice, irene, bob = parties
+    network = alice.transport._network
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for party in parties:
+                await nursery.start(party.transport.run)
+                await nursery.start(party.engine.run)
+            channel = await open_payment_channel(parties, 10)
+            assert await alice.engine.pay(channel, 7) == 7
+            for amount, refusal in ((4, Refusal.CONFLICT), (0, Refusal.CONFLICT)):
+                with pytest.raises(CommandRefusedError) as caught:
+                    await alice.engine.pay(channel, amount)
+                assert caught.value.refusal is refusal
+            with pytest.raises(CommandRefusedError) as caught:
+                await bob.engine.pay(channel, 1)
+            assert caught.value.refusal is Refusal.CONFLICT
+            with pytest.raises(CommandRefusedError) as caught:
+                await alice.engine.pay(b"\x05" * 32, 1)
+            assert caught.value.refusal is Refusal.NOT_FOUND
+            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "7")
+            hostile = [
+                (ALICE, ALICE.voucher(channel, 7)),  # a replay
+                (ALICE, ALICE.voucher(channel, 11)),  # above the funds
+                (ALICE, IRENE.voucher(channel, 8)),  # not the payer's signature
+                (IRENE, ALICE.voucher(channel, 9)),  # relayed by someone else
+            ]
+            for sender, voucher in hostile:
+                payload = wire_pb2.Payload(objective_id="x")
+                payload.voucher.CopyFrom(voucher_to_proto(voucher))
+                await inject(network, sender, bob, payload)
+            await eventually(lambda: len(rejected_reasons(bob)) >= len(hostile))
+            nursery.cancel_scope.cancel()
+    reasons = [reason.split(":")[0] for reason in rejected_reasons(bob)]
+    assert reasons == [
+        "STALE_VOUCHER",
+        "INSUFFICIENT_FUNDS",
+        "NOT_A_PARTICIPANT",
+        "NOT_A_PARTICIPANT",
+    ]
+    assert bob.engine.payment_channel(channel)["received"] == "7"
+    for party in (alice, irene, bob):
+        party.close()
+
+
+async def test_close_moves_what_was_paid_into_the_ledgers_and_on_chain(
+    tmp_path: Path,
+    module: DeriveModule,
+    anvil: Anvil,
+    deployment: Deployment,
+    chain_snapshot: ChainClient,
+) -> None:
+    parties = three_parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+    alice, irene, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for party in parties:
+                await nursery.start(party.transport.run)
+                await nursery.start(party.engine.run)
+            left = await open_ledger(alice, irene, 10)
+            right = await open_ledger(irene, bob, 10)
+            fund_id = await alice.engine.create_payment_channel(BOB.address, [IRENE.address], 4)
+            for party in parties:
+                assert (await party.engine.wait_objective(fund_id)).done
+            channel = fund_id.channel_id
+            await eventually(lambda: bob.engine.payment_channel(channel)["status"] == "OPEN")
+            for _ in range(3):
+                await alice.engine.pay(channel, 1)
+            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "3")
+            defund_id = await alice.engine.close_payment_channel(channel)
+            entries = [await party.engine.wait_objective(defund_id) for party in parties]
+            assert [entry.failure for entry in entries] == [None, None, None]
+            for party, ledger in ((alice, left), (irene, left), (irene, right), (bob, right)):
+                await eventually(lambda p=party, x=ledger: allocations(p, x) == [7, 3])  # type: ignore[misc]
+            with pytest.raises(CommandRefusedError):
+                await alice.engine.pay(channel, 1)
+            for closer, ledger in ((alice, left), (irene, right)):
+                close_id = await closer.engine.close_ledger_channel(ledger)
+                for party in parties:
+                    if (ledger in (left,) and party is bob) or (ledger == right and party is alice):
+                        continue
+                    assert (await party.engine.wait_objective(close_id)).done
+            nursery.cancel_scope.cancel()
+    assert chain_snapshot.balance(ALICE.address) == 7
+    assert chain_snapshot.balance(IRENE.address) == 10
+    assert chain_snapshot.balance(BOB.address) == 3
+    for party in parties:
+        assert party.log.verify().ok
+        party.close()
+
+
+async def test_payee_restarted_keeps_its_largest_voucher(
+    tmp_path: Path,
+    module: DeriveModule,
+    anvil: Anvil,
+    deployment: Deployment,
+    chain_snapshot: ChainClient,
+) -> None:
+    block = chain_snapshot.block_number()
+    parties = three_parties(tmp_path, module, anvil, deployment, block)
+    alice, _, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for party in parties:
+                await nursery.start(party.transport.run)
+                await nursery.start(party.engine.run)
+            channel = await open_payment_channel(parties, 100)
+            for _ in range(3):
+                await alice.engine.pay(channel, 1)
+            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "3")
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        party.close()
+    parties = three_parties(tmp_path, module, anvil, deployment, block)
+    alice, irene, bob = parties
+    network = alice.transport._network
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for party in parties:
+                await nursery.start(party.transport.run)
+                await nursery.start(party.engine.run)
+            for party in parties:
+                fund_id = next(iter(o for o in party.engine.objectives if o.channel_id == channel))
+                assert (await party.engine.wait_objective(fund_id)).done
+            assert await alice.engine.pay(channel, 2) == 5
+            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "5")
+            replay = wire_pb2.Payload(objective_id="x")
+            replay.voucher.CopyFrom(voucher_to_proto(ALICE.voucher(channel, 3)))
+            await inject(network, ALICE, bob, replay)
+            await eventually(lambda: len(rejected_reasons(bob)) == 1)
+            nursery.cancel_scope.cancel()
+    assert rejected_reasons(bob)[0].startswith("STALE_VOUCHER")
+    received = [
+        r.accepted_voucher for r in bob.log.read() if r.WhichOneof("payload") == "accepted_voucher"
+    ]
+    assert [voucher.sent for voucher in received] == [False] * 4
+    for party in (alice, irene, bob):
+        assert party.log.verify().ok
+        party.close()

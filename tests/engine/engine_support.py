@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from node.chain import ChainClient, ChainService, Deployment
+import trio
+
+from node.chain import Anvil, ChainClient, ChainService, Deployment
 from node.core import Signer
 from node.derive import DeriveModule, Deriver
 from node.engine import Engine, EngineConfig, MemoryNetwork, MemoryTransport
 from node.log import EventLog
 from node.protocols import PolicyLimits, limits_policy
-from tests.actors import dev_key
+from tests.actors import ALICE, BOB, IRENE, dev_key
 
 PROJECT = Path(__file__).resolve().parents[2]
 MODULE_PATH = PROJECT / "wasm" / "channels.wasm"
@@ -63,9 +65,104 @@ def make_party(
         deriver=deriver,
         signer=signer,
         chain=chain,
-        config=EngineConfig(deployment.consensus_app, policy, start_block=start_block),
+        config=EngineConfig(
+            deployment.consensus_app,
+            policy,
+            start_block=start_block,
+            payment_app=deployment.virtual_payment_app,
+        ),
         notify=lambda method, params: notifications.append((method, params)),
     )
     transport = network.endpoint(signer.address, log, engine.inbound_records)
     engine.transport = transport
     return Party(name, signer, log, engine, transport, notifications)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the parties of one test share: directory, module, network and chain."""
+
+    directory: Path
+    module: DeriveModule
+    deployment: Deployment
+    rpc_url: str
+    start_block: int = 0
+    network: MemoryNetwork = field(default_factory=MemoryNetwork)
+
+    @classmethod
+    def on(
+        cls,
+        directory: Path,
+        module: DeriveModule,
+        anvil: Anvil,
+        deployment: Deployment,
+        *,
+        start_block: int = 0,
+    ) -> Setting:
+        """A setting on ``anvil`` whose engines watch the chain from ``start_block``."""
+        return cls(directory, module, deployment, anvil.url, start_block)
+
+    def party(
+        self, name: str, signer: Signer, chain_index: int, *, deposit_max: int = 10**20
+    ) -> Party:
+        """A party (new, or rebuilt from its log) paying gas from dev account ``chain_index``."""
+        return make_party(
+            self.directory,
+            name,
+            signer,
+            module=self.module,
+            network=self.network,
+            deployment=self.deployment,
+            rpc_url=self.rpc_url,
+            chain_index=chain_index,
+            start_block=self.start_block,
+            deposit_max=deposit_max,
+        )
+
+
+async def start_parties(nursery: trio.Nursery, *parties: Party) -> None:
+    """Each party's transport, then its engine, running in ``nursery``."""
+    for party in parties:
+        await nursery.start(party.transport.run)
+        await nursery.start(party.engine.run)
+
+
+async def open_ledger(
+    leader: Party, follower: Party, amount: int, counterparty_amount: int = 0
+) -> bytes:
+    """A funded ledger channel between the two; its id once both are done."""
+    fund_id = await leader.engine.create_ledger_channel(
+        follower.address, amount, counterparty_amount=counterparty_amount, challenge_duration=60
+    )
+    for party in (leader, follower):
+        assert (await party.engine.wait_objective(fund_id)).done
+    return fund_id.channel_id
+
+
+async def eventually(predicate: Callable[[], bool]) -> None:
+    """Poll until ``predicate`` holds (the caller's fail_after bounds the wait)."""
+    while True:
+        if predicate():
+            return
+        await trio.sleep(0.005)
+
+
+def allocations(party: Party, ledger: bytes) -> list[int]:
+    """The amounts of the ledger's supported outcome, as ``party`` derives it."""
+    snapshot = party.engine.snapshot(ledger)
+    assert snapshot is not None
+    assert snapshot.supported is not None
+    (asset_exit,) = snapshot.supported.state.outcome
+    return [allocation.amount for allocation in asset_exit.allocations]
+
+
+def three_parties(
+    directory: Path, module: DeriveModule, anvil: Anvil, deployment: Deployment, start_block: int
+) -> tuple[Party, Party, Party]:
+    """Alice, Irene and Bob on one network: the path of a virtual channel."""
+    setting = Setting.on(directory, module, anvil, deployment, start_block=start_block)
+    return (
+        setting.party("alice", ALICE, 1),
+        setting.party("irene", IRENE, 3),
+        setting.party("bob", BOB, 2),
+    )

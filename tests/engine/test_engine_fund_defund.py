@@ -10,11 +10,10 @@ import trio.testing
 
 from node.chain import TEST_TOKEN, Anvil, ChainClient, Deployment, load_artifact
 from node.derive import DeriveModule
-from node.engine import MemoryNetwork
 from node.proto import log_pb2
 from node.protocols import ObjectiveId, ObjectiveKind
 from tests.actors import ALICE, BOB, dev_key
-from tests.engine.engine_support import NATIVE, Party, make_party
+from tests.engine.engine_support import NATIVE, Party, Setting, start_parties
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -22,23 +21,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 def parties(
     tmp_path: Path, module: DeriveModule, anvil: Anvil, deployment: Deployment, start: int
 ) -> tuple[Party, Party]:
-    network = MemoryNetwork()
-    common = {
-        "module": module,
-        "network": network,
-        "deployment": deployment,
-        "rpc_url": anvil.url,
-        "start_block": start,
-    }
-    alice = make_party(tmp_path, "alice", ALICE, chain_index=1, **common)  # type: ignore[arg-type]
-    bob = make_party(tmp_path, "bob", BOB, chain_index=2, **common)  # type: ignore[arg-type]
-    return alice, bob
-
-
-async def start(nursery: trio.Nursery, *group: Party) -> None:
-    for party in group:
-        await nursery.start(party.transport.run)
-        await nursery.start(party.engine.run)
+    setting = Setting.on(tmp_path, module, anvil, deployment, start_block=start)
+    return setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2)
 
 
 async def test_fund_then_defund(
@@ -51,7 +35,7 @@ async def test_fund_then_defund(
     alice, bob = parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start(nursery, alice, bob)
+            await start_parties(nursery, alice, bob)
             fund_id = await alice.engine.create_ledger_channel(
                 BOB.address, 5, counterparty_amount=3, challenge_duration=60
             )
@@ -98,7 +82,7 @@ async def test_token_channel_approves_then_deposits(
     alice, bob = parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start(nursery, alice, bob)
+            await start_parties(nursery, alice, bob)
             fund_id = await alice.engine.create_ledger_channel(
                 BOB.address,
                 40,
@@ -133,21 +117,11 @@ async def test_a_refused_proposal_fails_the_objective_on_both_sides(
     deployment: Deployment,
     chain_snapshot: ChainClient,
 ) -> None:
-    network = MemoryNetwork()
-    common = {"module": module, "network": network, "deployment": deployment}
-    alice = make_party(tmp_path, "alice", ALICE, rpc_url=anvil.url, chain_index=1, **common)  # type: ignore[arg-type]
-    bob = make_party(
-        tmp_path,
-        "bob",
-        BOB,
-        rpc_url=anvil.url,
-        chain_index=2,
-        deposit_max=2,
-        **common,  # type: ignore[arg-type]
-    )
+    setting = Setting.on(tmp_path, module, anvil, deployment)
+    alice, bob = setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2, deposit_max=2)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            await start(nursery, alice, bob)
+            await start_parties(nursery, alice, bob)
             fund_id = await alice.engine.create_ledger_channel(
                 BOB.address, 1, counterparty_amount=3, challenge_duration=60
             )
@@ -163,7 +137,7 @@ async def test_a_refused_proposal_fails_the_objective_on_both_sides(
     bob.close()
 
     # The refusal is in Alice's log: a restart does not revive the objective.
-    alice = make_party(tmp_path, "alice", ALICE, rpc_url=anvil.url, chain_index=1, **common)  # type: ignore[arg-type]
+    alice = setting.party("alice", ALICE, 1)
     assert alice.engine.objectives[fund_id].failure == entry.failure
     alice.close()
 
@@ -177,20 +151,15 @@ async def test_a_signature_logged_but_never_sent_is_sent_after_a_restart(
 ) -> None:
     """A crash between logging our prefund and handing it to the transport loses the
     message; the restarted engine sends its latest state of each running objective."""
-    network = MemoryNetwork()
-    common = {
-        "module": module,
-        "network": network,
-        "deployment": deployment,
-        "rpc_url": anvil.url,
-        "start_block": chain_snapshot.block_number(),
-    }
-    alice = make_party(tmp_path, "alice", ALICE, chain_index=1, **common)  # type: ignore[arg-type]
-    bob = make_party(tmp_path, "bob", BOB, chain_index=2, **common)  # type: ignore[arg-type]
+    setting = Setting.on(
+        tmp_path, module, anvil, deployment, start_block=chain_snapshot.block_number()
+    )
+    network = setting.network
+    alice, bob = setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2)
     network.dropped.add((ALICE.address, BOB.address))
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            await start(nursery, alice, bob)
+            await start_parties(nursery, alice, bob)
             fund_id = await alice.engine.create_ledger_channel(
                 BOB.address, 2, counterparty_amount=1, challenge_duration=60
             )
@@ -199,10 +168,10 @@ async def test_a_signature_logged_but_never_sent_is_sent_after_a_restart(
             nursery.cancel_scope.cancel()
     alice.close()
     network.dropped.clear()
-    alice = make_party(tmp_path, "alice", ALICE, chain_index=1, **common)  # type: ignore[arg-type]
+    alice = setting.party("alice", ALICE, 1)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            await start(nursery, alice, bob)
+            await start_parties(nursery, alice, bob)
             for party in (alice, bob):
                 assert (await party.engine.wait_objective(fund_id)).done
             nursery.cancel_scope.cancel()
@@ -223,7 +192,7 @@ async def test_concurrent_channels_fund_and_close_together(
     channels = 6
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start(nursery, alice, bob)
+            await start_parties(nursery, alice, bob)
             ids = []
 
             async def open_one(index: int) -> None:

@@ -25,7 +25,7 @@ from node.engine import MemoryNetwork
 from node.proto import wire_pb2
 from node.protocols import ObjectiveId, ObjectiveKind
 from tests.actors import ALICE, BOB, IRENE
-from tests.engine.engine_support import NATIVE, Party, make_party
+from tests.engine.engine_support import NATIVE, Party, Setting, start_parties
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 MALLORY = IRENE
@@ -80,7 +80,7 @@ def hostile_payloads(app: str, fund_id: ObjectiveId) -> list[wire_pb2.Payload]:
         payload(ObjectiveKind.DIRECT_DEFUND, ALICE.countersign(SignedState(unknown))),
         payload(ObjectiveKind.DIRECT_FUND, ALICE.countersign(SignedState(foreign))),
         wire_pb2.Payload(objective_id="Nonsense-0x00", signed_state=signed_state_to_proto(forged)),
-        # A kind the protocols know but this node does not run: refused, never misread.
+        # A virtual channel whose app is not the VirtualPaymentApp.
         payload(ObjectiveKind.VIRTUAL_FUND, ALICE.countersign(SignedState(virtual))),
         wire_pb2.Payload(objective_id=str(fund_id)),
     ]
@@ -120,23 +120,16 @@ async def test_hostile_peer_messages(
     deployment: Deployment,
     chain_snapshot: ChainClient,
 ) -> None:
-    network = MemoryNetwork()
-    common = {
-        "module": module,
-        "network": network,
-        "deployment": deployment,
-        "rpc_url": anvil.url,
-        "start_block": chain_snapshot.block_number(),
-        "deposit_max": 10,
-    }
-    alice = make_party(tmp_path, "alice", ALICE, chain_index=1, **common)  # type: ignore[arg-type]
-    bob = make_party(tmp_path, "bob", BOB, chain_index=2, **common)  # type: ignore[arg-type]
+    setting = Setting.on(
+        tmp_path, module, anvil, deployment, start_block=chain_snapshot.block_number()
+    )
+    network = setting.network
+    alice = setting.party("alice", ALICE, 1, deposit_max=10)
+    bob = setting.party("bob", BOB, 2, deposit_max=10)
     app = deployment.consensus_app
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            for party in (alice, bob):
-                await nursery.start(party.transport.run)
-                await nursery.start(party.engine.run)
+            await start_parties(nursery, alice, bob)
             fund_id = await alice.engine.create_ledger_channel(
                 BOB.address, 5, counterparty_amount=3, challenge_duration=60, nonce=1
             )
@@ -164,7 +157,7 @@ async def test_hostile_peer_messages(
     ]
     assert f"signatures[0]: by {BOB.address}, who is participant 1" in reasons[0]
     assert f"by non-participant {MALLORY.address}" in reasons[1]
-    assert "VirtualFunding is not supported" in reasons[6]
+    assert "is not the VirtualPaymentApp" in reasons[6]
     assert str(MALLORY.address) not in bob.engine.ledger_channel(fund_id.channel_id)["participants"]
     assert chain_snapshot.balance(BOB.address) == 3
     for party in (alice, bob):

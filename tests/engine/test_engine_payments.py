@@ -14,10 +14,15 @@ from node.derive import DeriveModule
 from node.engine import CommandRefusedError, Refusal
 from node.proto import wire_pb2
 from tests.actors import ALICE, BOB, IRENE
-from tests.engine.engine_support import Party
+from tests.engine.engine_support import (
+    Party,
+    allocations,
+    eventually,
+    open_ledger,
+    start_parties,
+    three_parties,
+)
 from tests.engine.test_engine_hostile import inject
-from tests.engine.test_engine_virtual_fund import allocations, open_ledger, three_parties
-from tests.engine.test_engine_virtual_ledger import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 PAYMENTS = 1_000
@@ -52,9 +57,7 @@ async def test_a_thousand_payments_reach_the_payee(
     alice, _, bob = parties
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            for party in parties:
-                await nursery.start(party.transport.run)
-                await nursery.start(party.engine.run)
+            await start_parties(nursery, *parties)
             channel = await open_payment_channel(parties, 10**5)
             totals: list[int] = []
 
@@ -76,7 +79,7 @@ async def test_a_thousand_payments_reach_the_payee(
     assert bob_view["vouchers"] == PAYMENTS
     assert rejected_reasons(bob) == []
     updates = [params for name, params in bob.notifications if name == "payment_channel_updated"]
-    assert updates[-1]["received"] == str(PAYMENTS)  # type: ignore[index]
+    assert updates[-1]["received"] == str(PAYMENTS)
     assert len(updates) < PAYMENTS  # one notice per loop step, not per voucher
     frames = [r for r in bob.log.read() if r.WhichOneof("payload") == "received_messages"]
     assert len(frames) < PAYMENTS  # vouchers travel many to a message
@@ -97,9 +100,7 @@ async def test_bad_payments_and_vouchers_are_refused(
     network = alice.transport._network
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            for party in parties:
-                await nursery.start(party.transport.run)
-                await nursery.start(party.engine.run)
+            await start_parties(nursery, *parties)
             channel = await open_payment_channel(parties, 10)
             assert await alice.engine.pay(channel, 7) == 7
             for amount, refusal in ((4, Refusal.CONFLICT), (0, Refusal.CONFLICT)):
@@ -148,9 +149,7 @@ async def test_close_moves_what_was_paid_into_the_ledgers_and_on_chain(
     alice, irene, bob = parties
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            for party in parties:
-                await nursery.start(party.transport.run)
-                await nursery.start(party.engine.run)
+            await start_parties(nursery, *parties)
             left = await open_ledger(alice, irene, 10)
             right = await open_ledger(irene, bob, 10)
             fund_id = await alice.engine.create_payment_channel(BOB.address, [IRENE.address], 4)
@@ -195,9 +194,7 @@ async def test_payee_restarted_keeps_its_largest_voucher(
     alice, _, bob = parties
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            for party in parties:
-                await nursery.start(party.transport.run)
-                await nursery.start(party.engine.run)
+            await start_parties(nursery, *parties)
             channel = await open_payment_channel(parties, 100)
             for _ in range(3):
                 await alice.engine.pay(channel, 1)
@@ -210,9 +207,7 @@ async def test_payee_restarted_keeps_its_largest_voucher(
     network = alice.transport._network
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            for party in parties:
-                await nursery.start(party.transport.run)
-                await nursery.start(party.engine.run)
+            await start_parties(nursery, *parties)
             for party in parties:
                 fund_id = next(iter(o for o in party.engine.objectives if o.channel_id == channel))
                 assert (await party.engine.wait_objective(fund_id)).done

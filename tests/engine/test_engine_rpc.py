@@ -9,10 +9,10 @@ import trio
 
 from node.chain import Anvil, ChainClient, Deployment
 from node.derive import DeriveModule
-from node.engine import MemoryNetwork, register_node_methods
+from node.engine import register_node_methods
 from node.rpc import ErrorCode, MethodRegistry, RpcClient, RpcError, RpcServer
 from tests.actors import ALICE, BOB
-from tests.engine.engine_support import NATIVE, Party, make_party
+from tests.engine.engine_support import NATIVE, Party, Setting
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 TOKEN = "engine-test-token"
@@ -43,16 +43,10 @@ async def test_open_and_close_over_rpc(
     deployment: Deployment,
     chain_snapshot: ChainClient,
 ) -> None:
-    network = MemoryNetwork()
-    common = {
-        "module": module,
-        "network": network,
-        "deployment": deployment,
-        "rpc_url": anvil.url,
-        "start_block": chain_snapshot.block_number(),
-    }
-    alice = make_party(tmp_path, "alice", ALICE, chain_index=1, **common)  # type: ignore[arg-type]
-    bob = make_party(tmp_path, "bob", BOB, chain_index=2, **common)  # type: ignore[arg-type]
+    setting = Setting.on(
+        tmp_path, module, anvil, deployment, start_block=chain_snapshot.block_number()
+    )
+    alice, bob = setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             alice_rpc, alice_url = await serve(nursery, alice)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,14 @@ from node.protocols import (
     SignLedgerProposal,
 )
 from tests.actors import ALICE, BOB, IRENE
-from tests.engine.engine_support import Party, make_party
+from tests.engine.engine_support import (
+    Party,
+    Setting,
+    allocations,
+    eventually,
+    open_ledger,
+    start_parties,
+)
 from tests.engine.test_engine_hostile import inject
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -38,45 +45,15 @@ def two_parties(
     start: int,
     network: MemoryNetwork,
 ) -> tuple[Party, Party]:
-    common = {
-        "module": module,
-        "network": network,
-        "deployment": deployment,
-        "rpc_url": anvil.url,
-        "start_block": start,
-    }
-    alice = make_party(tmp_path, "alice", ALICE, chain_index=1, **common)  # type: ignore[arg-type]
-    bob = make_party(tmp_path, "bob", BOB, chain_index=2, **common)  # type: ignore[arg-type]
-    return alice, bob
-
-
-async def start(nursery: trio.Nursery, *group: Party) -> None:
-    for party in group:
-        await nursery.start(party.transport.run)
-        await nursery.start(party.engine.run)
-
-
-async def open_ledger(alice: Party, bob: Party) -> bytes:
-    fund_id = await alice.engine.create_ledger_channel(
-        BOB.address, 5, counterparty_amount=3, challenge_duration=60
-    )
-    for party in (alice, bob):
-        assert (await party.engine.wait_objective(fund_id)).done
-    return fund_id.channel_id
+    setting = Setting.on(tmp_path, module, anvil, deployment, start_block=start)
+    setting = dataclasses.replace(setting, network=network)
+    return setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2)
 
 
 def add_guarantee(target: bytes, amount: int = 4, left_deposit: int = 3) -> Add:
     """Lock ``amount``: Alice (left) puts in ``left_deposit``, Bob the rest."""
     left, right = (address_to_destination(p.address) for p in (ALICE, BOB))
     return Add(Guarantee(target, amount, left, right), left_deposit)
-
-
-async def eventually(predicate: Callable[[], bool]) -> None:
-    """Poll until ``predicate`` holds (the caller's fail_after bounds the wait)."""
-    while True:
-        if predicate():
-            return
-        await trio.sleep(0.005)
 
 
 async def wait_turn(party: Party, ledger: bytes, turn: int) -> None:
@@ -87,14 +64,6 @@ def guarantees(party: Party, ledger: bytes) -> list[tuple[bytes, int]]:
     view = party.engine.deriver.channel(ledger)
     assert view is not None
     return [(g.target, uint256_from_bytes(g.amount)) for g in view.guarantees]
-
-
-def allocations(party: Party, ledger: bytes) -> list[int]:
-    snapshot = party.engine.snapshot(ledger)
-    assert snapshot is not None
-    assert snapshot.supported is not None
-    (asset_exit,) = snapshot.supported.state.outcome
-    return [allocation.amount for allocation in asset_exit.allocations]
 
 
 async def test_add_then_remove_then_close_pays_out_the_ledger(
@@ -110,8 +79,8 @@ async def test_add_then_remove_then_close_pays_out_the_ledger(
     target = secrets.token_bytes(32)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start(nursery, alice, bob)
-            ledger = await open_ledger(alice, bob)
+            await start_parties(nursery, alice, bob)
+            ledger = await open_ledger(alice, bob, 5, 3)
             add = add_guarantee(target)
             # The follower agrees first: it countersigns when the proposal arrives.
             await bob.engine.update_ledger(SignLedgerProposal(ledger, add))
@@ -158,8 +127,8 @@ async def test_lost_proposal_is_sent_again_and_queues_survive_restart(
     first, second = (add_guarantee(secrets.token_bytes(32), 2, 1) for _ in range(2))
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start(nursery, alice, bob)
-            ledger = await open_ledger(alice, bob)
+            await start_parties(nursery, alice, bob)
+            ledger = await open_ledger(alice, bob, 5, 3)
             await alice.engine.update_ledger(ProposeLedgerUpdate(ledger, first))
             await eventually(lambda: bob.engine.ledger_runtime(ledger).queue != ())  # type: ignore[union-attr]
             network.dropped.add((ALICE.address, BOB.address))
@@ -176,7 +145,7 @@ async def test_lost_proposal_is_sent_again_and_queues_survive_restart(
     assert [q.signed.proposal for q in follower.queue] == [first]
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start(nursery, alice, bob)
+            await start_parties(nursery, alice, bob)
             for proposal in (second, first):
                 await bob.engine.update_ledger(SignLedgerProposal(ledger, proposal))
             await trio.sleep(0.05)
@@ -204,8 +173,8 @@ async def test_ledger_requests_and_proposals_that_break_rules_are_refused(
     add = add_guarantee(secrets.token_bytes(32))
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await start(nursery, alice, bob)
-            ledger = await open_ledger(alice, bob)
+            await start_parties(nursery, alice, bob)
+            ledger = await open_ledger(alice, bob, 5, 3)
             refusals: list[tuple[Party, ProposeLedgerUpdate | SignLedgerProposal, Refusal]] = [
                 (alice, SignLedgerProposal(ledger, add), Refusal.INVALID),
                 (bob, ProposeLedgerUpdate(ledger, add), Refusal.CONFLICT),

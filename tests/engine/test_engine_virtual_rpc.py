@@ -13,9 +13,8 @@ from node.engine import register_node_methods
 from node.protocols import parse_objective_id
 from node.rpc import ErrorCode, MethodRegistry, RpcClient, RpcServer
 from tests.actors import BOB, IRENE
-from tests.engine.engine_support import Party
+from tests.engine.engine_support import Party, open_ledger, three_parties
 from tests.engine.test_engine_rpc import expect_error
-from tests.engine.test_engine_virtual_fund import open_ledger, three_parties
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 TOKEN = "payments-test-token"

@@ -123,6 +123,10 @@ engine_batch_inputs_max: Final = 512  # inputs drained into one log batch
 engine_crank_rounds_max: Final = 8  # sign-and-log rounds per step before it must settle
 engine_tx_retry_ms: Final = 2_000  # a refused transaction is asked for again after this
 engine_tx_attempts_max: Final = 5  # refusals of one transaction before the objective fails
+# A peer that refused our state (say, it had not yet seen the postfund that travelled in the
+# same frame) is sent our latest state again after this, at most this many times.
+engine_rejection_resend_ms: Final = 250
+engine_rejection_resends_max: Final = 20
 # An idle chain's BlockProcessed is logged this often.
 engine_block_record_interval_ms: Final = 10_000
 engine_policy_deposit_max_default: Final = 100 * 10**18  # per channel and asset, unless configured

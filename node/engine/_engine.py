@@ -36,6 +36,8 @@ from node.core.constants import (
     engine_block_record_interval_ms,
     engine_crank_rounds_max,
     engine_inputs_max,
+    engine_rejection_resend_ms,
+    engine_rejection_resends_max,
     engine_tx_attempts_max,
     engine_tx_retry_ms,
     ledger_resend_interval_ms,
@@ -192,6 +194,8 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
         self._inputs_send, self._inputs = trio.open_memory_channel[Input](engine_inputs_max)
         self._dirty: set[ObjectiveId] = set()
         self._outgoing: list[tuple[str, wire_pb2.Payload]] = []
+        self._resend_due: set[ObjectiveId] = set()
+        self._rejection_resends: dict[ObjectiveId, int] = {}
         self._changed: set[ObjectiveId] = set()  # finished or failed since the last notice
         self._inflight: set[TxKey] = set()
         self._attempts: dict[TxKey, int] = {}
@@ -359,6 +363,10 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
                     self._outgoing.extend(self._ledger_resends())
                 case PeerInput() | Wake():
                     pass
+        if self._resend_due:
+            due = {str(objective_id) for objective_id in self._resend_due}
+            self._resend_due.clear()
+            self._outgoing.extend(s for s in self._resends() if s[1].objective_id in due)
         self._append(records)
         for request in answered:
             request.done.set()
@@ -552,6 +560,19 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
         self._inflight.add(key)
         assert self._nursery is not None
         self._nursery.start_soon(self._transact, key, effect)
+
+    def _resend_after_rejection(self, objective_id: ObjectiveId) -> None:
+        """Offer our latest state again soon: the peer may have judged it too early."""
+        attempts = self._rejection_resends.get(objective_id, 0)
+        if attempts >= engine_rejection_resends_max or self._nursery is None:
+            return
+        self._rejection_resends[objective_id] = attempts + 1
+        self._nursery.start_soon(self._resend_later, objective_id)
+
+    async def _resend_later(self, objective_id: ObjectiveId) -> None:
+        await trio.sleep(engine_rejection_resend_ms / 1000)
+        self._resend_due.add(objective_id)
+        await self._inputs_send.send(Wake(f"resend {objective_id}"))
 
     async def _wake_after(self, seconds: float, reason: str) -> None:
         await trio.sleep(seconds)
@@ -854,14 +875,15 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
             name,
             rejection.detail[:1000],
         )
-        if rejection.reason != wire_pb2.REJECTION_REASON_POLICY:
-            return []
         try:
             objective_id = parse_objective_id(payload.objective_id)
         except InvalidValueError:
             return []
         entry = self.objectives.get(objective_id)
         if entry is None or not entry.running or peer not in entry.objective.fixed.participants:
+            return []
+        if rejection.reason != wire_pb2.REJECTION_REASON_POLICY:
+            self._resend_after_rejection(objective_id)
             return []
         reason = f"refused by {peer}: {rejection.detail[:1000]}"
         entry.failure = reason

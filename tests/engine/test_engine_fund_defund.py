@@ -10,10 +10,11 @@ import trio.testing
 
 from node.chain import TEST_TOKEN, Anvil, ChainClient, Deployment, load_artifact
 from node.derive import DeriveModule
-from node.proto import log_pb2
+from node.proto import log_pb2, wire_pb2
 from node.protocols import ObjectiveId, ObjectiveKind
 from tests.actors import ALICE, BOB, dev_key
-from tests.engine.engine_support import NATIVE, Party, Setting, start_parties
+from tests.engine.engine_support import NATIVE, Party, Setting, open_ledger, start_parties
+from tests.engine.test_engine_hostile import inject
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -220,3 +221,37 @@ async def test_concurrent_channels_fund_and_close_together(
     assert len(alice.engine.ledger_channels()) == channels
     for party in (alice, bob):
         party.close()
+
+
+async def test_a_state_the_peer_refused_as_early_is_offered_again(
+    tmp_path: Path,
+    module: DeriveModule,
+    anvil: Anvil,
+    deployment: Deployment,
+    chain_snapshot: ChainClient,
+) -> None:
+    """A peer may judge our state before it has seen the postfund that travelled with it
+    (it says WRONG_TURN); we offer our latest state again a moment later."""
+    setting = Setting.on(
+        tmp_path, module, anvil, deployment, start_block=chain_snapshot.block_number()
+    )
+    alice, bob = setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, alice, bob)
+            channel = await open_ledger(alice, bob, 2, 1)
+            setting.network.dropped.add((BOB.address, ALICE.address))
+            close_id = await bob.engine.close_ledger_channel(channel)
+            await trio.testing.wait_all_tasks_blocked()
+            assert close_id not in alice.engine.objectives  # Bob's final state was lost
+            setting.network.dropped.clear()
+            refusal = wire_pb2.Payload(objective_id=str(close_id))
+            refusal.rejection.reason = wire_pb2.REJECTION_REASON_WRONG_TURN
+            refusal.rejection.detail = "still being funded"
+            await inject(setting.network, ALICE, bob, refusal)
+            for party in (alice, bob):
+                assert (await party.engine.wait_objective(close_id)).done
+            nursery.cancel_scope.cancel()
+    assert chain_snapshot.holdings(NATIVE, channel) == 0
+    alice.close()
+    bob.close()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from node.chain import Anvil, ChainClient, Deployment, deploy_contracts, running_anvil
 from node.derive import DeriveModule
 from tests.actors import dev_key
-from tests.engine.engine_support import MODULE_PATH
+from tests.engine.engine_support import MODULE_PATH, Setting
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,17 @@ def chain_snapshot(anvil: Anvil, deployment: Deployment) -> Iterator[ChainClient
     snapshot = client.rpc("snapshot", "evm_snapshot")
     yield client
     assert client.rpc("revert", "evm_revert", snapshot) is True
+
+
+@pytest.fixture
+def setting(
+    tmp_path: Path,
+    module: DeriveModule,
+    anvil: Anvil,
+    deployment: Deployment,
+    chain_snapshot: ChainClient,
+) -> Setting:
+    """Parties of one test: their logs under tmp_path, watching the chain from now."""
+    return Setting.on(
+        tmp_path, module, anvil, deployment, start_block=chain_snapshot.block_number()
+    )

@@ -119,6 +119,14 @@ class Setting:
             deposit_max=deposit_max,
         )
 
+    def pair(self) -> tuple[Party, Party]:
+        """Alice and Bob: the two ends of a ledger channel."""
+        return self.party("alice", ALICE, 1), self.party("bob", BOB, 2)
+
+    def path(self) -> tuple[Party, Party, Party]:
+        """Alice, Irene and Bob: the path of a virtual channel."""
+        return self.pair()[0], self.party("irene", IRENE, 3), self.party("bob", BOB, 2)
+
 
 async def start_parties(nursery: trio.Nursery, *parties: Party) -> None:
     """Each party's transport, then its engine, running in ``nursery``."""
@@ -154,15 +162,3 @@ def allocations(party: Party, ledger: bytes) -> list[int]:
     assert snapshot.supported is not None
     (asset_exit,) = snapshot.supported.state.outcome
     return [allocation.amount for allocation in asset_exit.allocations]
-
-
-def three_parties(
-    directory: Path, module: DeriveModule, anvil: Anvil, deployment: Deployment, start_block: int
-) -> tuple[Party, Party, Party]:
-    """Alice, Irene and Bob on one network: the path of a virtual channel."""
-    setting = Setting.on(directory, module, anvil, deployment, start_block=start_block)
-    return (
-        setting.party("alice", ALICE, 1),
-        setting.party("irene", IRENE, 3),
-        setting.party("bob", BOB, 2),
-    )

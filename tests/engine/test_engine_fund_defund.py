@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trio
 import trio.testing
 
-from node.chain import TEST_TOKEN, Anvil, ChainClient, Deployment, load_artifact
-from node.derive import DeriveModule
+from node.chain import TEST_TOKEN, ChainClient, load_artifact
 from node.proto import log_pb2, wire_pb2
 from node.protocols import ObjectiveId, ObjectiveKind
 from tests.actors import ALICE, BOB, dev_key
-from tests.engine.engine_support import NATIVE, Party, Setting, open_ledger, start_parties
+from tests.engine.engine_support import NATIVE, Setting, open_ledger, start_parties
 from tests.engine.test_engine_hostile import inject
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-def parties(
-    tmp_path: Path, module: DeriveModule, anvil: Anvil, deployment: Deployment, start: int
-) -> tuple[Party, Party]:
-    setting = Setting.on(tmp_path, module, anvil, deployment, start_block=start)
-    return setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2)
-
-
-async def test_fund_then_defund(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
-) -> None:
-    alice, bob = parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+async def test_fund_then_defund(setting: Setting, chain_snapshot: ChainClient) -> None:
+    alice, bob = setting.pair()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             await start_parties(nursery, alice, bob)
@@ -69,18 +53,14 @@ async def test_fund_then_defund(
 
 
 async def test_token_channel_approves_then_deposits(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
+    setting: Setting, chain_snapshot: ChainClient
 ) -> None:
-    assert deployment.token is not None
-    token = chain_snapshot.contract(load_artifact(TEST_TOKEN), deployment.token)
+    assert setting.deployment.token is not None
+    token = chain_snapshot.contract(load_artifact(TEST_TOKEN), setting.deployment.token)
     for index in (1, 2):
-        payer = ChainClient(anvil.url, dev_key(index)).address
+        payer = ChainClient(setting.rpc_url, dev_key(index)).address
         chain_snapshot.transact("fund", token.functions.transfer(payer, 100))
-    alice, bob = parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+    alice, bob = setting.pair()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             await start_parties(nursery, alice, bob)
@@ -88,7 +68,7 @@ async def test_token_channel_approves_then_deposits(
                 BOB.address,
                 40,
                 counterparty_amount=60,
-                asset=deployment.token,
+                asset=setting.deployment.token,
                 challenge_duration=60,
             )
             for party in (alice, bob):
@@ -112,13 +92,8 @@ async def test_token_channel_approves_then_deposits(
 
 
 async def test_a_refused_proposal_fails_the_objective_on_both_sides(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
+    setting: Setting, chain_snapshot: ChainClient
 ) -> None:
-    setting = Setting.on(tmp_path, module, anvil, deployment)
     alice, bob = setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2, deposit_max=2)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
@@ -144,17 +119,10 @@ async def test_a_refused_proposal_fails_the_objective_on_both_sides(
 
 
 async def test_a_signature_logged_but_never_sent_is_sent_after_a_restart(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
+    setting: Setting, chain_snapshot: ChainClient
 ) -> None:
     """A crash between logging our prefund and handing it to the transport loses the
     message; the restarted engine sends its latest state of each running objective."""
-    setting = Setting.on(
-        tmp_path, module, anvil, deployment, start_block=chain_snapshot.block_number()
-    )
     network = setting.network
     alice, bob = setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2)
     network.dropped.add((ALICE.address, BOB.address))
@@ -182,14 +150,10 @@ async def test_a_signature_logged_but_never_sent_is_sent_after_a_restart(
 
 
 async def test_concurrent_channels_fund_and_close_together(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
+    setting: Setting, chain_snapshot: ChainClient
 ) -> None:
     """Several objectives at once share batches, the chain key's nonces and the watcher."""
-    alice, bob = parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+    alice, bob = setting.pair()
     channels = 6
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
@@ -224,17 +188,10 @@ async def test_concurrent_channels_fund_and_close_together(
 
 
 async def test_a_state_the_peer_refused_as_early_is_offered_again(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
+    setting: Setting, chain_snapshot: ChainClient
 ) -> None:
     """A peer may judge our state before it has seen the postfund that travelled with it
     (it says WRONG_TURN); we offer our latest state again a moment later."""
-    setting = Setting.on(
-        tmp_path, module, anvil, deployment, start_block=chain_snapshot.block_number()
-    )
     alice, bob = setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:

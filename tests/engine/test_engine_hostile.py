@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trio
 
-from node.chain import Anvil, ChainClient, Deployment
+from node.chain import ChainClient
 from node.core import (
     Allocation,
     FixedPart,
@@ -20,7 +18,6 @@ from node.core import (
     channel_id,
     signed_state_to_proto,
 )
-from node.derive import DeriveModule
 from node.engine import MemoryNetwork
 from node.proto import wire_pb2
 from node.protocols import ObjectiveId, ObjectiveKind
@@ -113,20 +110,11 @@ def rejections(party: Party) -> list[str]:
     return [r.rejected.reason for r in party.log.read() if r.WhichOneof("payload") == "rejected"]
 
 
-async def test_hostile_peer_messages(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
-) -> None:
-    setting = Setting.on(
-        tmp_path, module, anvil, deployment, start_block=chain_snapshot.block_number()
-    )
+async def test_hostile_peer_messages(setting: Setting, chain_snapshot: ChainClient) -> None:
     network = setting.network
     alice = setting.party("alice", ALICE, 1, deposit_max=10)
     bob = setting.party("bob", BOB, 2, deposit_max=10)
-    app = deployment.consensus_app
+    app = setting.deployment.consensus_app
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             await start_parties(nursery, alice, bob)

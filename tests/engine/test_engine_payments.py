@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import trio
 
-from node.chain import Anvil, ChainClient, Deployment
+from node.chain import ChainClient
 from node.core import voucher_to_proto
-from node.derive import DeriveModule
 from node.engine import CommandRefusedError, Refusal
 from node.proto import wire_pb2
 from tests.actors import ALICE, BOB, IRENE
 from tests.engine.engine_support import (
     Party,
+    Setting,
     allocations,
     eventually,
     open_ledger,
     start_parties,
-    three_parties,
 )
 from tests.engine.test_engine_hostile import inject
 
@@ -46,14 +44,8 @@ def rejected_reasons(party: Party) -> list[str]:
     return [r.rejected.reason for r in party.log.read() if r.WhichOneof("payload") == "rejected"]
 
 
-async def test_a_thousand_payments_reach_the_payee(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
-) -> None:
-    parties = three_parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+async def test_a_thousand_payments_reach_the_payee(setting: Setting) -> None:
+    parties = setting.path()
     alice, _, bob = parties
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
@@ -88,14 +80,8 @@ async def test_a_thousand_payments_reach_the_payee(
         party.close()
 
 
-async def test_bad_payments_and_vouchers_are_refused(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
-) -> None:
-    parties = three_parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+async def test_bad_payments_and_vouchers_are_refused(setting: Setting) -> None:
+    parties = setting.path()
     alice, irene, bob = parties
     network = alice.transport._network
     with trio.fail_after(60):
@@ -139,13 +125,9 @@ async def test_bad_payments_and_vouchers_are_refused(
 
 
 async def test_close_moves_what_was_paid_into_the_ledgers_and_on_chain(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
+    setting: Setting, chain_snapshot: ChainClient
 ) -> None:
-    parties = three_parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+    parties = setting.path()
     alice, irene, bob = parties
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
@@ -182,15 +164,8 @@ async def test_close_moves_what_was_paid_into_the_ledgers_and_on_chain(
         party.close()
 
 
-async def test_payee_restarted_keeps_its_largest_voucher(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
-) -> None:
-    block = chain_snapshot.block_number()
-    parties = three_parties(tmp_path, module, anvil, deployment, block)
+async def test_payee_restarted_keeps_its_largest_voucher(setting: Setting) -> None:
+    parties = setting.path()
     alice, _, bob = parties
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
@@ -202,7 +177,7 @@ async def test_payee_restarted_keeps_its_largest_voucher(
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()
-    parties = three_parties(tmp_path, module, anvil, deployment, block)
+    parties = setting.path()
     alice, irene, bob = parties
     network = alice.transport._network
     with trio.fail_after(60):

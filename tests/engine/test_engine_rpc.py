@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trio
 
-from node.chain import Anvil, ChainClient, Deployment
-from node.derive import DeriveModule
+from node.chain import ChainClient
 from node.engine import register_node_methods
 from node.rpc import ErrorCode, MethodRegistry, RpcClient, RpcError, RpcServer
 from tests.actors import ALICE, BOB
@@ -36,16 +33,7 @@ async def expect_error(code: int, call: object) -> str:
     return caught.value.message
 
 
-async def test_open_and_close_over_rpc(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
-) -> None:
-    setting = Setting.on(
-        tmp_path, module, anvil, deployment, start_block=chain_snapshot.block_number()
-    )
+async def test_open_and_close_over_rpc(setting: Setting, chain_snapshot: ChainClient) -> None:
     alice, bob = setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:

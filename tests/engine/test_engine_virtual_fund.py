@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trio
 
-from node.chain import Anvil, ChainClient, Deployment
-from node.derive import DeriveModule
 from node.protocols import ObjectiveKind
 from tests.actors import BOB, IRENE
 from tests.engine.engine_support import (
+    Setting,
     allocations,
     eventually,
     open_ledger,
     start_parties,
-    three_parties,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-async def test_virtual_channel_through_one_intermediary_opens(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
-) -> None:
-    parties = three_parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+async def test_virtual_channel_through_one_intermediary_opens(setting: Setting) -> None:
+    parties = setting.path()
     alice, irene, bob = parties
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:

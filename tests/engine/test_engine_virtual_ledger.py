@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
-from pathlib import Path
 
 import pytest
 import trio
 
-from node.chain import Anvil, ChainClient, Deployment
+from node.chain import ChainClient
 from node.core import Guarantee, address_to_destination, uint256_from_bytes
-from node.derive import DeriveModule
-from node.engine import CommandRefusedError, MemoryNetwork, Refusal
+from node.engine import CommandRefusedError, Refusal
 from node.engine._ledger_codec import signed_proposal_to_proto
 from node.proto import wire_pb2
 from node.protocols import (
@@ -37,19 +34,6 @@ from tests.engine.test_engine_hostile import inject
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-def two_parties(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    start: int,
-    network: MemoryNetwork,
-) -> tuple[Party, Party]:
-    setting = Setting.on(tmp_path, module, anvil, deployment, start_block=start)
-    setting = dataclasses.replace(setting, network=network)
-    return setting.party("alice", ALICE, 1), setting.party("bob", BOB, 2)
-
-
 def add_guarantee(target: bytes, amount: int = 4, left_deposit: int = 3) -> Add:
     """Lock ``amount``: Alice (left) puts in ``left_deposit``, Bob the rest."""
     left, right = (address_to_destination(p.address) for p in (ALICE, BOB))
@@ -67,15 +51,9 @@ def guarantees(party: Party, ledger: bytes) -> list[tuple[bytes, int]]:
 
 
 async def test_add_then_remove_then_close_pays_out_the_ledger(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
+    setting: Setting, chain_snapshot: ChainClient
 ) -> None:
-    network = MemoryNetwork()
-    block = chain_snapshot.block_number()
-    alice, bob = two_parties(tmp_path, module, anvil, deployment, block, network)
+    alice, bob = setting.pair()
     target = secrets.token_bytes(32)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
@@ -114,16 +92,9 @@ async def test_add_then_remove_then_close_pays_out_the_ledger(
         party.close()
 
 
-async def test_lost_proposal_is_sent_again_and_queues_survive_restart(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
-) -> None:
-    network = MemoryNetwork()
-    block = chain_snapshot.block_number()
-    alice, bob = two_parties(tmp_path, module, anvil, deployment, block, network)
+async def test_lost_proposal_is_sent_again_and_queues_survive_restart(setting: Setting) -> None:
+    network = setting.network
+    alice, bob = setting.pair()
     first, second = (add_guarantee(secrets.token_bytes(32), 2, 1) for _ in range(2))
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
@@ -137,7 +108,7 @@ async def test_lost_proposal_is_sent_again_and_queues_survive_restart(
     for party in (alice, bob):
         party.close()
     # Restarted from their logs: Alice's two proposals await Bob; Bob holds the first.
-    alice, bob = two_parties(tmp_path, module, anvil, deployment, block, network)
+    alice, bob = setting.pair()
     leader, follower = (p.engine.ledger_runtime(ledger) for p in (alice, bob))
     assert leader is not None
     assert follower is not None
@@ -160,16 +131,9 @@ async def test_lost_proposal_is_sent_again_and_queues_survive_restart(
         party.close()
 
 
-async def test_ledger_requests_and_proposals_that_break_rules_are_refused(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
-) -> None:
-    network = MemoryNetwork()
-    block = chain_snapshot.block_number()
-    alice, bob = two_parties(tmp_path, module, anvil, deployment, block, network)
+async def test_ledger_requests_and_proposals_that_break_rules_are_refused(setting: Setting) -> None:
+    network = setting.network
+    alice, bob = setting.pair()
     add = add_guarantee(secrets.token_bytes(32))
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trio
 
-from node.chain import Anvil, ChainClient, Deployment
-from node.derive import DeriveModule
 from node.engine import register_node_methods
 from node.protocols import parse_objective_id
 from node.rpc import ErrorCode, MethodRegistry, RpcClient, RpcServer
 from tests.actors import BOB, IRENE
-from tests.engine.engine_support import Party, open_ledger, three_parties
+from tests.engine.engine_support import Party, Setting, open_ledger
 from tests.engine.test_engine_rpc import expect_error
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -31,14 +27,8 @@ async def serve(nursery: trio.Nursery, party: Party) -> RpcClient:
     return RpcClient(url, TOKEN)
 
 
-async def test_payment_channel_over_rpc(
-    tmp_path: Path,
-    module: DeriveModule,
-    anvil: Anvil,
-    deployment: Deployment,
-    chain_snapshot: ChainClient,
-) -> None:
-    parties = three_parties(tmp_path, module, anvil, deployment, chain_snapshot.block_number())
+async def test_payment_channel_over_rpc(setting: Setting) -> None:
+    parties = setting.path()
     alice, irene, bob = parties
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:

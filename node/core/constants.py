@@ -104,6 +104,7 @@ rpc_read_timeout_ms: Final = 10_000  # a client's time to send one whole request
 rpc_write_timeout_ms: Final = 10_000  # a client's time to take one response
 rpc_linger_ms: Final = 500  # reading what a refused client still sends before closing
 rpc_client_timeout_ms: Final = 60_000  # client side: longer than the server's own timeout
+rpc_client_batches_in_flight_default: Final = 4  # batches of calls a client keeps sent
 rpc_read_chunk_bytes: Final = 64 * 1024
 rpc_subscriber_queue_max: Final = 1_024  # notifications waiting per WebSocket client
 rpc_notification_bytes_max: Final = 1024 * 1024  # one notification, client side
@@ -127,7 +128,15 @@ engine_tx_attempts_max: Final = 5  # refusals of one transaction before the obje
 # same frame) is sent our latest state again after this, at most this many times.
 engine_rejection_resend_ms: Final = 250
 engine_rejection_resends_max: Final = 20
+# A payee that refused a voucher because it had not yet seen the channel open gets our
+# latest voucher again after this, doubling up to a second, at most this many times.
+engine_voucher_resend_ms: Final = 25
+engine_voucher_resends_max: Final = 40
 # An idle chain's BlockProcessed is logged this often.
 engine_block_record_interval_ms: Final = 10_000
 engine_policy_deposit_max_default: Final = 100 * 10**18  # per channel and asset, unless configured
 engine_challenge_duration_s_default: Final = 86_400
+# Settling a channel on chain re-reads the adjudicator's status this often while it waits.
+dispute_poll_interval_ms: Final = 200
+# A challenge by someone else reaches the log once the watcher confirms it: reads before giving up.
+dispute_candidate_reads_max: Final = 50

@@ -59,6 +59,7 @@ from node.engine._inputs import (
     LedgerTick,
     PayRequest,
     PeerInput,
+    VoucherHandedIn,
     Wake,
 )
 from node.engine._ledgers import LedgersMixin
@@ -71,6 +72,7 @@ from node.engine._records import (
     rejected_record,
     submitted_record,
 )
+from node.engine._routing import Announced, RoutingMixin
 from node.engine._table import Entry, finish_replay, replay_records
 from node.engine._transport import DeliveryLike, Transport
 from node.engine._views import ledger_channel_info, payment_channel_info, snapshot_from_view
@@ -158,7 +160,7 @@ class _PolicyRefusal(ProtocolError):
     """Our policy declined an objective a peer proposed."""
 
 
-class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
+class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin, RoutingMixin):
     """One node's engine. ``Engine.open`` rebuilds it from the log; ``run`` serves.
 
     Args:
@@ -190,6 +192,8 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
         self.payment_app = config.payment_app
         self.notify = notify
         self.transport: Transport | None = None
+        self.announced: Announced | None = None
+        self.on_ledgers_changed: Callable[[], object] | None = None  # a ledger opened or closed
         self.objectives: dict[ObjectiveId, Entry] = {}
         self._inputs_send, self._inputs = trio.open_memory_channel[Input](engine_inputs_max)
         self._dirty: set[ObjectiveId] = set()
@@ -212,6 +216,8 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
         self._payees: dict[bytes, PayeeVouchers] = {}
         self._open_channels: dict[bytes, PaymentChannel] = {}
         self._voucher_touched: set[bytes] = set()
+        self._voucher_resends: dict[bytes, int] = {}
+        self._voucher_resend_due: set[bytes] = set()
         self._rebuild()
 
     # ------------------------------------------------------------------ start
@@ -338,7 +344,7 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
         """Validate, append, derive and crank: everything but the effects (no awaits)."""
         records: list[log_pb2.LogRecord] = []
         replies: list[CreateLedger | CloseLedger | CreatePayment | ClosePayment] = []
-        answered: list[LedgerRequest | PayRequest] = []
+        answered: list[LedgerRequest | PayRequest | VoucherHandedIn] = []
         for item in inputs:
             match item:
                 case CreateLedger() | CloseLedger() | CreatePayment() | ClosePayment():
@@ -359,10 +365,18 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
                     except CommandRefusedError as error:
                         item.error = error
                     answered.append(item)
+                case VoucherHandedIn():
+                    try:
+                        records.extend(self._voucher_handed_in(item))
+                    except CommandRefusedError as error:
+                        item.error = error
+                    answered.append(item)
                 case LedgerTick():
                     self._outgoing.extend(self._ledger_resends())
                 case PeerInput() | Wake():
                     pass
+        if self._voucher_resend_due:
+            self._resend_vouchers()
         if self._resend_due:
             due = {str(objective_id) for objective_id in self._resend_due}
             self._resend_due.clear()
@@ -679,6 +693,9 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
                 self._publish("payment_channel_updated", payment_channel_info(view, self.address))
             else:
                 self._publish("ledger_channel_updated", ledger_channel_info(view, self.address))
+        ledger_kinds = (ObjectiveKind.DIRECT_FUND, ObjectiveKind.DIRECT_DEFUND)
+        if self.on_ledgers_changed is not None and any(o.kind in ledger_kinds for o in changed):
+            self.on_ledgers_changed()
         for objective_id in sorted(changed, key=str):
             entry = self.objectives[objective_id]
             name = "objective_completed" if entry.failure is None else "objective_failed"
@@ -845,6 +862,7 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
                     PeerFault.MALFORMED, f"channel 0x{channel.hex()} exists: no second funding"
                 )
             virtual = virtual_fund_from_prefund(event, self.address, self.payment_app)
+            self._approve(virtual)
             return self._accept_virtual(virtual, event)
         elif objective_id.kind is ObjectiveKind.VIRTUAL_DEFUND and self.payment_app:
             return self._peer_virtual_close(objective_id, event, others)
@@ -854,15 +872,18 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
                 PeerFault.MALFORMED, f"objective kind {objective_id.kind.value} is not supported"
             )
         check_totals(objective)
-        decision = self.config.policy(objective)
-        if not decision.approved:
-            raise _PolicyRefusal(f"policy: {decision.reason}")
+        self._approve(objective)
         logger.info("approved %s proposed by %s", objective_id, event.sender)
         self.objectives[objective_id] = Entry(objective)
         return [
             accepted_state_record(event.signed_state),
             decision_record(objective_id, approved=True, reason=""),
         ]
+
+    def _approve(self, objective: Objective | VirtualObjective) -> None:
+        decision = self.config.policy(objective)
+        if not decision.approved:
+            raise _PolicyRefusal(f"policy: {decision.reason}")
 
     def _peer_rejection(self, peer: str, payload: wire_pb2.Payload) -> list[log_pb2.LogRecord]:
         rejection = payload.rejection
@@ -879,6 +900,11 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin):
             objective_id = parse_objective_id(payload.objective_id)
         except InvalidValueError:
             return []
+        if (
+            rejection.reason == wire_pb2.REJECTION_REASON_CHANNEL_NOT_OPEN
+            and objective_id.kind is ObjectiveKind.VIRTUAL_FUND
+        ):
+            self._voucher_refused_early(peer, objective_id.channel_id)
         entry = self.objectives.get(objective_id)
         if entry is None or not entry.running or peer not in entry.objective.fixed.participants:
             return []

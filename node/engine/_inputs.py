@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from node.core import FixedPart, SingleAssetExit
+from node.core import FixedPart, SingleAssetExit, Voucher
 from node.engine._errors import CommandRefusedError
 from node.proto import log_pb2
 from node.protocols import ObjectiveId, ProposeLedgerUpdate, SignLedgerProposal, VirtualFund
@@ -108,8 +108,20 @@ class PayRequest:
 
     channel: bytes
     amount: int
+    send: bool = True  # False: the caller hands the voucher over itself
     done: trio.Event = field(default_factory=trio.Event)
     paid: int = 0
+    voucher: Voucher | None = None
+    error: CommandRefusedError | None = None
+
+
+@dataclass
+class VoucherHandedIn:
+    """A voucher the API received out of band; the loop sets ``received`` or ``error``."""
+
+    voucher: Voucher
+    done: trio.Event = field(default_factory=trio.Event)
+    received: int = 0
     error: CommandRefusedError | None = None
 
 
@@ -128,5 +140,6 @@ Input = (
     | Wake
     | LedgerRequest
     | PayRequest
+    | VoucherHandedIn
     | LedgerTick
 )

@@ -52,6 +52,8 @@ class NodeOptions:
         devnet: a devnet directory (``devnet.json``): chain URL and contract addresses.
         adjudicator: the adjudicator address (else the devnet's).
         consensus_app: the ConsensusApp address (else the devnet's).
+        payment_app: the VirtualPaymentApp address (else the devnet's; none: no
+            payment channels).
         peers: multiaddrs to dial at start (remembered in the peer store).
         module: the derivation module.
         rpc_port: the JSON-RPC port on 127.0.0.1 (0: any free port).
@@ -67,6 +69,7 @@ class NodeOptions:
     devnet: Path | None = None
     adjudicator: str | None = None
     consensus_app: str | None = None
+    payment_app: str | None = None
     peers: tuple[str, ...] = ()
     module: Path = DEFAULT_MODULE
     rpc_port: int = 0
@@ -113,7 +116,7 @@ def _chain_settings(options: NodeOptions) -> _Chain:
         )
     tokens = (devnet.token,) if devnet else ()
     start = devnet.deployed_at_block if devnet else None
-    payment_app = devnet.virtual_payment_app if devnet else ""
+    payment_app = options.payment_app or (devnet.virtual_payment_app if devnet else "")
     return _Chain(url, adjudicator, consensus_app, start, tokens, payment_app)
 
 
@@ -165,9 +168,13 @@ async def run_node(
             config=P2PConfig(
                 listen_host=options.listen_host, port=options.listen_port, gossip=options.gossip
             ),
+            ledgers=engine.ledger_offers,
             inbound_records=engine.inbound_records,
         )
         engine.transport = p2p
+        engine.announced = lambda: [(e.address, e.ledgers) for e in p2p.directory.entries()]
+        if p2p.gossip is not None:
+            engine.on_ledgers_changed = p2p.gossip.announce_soon
         chain_id = await trio.to_thread.run_sync(lambda: int(client.w3.eth.chain_id))
 
         def node_info() -> dict[str, JsonValue]:

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable
 
 import trio
 
-from node.core import Signer, uint256_from_bytes, voucher_from_proto, voucher_to_proto
+from node.core import Signer, Voucher, uint256_from_bytes, voucher_from_proto, voucher_to_proto
+from node.core.constants import engine_voucher_resend_ms, engine_voucher_resends_max
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
 from node.derive import Deriver
 from node.engine._errors import CommandRefusedError, Refusal
-from node.engine._inputs import Input, PayRequest
+from node.engine._inputs import Input, PayRequest, VoucherHandedIn, Wake
 from node.engine._records import accepted_voucher_record
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
@@ -49,6 +50,9 @@ class PaymentsMixin:
     _payees: dict[bytes, PayeeVouchers]
     _open_channels: dict[bytes, PaymentChannel]
     _voucher_touched: set[bytes]  # channels paid on since the last notification
+    _voucher_resends: dict[bytes, int]  # early refusals answered so far, per channel
+    _voucher_resend_due: set[bytes]
+    _nursery: trio.Nursery | None
 
     async def pay(self, channel: bytes, amount: int) -> int:
         """Pay ``amount`` more on virtual channel ``channel``; returns the new total paid,
@@ -63,6 +67,35 @@ class PaymentsMixin:
         if request.error is not None:
             raise request.error
         return request.paid
+
+    async def create_voucher(self, channel: bytes, amount: int) -> Voucher:
+        """Sign a voucher paying ``amount`` more on ``channel`` without sending it: the
+        caller hands it to the payee out of band. It is logged like a sent one.
+
+        Raises:
+            CommandRefusedError: no such open channel of ours, or not enough funds.
+        """
+        request = PayRequest(channel, amount, send=False)
+        await self._inputs_send.send(request)
+        await request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.voucher is not None
+        return request.voucher
+
+    async def receive_voucher(self, voucher: Voucher) -> int:
+        """Accept a voucher handed to us out of band; returns the new total received.
+
+        Raises:
+            CommandRefusedError: what a payee refuses from a peer (not our channel, not the
+                payer's signature, not above the last voucher, beyond the funds).
+        """
+        request = VoucherHandedIn(voucher)
+        await self._inputs_send.send(request)
+        await request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.received
 
     # ------------------------------------------------------------------ in the loop
 
@@ -111,11 +144,50 @@ class PaymentsMixin:
         self._payers[request.channel] = after
         self._voucher_touched.add(request.channel)
         request.paid = after.paid
-        objective = ObjectiveId(ObjectiveKind.VIRTUAL_FUND, request.channel)
-        payload = wire_pb2.Payload(objective_id=str(objective))
-        payload.voucher.CopyFrom(voucher_to_proto(voucher))
-        self._outgoing.append((facts.payee, payload))
+        request.voucher = voucher
+        if request.send:
+            self._outgoing.append((facts.payee, voucher_payload(voucher)))
         return [accepted_voucher_record(voucher, sent=True)]
+
+    def _voucher_refused_early(self, peer: str, channel: bytes) -> None:
+        """The payee judged our voucher before it saw the channel open: offer the latest
+        one again soon (vouchers are cumulative, so the latest covers every earlier one)."""
+        payer = self._payers.get(channel)
+        facts = self._open_channels.get(channel)
+        if payer is None or payer.paid == 0 or facts is None or facts.payee != peer:
+            return
+        attempts = self._voucher_resends.get(channel, 0)
+        if attempts >= engine_voucher_resends_max or self._nursery is None:
+            return
+        self._voucher_resends[channel] = attempts + 1
+        delay_s = min(engine_voucher_resend_ms * 2**attempts, 1000) / 1000
+        self._nursery.start_soon(self._resend_voucher_later, channel, delay_s)
+
+    async def _resend_voucher_later(self, channel: bytes, delay_s: float) -> None:
+        await trio.sleep(delay_s)
+        self._voucher_resend_due.add(channel)
+        await self._inputs_send.send(Wake(f"voucher of 0x{channel.hex()}"))
+
+    def _resend_vouchers(self) -> None:
+        """The latest voucher of each channel whose payee refused one early."""
+        due, self._voucher_resend_due = self._voucher_resend_due, set()
+        for channel in sorted(due):
+            facts = self._open_channels.get(channel)
+            paid = self._payers[channel].paid
+            if facts is not None:
+                voucher = self.signer.voucher(channel, paid)
+                self._outgoing.append((facts.payee, voucher_payload(voucher)))
+
+    def _voucher_handed_in(self, request: VoucherHandedIn) -> list[log_pb2.LogRecord]:
+        """A voucher from the API: the same checks as a peer's, the payer's address aside."""
+        try:
+            facts = self._payment_channel(request.voucher.channel_id)
+            payer = facts.payer if facts is not None else ""
+            records = self._accept(payer, request.voucher)
+        except (PeerStateError, ProtocolError) as error:
+            raise CommandRefusedError(Refusal.CONFLICT, str(error)) from None
+        request.received = self._payees[request.voucher.channel_id].received
+        return records
 
     def _peer_voucher(self, peer: str, payload: wire_pb2.Payload) -> list[log_pb2.LogRecord]:
         """A payer's voucher: accepted only on an open channel we are paid on.
@@ -123,7 +195,9 @@ class PaymentsMixin:
         Raises:
             PeerStateError: what ``accept_voucher`` refuses, or a sender who is not the payer.
         """
-        voucher = voucher_from_proto(payload.voucher)
+        return self._accept(peer, voucher_from_proto(payload.voucher))
+
+    def _accept(self, peer: str, voucher: Voucher) -> list[log_pb2.LogRecord]:
         facts = self._payment_channel(voucher.channel_id)
         if facts is None or facts.payee != self.address:
             raise PeerStateError(
@@ -136,3 +210,11 @@ class PaymentsMixin:
         self._payees[voucher.channel_id] = accept_voucher(vouchers, voucher, facts)
         self._voucher_touched.add(voucher.channel_id)
         return [accepted_voucher_record(voucher, sent=False)]
+
+
+def voucher_payload(voucher: Voucher) -> wire_pb2.Payload:
+    """The message carrying ``voucher`` to its payee."""
+    objective = ObjectiveId(ObjectiveKind.VIRTUAL_FUND, voucher.channel_id)
+    payload = wire_pb2.Payload(objective_id=str(objective))
+    payload.voucher.CopyFrom(voucher_to_proto(voucher))
+    return payload

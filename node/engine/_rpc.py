@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from node.core import constants
+from node.core import Voucher, constants
 from node.core.errors import InvalidValueError
 from node.engine._engine import Engine
 from node.engine._errors import CommandRefusedError, Refusal
@@ -21,6 +21,7 @@ from node.rpc import (
     MethodRegistry,
     Param,
     RpcError,
+    hex_bytes,
     integer,
     list_of,
 )
@@ -96,7 +97,7 @@ class _NodeMethods:
         self,
         counterparty: str,
         amount: int,
-        intermediaries: list[str],
+        intermediaries: list[str] | None,
         asset: str,
         challenge_duration: int,
         nonce: int | None,
@@ -125,6 +126,26 @@ class _NodeMethods:
     async def get_payment_channel(self, channel_id: bytes) -> JsonValue:
         with _answering():
             return self.engine.payment_channel(channel_id)  # type: ignore[return-value]
+
+    async def get_payment_channels_by_ledger(self, channel_id: bytes) -> JsonValue:
+        with _answering():
+            return self.engine.payment_channels_by_ledger(channel_id)  # type: ignore[return-value]
+
+    async def create_voucher(self, channel_id: bytes, amount: int) -> dict[str, JsonValue]:
+        with _answering():
+            voucher = await self.engine.create_voucher(channel_id, amount)
+        return {
+            "channel_id": "0x" + voucher.channel_id.hex(),
+            "amount": str(voucher.amount),
+            "signature": "0x" + voucher.signature.hex(),
+        }
+
+    async def receive_voucher(
+        self, channel_id: bytes, amount: int, signature: bytes
+    ) -> dict[str, JsonValue]:
+        with _answering():
+            received = await self.engine.receive_voucher(Voucher(channel_id, amount, signature))
+        return {"channel_id": "0x" + channel_id.hex(), "received": str(received)}
 
     async def get_objective(self, objective_id: str) -> JsonValue:
         try:
@@ -160,11 +181,12 @@ _CREATE_PAYMENT = [
         "intermediaries",
         list_of(ADDRESS, items_max=constants.virtual_intermediaries_max),
         required=False,
-        default=[],
+        default=None,
     ),
     *_CREATE[3:],
 ]
 _PAY = [Param("channel_id", BYTES32), Param("amount", UINT256)]
+_VOUCHER = [*_PAY, Param("signature", hex_bytes(size_bytes=constants.signature_bytes))]
 
 
 def register_node_methods(registry: MethodRegistry, engine: Engine, node_info: NodeInfo) -> None:
@@ -177,10 +199,21 @@ def register_node_methods(registry: MethodRegistry, engine: Engine, node_info: N
         ("close_ledger_channel", _CHANNEL, "Close a ledger channel, pay it out (DirectDefund)."),
         ("get_ledger_channel", _CHANNEL, "One ledger channel as the module derives it."),
         ("get_all_ledger_channels", None, "Every ledger channel, in channel id order."),
-        ("create_payment_channel", _CREATE_PAYMENT, "Open a virtual channel (VirtualFund)."),
+        (
+            "create_payment_channel",
+            _CREATE_PAYMENT,
+            "Open a virtual channel (VirtualFund); no intermediaries: a route is found.",
+        ),
         ("close_payment_channel", _CHANNEL, "Close a virtual channel we pay on (VirtualDefund)."),
         ("pay", _PAY, "Pay more on a virtual channel: one voucher, logged then sent."),
         ("get_payment_channel", _CHANNEL, "One virtual channel: funds, paid, received."),
+        (
+            "get_payment_channels_by_ledger",
+            _CHANNEL,
+            "The virtual channels whose path crosses this ledger channel's two parties.",
+        ),
+        ("create_voucher", _PAY, "Sign a voucher for `amount` more, logged but not sent."),
+        ("receive_voucher", _VOUCHER, "Accept a voucher handed over out of band."),
         ("get_objective", [Param("objective_id", STRING)], "An objective and its pause point."),
     ):
         registry.register(name, getattr(methods, name), params=params, description=description)

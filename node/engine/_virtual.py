@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Sequence
+from itertools import pairwise
 
 import trio
 
@@ -76,13 +77,14 @@ class VirtualMixin:
     snapshot: Callable[[bytes], ChannelSnapshot | None]
     _payees: dict[bytes, PayeeVouchers]
     _open_channels: dict[bytes, PaymentChannel]
+    find_intermediaries: Callable[[str, int, str], list[str]]
 
     # ------------------------------------------------------------------ async API
 
     async def create_payment_channel(
         self,
         counterparty: str,
-        intermediaries: Sequence[str],
+        intermediaries: Sequence[str] | None,
         amount: int,
         *,
         asset: str = NATIVE_ASSET,
@@ -90,7 +92,9 @@ class VirtualMixin:
         nonce: int | None = None,
     ) -> ObjectiveId:
         """Ask the loop to open a virtual channel paying ``counterparty`` up to ``amount``
-        through ``intermediaries``; returns the VirtualFund objective's id once logged.
+        through ``intermediaries`` (None: the shortest route through known ledgers; empty:
+        funded by our ledger with the counterparty); returns the VirtualFund objective's id
+        once logged.
 
         Raises:
             CommandRefusedError: the parameters break a rule; nothing was started.
@@ -98,15 +102,17 @@ class VirtualMixin:
         try:
             if not self.payment_app:
                 raise InvalidValueError("payment_app", "this node runs no virtual channels")
-            path = [to_checksum_address(address, "intermediaries") for address in intermediaries]
             peer = to_checksum_address(counterparty, "counterparty")
+            token = to_checksum_address(asset, "asset")
             if not 0 < amount <= uint256_max:
                 raise InvalidValueError("amount", "must be in (0, 2**256)")
+            if intermediaries is None:
+                intermediaries = self.find_intermediaries(peer, amount, token)
+            path = [to_checksum_address(address, "intermediaries") for address in intermediaries]
             chosen_nonce = nonce if nonce is not None else secrets.randbelow(channel_nonce_max)
             fixed = FixedPart(
                 [self.address, *path, peer], chosen_nonce, self.payment_app, challenge_duration
             )
-            token = to_checksum_address(asset, "asset")
             outcome = (
                 SingleAssetExit(
                     token,
@@ -143,6 +149,26 @@ class VirtualMixin:
         if view is None or not self._is_virtual(view.fixed.app_definition):
             raise CommandRefusedError(Refusal.NOT_FOUND, f"no payment channel 0x{channel.hex()}")
         return payment_channel_info(view, self.address)
+
+    def payment_channels_by_ledger(self, ledger: bytes) -> list[JsonObject]:
+        """The virtual channels whose path crosses ledger channel ``ledger``'s two parties
+        (funded, being funded or once funded through a ledger between them).
+
+        Raises:
+            CommandRefusedError: no such ledger channel.
+        """
+        view = self.deriver.channel(ledger)
+        if view is None or self._is_virtual(view.fixed.app_definition):
+            raise CommandRefusedError(Refusal.NOT_FOUND, f"no ledger channel 0x{ledger.hex()}")
+        pair = {bytes(p) for p in view.fixed.participants}
+        found = []
+        for virtual in self.deriver.channels():
+            if not self._is_virtual(virtual.fixed.app_definition):
+                continue
+            path = [bytes(p) for p in virtual.fixed.participants]
+            if any({left, right} == pair for left, right in pairwise(path)):
+                found.append(payment_channel_info(virtual, self.address))
+        return found
 
     def _is_virtual(self, app: bytes) -> bool:
         return bool(self.payment_app) and app == bytes.fromhex(self.payment_app[2:])

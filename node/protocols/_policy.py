@@ -10,7 +10,9 @@ from node.core import address_to_destination, to_checksum_address
 from node.core.errors import InvalidValueError
 from node.protocols._directdefund import DirectDefund
 from node.protocols._directfund import DirectFund, funding_thresholds
-from node.protocols._objective import Objective
+from node.protocols._objective import Objective, VirtualObjective
+from node.protocols._virtualdefund import VirtualDefund
+from node.protocols._virtualfund import VirtualFund
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Decision:
     reason: str = ""
 
 
-ApprovalPolicy = Callable[[Objective], Decision]
+ApprovalPolicy = Callable[[Objective | VirtualObjective], Decision]
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,9 @@ class PolicyLimits:
     """What this node agrees to when a peer proposes a channel.
 
     Attributes:
-        deposit_max: ``(asset, amount)``: the most we deposit per channel in an
-            asset; we deposit nothing in an asset not listed.
+        deposit_max: ``(asset, amount)``: the most a peer's channel takes from us in
+            an asset: a deposit on chain for a ledger channel, what our ledgers lock
+            for a virtual channel; nothing in an asset not listed.
         counterparties: addresses we open channels with; None: anyone.
     """
 
@@ -67,25 +70,52 @@ class PolicyLimits:
         return dict(self.deposit_max).get(to_checksum_address(asset, "asset"), 0)
 
 
-def approve_within_limits(objective: Objective, limits: PolicyLimits) -> Decision:
+def approve_within_limits(
+    objective: Objective | VirtualObjective, limits: PolicyLimits
+) -> Decision:
     """The default policy: fund channels with allowed peers within the deposit limits;
     always agree to close (refusing would only force the peer to a challenge)."""
     match objective:
         case DirectFund():
             return _approve_direct_fund(objective, limits)
-        case DirectDefund():
+        case VirtualFund():
+            return _approve_virtual_fund(objective, limits)
+        case DirectDefund() | VirtualDefund():
             return Decision(True)
         case _:
             assert_never(objective)
 
 
-def _approve_direct_fund(objective: DirectFund, limits: PolicyLimits) -> Decision:
-    me = objective.fixed.participants[objective.my_index]
-    others = [address for address in objective.fixed.participants if address != me]
+def _refused_strangers(me: str, participants: Iterable[str], limits: PolicyLimits) -> Decision:
     if limits.counterparties is not None:
-        strangers = [address for address in others if address not in limits.counterparties]
+        strangers = [p for p in participants if p != me and p not in limits.counterparties]
         if strangers:
             return Decision(False, f"counterparty {strangers[0]} is not allowed")
+    return Decision(True)
+
+
+def _approve_virtual_fund(objective: VirtualFund, limits: PolicyLimits) -> Decision:
+    """Our neighbours on the path must be allowed, and what our ledgers lock within the
+    limit: the payer's amount towards the payee, the payee's amount towards the payer."""
+    participants = objective.fixed.participants
+    me = objective.my_index
+    neighbours = participants[max(me - 1, 0) : me + 2]
+    decision = _refused_strangers(participants[me], neighbours, limits)
+    if not decision.approved:
+        return decision
+    amounts = objective.amounts
+    locked = (amounts.payer if me < len(participants) - 1 else 0) + (amounts.payee if me > 0 else 0)
+    allowed = limits.deposit_max_of(amounts.asset)
+    if locked > allowed:
+        return Decision(False, f"locking {locked} of {amounts.asset} exceeds the limit {allowed}")
+    return Decision(True)
+
+
+def _approve_direct_fund(objective: DirectFund, limits: PolicyLimits) -> Decision:
+    me = objective.fixed.participants[objective.my_index]
+    decision = _refused_strangers(me, objective.fixed.participants, limits)
+    if not decision.approved:
+        return decision
     destination = address_to_destination(me)
     for asset_exit in objective.outcome:
         threshold, target = funding_thresholds(asset_exit, destination)
@@ -101,7 +131,7 @@ def _approve_direct_fund(objective: DirectFund, limits: PolicyLimits) -> Decisio
 def limits_policy(limits: PolicyLimits) -> ApprovalPolicy:
     """``approve_within_limits`` bound to ``limits``, as an ``ApprovalPolicy``."""
 
-    def policy(objective: Objective) -> Decision:
+    def policy(objective: Objective | VirtualObjective) -> Decision:
         return approve_within_limits(objective, limits)
 
     return policy

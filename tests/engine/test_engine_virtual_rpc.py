@@ -77,3 +77,47 @@ async def test_payment_channel_over_rpc(setting: Setting) -> None:
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()
+
+
+async def test_vouchers_out_of_band_and_channels_by_ledger_over_rpc(setting: Setting) -> None:
+    parties = setting.path()
+    alice, irene, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            alice_rpc, irene_rpc, bob_rpc = [await serve(nursery, party) for party in parties]
+            left = await open_ledger(alice, irene, 10)
+            await open_ledger(irene, bob, 10)
+            ledger = "0x" + left.hex()
+            assert await irene_rpc.call("get_payment_channels_by_ledger", channel_id=ledger) == []
+            created = await alice_rpc.call(
+                "create_payment_channel",
+                counterparty=BOB.address,
+                intermediaries=[IRENE.address],
+                amount="5",
+            )
+            assert isinstance(created, dict)
+            fund_id = parse_objective_id(str(created["objective_id"]))
+            for party in parties:
+                assert (await party.engine.wait_objective(fund_id)).done
+            channel = str(created["channel_id"])
+            listed = await irene_rpc.call("get_payment_channels_by_ledger", channel_id=ledger)
+            assert isinstance(listed, list)
+            assert [item["id"] for item in listed] == [channel]  # type: ignore[index]
+            await expect_error(
+                ErrorCode.CHANNEL_NOT_FOUND,
+                irene_rpc.call("get_payment_channels_by_ledger", channel_id=channel),
+            )
+            voucher = await alice_rpc.call("create_voucher", channel_id=channel, amount="3")
+            assert isinstance(voucher, dict)
+            assert voucher["amount"] == "3"
+            answer = await bob_rpc.call("receive_voucher", **voucher)
+            assert answer == {"channel_id": channel, "received": "3"}
+            await expect_error(ErrorCode.INVALID_STATE, bob_rpc.call("receive_voucher", **voucher))
+            short = dict(voucher, signature="0x" + "11" * 64)
+            await expect_error(ErrorCode.INVALID_PARAMS, bob_rpc.call("receive_voucher", **short))
+            view = await bob_rpc.call("get_payment_channel", channel_id=channel)
+            assert isinstance(view, dict)
+            assert view["received"] == "3"
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        party.close()

@@ -1,0 +1,215 @@
+"""Virtual channels over paths of every length, found routes, out-of-band vouchers and the
+policy on incoming channels: engines in one process on a real anvil."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from node.core import Voucher, address_to_bytes
+from node.engine import CommandRefusedError, Refusal
+from node.proto import wire_pb2
+from node.protocols import ObjectiveId, ObjectiveKind
+from tests.actors import BOB, IRENE, IVAN
+from tests.engine.engine_support import (
+    Party,
+    Setting,
+    allocations,
+    eventually,
+    open_ledger,
+    start_parties,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+async def _open(payer: Party, payee: Party, via: list[str] | None, amount: int) -> bytes:
+    fund_id = await payer.engine.create_payment_channel(payee.address, via, amount)
+    for party in (payer, payee):
+        assert (await party.engine.wait_objective(fund_id)).done
+        await eventually(
+            lambda p=party: p.engine.payment_channel(fund_id.channel_id)["status"] == "OPEN"  # type: ignore[misc]
+        )
+    return fund_id.channel_id
+
+
+async def _close(parties: tuple[Party, ...], channel: bytes) -> None:
+    defund_id = await parties[0].engine.close_payment_channel(channel)
+    for party in parties:
+        entry = await party.engine.wait_objective(defund_id)
+        assert entry.done, entry.failure
+
+
+def _received(party: Party, channel: bytes) -> int:
+    return int(str(party.engine.payment_channel(channel)["received"]))
+
+
+async def test_zero_intermediaries_pay_and_close_on_the_shared_ledger(setting: Setting) -> None:
+    alice, bob = parties = setting.pair()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            ledger = await open_ledger(alice, bob, 10)
+            channel = await _open(alice, bob, [], 4)
+            assert alice.engine.payment_channel(channel)["intermediaries"] == []
+            for party in parties:
+                assert allocations(party, ledger) == [6, 0, 4]
+            for _ in range(3):
+                await alice.engine.pay(channel, 1)
+            await eventually(lambda: _received(bob, channel) == 3)
+            await _close(parties, channel)
+            for party in parties:
+                await eventually(lambda p=party: allocations(p, ledger) == [7, 3])  # type: ignore[misc]
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        assert party.log.verify().ok
+        party.close()
+
+
+async def test_two_intermediaries_lock_every_ledger_and_release_it(setting: Setting) -> None:
+    alice, irene, bob = setting.path()
+    ivan = setting.party("ivan", IVAN, 4)
+    parties = (alice, irene, ivan, bob)
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            ledgers = [
+                await open_ledger(alice, irene, 10),
+                await open_ledger(irene, ivan, 10),
+                await open_ledger(ivan, bob, 10),
+            ]
+            channel = await _open(alice, bob, [IRENE.address, IVAN.address], 5)
+            hops = list(zip(ledgers, [(alice, irene), (irene, ivan), (ivan, bob)], strict=True))
+            for ledger, pair in hops:
+                for party in pair:
+                    assert allocations(party, ledger) == [5, 0, 5]
+            paid = [await alice.engine.pay(channel, amount) for amount in (1, 2, 1)]
+            assert paid == [1, 3, 4]
+            await eventually(lambda: _received(bob, channel) == 4)
+            await _close(parties, channel)
+            for ledger, pair in hops:
+                for party in pair:
+                    await eventually(lambda p=party, c=ledger: allocations(p, c) == [6, 4])  # type: ignore[misc]
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        assert party.log.verify().ok
+        party.close()
+
+
+def _gossip(*parties: Party) -> None:
+    """What gossip would tell each party: every other party's ledger offers."""
+    for party in parties:
+        others = [p for p in parties if p is not party]
+        party.engine.announced = lambda others=others: [  # type: ignore[misc]
+            (p.address, p.engine.ledger_offers()) for p in others
+        ]
+
+
+async def test_route_found_from_announced_ledgers(setting: Setting) -> None:
+    parties = setting.path()
+    alice, irene, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            await open_ledger(alice, irene, 10)
+            with pytest.raises(CommandRefusedError, match="no route to") as refused:
+                await alice.engine.create_payment_channel(BOB.address, None, 4)
+            assert refused.value.refusal is Refusal.CONFLICT
+            await open_ledger(irene, bob, 3)
+            _gossip(*parties)
+            (offer,) = bob.engine.ledger_offers()
+            assert offer.counterparty == address_to_bytes(IRENE.address)
+            assert int.from_bytes(offer.capacity, "big") == 0
+            # Irene can lock only 3 towards Bob: 4 has no route, 3 goes through her.
+            with pytest.raises(CommandRefusedError, match="no route"):
+                await alice.engine.create_payment_channel(BOB.address, None, 4)
+            channel = await _open(alice, bob, None, 3)
+            assert alice.engine.payment_channel(channel)["intermediaries"] == [IRENE.address]
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        party.close()
+
+
+async def test_vouchers_handed_over_out_of_band(setting: Setting) -> None:
+    parties = setting.path()
+    alice, irene, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            left = await open_ledger(alice, irene, 10)
+            await open_ledger(irene, bob, 10)
+            channel = await _open(alice, bob, [IRENE.address], 5)
+            listed = alice.engine.payment_channels_by_ledger(left)
+            assert [info["id"] for info in listed] == ["0x" + channel.hex()]
+            assert irene.engine.payment_channels_by_ledger(left) == [
+                irene.engine.payment_channel(channel)
+            ]
+            with pytest.raises(CommandRefusedError):
+                alice.engine.payment_channels_by_ledger(channel)
+            first = await alice.engine.create_voucher(channel, 2)
+            assert first.amount == 2
+            await trio.sleep(0.05)
+            assert _received(bob, channel) == 0  # not sent
+            assert await bob.engine.receive_voucher(first) == 2
+            with pytest.raises(CommandRefusedError, match="is not above 2"):
+                await bob.engine.receive_voucher(first)
+            forged = Voucher(channel, 5, IRENE.voucher(channel, 5).signature)
+            with pytest.raises(CommandRefusedError):
+                await bob.engine.receive_voucher(forged)
+            with pytest.raises(CommandRefusedError):
+                await irene.engine.receive_voucher(alice.engine.signer.voucher(channel, 3))
+            with pytest.raises(CommandRefusedError):
+                await bob.engine.receive_voucher(alice.engine.signer.voucher(channel, 6))
+            assert _received(bob, channel) == 2
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        party.close()
+
+
+async def test_a_voucher_refused_as_early_is_sent_again(setting: Setting) -> None:
+    """Bob may see Alice's voucher before the channel opens for him (the postfunds travel
+    on other connections): Alice offers her latest voucher again when he says so."""
+    parties = setting.path()
+    alice, irene, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            await open_ledger(alice, irene, 10)
+            await open_ledger(irene, bob, 10)
+            channel = await _open(alice, bob, [IRENE.address], 5)
+            await alice.engine.create_voucher(channel, 1)
+            await alice.engine.create_voucher(channel, 2)  # the latest covers both
+            refusal = wire_pb2.Payload(
+                objective_id=str(ObjectiveId(ObjectiveKind.VIRTUAL_FUND, channel))
+            )
+            refusal.rejection.reason = wire_pb2.REJECTION_REASON_CHANNEL_NOT_OPEN
+            envelope = wire_pb2.Envelope(id=1, payloads=[refusal])
+            assert alice.engine.inbound_records(address_to_bytes(bob.address), [envelope]) == []
+            await eventually(lambda: _received(bob, channel) == 3)
+            # A refusal from someone who is not the payee changes nothing.
+            alice.engine.inbound_records(address_to_bytes(irene.address), [envelope])
+            await trio.sleep(0.2)
+            assert _received(bob, channel) == 3
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        party.close()
+
+
+async def test_an_intermediary_refuses_a_channel_beyond_its_limit(setting: Setting) -> None:
+    alice, bob = setting.pair()
+    irene = setting.party("irene", IRENE, 3, deposit_max=10)
+    parties = (alice, irene, bob)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            await open_ledger(alice, irene, 20)
+            await open_ledger(irene, bob, 10)
+            fund_id = await alice.engine.create_payment_channel(BOB.address, [IRENE.address], 11)
+            entry = await alice.engine.wait_objective(fund_id)
+            assert entry.failure is not None
+            assert "exceeds the limit 10" in entry.failure
+            channel = await _open(alice, bob, [IRENE.address], 10)
+            assert alice.engine.payment_channel(channel)["funds"] == "10"
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        party.close()

@@ -16,6 +16,7 @@ from node.protocols import (
     TransactionFailed,
     TransactionKind,
     TransactionSubmitted,
+    VirtualFund,
     approve_within_limits,
     is_done,
     limits_policy,
@@ -32,6 +33,11 @@ from tests.protocols.protocols_fakes import (
     TOKEN,
     ledger_fixed,
     simple_exit,
+)
+from tests.protocols.protocols_virtual_fakes import (
+    IVAN,
+    virtual_fixed,
+    virtual_outcome,
 )
 
 FIXED = ledger_fixed()
@@ -159,3 +165,30 @@ def test_policy_limits_are_checked() -> None:
     with pytest.raises(InvalidValueError, match="counterparties"):
         PolicyLimits(counterparties=["bob"])
     assert PolicyLimits([(NATIVE.lower(), 1)]).deposit_max_of(NATIVE) == 1
+
+
+# Policy on virtual channels: what our ledgers lock, and who our neighbours are.
+
+VIRTUAL_FIXED = virtual_fixed([ALICE, IRENE, IVAN, BOB])
+VIRTUAL_OUTCOME = virtual_outcome([ALICE, BOB])  # Alice 10, Bob 2
+
+
+def _virtual(me: int) -> VirtualFund:
+    return VirtualFund(VIRTUAL_FIXED, VIRTUAL_OUTCOME, me)
+
+
+@pytest.mark.parametrize(("me", "locked"), [(1, 12), (2, 12), (3, 2)])
+def test_policy_on_a_virtual_channel_bounds_what_our_ledgers_lock(me: int, locked: int) -> None:
+    assert approve_within_limits(_virtual(me), PolicyLimits({NATIVE: locked})) == Decision(True)
+    decision = approve_within_limits(_virtual(me), PolicyLimits({NATIVE: locked - 1}))
+    assert not decision.approved
+    assert f"locking {locked} of {NATIVE} exceeds the limit {locked - 1}" == decision.reason
+
+
+def test_policy_on_a_virtual_channel_checks_only_our_neighbours() -> None:
+    irene_knows = PolicyLimits({NATIVE: 100}, counterparties=[ALICE.address, IVAN.address])
+    assert approve_within_limits(_virtual(1), irene_knows) == Decision(True)
+    bob_knows = PolicyLimits({NATIVE: 100}, counterparties=[ALICE.address])
+    decision = approve_within_limits(_virtual(3), bob_knows)
+    assert not decision.approved
+    assert IVAN.address in decision.reason

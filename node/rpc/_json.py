@@ -19,30 +19,24 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-# Brackets, and the string quotes and escapes that decide whether a bracket counts.
-_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
+# A complete JSON string (escapes included), and every byte that is not a bracket.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_OPENING = frozenset(b"[{")
 
 
 def _nesting_depth(raw: bytes) -> int:
     """The deepest nesting of arrays and objects in ``raw``, brackets in strings aside."""
+    outside = _STRING.sub(b"", raw)
+    unterminated = outside.find(b'"')
+    if unterminated >= 0:
+        outside = outside[:unterminated]  # the rest is inside a string that never ends
     depth = depth_max = 0
-    in_string = False
-    escaped_at = -1  # the position of the character a backslash escapes
-    for match in _STRUCTURE.finditer(raw):
-        token = match.group()
-        if match.start() == escaped_at:
-            continue
-        if in_string:
-            if token == b"\\":
-                escaped_at = match.end()
-            elif token == b'"':
-                in_string = False
-        elif token == b'"':
-            in_string = True
-        elif token in (b"[", b"{"):
+    for byte in outside.translate(None, _NOT_BRACKETS):
+        if byte in _OPENING:
             depth += 1
             depth_max = max(depth_max, depth)
-        elif token in (b"]", b"}"):
+        else:
             depth -= 1
     return depth_max
 

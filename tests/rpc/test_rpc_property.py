@@ -140,3 +140,27 @@ def test_any_bytes_get_a_well_formed_answer(threaded_server: ThreadedServer, bod
 def test_server_still_serves_after_the_examples(threaded_server: ThreadedServer) -> None:
     client = RpcSyncClient(threaded_server.url, threaded_server.token, timeout_ms=5_000)
     assert client.call("version") == node_version()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab\n'),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(alphabet='[]{}"\\ab', max_size=4), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+@given(JSON_VALUES, st.booleans())
+def test_nesting_depth_is_the_depth_of_the_value(value: object, ascii_only: bool) -> None:
+    from node.rpc._json import _nesting_depth
+
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert _nesting_depth(raw) == _depth(value)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from node.chain import ChainClient, ChainService, Devnet, read_devnet
-from node.core import Signer, constants
+from node.core import Signer, constants, to_checksum_address
 from node.core.errors import ChainError, InvalidValueError, ScnodeError
 from node.derive import DeriveModule, Deriver
 from node.engine._engine import Engine, EngineConfig
@@ -117,7 +117,19 @@ def _chain_settings(options: NodeOptions) -> _Chain:
     tokens = (devnet.token,) if devnet else ()
     start = devnet.deployed_at_block if devnet else None
     payment_app = options.payment_app or (devnet.virtual_payment_app if devnet else "")
-    return _Chain(url, adjudicator, consensus_app, start, tokens, payment_app)
+    try:
+        addresses = [
+            to_checksum_address(address, name)
+            for address, name in (
+                (adjudicator, "--adjudicator"),
+                (consensus_app, "--consensus-app"),
+                (payment_app or NATIVE_ASSET, "--virtual-payment-app"),
+            )
+        ]
+    except InvalidValueError as error:
+        raise NodeConfigError(str(error)) from None
+    payment_app = addresses[2] if payment_app else ""
+    return _Chain(url, addresses[0], addresses[1], start, tokens, payment_app)
 
 
 def write_rpc_url(home: NodeHome, url: str) -> None:

@@ -413,6 +413,10 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin, RoutingMi
             logger.debug("chain event %s for channel 0x%s: not ours", case, channel.hex())
             return []
         self._dirty.update(oid for oid in touched if self.objectives[oid].running)
+        if case in ("challenge_registered", "concluded"):
+            # Disputed or settling on chain: no more vouchers, no more ledger proposals.
+            self._open_channels.pop(channel, None)
+            self._ledgers.pop(channel, None)
         self._pending_block = True
         self._after_event = (event.block_number, event.log_index)
         return [chain_event_record(event)]

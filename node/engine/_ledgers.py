@@ -80,6 +80,8 @@ class LedgersMixin:
         supported = snapshot.supported
         if supported is None or supported.state.turn_num < 1 or supported.state.is_final:
             return None
+        if snapshot.finalizes_at != 0:
+            return None  # challenged or concluded on chain: the chain decides from here
         try:
             ledger = new_ledger_channel(supported, self.address)
         except ProtocolError as error:

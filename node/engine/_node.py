@@ -19,6 +19,7 @@ from node.chain import ChainClient, ChainService, Devnet, read_devnet
 from node.core import Signer, constants, to_checksum_address
 from node.core.errors import ChainError, InvalidValueError, ScnodeError
 from node.derive import DeriveModule, Deriver
+from node.engine._dispute import register_dispute_methods
 from node.engine._engine import Engine, EngineConfig
 from node.engine._rpc import NATIVE_ASSET, register_node_methods
 from node.home import NodeHome
@@ -207,6 +208,7 @@ async def run_node(
             }
 
         register_node_methods(registry, engine, node_info)
+        register_dispute_methods(registry, engine)
         async with trio.open_nursery() as nursery:
             multiaddrs = await nursery.start(p2p.run)
             url = await nursery.start(server.run)

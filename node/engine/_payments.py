@@ -99,6 +99,11 @@ class PaymentsMixin:
 
     # ------------------------------------------------------------------ in the loop
 
+    def largest_voucher(self, channel: bytes) -> Voucher | None:
+        """The largest voucher we accepted on ``channel`` as its payee (None: none)."""
+        payee = self._payees.get(channel)
+        return payee.largest if payee is not None else None
+
     def _replay_vouchers(self, records: Iterable[log_pb2.LogRecord]) -> None:
         """The largest voucher received on each channel (the payee's state)."""
         for record in records:

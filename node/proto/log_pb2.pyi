@@ -33,6 +33,7 @@ class TransactionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSACTION_KIND_TRANSFER: _ClassVar[TransactionKind]
     TRANSACTION_KIND_RECLAIM: _ClassVar[TransactionKind]
     TRANSACTION_KIND_APPROVE: _ClassVar[TransactionKind]
+    TRANSACTION_KIND_CONCLUDE: _ClassVar[TransactionKind]
 
 class RejectionSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -59,6 +60,7 @@ TRANSACTION_KIND_CHECKPOINT: TransactionKind
 TRANSACTION_KIND_TRANSFER: TransactionKind
 TRANSACTION_KIND_RECLAIM: TransactionKind
 TRANSACTION_KIND_APPROVE: TransactionKind
+TRANSACTION_KIND_CONCLUDE: TransactionKind
 REJECTION_SOURCE_UNSPECIFIED: RejectionSource
 REJECTION_SOURCE_PEER: RejectionSource
 REJECTION_SOURCE_API: RejectionSource

@@ -50,8 +50,9 @@ def payment_channel_from_snapshot(snapshot: ChannelSnapshot) -> PaymentChannel:
     """The payment facts of the virtual channel in ``snapshot``.
 
     The channel is open once its postfund (turn 1) is supported, and until
-    anyone signs a final state or a later turn. Before the postfund the funds
-    are read from the latest signed setup state, and the channel is not open.
+    anyone signs a final state or a later turn, or it is challenged or concluded
+    on chain. Before the postfund the funds are read from the latest signed setup
+    state, and the channel is not open.
     """
     fixed = snapshot.fixed
     payer, payee = fixed.participants[0], fixed.participants[-1]
@@ -65,6 +66,7 @@ def payment_channel_from_snapshot(snapshot: ChannelSnapshot) -> PaymentChannel:
         supported is not None
         and supported.state.turn_num == constants.postfund_turn_num
         and not closing
+        and snapshot.finalizes_at == 0
     )
     funds = 0
     if supported is not None:

@@ -1,0 +1,384 @@
+"""A party disappears and the others settle on chain: the payee with its last voucher
+through the VirtualPaymentApp, then the ledgers through their guarantees."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+
+from node.chain import ChainClient
+from node.core import Guarantee, SignedState, Signer, address_to_destination, signed_state_to_proto
+from node.core.errors import ChainError
+from node.engine import CommandRefusedError, Refusal
+from node.engine._dispute import (
+    DISPUTE_OBJECTIVE,
+    SettleStage,
+    _Run,
+    plan_settlement,
+    settle_on_chain,
+)
+from node.proto import log_pb2, wire_pb2
+from node.protocols import (
+    Add,
+    ObjectiveId,
+    ObjectiveKind,
+    ProposeLedgerUpdate,
+    SignLedgerProposal,
+    final_state_for,
+)
+from tests.actors import ALICE, BOB, IRENE
+from tests.engine.engine_support import (
+    NATIVE,
+    Party,
+    Setting,
+    eventually,
+    open_ledger,
+    start_parties,
+)
+from tests.engine.test_engine_hostile import inject
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+CHALLENGE_S = 30  # the payment channel's
+LEDGER_CHALLENGE_S = 60  # open_ledger's
+
+
+@asynccontextmanager
+async def vanishing(nursery: trio.Nursery, party: Party) -> AsyncIterator[trio.CancelScope]:
+    """Run ``party`` in a scope of its own: cancelling it makes the party vanish."""
+    scope = trio.CancelScope()
+
+    async def run(*, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            async with trio.open_nursery() as inner:
+                await start_parties(inner, party)
+                task_status.started()
+
+    await nursery.start(run)
+    yield scope
+
+
+async def open_and_pay(
+    alice: Party, bob: Party, path: list[str], funds: int = 4, payments: int = 3
+) -> bytes:
+    """Alice opens a payment channel of ``funds`` to Bob and pays 1 ``payments`` times."""
+    fund_id = await alice.engine.create_payment_channel(
+        BOB.address, path, funds, challenge_duration=CHALLENGE_S
+    )
+    channel = fund_id.channel_id
+    assert (await bob.engine.wait_objective(fund_id)).done
+    await eventually(lambda: alice.engine.payment_channel(channel)["status"] == "OPEN")
+    for _ in range(payments):
+        await alice.engine.pay(channel, 1)
+    await eventually(lambda: bob.engine.payment_channel(channel)["received"] == str(payments))
+    return channel
+
+
+async def pay_and_vanish(
+    alice: Party, bob: Party, scope: trio.CancelScope, path: list[str]
+) -> bytes:
+    """Alice opens a payment channel of 4 to Bob, pays 1 three times, and vanishes."""
+    channel = await open_and_pay(alice, bob, path)
+    scope.cancel()
+    return channel
+
+
+def skip_time(chain: ChainClient, seconds: int) -> None:
+    chain.rpc("time", "evm_increaseTime", seconds)
+    chain.rpc("mine", "evm_mine")
+
+
+def settlement_kinds(party: Party) -> list[str]:
+    """The transactions the party logged for settlements, by kind name."""
+    return [
+        log_pb2.TransactionKind.Name(r.submitted_transaction.tx_kind).removeprefix(
+            "TRANSACTION_KIND_"
+        )
+        for r in party.log.read()
+        if r.WhichOneof("payload") == "submitted_transaction"
+        and r.submitted_transaction.objective_id.startswith(DISPUTE_OBJECTIVE)
+    ]
+
+
+async def settle_in_two_calls(
+    party: Party,
+    channel: bytes,
+    chain: ChainClient,
+    submitted: tuple[str, ...],
+    meanwhile: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[int | None, int | None]:
+    """Challenge (first call), let the challenges finalize, then settle (second call)."""
+    first = await settle_on_chain(party.engine, channel, wait=False)
+    assert first.stage is SettleStage.CHALLENGED
+    assert first.submitted == submitted
+    assert (first.paid, first.payout) == (None, None)
+    skip_time(chain, LEDGER_CHALLENGE_S + 1)
+    if meanwhile is not None:
+        await meanwhile()
+    second = await settle_on_chain(party.engine, channel, wait=False)
+    assert second.stage is SettleStage.SETTLED
+    assert second.submitted in (("reclaim", "transfer"), ("transfer",))
+    again = await settle_on_chain(party.engine, channel, wait=False)
+    assert (again.stage, again.submitted) == (SettleStage.SETTLED, ())
+    assert (again.paid, again.payout) == (second.paid, second.payout)
+    return second.paid, second.payout
+
+
+async def test_payee_and_intermediary_settle_with_the_last_voucher(
+    setting: Setting, chain_snapshot: ChainClient
+) -> None:
+    alice, irene, bob = setting.path()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            async with vanishing(nursery, alice) as alice_scope:
+                await start_parties(nursery, irene, bob)
+                left = await open_ledger(alice, irene, 10)
+                right = await open_ledger(irene, bob, 10, counterparty_amount=5)
+                channel = await pay_and_vanish(alice, bob, alice_scope, [IRENE.address])
+
+            # Bob: his redemption state on V, his ledger with Irene; 5 of his own + 3 paid.
+            # Once the challenge is on chain, neither engine changes the ledger any more.
+            async def newer_ledger_state() -> None:
+                for party in (irene, bob):
+                    await eventually(lambda p=party: bool(settled_challenges(p, right)))  # type: ignore[misc]
+                add = Add(Guarantee(b"\x05" * 32, 1, *destinations(IRENE, BOB)), 1)
+                with pytest.raises(CommandRefusedError):
+                    await bob.engine.update_ledger(SignLedgerProposal(right, add))
+                with pytest.raises(CommandRefusedError):
+                    await irene.engine.update_ledger(ProposeLedgerUpdate(right, add))
+                assert supported_turn(bob, right) == 2
+
+            paid, payout = await settle_in_two_calls(
+                bob, channel, chain_snapshot, ("challenge", "challenge"), newer_ledger_state
+            )
+            assert (paid, payout) == (3, 8)
+            assert chain_snapshot.balance(BOB.address) == 8
+            assert chain_snapshot.balance(IRENE.address) == 7  # 10 - 4 locked + 1 unpaid
+            assert await bob.engine.chain.holdings(NATIVE, right) == 0  # type: ignore[union-attr]
+            # Irene: V has finalized with Bob's voucher; she settles her ledger with Alice.
+            await eventually(lambda: any(settled_challenges(irene, channel)))
+            paid, payout = await settle_in_two_calls(irene, channel, chain_snapshot, ("challenge",))
+            assert (paid, payout) == (3, 3)
+            nursery.cancel_scope.cancel()
+    assert chain_snapshot.balance(IRENE.address) == 10
+    assert chain_snapshot.balance(ALICE.address) == 7
+    assert await_holdings_zero(chain_snapshot, left)
+    assert settlement_kinds(bob) == ["CHALLENGE", "CHALLENGE", "RECLAIM", "TRANSFER"]
+    assert settlement_kinds(irene) == ["CHALLENGE", "RECLAIM", "TRANSFER"]
+    for party in (alice, irene, bob):
+        assert party.log.verify().ok
+        party.close()
+
+
+def destinations(*signers: Signer) -> list[bytes]:
+    return [address_to_destination(signer.address) for signer in signers]
+
+
+def supported_turn(party: Party, channel: bytes) -> int | None:
+    snapshot = party.engine.snapshot(channel)
+    return snapshot.supported.state.turn_num if snapshot and snapshot.supported else None
+
+
+def settled_challenges(party: Party, channel: bytes) -> list[log_pb2.ChallengeRegistered]:
+    return [
+        r.chain_event.challenge_registered
+        for r in party.log.read()
+        if r.WhichOneof("payload") == "chain_event"
+        and r.chain_event.WhichOneof("event") == "challenge_registered"
+        and r.chain_event.challenge_registered.channel_id == channel
+    ]
+
+
+def await_holdings_zero(chain: ChainClient, channel: bytes) -> bool:
+    return chain.holdings(NATIVE, channel) == 0
+
+
+async def test_payee_restarted_mid_settlement_finishes_two_direct_payment_channels(
+    setting: Setting, chain_snapshot: ChainClient
+) -> None:
+    alice, bob = setting.pair()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            async with vanishing(nursery, alice) as alice_scope:
+                await start_parties(nursery, bob)
+                ledger = await open_ledger(alice, bob, 10, counterparty_amount=2)
+                # Two channels over one ledger: it pays out once neither is guaranteed.
+                other = await open_and_pay(alice, bob, [], funds=2, payments=1)
+                channel = await pay_and_vanish(alice, bob, alice_scope, [])
+            first = await settle_on_chain(bob.engine, channel, wait=False)
+            assert (first.ledger_id, first.submitted) == (ledger, ("challenge",) * 3)
+            assert first.finalizes_at > 0
+            # A transaction the chain refuses is logged as failed, and the error raised.
+            assert bob.engine.chain is not None
+            plan = plan_settlement(bob.engine, channel)
+            run = _Run(bob.engine, bob.engine.chain, plan, [], None)
+            with pytest.raises(ChainError, match="Channel not finalized"):
+                await run._send_transfer(b"", bytes(32), ())
+            nursery.cancel_scope.cancel()
+    (failed,) = [
+        r.submitted_transaction
+        for r in bob.log.read()
+        if r.WhichOneof("payload") == "submitted_transaction" and r.submitted_transaction.failed
+    ]
+    assert failed.tx_kind == log_pb2.TRANSACTION_KIND_TRANSFER
+    assert failed.channel_id == ledger
+    assert "Channel not finalized" in failed.failure
+    bob.close()
+    # Bob restarts: the plan is rebuilt from his log, and what is on chain is not sent again.
+    bob = setting.party("bob", BOB, 2)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, bob)
+            # Waiting: the settlement finishes once the chain's time passes finalizes_at.
+            nursery.start_soon(skip_after_a_moment, chain_snapshot)
+            steps: list[str] = []
+            settled = await settle_on_chain(bob.engine, channel, progress=steps.append)
+            nursery.cancel_scope.cancel()
+    # Bob: 2 of his own, 3 paid on one channel and 1 on the other.
+    assert (settled.stage, settled.paid, settled.payout) == (SettleStage.SETTLED, 3, 6)
+    assert settled.submitted == ("reclaim", "reclaim", "transfer")
+    names = [f"payment channel 0x{c.hex()[:8]}" for c in sorted([channel, other])]
+    assert steps == [
+        *(f"{name} is challenged already (turn 2)" for name in names),
+        "the ledger is challenged already (turn 3)",
+        *(f"reclaiming {name} into the ledger" for name in names),
+        "paying out the ledger",
+    ]
+    assert chain_snapshot.balance(BOB.address) == 6
+    assert chain_snapshot.balance(ALICE.address) == 6
+    assert chain_snapshot.holdings(NATIVE, ledger) == 0
+    kinds = ["CHALLENGE"] * 3 + ["TRANSFER", "RECLAIM", "RECLAIM", "TRANSFER"]
+    assert settlement_kinds(bob) == kinds
+    redemptions = [
+        r.accepted_state.signed_state.state.turn_num
+        for r in bob.log.read()
+        if r.WhichOneof("payload") == "accepted_state" and r.accepted_state.channel_id == channel
+    ]
+    assert redemptions.count(2) == 1  # our signature on it, logged once before it left
+    for party in (alice, bob):
+        assert party.log.verify().ok
+        party.close()
+
+
+async def test_a_final_state_everyone_signed_is_concluded_then_reclaimed(
+    setting: Setting, chain_snapshot: ChainClient
+) -> None:
+    alice, bob = setting.pair()
+    network = alice.transport._network
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            async with vanishing(nursery, alice) as alice_scope:
+                await start_parties(nursery, bob)
+                ledger = await open_ledger(alice, bob, 10, counterparty_amount=2)
+                channel = await pay_and_vanish(alice, bob, alice_scope, [])
+            # Alice's close reached Bob, who signed it; then she vanished before the
+            # ledger could release the guarantee (she leads it).
+            snapshot = bob.engine.snapshot(channel)
+            assert snapshot is not None
+            final = final_state_for(snapshot, 3)
+            close = wire_pb2.Payload(
+                objective_id=str(ObjectiveId(ObjectiveKind.VIRTUAL_DEFUND, channel)),
+                signed_state=signed_state_to_proto(
+                    SignedState(final, {0: ALICE.sign_state(final)})
+                ),
+            )
+            await inject(network, ALICE, bob, close)
+            await eventually(lambda: supported_is_final(bob, channel))
+            first = await settle_on_chain(bob.engine, channel, wait=False)
+            assert (first.stage, first.submitted) == (
+                SettleStage.CHALLENGED,
+                ("conclude", "challenge"),
+            )
+            skip_time(chain_snapshot, LEDGER_CHALLENGE_S + 1)
+            settled = await settle_on_chain(bob.engine, channel, wait=False)
+            nursery.cancel_scope.cancel()
+    assert (settled.stage, settled.submitted) == (SettleStage.SETTLED, ("reclaim", "transfer"))
+    assert (settled.paid, settled.payout) == (3, 5)
+    assert chain_snapshot.balance(BOB.address) == 5
+    assert chain_snapshot.balance(ALICE.address) == 7
+    assert chain_snapshot.holdings(NATIVE, ledger) == 0
+    assert settlement_kinds(bob) == ["CONCLUDE", "CHALLENGE", "RECLAIM", "TRANSFER"]
+    for party in (alice, bob):
+        assert party.log.verify().ok
+        party.close()
+
+
+def supported_is_final(party: Party, channel: bytes) -> bool:
+    snapshot = party.engine.snapshot(channel)
+    return bool(snapshot and snapshot.supported and snapshot.supported.state.is_final)
+
+
+async def skip_after_a_moment(chain: ChainClient) -> None:
+    await trio.sleep(0.3)
+    await trio.to_thread.run_sync(skip_time, chain, LEDGER_CHALLENGE_S + 1)
+
+
+async def refused(party: Party, channel: bytes, refusal: Refusal, words: str, **kw: bytes) -> None:
+    with pytest.raises(CommandRefusedError, match=words) as caught:
+        await settle_on_chain(party.engine, channel, **kw)  # type: ignore[arg-type]
+    assert caught.value.refusal is refusal
+
+
+async def test_what_cannot_be_settled_is_refused(setting: Setting) -> None:
+    alice, bob = setting.pair()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, alice)
+            async with vanishing(nursery, bob) as bob_scope:
+                ledger = await open_ledger(alice, bob, 10)
+                fund_id = await alice.engine.create_payment_channel(BOB.address, [], 4)
+                channel = fund_id.channel_id
+                assert (await bob.engine.wait_objective(fund_id)).done
+                await alice.engine.pay(channel, 2)
+                await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "2")
+                await refused(bob, b"\x07" * 32, Refusal.NOT_FOUND, "no payment channel")
+                await refused(bob, ledger, Refusal.NOT_FOUND, "no payment channel")
+                other = b"\x09" * 32
+                await refused(bob, channel, Refusal.CONFLICT, "not our ledger", ledger_id=other)
+                defund_id = await alice.engine.close_payment_channel(channel)
+                assert (await bob.engine.wait_objective(defund_id)).done
+                # Closed together: the ledger released the guarantee, nothing is left to do.
+                await refused(
+                    bob, channel, Refusal.CONFLICT, "nothing to enforce, no supported ledger"
+                )
+                bob_scope.cancel()
+            # Bob is gone before he saw it: Alice's new channel never got its postfund.
+            fund_id = await alice.engine.create_payment_channel(BOB.address, [], 4)
+            await eventually(lambda: alice.engine.snapshot(fund_id.channel_id) is not None)
+            await refused(
+                alice, fund_id.channel_id, Refusal.CONFLICT, "nothing to enforce, no state"
+            )
+            nursery.cancel_scope.cancel()
+    assert settlement_kinds(alice) == settlement_kinds(bob) == []
+    for party in (alice, bob):
+        party.close()
+
+
+async def test_a_challenged_channel_takes_no_more_payments(setting: Setting) -> None:
+    parties = setting.path()
+    alice, irene, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            await open_ledger(alice, irene, 10)
+            await open_ledger(irene, bob, 10)
+            channel = await open_and_pay(alice, bob, [IRENE.address])
+            voucher = alice.engine.signer.voucher(channel, 4)
+            first = await settle_on_chain(bob.engine, channel, wait=False)
+            assert first.stage is SettleStage.CHALLENGED
+            for party in parties:
+                await eventually(lambda p=party: bool(settled_challenges(p, channel)))  # type: ignore[misc]
+            with pytest.raises(CommandRefusedError, match="not open"):
+                await alice.engine.pay(channel, 1)
+            with pytest.raises(CommandRefusedError, match="not open"):
+                await bob.engine.receive_voucher(voucher)
+            assert bob.engine.payment_channel(channel)["received"] == "3"
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        party.close()

@@ -40,13 +40,14 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The main job: a local devnet demo (until the node runs end to end: the log benchmark).
+# The main job: the local devnet demo.
 demo: setup
 	$(PY) scripts/demo.py
 
 bench: setup
 	$(PY) scripts/bench_log.py
 	$(PY) scripts/bench_open_close.py
+	$(PY) scripts/bench_payments.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

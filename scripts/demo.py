@@ -1,13 +1,18 @@
-"""The devnet demo: three nodes in their own processes fund and settle ledger channels.
+"""The devnet demo: three nodes in their own processes fund ledger channels, stream
+payments over a virtual channel and settle everything on chain.
 
     python scripts/demo.py [--dir DIR] [--keep]
 
 It starts anvil with the contracts, runs Alice, Irene and Bob as separate
 ``scnode run`` processes joined over libp2p on 127.0.0.1, opens the ledger
 channels Alice–Irene and Irene–Bob funded on chain, shows each node's channels
-as its derivation module sees them, closes Alice–Irene and settles it on chain,
-stops the nodes, verifies their event logs and prints the final balances.
-Everything it started is stopped at the end, also on failure.
+as its derivation module sees them, opens a virtual channel from Alice to Bob
+through Irene, streams 10,000 payments on it in JSON-RPC batches, closes it,
+checks that both ledgers moved by exactly what was paid on every node, closes
+and settles both ledgers on chain and checks each account's balance to the wei
+(gas read from the receipts), stops the nodes, verifies their event logs and
+prints the final balances. Everything it started is stopped at the end, also
+on failure.
 """
 
 from __future__ import annotations
@@ -15,116 +20,43 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from devnet_nodes import ScriptNode, start_path, wait_done, wait_until
 from rich.console import Console
 from rich.table import Table
 
-from node.engine import channels_table
+from node.engine import BatchPayer, channels_table, pay_with_progress, payments_table
 
-PROJECT = Path(__file__).resolve().parent.parent
 ETH = 10**18
-_START_TIMEOUT_S = 60.0
+PAYMENTS = 10_000
+PAYMENT_WEI = 10**13  # 0.00001 ETH: 10,000 of them pay 0.1 ETH
+VIRTUAL_FUNDS_WEI = ETH // 2
 _OBJECTIVE_TIMEOUT_S = 120.0
 _POLL_S = 0.05
 console = Console(width=120)
 
 
-@dataclass
-class DemoNode:
-    """One ``scnode run`` process."""
-
-    name: str
-    home: Path
-    process: subprocess.Popen[str]
-    address: str
-    peer_id: str
-    multiaddr: str
-    rpc_url: str
-
-    def call(self, method: str, **params: Any) -> Any:
-        from node.home import NodeHome
-        from node.rpc import RpcSyncClient, load_rpc_token
-
-        client = RpcSyncClient(self.rpc_url, load_rpc_token(NodeHome(self.home)))
-        return client.call(method, **params)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def start_node(name: str, home: Path, devnet: Path, peers: list[str]) -> DemoNode:
-    """``scnode run`` in its own process; returns once it printed its RPC URL."""
-    command = [sys.executable, "-m", "node.engine._cli", "run", "--home", str(home)]
-    command += ["--devnet", str(devnet), "--verbose"]
-    for peer in peers:
-        command += ["--peer", peer]
-    with (home / "node.log.txt").open("w") as stderr:
-        process = subprocess.Popen(
-            command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=stderr, text=True
-        )
-    assert process.stdout is not None
-    lines: dict[str, str] = {}
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while "JSON-RPC on" not in lines:
-        line = process.stdout.readline()
-        if not line or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            raise RuntimeError(f"{name} did not start; see {home / 'node.log.txt'}")
-        key, _, value = line.strip().rpartition(" ")
-        lines[key] = value
-    return DemoNode(
-        name,
-        home,
-        process,
-        lines["scnode node"],
-        lines["peer id"],
-        lines["listening on"],
-        lines["JSON-RPC on"],
-    )
-
-
-def wait_objective(nodes: list[DemoNode], objective_id: str, what: str) -> None:
+def wait_objective(nodes: list[ScriptNode], objective_id: str, what: str) -> None:
     """Show the pause point until the objective is done on every node."""
-    deadline = time.monotonic() + _OBJECTIVE_TIMEOUT_S
     with console.status(what) as status:
-        for node in nodes:
-            while True:
-                try:
-                    info = node.call("get_objective", objective_id=objective_id)
-                except Exception as error:  # the peer's message may still be on its way
-                    if "no objective" not in str(error):
-                        raise
-                    info = {"status": "UNKNOWN", "waiting_for": "the proposal"}
-                if info["status"] == "DONE":
-                    break
-                if info["status"] == "FAILED":
-                    raise RuntimeError(f"{node.name}: {objective_id} failed: {info['failure']}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{objective_id} not done in {_OBJECTIVE_TIMEOUT_S} s")
-                status.update(f"{what}: {node.name} waits for {info['waiting_for']}")
-                time.sleep(_POLL_S)
+        wait_done(
+            nodes,
+            objective_id,
+            timeout_s=_OBJECTIVE_TIMEOUT_S,
+            poll_s=_POLL_S,
+            waiting=lambda node, info: status.update(
+                f"{what}: {node.name} waits for {info['waiting_for']}"
+            ),
+        )
     console.print(f"  [green]done[/green] {what}")
 
 
-def open_channel(a: DemoNode, b: DemoNode, mine: int, theirs: int) -> str:
+def open_channel(a: ScriptNode, b: ScriptNode, mine: int, theirs: int) -> str:
     created = a.call(
         "create_ledger_channel",
         counterparty=b.address,
@@ -136,7 +68,7 @@ def open_channel(a: DemoNode, b: DemoNode, mine: int, theirs: int) -> str:
     return str(created["channel_id"])
 
 
-def show_channels(nodes: list[DemoNode], title: str) -> None:
+def show_channels(nodes: list[ScriptNode], title: str) -> None:
     console.rule(title)
     for node in nodes:
         channels = node.call("get_all_ledger_channels")
@@ -145,7 +77,7 @@ def show_channels(nodes: list[DemoNode], title: str) -> None:
         console.print(table)
 
 
-def nodes_table(nodes: list[DemoNode]) -> Table:
+def nodes_table(nodes: list[ScriptNode]) -> Table:
     """One row per node: its address, then its multiaddr and RPC URL beneath."""
     table = Table(title="nodes")
     table.add_column("node")
@@ -155,21 +87,138 @@ def nodes_table(nodes: list[DemoNode]) -> Table:
     return table
 
 
-def balances_table(rpc_url: str, nodes: list[DemoNode], title: str) -> Table:
-    from web3 import HTTPProvider, Web3
+def chain_balances(w3: Any, nodes: list[ScriptNode]) -> dict[str, int]:
+    """Each node's account balance in wei, by name."""
+    return {
+        node.name: int(w3.eth.get_balance(w3.to_checksum_address(node.address))) for node in nodes
+    }
 
-    w3 = Web3(HTTPProvider(rpc_url))
+
+def balances_table(nodes: list[ScriptNode], balances: dict[str, int], title: str) -> Table:
     table = Table(title=title)
     table.add_column("node")
     table.add_column("address")
     table.add_column("ETH", justify="right")
     for node in nodes:
-        balance = Decimal(w3.eth.get_balance(Web3.to_checksum_address(node.address))) / ETH
-        table.add_row(node.name, node.address, f"{balance:.6f}")
+        table.add_row(node.name, node.address, f"{Decimal(balances[node.name]) / ETH:.6f}")
     return table
 
 
-def verify_logs(nodes: list[DemoNode]) -> None:
+def gas_spent(w3: Any, nodes: list[ScriptNode], from_block: int) -> dict[str, int]:
+    """Wei each node paid for gas since ``from_block``, from the transaction receipts."""
+    names = {node.address.lower(): node.name for node in nodes}
+    spent = dict.fromkeys(names.values(), 0)
+    for number in range(from_block + 1, w3.eth.block_number + 1):
+        for transaction in w3.eth.get_block(number, full_transactions=True)["transactions"]:
+            name = names.get(transaction["from"].lower())
+            if name is not None:
+                receipt = w3.eth.get_transaction_receipt(transaction["hash"])
+                spent[name] += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    return spent
+
+
+def stream_payments(alice: ScriptNode, irene: ScriptNode, bob: ScriptNode) -> int:
+    """Alice opens a virtual channel to Bob through Irene, pays, closes; returns the total."""
+    console.rule(f"A virtual channel Alice → Irene → Bob, {PAYMENTS:,} payments")
+    created = alice.call(
+        "create_payment_channel",
+        counterparty=bob.address,
+        amount=str(VIRTUAL_FUNDS_WEI),
+        intermediaries=[irene.address],
+    )
+    channel = created["channel_id"]
+    console.print(f"Alice opens a virtual channel to Bob through Irene: {channel}", soft_wrap=True)
+    wait_objective([alice, irene, bob], created["objective_id"], "funding Alice → Bob")
+    payer = BatchPayer(alice.rpc_url, alice.token)
+    run = pay_with_progress(payer, channel, PAYMENT_WEI, PAYMENTS, console)
+    total = PAYMENTS * PAYMENT_WEI
+    if run.paid != total:
+        raise RuntimeError(f"Alice paid {run.paid} wei in total, expected {total}")
+    seconds = wait_until(
+        "Bob's vouchers",
+        lambda: int(bob.call("get_payment_channel", channel_id=channel)["received"]) == total,
+        timeout_s=_OBJECTIVE_TIMEOUT_S,
+        poll_s=0.01,
+    )
+    console.print(
+        f"  Alice paid {PAYMENTS:,} × {PAYMENT_WEI} wei in {run.seconds:.2f} s"
+        f" ({run.per_second:,.0f} payments/s); Bob had them all {seconds * 1000:.0f} ms later"
+    )
+    for node in (alice, bob):
+        table = payments_table([node.call("get_payment_channel", channel_id=channel)])
+        table.title = f"the payment channel as {node.name}'s module derives it"
+        console.print(table)
+    closed = alice.call("close_payment_channel", channel_id=channel)
+    wait_objective([alice, irene, bob], closed["objective_id"], "closing Alice → Bob")
+    return total
+
+
+def check_ledgers(
+    nodes: list[ScriptNode], ledgers: dict[str, tuple[str, str, int, int]], paid: int
+) -> None:
+    """Each ledger, on both of its nodes, moved by exactly ``paid`` from payer to payee."""
+    by_name = {node.name: node for node in nodes}
+    moved = f"{Decimal(paid) / ETH} ETH"
+    table = Table(title=f"ledger balances after the virtual channel closed: {moved} moved")
+    for column in ("ledger", "node", "me (wei)", "them (wei)", "check"):
+        table.add_column(column, justify="right")
+    for name, (payer, payee, payer_start, payee_start) in ledgers.items():
+        expected = {payer: (payer_start - paid, payee_start + paid)}
+        expected[payee] = (payee_start + paid, payer_start - paid)
+        for party in (payer, payee):
+            view = by_name[party].call("get_ledger_channel", channel_id=name)
+            balance = view["balances"][0]
+            got = (int(balance["me"]), int(balance["them"]))
+            ok = got == expected[party]
+            check = "[green]exact[/green]" if ok else "[red]WRONG[/red]"
+            table.add_row(f"{payer}–{payee}", party, str(got[0]), str(got[1]), check)
+            if not ok:
+                raise RuntimeError(f"{party}'s view of {name}: {got}, expected {expected[party]}")
+    console.print(table)
+
+
+def check_chain(
+    nodes: list[ScriptNode],
+    before: dict[str, int],
+    after: dict[str, int],
+    gas: dict[str, int],
+    moved: dict[str, int],
+) -> None:
+    """Each account ends with what it had, less its gas, plus what the payments moved."""
+    table = Table(title="on-chain balances: before - gas + payments = after (wei)")
+    for column in ("node", "gas", "payments", "expected", "after", "check"):
+        table.add_column(column, justify="right")
+    for node in nodes:
+        expected = before[node.name] - gas[node.name] + moved[node.name]
+        ok = after[node.name] == expected
+        table.add_row(
+            node.name,
+            str(gas[node.name]),
+            f"{moved[node.name]:+d}",
+            str(expected),
+            str(after[node.name]),
+            "[green]exact[/green]" if ok else "[red]WRONG[/red]",
+        )
+        if not ok:
+            raise RuntimeError(f"{node.name} has {after[node.name]} wei, expected {expected}")
+    console.print(table)
+
+
+def settle_ledgers(nodes: list[ScriptNode], ledgers: dict[str, tuple[str, str, int, int]]) -> None:
+    """Each ledger's first party closes it; both close at once."""
+    console.rule("Closing both ledger channels and settling them on chain")
+    by_name = {node.name: node for node in nodes}
+    started = []
+    for channel, (first, second, _, _) in ledgers.items():
+        closed = by_name[first].call("close_ledger_channel", channel_id=channel)
+        started.append(
+            (closed["objective_id"], [by_name[first], by_name[second]], f"{first}–{second}")
+        )
+    for objective_id, parties, name in started:
+        wait_objective(parties, objective_id, f"closing {name}")
+
+
+def verify_logs(nodes: list[ScriptNode]) -> None:
     from node.log import EventLog
 
     table = Table(title="event logs after the nodes stopped")
@@ -191,35 +240,37 @@ def verify_logs(nodes: list[DemoNode]) -> None:
 
 def run_demo(directory: Path) -> None:
     """The whole demo in ``directory``; stops what it started."""
-    from node.chain import devnet_down, devnet_node_key, devnet_up
-    from node.home import NodeHome
+    from web3 import HTTPProvider, Web3
+
+    from node.chain import devnet_down, devnet_up
 
     console.rule("[bold]scnode devnet demo")
     console.print("Starting anvil and deploying the adjudicator, the apps and a test token ...")
     devnet = devnet_up(directory / "chain", nodes=3)
     console.print(f"chain {devnet.chain_id} at {devnet.rpc_url}, adjudicator {devnet.adjudicator}")
-    nodes: list[DemoNode] = []
+    w3 = Web3(HTTPProvider(devnet.rpc_url))
+    nodes: list[ScriptNode] = []
     try:
-        names = ("Irene", "Alice", "Bob")
-        for index, name in enumerate(names):
-            NodeHome(directory / name.lower()).initialise(node_key=devnet_node_key(index))
         console.print("Starting Irene, then Alice and Bob connected to her by multiaddr ...")
-        nodes.append(start_node("Irene", directory / "irene", directory / "chain", []))
-        for name in names[1:]:
-            home = directory / name.lower()
-            nodes.append(start_node(name, home, directory / "chain", [nodes[0].multiaddr]))
+        nodes = start_path(directory, directory / "chain", ("Irene", "Alice", "Bob"))
         irene, alice, bob = nodes
         console.print(nodes_table(nodes))
-        console.print(balances_table(devnet.rpc_url, nodes, "balances before"))
+        start_block, before = w3.eth.block_number, chain_balances(w3, nodes)
+        console.print(balances_table(nodes, before, "balances before"))
         console.rule("Opening ledger channels, funded on chain")
-        alice_irene = open_channel(alice, irene, 5 * ETH, 5 * ETH)
-        open_channel(irene, bob, 3 * ETH, 2 * ETH)
+        ledgers = {
+            open_channel(alice, irene, 5 * ETH, 5 * ETH): ("Alice", "Irene", 5 * ETH, 5 * ETH),
+            open_channel(irene, bob, 3 * ETH, 2 * ETH): ("Irene", "Bob", 3 * ETH, 2 * ETH),
+        }
         show_channels(nodes, "Channels after funding")
-        console.rule("Closing Alice–Irene and settling it on chain")
-        closed = alice.call("close_ledger_channel", channel_id=alice_irene)
-        wait_objective([alice, irene], closed["objective_id"], "closing Alice–Irene")
-        show_channels([alice, irene], "Channels after settlement")
-        console.print(balances_table(devnet.rpc_url, nodes, "balances after settlement"))
+        paid = stream_payments(alice, irene, bob)
+        check_ledgers(nodes, ledgers, paid)
+        settle_ledgers(nodes, ledgers)
+        show_channels(nodes, "Channels after settlement")
+        after = chain_balances(w3, nodes)
+        console.print(balances_table(nodes, after, "balances after settlement"))
+        moved = {"Alice": -paid, "Irene": 0, "Bob": paid}
+        check_chain(nodes, before, after, gas_spent(w3, nodes, start_block), moved)
     finally:
         for node in nodes:
             node.stop()

@@ -50,6 +50,10 @@ log_read_chunk_records: Final = 1024  # records fetched per RocksDB iterator
 wire_format_version: Final = 1
 frame_size_bytes_max: Final = 4 * 1024 * 1024
 message_size_bytes_max: Final = 1024 * 1024
+message_payloads_max: Final = 1_000  # payloads in one message (Envelope)
+# What a receiver logs per payload it validates at most (an accepted state and a decision),
+# so that one receipt write of a message batch stays within log_batch_records_max.
+inbound_records_per_payload_max: Final = 2
 
 # Participants per channel (a virtual channel: payer, intermediaries, payee).
 participants_min: Final = 2

@@ -2,6 +2,10 @@
 and the node that runs it beside p2p, the chain watcher and JSON-RPC."""
 
 from node.engine._cli import channels_table as channels_table
+from node.engine._dispute import Settlement as Settlement
+from node.engine._dispute import SettleStage as SettleStage
+from node.engine._dispute import register_dispute_methods as register_dispute_methods
+from node.engine._dispute import settle_on_chain as settle_on_chain
 from node.engine._engine import Engine as Engine
 from node.engine._engine import EngineConfig as EngineConfig
 from node.engine._errors import CommandRefusedError as CommandRefusedError
@@ -11,7 +15,15 @@ from node.engine._node import NodeOptions as NodeOptions
 from node.engine._node import NodeStarted as NodeStarted
 from node.engine._node import read_rpc_url as read_rpc_url
 from node.engine._node import run_node as run_node
+from node.engine._paying import BatchPayer as BatchPayer
+from node.engine._paying import PaymentRun as PaymentRun
+from node.engine._payment_cli import pay_with_progress as pay_with_progress
+from node.engine._payment_cli import payments_table as payments_table
 from node.engine._rpc import register_node_methods as register_node_methods
+from node.engine._spawn import SpawnedNode as SpawnedNode
+from node.engine._spawn import SpawnError as SpawnError
+from node.engine._spawn import node_command as node_command
+from node.engine._spawn import spawn_node as spawn_node
 from node.engine._table import Entry as Entry
 from node.engine._transport import MemoryNetwork as MemoryNetwork
 from node.engine._transport import MemoryTransport as MemoryTransport

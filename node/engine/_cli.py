@@ -1,4 +1,5 @@
-"""``scnode run`` and ``scnode ledger open|close|list``."""
+"""``scnode run`` and ``scnode ledger open|close|list`` (``channel`` and ``pay``: see
+``_payment_cli``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``run`` and ``ledger``."""
+    """Add ``run``, ``ledger``, ``channel`` and ``pay``."""
     run = subparsers.add_parser("run", help="run the node: p2p, chain, JSON-RPC and the engine")
     run.add_argument("--home", required=True, type=Path, help="the node's home directory")
     run.add_argument(
@@ -70,6 +72,10 @@ def register(subparsers: Any) -> None:
     run.add_argument("--devnet", type=Path, help="a devnet directory (chain URL and contracts)")
     run.add_argument("--adjudicator", help="the adjudicator address (without --devnet)")
     run.add_argument("--consensus-app", help="the ConsensusApp address (without --devnet)")
+    run.add_argument(
+        "--virtual-payment-app",
+        help="the VirtualPaymentApp address (without --devnet; none: no payment channels)",
+    )
     run.add_argument("--peer", action="append", default=[], help="a peer multiaddr to dial")
     run.add_argument("--module", type=Path, help="the derivation module (.wasm)")
     run.add_argument("--rpc-port", type=int, default=0, help="JSON-RPC port (default: any)")
@@ -84,6 +90,10 @@ def register(subparsers: Any) -> None:
     run.add_argument("--verbose", action="store_true", help="log every step")
     run.set_defaults(handler=run_command)
     _register_ledger(subparsers)
+    # Imported here: that module builds on this one's helpers.
+    from node.engine._payment_cli import register_payments
+
+    register_payments(subparsers)
 
 
 def _register_ledger(subparsers: Any) -> None:
@@ -134,6 +144,7 @@ def run_command(namespace: argparse.Namespace) -> int:
         devnet=namespace.devnet,
         adjudicator=namespace.adjudicator,
         consensus_app=namespace.consensus_app,
+        payment_app=namespace.virtual_payment_app,
         peers=tuple(namespace.peer),
         rpc_port=namespace.rpc_port,
         deposit_max=namespace.deposit_max,
@@ -171,7 +182,8 @@ def run_command(namespace: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- ledger
 
 
-def _client(home: Path) -> Any:
+def rpc_client(home: Path) -> Any:
+    """A blocking JSON-RPC client of the node running in ``home``."""
     from node.engine._node import read_rpc_url
     from node.home import NodeHome
     from node.rpc import RpcSyncClient, load_rpc_token
@@ -180,12 +192,15 @@ def _client(home: Path) -> Any:
     return RpcSyncClient(read_rpc_url(node_home), load_rpc_token(node_home))
 
 
-def _fail(command: str, error: Exception) -> int:
-    print(f"scnode ledger {command}: {error}", file=sys.stderr)
+def fail(command: str, error: Exception) -> int:
+    """Say why ``scnode COMMAND`` failed; returns its exit code."""
+    print(f"scnode {command}: {error}", file=sys.stderr)
     return 1
 
 
-def _wait(client: Any, objective_id: str, timeout_s: float, console: Console | None) -> Any:
+def wait_objective(
+    client: Any, objective_id: str, timeout_s: float, console: Console | None
+) -> Any:
     """Poll the objective until it is done or failed, showing its pause point."""
     deadline = time.monotonic() + timeout_s
     info = client.call("get_objective", objective_id=objective_id)
@@ -206,27 +221,47 @@ def _wait(client: Any, objective_id: str, timeout_s: float, console: Console | N
     return info
 
 
-def _run_objective(namespace: argparse.Namespace, name: str, method: str, **params: Any) -> int:
+def run_objective(
+    namespace: argparse.Namespace,
+    command: str,
+    started: Callable[[Any], Any],
+    shown: Callable[[Any, str], Any],
+    table: Callable[[list[Any]], Table],
+) -> int:
+    """Start an objective (``started(client)``), wait for it unless ``--no-wait``, then
+    print its channel (``shown(client, channel_id)``) as ``table`` or JSON."""
     from node.rpc import RpcConnectionError, RpcError
 
     console = None if namespace.json else Console()
     try:
-        client = _client(namespace.home)
-        created = client.call(method, **params)
+        client = rpc_client(namespace.home)
+        created = started(client)
         info: Any = {"status": "STARTED", "id": created["objective_id"]}
         if not namespace.no_wait:
-            info = _wait(client, created["objective_id"], namespace.timeout, console)
-        channel = client.call("get_ledger_channel", channel_id=created["channel_id"])
+            info = wait_objective(client, created["objective_id"], namespace.timeout, console)
+        channel = shown(client, created["channel_id"])
     except (ScnodeError, RpcError, RpcConnectionError, TimeoutError) as error:
-        return _fail(name, error)
+        return fail(command, error)
     if console is None:
         print(json.dumps({"objective": info, "channel": channel}, indent=2))
     else:
         console.print(f"{created['objective_id']}: {info['status']}", soft_wrap=True)
         if info.get("failure"):
             console.print(f"[red]failed:[/red] {info['failure']}")
-        console.print(channels_table([channel]))
+        console.print(table([channel]))
     return 0 if info["status"] != "FAILED" else 1
+
+
+def _run_ledger_objective(
+    namespace: argparse.Namespace, command: str, method: str, **params: Any
+) -> int:
+    return run_objective(
+        namespace,
+        f"ledger {command}",
+        lambda client: client.call(method, **params),
+        lambda client, channel: client.call("get_ledger_channel", channel_id=channel),
+        channels_table,
+    )
 
 
 def ledger_open_command(namespace: argparse.Namespace) -> int:
@@ -240,12 +275,14 @@ def ledger_open_command(namespace: argparse.Namespace) -> int:
         params["asset"] = namespace.asset
     if namespace.challenge_duration is not None:
         params["challenge_duration"] = namespace.challenge_duration
-    return _run_objective(namespace, "open", "create_ledger_channel", **params)
+    return _run_ledger_objective(namespace, "open", "create_ledger_channel", **params)
 
 
 def ledger_close_command(namespace: argparse.Namespace) -> int:
     """Close a ledger channel and wait until it is paid out."""
-    return _run_objective(namespace, "close", "close_ledger_channel", channel_id=namespace.channel)
+    return _run_ledger_objective(
+        namespace, "close", "close_ledger_channel", channel_id=namespace.channel
+    )
 
 
 def ledger_list_command(namespace: argparse.Namespace) -> int:
@@ -253,9 +290,9 @@ def ledger_list_command(namespace: argparse.Namespace) -> int:
     from node.rpc import RpcConnectionError, RpcError
 
     try:
-        channels = _client(namespace.home).call("get_all_ledger_channels")
+        channels = rpc_client(namespace.home).call("get_all_ledger_channels")
     except (ScnodeError, RpcError, RpcConnectionError) as error:
-        return _fail("list", error)
+        return fail("ledger list", error)
     if namespace.json:
         print(json.dumps(channels, indent=2))
     elif not channels:
@@ -280,9 +317,9 @@ def channels_table(channels: list[Any]) -> Table:
                 channel["counterparty"] or "-",
                 str(channel["turn_num"]),
                 _asset_name(balance["asset"]),
-                _wei(balance["me"]),
-                _wei(balance["them"]),
-                _wei(held.get(balance["asset"], "0")),
+                wei_text(balance["me"]),
+                wei_text(balance["them"]),
+                wei_text(held.get(balance["asset"], "0")),
             )
     return table
 
@@ -291,7 +328,8 @@ def _asset_name(asset: str) -> str:
     return "ETH" if asset == "0x" + "0" * 40 else asset
 
 
-def _wei(amount: str) -> str:
+def wei_text(amount: str) -> str:
+    """A decimal amount of wei for a person: in ETH from 0.001 ETH up."""
     if not amount.isdigit():
         return amount
     value = int(amount)

@@ -42,6 +42,8 @@ from node.core.constants import (
     engine_tx_retry_ms,
     ledger_resend_interval_ms,
     log_batch_records_max,
+    message_payloads_max,
+    message_size_bytes_max,
     uint256_max,
 )
 from node.core.errors import ChainError, InvalidValueError, PeerFault, PeerStateError, ProtocolError
@@ -549,7 +551,8 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin, RoutingMi
         for recipient, payload in outgoing:
             by_peer.setdefault(recipient, []).append(payload)
         for recipient, payloads in by_peer.items():
-            await self._send(recipient, payloads)
+            for message in message_chunks(payloads):
+                await self._send(recipient, message)
         for objective_id, effect in transactions:
             self._start_transaction(objective_id, effect)
 
@@ -919,6 +922,27 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin, RoutingMi
         entry.failure = reason
         self._changed.add(objective_id)
         return [decision_record(objective_id, approved=False, reason=reason)]
+
+
+# Room for an Envelope's id, addresses and each payload's tag and length.
+_ENVELOPE_OVERHEAD_BYTES = 128
+_PAYLOAD_OVERHEAD_BYTES = 8
+
+
+def message_chunks(payloads: Sequence[wire_pb2.Payload]) -> list[list[wire_pb2.Payload]]:
+    """``payloads`` in order, cut into messages within the count and size bounds."""
+    room = message_size_bytes_max - _ENVELOPE_OVERHEAD_BYTES
+    chunks: list[list[wire_pb2.Payload]] = [[]]
+    size = 0
+    for payload in payloads:
+        payload_size = payload.ByteSize() + _PAYLOAD_OVERHEAD_BYTES
+        full = len(chunks[-1]) >= message_payloads_max or size + payload_size > room
+        if chunks[-1] and full:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(payload)
+        size += payload_size
+    return [chunk for chunk in chunks if chunk]
 
 
 def check_totals(objective: Objective) -> None:

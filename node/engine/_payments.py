@@ -105,16 +105,25 @@ class PaymentsMixin:
         return payee.largest if payee is not None else None
 
     def _replay_vouchers(self, records: Iterable[log_pb2.LogRecord]) -> None:
-        """The largest voucher received on each channel (the payee's state)."""
+        """The largest voucher received on each channel (the payee's state), and our latest
+        voucher of each open channel we pay on sent again: a crash may have come between
+        logging it and handing it to the transport. The payee ignores one it holds."""
+        paid_on: set[bytes] = set()
         for record in records:
             if record.WhichOneof("payload") != "accepted_voucher":
                 continue
-            if record.accepted_voucher.sent:
-                continue
             voucher = voucher_from_proto(record.accepted_voucher.voucher)
+            if record.accepted_voucher.sent:
+                paid_on.add(voucher.channel_id)
+                continue
             known = self._payees.get(voucher.channel_id)
             if known is None or known.received < voucher.amount:
                 self._payees[voucher.channel_id] = PayeeVouchers(voucher.channel_id, voucher)
+        for channel in sorted(paid_on):
+            facts = self._payment_channel(channel)
+            if facts is not None and facts.is_open and facts.payer == self.address:
+                voucher = self.signer.voucher(channel, self._payers[channel].paid)
+                self._outgoing.append((facts.payee, voucher_payload(voucher)))
 
     def _payment_channel(self, channel: bytes) -> PaymentChannel | None:
         """The channel's payment facts; an open channel's are kept until a state changes it."""
@@ -200,7 +209,15 @@ class PaymentsMixin:
         Raises:
             PeerStateError: what ``accept_voucher`` refuses, or a sender who is not the payer.
         """
-        return self._accept(peer, voucher_from_proto(payload.voucher))
+        voucher = voucher_from_proto(payload.voucher)
+        payee = self._payees.get(voucher.channel_id)
+        if payee is not None and voucher == payee.largest and peer == self._payer_of(voucher):
+            return []  # the payer's latest again (it restarted): nothing new, nothing wrong
+        return self._accept(peer, voucher)
+
+    def _payer_of(self, voucher: Voucher) -> str | None:
+        facts = self._payment_channel(voucher.channel_id)
+        return facts.payer if facts is not None else None
 
     def _accept(self, peer: str, voucher: Voucher) -> list[log_pb2.LogRecord]:
         facts = self._payment_channel(voucher.channel_id)

@@ -14,6 +14,7 @@ from google.protobuf.message import DecodeError
 from node.core.constants import (
     address_bytes,
     frame_size_bytes_max,
+    message_payloads_max,
     message_size_bytes_max,
     wire_format_version,
 )
@@ -173,6 +174,11 @@ def check_envelope(envelope: wire_pb2.Envelope, *, sender: bytes, recipient: byt
         raise PeerProtocolError("envelope id 0: ids start at 1")
     if not envelope.payloads:
         raise PeerProtocolError(f"envelope {envelope.id}: no payloads")
+    if len(envelope.payloads) > message_payloads_max:
+        raise PeerProtocolError(
+            f"envelope {envelope.id}: {len(envelope.payloads)} payloads exceed "
+            f"message_payloads_max ({message_payloads_max})"
+        )
     for index, payload in enumerate(envelope.payloads):
         if payload.WhichOneof("body") is None:
             raise PeerProtocolError(

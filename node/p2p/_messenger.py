@@ -28,7 +28,9 @@ from libp2p.peer.id import ID
 
 from node.core.constants import (
     frame_size_bytes_max,
+    inbound_records_per_payload_max,
     log_batch_records_max,
+    message_payloads_max,
     message_size_bytes_max,
     p2p_delivery_batches_max,
     p2p_outbox_messages_max,
@@ -237,6 +239,10 @@ class Messenger:
             raise InvalidValueError("recipient", "a node does not send messages to itself")
         if not payloads:
             raise InvalidValueError("payloads", "a message carries at least one payload")
+        if len(payloads) > message_payloads_max:
+            raise InvalidValueError(
+                "payloads", f"{len(payloads)} exceed message_payloads_max ({message_payloads_max})"
+            )
         session = self._session(address)
         while session.outstanding >= self._options.outbox_messages_max:
             await session.space.wait()
@@ -437,6 +443,10 @@ class Messenger:
             )
         except NETWORK_ERRORS as error:
             logger.debug("stream from %s ended: %r", session.address_text, error)
+        except Exception:
+            # Our bug: a peer's input must never stop the node. Nothing of the batch
+            # was acknowledged, so the peer sends it again on its next stream.
+            logger.exception("internal error on the stream from %s; reset", session.address_text)
         await _reset_quietly(stream)
 
     async def _receive_frames(self, session: _Session, bodies: Sequence[bytes]) -> None:
@@ -446,16 +456,22 @@ class Messenger:
             acknowledged = session.outbox.acknowledge(acks)
             for message_id in acknowledged:
                 session.sent_at.pop(message_id, None)
-            records = self._inbound_batch_records(session, fresh, fresh_ids, acknowledged)
-            if records:
-                await self._durably(partial(self._log.append_batch, records), len(records))
+            # One receipt write per group, each within the log's batch bound: a group's
+            # envelopes, what validating them caused, and their ReceivedMessages.
+            groups = receipt_groups(fresh, fresh_ids) or [([], [])]
+            for index, (envelopes, ids) in enumerate(groups):
+                acked_now = acknowledged if index == 0 else []
+                records = self._inbound_batch_records(session, envelopes, ids, acked_now)
+                if records:
+                    await self._durably(partial(self._log.append_batch, records), len(records))
+                if envelopes:
+                    session.seen.add_all(ids)
+                    delivery = Delivery(session.address_text, tuple(envelopes))
+                    await self._deliveries_send.send(delivery)
             if acknowledged:
                 session.space.set()
                 if self._on_acknowledged is not None:
                     self._on_acknowledged(session.address, acknowledged)
-            if fresh:
-                session.seen.add_all(fresh_ids)
-                await self._deliveries_send.send(Delivery(session.address_text, tuple(fresh)))
             if duplicates:
                 logger.info(
                     "dropped %d already-handled message ids from %s (first %d); re-acking",
@@ -528,6 +544,25 @@ class Messenger:
                 )
             )
         return records
+
+
+def receipt_groups(
+    envelopes: Sequence[wire_pb2.Envelope], ids: Sequence[int]
+) -> list[tuple[list[wire_pb2.Envelope], list[int]]]:
+    """Consecutive envelopes grouped so that what one group logs fits one log batch."""
+    payloads_max = (log_batch_records_max - 2) // inbound_records_per_payload_max
+    groups: list[tuple[list[wire_pb2.Envelope], list[int]]] = []
+    payloads = payloads_max
+    for envelope, message_id in zip(envelopes, ids, strict=True):
+        count = len(envelope.payloads)
+        assert count <= message_payloads_max <= payloads_max  # checked on arrival
+        if payloads + count > payloads_max:
+            groups.append(([], []))
+            payloads = 0
+        groups[-1][0].append(envelope)
+        groups[-1][1].append(message_id)
+        payloads += count
+    return groups
 
 
 def _now_ms() -> int:

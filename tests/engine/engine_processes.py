@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from node.chain import ChainClient, devnet_node_key
 from node.home import NodeHome
-from node.rpc import RpcSyncClient, load_rpc_token
+from node.rpc import RpcError, RpcSyncClient, load_rpc_token
 
 PROJECT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
+BATCH_TIMEOUT_S = 60.0
 _T = TypeVar("_T")
 
 
@@ -76,6 +78,35 @@ class NodeProcess:
 
     def errors(self) -> str:
         return self.stderr_path.read_text()
+
+    def batch(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """One JSON-RPC batch; each call's result, or the RpcError it got, in order."""
+        body = json.dumps(
+            [
+                {"jsonrpc": "2.0", "id": index, "method": method, "params": params}
+                for index, (method, params) in enumerate(calls)
+            ]
+        ).encode()
+        host, port = self.rpc_url.removeprefix("http://").rsplit(":", 1)
+        token = load_rpc_token(NodeHome(self.home))
+        connection = http.client.HTTPConnection(host, int(port), timeout=BATCH_TIMEOUT_S)
+        try:
+            headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+            connection.request("POST", "/", body, headers)
+            response = connection.getresponse()
+            answers = json.loads(response.read())
+        finally:
+            connection.close()
+        assert isinstance(answers, list), answers
+        by_id = {answer["id"]: answer for answer in answers}
+        assert sorted(by_id) == list(range(len(calls))), answers
+        return [_result(by_id[index]) for index in range(len(calls))]
+
+
+def _result(answer: dict[str, Any]) -> Any:
+    if "error" in answer:
+        return RpcError(answer["error"]["code"], answer["error"]["message"])
+    return answer["result"]
 
 
 def init_home(root: Path, name: str, index: int) -> Path:

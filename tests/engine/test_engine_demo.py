@@ -1,4 +1,5 @@
-"""The devnet demo runs to the end: three node processes, two channels, one settled."""
+"""The devnet demo runs to the end: three node processes, two ledgers, 10,000 payments on a
+virtual channel, everything settled on chain to the wei."""
 
 from __future__ import annotations
 
@@ -13,9 +14,19 @@ import pytest
 from tests.engine.engine_processes import PROJECT
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
+ETH = 10**18
+PAID = 10_000 * 10**13  # the demo's 10,000 payments of 0.00001 ETH
+GAS_MAX = ETH // 1000  # far above what the demo's transactions cost on anvil
 
 
-def test_demo_funds_settles_and_verifies(tmp_path: Path) -> None:
+def balances(out: str, title: str) -> dict[str, float]:
+    """A balances table of the demo's output: ETH by node."""
+    table = out.split(title, 1)[1]
+    found = re.findall(r"│ (Alice|Irene|Bob)\s+│ 0x[0-9a-fA-F]{40} │\s+([\d.]+) │", table)
+    return {name: float(eth) for name, eth in found[:3]}
+
+
+def test_demo_pays_settles_and_verifies(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(PROJECT / "scripts" / "demo.py"), "--dir", str(tmp_path / "demo")],
         cwd=PROJECT,
@@ -28,20 +39,22 @@ def test_demo_funds_settles_and_verifies(tmp_path: Path) -> None:
     out = result.stdout
     assert json.loads(out.strip().splitlines()[-1]) == {"demo": "ok"}
     assert out.count("verified") == 3
-    assert "done funding Alice–Irene on chain" in out
-    assert "done funding Irene–Bob on chain" in out
-    assert "DEFUNDED" in out
+    for step in ("funding Alice–Irene on chain", "funding Irene–Bob on chain"):
+        assert f"done {step}" in out
+    for step in ("funding Alice → Bob", "closing Alice → Bob", "closing Alice–Irene"):
+        assert f"done {step}" in out
+    assert "10000/10000" in out
+    # Four ledger views and three accounts, each checked to the wei by the demo itself.
+    assert out.count("exact") == 7, out[-4000:]
+    assert "WRONG" not in out
+    assert out.count("DEFUNDED") == 4
     assert "Stopped the devnet." in out
-    # Final on-chain balances: each node started with 1000 ETH; Alice got her 5 back,
-    # Irene has 3 still in Irene–Bob, Bob 2; only gas is missing besides.
-    balances = {
-        name: float(eth)
-        for name, eth in re.findall(
-            r"│ (Alice|Irene|Bob)\s+│ 0x[0-9a-fA-F]{40} │\s+([\d.]+) │", out
-        )
-    }
-    assert set(balances) == {"Alice", "Irene", "Bob"}, out[-3000:]
-    assert 999.99 < balances["Alice"] < 1000
-    assert 996.99 < balances["Irene"] < 997
-    assert 997.99 < balances["Bob"] < 998
+    # Independently of the demo's own check: each node started with 1000 ETH; Alice paid
+    # Bob 0.1 ETH through Irene; only gas is missing besides.
+    before = balances(out, "balances before")
+    after = balances(out, "balances after settlement")
+    assert before == {"Alice": 1000.0, "Irene": 1000.0, "Bob": 1000.0}
+    moved = {"Alice": -PAID / ETH, "Irene": 0.0, "Bob": PAID / ETH}
+    for name, delta in moved.items():
+        assert before[name] + delta - GAS_MAX / ETH < after[name] <= before[name] + delta
     assert not (tmp_path / "demo" / "chain" / "devnet.json").exists()

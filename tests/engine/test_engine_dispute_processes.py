@@ -3,6 +3,7 @@ with its last voucher over JSON-RPC (``scnode run`` processes, libp2p, a devnet)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,14 @@ import pytest
 from node.chain import ChainClient, devnet_down, devnet_node_key, devnet_up, read_devnet
 from node.log import EventLog
 from node.rpc import RpcError
-from tests.engine.engine_processes import NodeProcess, init_home, start_node, wait_done, wait_for
+from tests.engine.engine_processes import (
+    NodeProcess,
+    cli,
+    init_home,
+    start_node,
+    wait_done,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 CHALLENGE_S = 20  # of the ledgers and the payment channel
@@ -58,6 +66,12 @@ def settle(bob: NodeProcess, channel: str) -> dict[str, Any]:
     return dict(bob.call("settle_payment_channel", channel_id=channel))
 
 
+def settle_with_the_cli(bob: NodeProcess, channel: str, *flags: str) -> dict[str, Any]:
+    done = cli("channel", "settle", "--home", str(bob.home), "--channel", channel, *flags)
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
 def test_payee_settles_on_chain_after_the_payer_is_killed(tmp_path: Path, devnet: Path) -> None:
     irene = start_node("irene", init_home(tmp_path, "irene", 1), devnet)
     alice = start_node("alice", init_home(tmp_path, "alice", 0), devnet, peers=(irene.multiaddr,))
@@ -88,13 +102,13 @@ def test_payee_settles_on_chain_after_the_payer_is_killed(tmp_path: Path, devnet
             bob.call("settle_payment_channel", channel_id="0x" + "07" * 32)
         chain_key = bob.call("get_node_info")["chain"]["chain_key_address"]
         before, first_block = client.balance(chain_key), client.block_number()
-        first = settle(bob, channel)
+        first = settle_with_the_cli(bob, channel, "--json")
         assert (first["stage"], first["submitted"]) == ("CHALLENGED", ["challenge", "challenge"])
         assert first["ledger_id"] == right
         assert (first["paid"], first["payout"]) == (None, None)
         client.rpc("time", "evm_increaseTime", CHALLENGE_S + 1)
         client.rpc("mine", "evm_mine")
-        second = settle(bob, channel)
+        second = settle_with_the_cli(bob, channel, "--json", "--wait")
         assert (second["stage"], second["submitted"]) == ("SETTLED", ["reclaim", "transfer"])
         assert (second["paid"], second["payout"]) == (str(paid), str(BOB_DEPOSIT + paid))
         assert settle(bob, channel)["submitted"] == []

@@ -40,6 +40,14 @@ async def open_payment_channel(parties: tuple[Party, Party, Party], amount: int)
     return channel
 
 
+def accepted_vouchers(party: Party) -> list[int]:
+    return [
+        int.from_bytes(r.accepted_voucher.voucher.amount, "big")
+        for r in party.log.read()
+        if r.WhichOneof("payload") == "accepted_voucher" and not r.accepted_voucher.sent
+    ]
+
+
 def rejected_reasons(party: Party) -> list[str]:
     return [r.rejected.reason for r in party.log.read() if r.WhichOneof("payload") == "rejected"]
 
@@ -101,7 +109,7 @@ async def test_bad_payments_and_vouchers_are_refused(setting: Setting) -> None:
             assert caught.value.refusal is Refusal.NOT_FOUND
             await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "7")
             hostile = [
-                (ALICE, ALICE.voucher(channel, 7)),  # a replay
+                (ALICE, ALICE.voucher(channel, 6)),  # stale: below the latest
                 (ALICE, ALICE.voucher(channel, 11)),  # above the funds
                 (ALICE, IRENE.voucher(channel, 8)),  # not the payer's signature
                 (IRENE, ALICE.voucher(channel, 9)),  # relayed by someone else
@@ -111,6 +119,13 @@ async def test_bad_payments_and_vouchers_are_refused(setting: Setting) -> None:
                 payload.voucher.CopyFrom(voucher_to_proto(voucher))
                 await inject(network, sender, bob, payload)
             await eventually(lambda: len(rejected_reasons(bob)) >= len(hostile))
+            # The latest again (a payer sends it after a restart): quietly nothing new.
+            payload = wire_pb2.Payload(objective_id="x")
+            payload.voucher.CopyFrom(voucher_to_proto(ALICE.voucher(channel, 7)))
+            accepted = len(accepted_vouchers(bob))
+            await inject(network, ALICE, bob, payload)
+            await trio.sleep(0.1)
+            assert len(accepted_vouchers(bob)) == accepted
             nursery.cancel_scope.cancel()
     reasons = [reason.split(":")[0] for reason in rejected_reasons(bob)]
     assert reasons == [
@@ -200,4 +215,34 @@ async def test_payee_restarted_keeps_its_largest_voucher(setting: Setting) -> No
     assert [voucher.sent for voucher in received] == [False] * 4
     for party in (alice, irene, bob):
         assert party.log.verify().ok
+        party.close()
+
+
+async def test_payer_restarted_sends_its_latest_voucher_again(setting: Setting) -> None:
+    """A crash between logging a voucher and handing it to the transport loses nothing:
+    the restarted payer offers its latest voucher again (here one never sent at all)."""
+    parties = setting.path()
+    alice, _, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            channel = await open_payment_channel(parties, 100)
+            await alice.engine.pay(channel, 2)
+            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "2")
+            await alice.engine.create_voucher(channel, 3)  # logged, never sent
+            await trio.sleep(0.05)
+            assert bob.engine.payment_channel(channel)["received"] == "2"
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        party.close()
+    parties = setting.path()
+    alice, _, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "5")
+            nursery.cancel_scope.cancel()
+    assert accepted_vouchers(bob) == [2, 5]
+    assert rejected_reasons(bob) == []
+    for party in parties:
         party.close()

@@ -1,0 +1,246 @@
+"""Benchmark: Alice pays Bob through Irene on a virtual channel, every voucher logged.
+
+Usage: python scripts/bench_payments.py [--payments N] [--rounds R] [--dir DIR] [--profile]
+                                        [--verbose]
+
+Starts a devnet (anvil and the contracts) and Irene, Alice and Bob as separate
+``scnode run`` processes joined over libp2p on 127.0.0.1, funds the ledger
+channels Alice–Irene and Irene–Bob, then measures:
+
+* time to first payment, over R rounds (median): from the ``create_payment_channel``
+  call at Alice (through Irene) until Bob's ``received`` is above zero, the first
+  ``pay`` being sent as soon as Alice's VirtualFund objective is done;
+* the sustained rate: N payments from Alice in JSON-RPC batches (a few in flight),
+  rate = N / the time until Bob's ``received`` equals their total;
+* CPU seconds of the three node processes (from /proc) per 1,000 payments.
+
+``--profile`` runs the nodes under cProfile and prints each one's top functions.
+The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pstats
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import trio
+from devnet_nodes import ScriptNode, start_path, wait_done, wait_until
+
+from node.chain import devnet_down, devnet_up
+from node.engine import BatchPayer
+from node.rpc import RpcClient, RpcError
+
+ETH = 10**18
+PAYMENT_WEI = 1_000
+TIMEOUT_S = 120.0
+POLL_S = 0.001
+PROFILE_LINES = 25
+
+
+def received(bob: ScriptNode, channel: str) -> int:
+    """What Bob accepted on ``channel``; 0 while he does not know it yet."""
+    try:
+        return int(bob.call("get_payment_channel", channel_id=channel)["received"])
+    except RpcError:
+        return 0
+
+
+class ReceivedWatch:
+    """Bob's ``payment_channel_updated`` notifications, in a thread: the moment his
+    ``received`` reaches a total, without polling him (a poll costs him a view decode)."""
+
+    def __init__(self, bob: ScriptNode, channel: str, total: int) -> None:
+        self.reached = threading.Event()  # also set when the stream ended first
+        self.at = 0.0
+        self.ended: str | None = None
+        self._subscribed = threading.Event()
+        self._thread = threading.Thread(
+            target=trio.run, args=(self._watch, bob, channel, total), daemon=True
+        )
+        self._thread.start()
+        if not self._subscribed.wait(TIMEOUT_S):
+            raise RuntimeError("no WebSocket subscription to Bob")
+
+    async def _watch(self, bob: ScriptNode, channel: str, total: int) -> None:
+        client = RpcClient(bob.rpc_url, bob.token)
+        async with client.notifications(["payment_channel_updated"]) as stream:
+            self._subscribed.set()
+            async for notification in stream:
+                params = notification.params
+                if params.get("id") == channel and int(str(params["received"])) >= total:
+                    self.at = time.perf_counter()
+                    self.reached.set()
+                    return
+        self.ended = f"Bob's notifications ended ({stream.close_code} {stream.close_reason})"
+        self.reached.set()
+
+
+def open_ledgers(irene: ScriptNode, alice: ScriptNode, bob: ScriptNode) -> None:
+    """Alice–Irene and Irene–Bob, each funded by its first party only."""
+    for a, b in ((alice, irene), (irene, bob)):
+        created = a.call("create_ledger_channel", counterparty=b.address, amount=str(100 * ETH))
+        wait_done([a, b], created["objective_id"], timeout_s=TIMEOUT_S, poll_s=0.01)
+
+
+def first_payment(
+    alice: ScriptNode, irene: ScriptNode, bob: ScriptNode
+) -> tuple[dict[str, float], str]:
+    """Milliseconds from create_payment_channel to each step until Bob's first accepted
+    voucher (``total``: that one); the channel."""
+    start = time.perf_counter()
+    steps: dict[str, float] = {}
+
+    def step(name: str) -> None:
+        steps[name] = (time.perf_counter() - start) * 1000
+
+    created = alice.call(
+        "create_payment_channel",
+        counterparty=bob.address,
+        amount=str(ETH),
+        intermediaries=[irene.address],
+    )
+    step("create answered")
+    channel = created["channel_id"]
+    wait_done([alice], created["objective_id"], timeout_s=TIMEOUT_S, poll_s=POLL_S)
+    step("funded at Alice")
+    alice.call("pay", channel_id=channel, amount=str(PAYMENT_WEI))
+    step("pay answered")
+    wait_until(
+        "Bob's first voucher",
+        lambda: received(bob, channel) > 0,
+        timeout_s=TIMEOUT_S,
+        poll_s=POLL_S,
+    )
+    step("total")
+    return steps, channel
+
+
+def close(alice: ScriptNode, bob: ScriptNode, channel: str) -> None:
+    closed = alice.call("close_payment_channel", channel_id=channel)
+    wait_done([alice, bob], closed["objective_id"], timeout_s=TIMEOUT_S, poll_s=0.01)
+
+
+def sustained(nodes: list[ScriptNode], channel: str, count: int) -> dict[str, float]:
+    """``count`` payments on ``channel``: rate until Bob has them all, and CPU spent."""
+    _, alice, bob = nodes
+    before = received(bob, channel)
+    expected = before + count * PAYMENT_WEI
+    cpu_before = [node.cpu_seconds() for node in nodes]
+    client_before = time.process_time()
+    payer = BatchPayer(alice.rpc_url, alice.token)
+    answered: dict[str, Any] = {}
+
+    def send() -> None:
+        try:
+            answered["run"] = payer.pay(channel, PAYMENT_WEI, count)
+        except Exception as error:  # reported by the main thread
+            answered["error"] = error
+
+    watch = ReceivedWatch(bob, channel, expected)
+    start = time.perf_counter()
+    sender = threading.Thread(target=send)
+    sender.start()
+    sender.join()
+    if "error" in answered:
+        raise RuntimeError(f"paying failed: {answered['error']}")
+    if not watch.reached.wait(TIMEOUT_S):
+        raise RuntimeError(f"Bob did not receive all {count} payments in {TIMEOUT_S} s")
+    if watch.ended is not None:
+        raise RuntimeError(f"{watch.ended}; see {bob.home / 'node.log.txt'}")
+    seconds = watch.at - start
+    cpu = [node.cpu_seconds() - cpu_before[index] for index, node in enumerate(nodes)]
+    client = time.process_time() - client_before
+    run = answered["run"]
+    print(
+        f"{count} payments: answered at Alice in {run.seconds:.2f} s ({run.per_second:,.0f}/s),"
+        f" all received by Bob in {seconds:.2f} s ({count / seconds:,.0f}/s)"
+    )
+    for name, used in [*((node.name, cpu[i]) for i, node in enumerate(nodes)), ("client", client)]:
+        print(f"  {name}: {used:.2f} CPU-s, {used / count * 1e6:.0f} µs/payment")
+    if received(bob, channel) != expected:
+        raise RuntimeError(f"Bob received {received(bob, channel)}, Alice paid {expected}")
+    return {"payments_per_s": count / seconds, "cpu_s": sum(cpu)}
+
+
+def print_profiles(directory: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        path = directory / f"{name.lower()}.prof"
+        if not path.exists():
+            print(f"{name}: no profile written")
+            continue
+        print(f"---- {name}: top functions by own time")
+        stats = pstats.Stats(str(path))
+        stats.sort_stats("tottime").print_stats(PROFILE_LINES)
+
+
+def run(
+    directory: Path, payments: int, rounds: int, *, profile: bool, verbose: bool
+) -> dict[str, float]:
+    names = ("Irene", "Alice", "Bob")
+    devnet_up(directory / "chain", nodes=3)
+    nodes: list[ScriptNode] = []
+    try:
+        nodes = start_path(directory, directory / "chain", names, verbose=verbose, profile=profile)
+        irene, alice, bob = nodes
+        print(f"nodes: Irene {irene.address}, Alice {alice.address}, Bob {bob.address}")
+        open_ledgers(irene, alice, bob)
+        firsts = []
+        for index in range(rounds):
+            steps, channel = first_payment(alice, irene, bob)
+            firsts.append(steps["total"])
+            shown = ", ".join(f"{name} {ms:.0f}" for name, ms in steps.items() if name != "total")
+            print(f"round {index + 1}: first payment after {steps['total']:.0f} ms ({shown})")
+            close(alice, bob, channel)
+        _, channel = first_payment(alice, irene, bob)
+        figures = sustained(nodes, channel, payments)
+    finally:
+        for node in nodes:
+            node.stop()
+        devnet_down(directory / "chain")
+    if profile:
+        print_profiles(directory, names)
+    first_ms = statistics.median(firsts)
+    print(f"time to first payment: median {first_ms:.0f} ms over {rounds} rounds")
+    return {
+        "payments_per_s": round(figures["payments_per_s"]),
+        "time_to_first_payment_ms": round(first_ms, 1),
+        "cpu_s_per_1000_payments": round(figures["cpu_s"] * 1000 / payments, 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--payments", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
+    parser.add_argument("--profile", action="store_true", help="profile the nodes (slower)")
+    parser.add_argument(
+        "--verbose", action="store_true", help="nodes log every step (DIR/NAME/node.log.txt)"
+    )
+    args = parser.parse_args()
+    scratch = args.dir is None
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="scnode-bench-"))
+    try:
+        result = run(
+            directory, args.payments, args.rounds, profile=args.profile, verbose=args.verbose
+        )
+    finally:
+        if scratch:
+            shutil.rmtree(directory, ignore_errors=True)
+    print(json.dumps({"benchmark": "payments", "payments": args.payments, **result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -74,15 +74,18 @@ class ReceivedWatch:
 
     async def _watch(self, bob: ScriptNode, channel: str, total: int) -> None:
         client = RpcClient(bob.rpc_url, bob.token)
-        async with client.notifications(["payment_channel_updated"]) as stream:
-            self._subscribed.set()
-            async for notification in stream:
-                params = notification.params
-                if params.get("id") == channel and int(str(params["received"])) >= total:
-                    self.at = time.perf_counter()
-                    self.reached.set()
-                    return
-        self.ended = f"Bob's notifications ended ({stream.close_code} {stream.close_reason})"
+        try:
+            async with client.notifications(["payment_channel_updated"]) as stream:
+                self._subscribed.set()
+                async for notification in stream:
+                    params = notification.params
+                    if params.get("id") == channel and int(str(params["received"])) >= total:
+                        self.at = time.perf_counter()
+                        self.reached.set()
+                        return
+            self.ended = f"Bob's notifications ended ({stream.close_code} {stream.close_reason})"
+        except Exception as error:  # reported by the main thread
+            self.ended = f"watching Bob's notifications failed: {error!r}"
         self.reached.set()
 
 
@@ -155,7 +158,8 @@ def sustained(nodes: list[ScriptNode], channel: str, count: int) -> dict[str, fl
     if "error" in answered:
         raise RuntimeError(f"paying failed: {answered['error']}")
     if not watch.reached.wait(TIMEOUT_S):
-        raise RuntimeError(f"Bob did not receive all {count} payments in {TIMEOUT_S} s")
+        got = (received(bob, channel) - before) // PAYMENT_WEI
+        raise RuntimeError(f"Bob received {got} of {count} payments in {TIMEOUT_S} s")
     if watch.ended is not None:
         raise RuntimeError(f"{watch.ended}; see {bob.home / 'node.log.txt'}")
     seconds = watch.at - start

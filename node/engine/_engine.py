@@ -299,7 +299,15 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin, RoutingMi
 
     async def _pump_deliveries(self, deliveries: trio.abc.ReceiveChannel[DeliveryLike]) -> None:
         async for delivery in deliveries:
-            await self._inputs_send.send(PeerInput(delivery.sender, len(delivery.envelopes)))
+            paid_on = frozenset(
+                payload.voucher.channel_id
+                for envelope in delivery.envelopes
+                for payload in envelope.payloads
+                if payload.HasField("voucher")
+            )
+            await self._inputs_send.send(
+                PeerInput(delivery.sender, len(delivery.envelopes), paid_on)
+            )
 
     def _event(self, objective_id: ObjectiveId) -> trio.Event:
         if objective_id not in self._events:
@@ -375,7 +383,9 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin, RoutingMi
                     answered.append(item)
                 case LedgerTick():
                     self._outgoing.extend(self._ledger_resends())
-                case PeerInput() | Wake():
+                case PeerInput():
+                    self._voucher_touched.update(item.paid_on)
+                case Wake():
                     pass
         if self._voucher_resend_due:
             self._resend_vouchers()
@@ -688,6 +698,9 @@ class Engine(CommandsMixin, LedgersMixin, VirtualMixin, PaymentsMixin, RoutingMi
 
     def _notify_changes(self) -> None:
         changed, self._changed = self._changed, set()
+        # Vouchers a peer sent count once their delivery reaches the loop (PeerInput), after
+        # the transport's receipt write: validation runs before it, so a step in between
+        # would see the channel unchanged and use up its notice.
         touched = {oid.channel_id for oid in changed} | self._voucher_touched
         self._voucher_touched = set()
         touched.update(oid.channel_id for oid, e in self.objectives.items() if e.running)

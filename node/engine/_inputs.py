@@ -61,10 +61,17 @@ class ChainInput:
 
 @dataclass(frozen=True)
 class PeerInput:
-    """A transport delivered (and logged) a batch from a peer."""
+    """A transport delivered (and logged) a batch from a peer.
+
+    Attributes:
+        sender: the peer.
+        envelopes: how many messages.
+        paid_on: the channels its vouchers pay on (their records are in the log now).
+    """
 
     sender: str
     envelopes: int
+    paid_on: frozenset[bytes] = frozenset()
 
 
 @dataclass(frozen=True)

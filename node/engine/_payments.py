@@ -201,6 +201,7 @@ class PaymentsMixin:
         except (PeerStateError, ProtocolError) as error:
             raise CommandRefusedError(Refusal.CONFLICT, str(error)) from None
         request.received = self._payees[request.voucher.channel_id].received
+        self._voucher_touched.add(request.voucher.channel_id)  # logged in this step
         return records
 
     def _peer_voucher(self, peer: str, payload: wire_pb2.Payload) -> list[log_pb2.LogRecord]:
@@ -230,7 +231,6 @@ class PaymentsMixin:
             raise PeerStateError(PeerFault.NOT_A_PARTICIPANT, f"{peer} is not the payer")
         vouchers = self._payees.get(voucher.channel_id, PayeeVouchers(voucher.channel_id))
         self._payees[voucher.channel_id] = accept_voucher(vouchers, voucher, facts)
-        self._voucher_touched.add(voucher.channel_id)
         return [accepted_voucher_record(voucher, sent=False)]
 
 

@@ -125,7 +125,8 @@ class Setting:
 
     def path(self) -> tuple[Party, Party, Party]:
         """Alice, Irene and Bob: the path of a virtual channel."""
-        return self.pair()[0], self.party("irene", IRENE, 3), self.party("bob", BOB, 2)
+        alice = self.party("alice", ALICE, 1)
+        return alice, self.party("irene", IRENE, 3), self.party("bob", BOB, 2)
 
 
 async def start_parties(nursery: trio.Nursery, *parties: Party) -> None:

@@ -8,9 +8,11 @@ import pytest
 import trio
 
 from node.chain import ChainClient
-from node.core import voucher_to_proto
+from node.core import address_to_bytes, voucher_to_proto
 from node.engine import CommandRefusedError, Refusal
+from node.engine._inputs import PeerInput, Wake
 from node.proto import wire_pb2
+from node.protocols import ObjectiveId, ObjectiveKind
 from tests.actors import ALICE, BOB, IRENE
 from tests.engine.engine_support import (
     Party,
@@ -244,5 +246,43 @@ async def test_payer_restarted_sends_its_latest_voucher_again(setting: Setting) 
             nursery.cancel_scope.cancel()
     assert accepted_vouchers(bob) == [2, 5]
     assert rejected_reasons(bob) == []
+    for party in parties:
+        party.close()
+
+
+def _last_notice(party: Party) -> dict[str, object]:
+    return [params for name, params in party.notifications if name == "payment_channel_updated"][-1]
+
+
+async def test_a_voucher_is_notified_once_its_receipt_write_is_done(setting: Setting) -> None:
+    """The transport validates a message, then writes its receipt: a loop step in between
+    must not use up the notice of the vouchers it carries."""
+    parties = setting.path()
+    alice, _, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            channel = await open_payment_channel(parties, 100)
+            await alice.engine.pay(channel, 1)
+            await eventually(lambda: _last_notice(bob)["received"] == "1")
+            payload = wire_pb2.Payload(
+                objective_id=str(ObjectiveId(ObjectiveKind.VIRTUAL_FUND, channel))
+            )
+            payload.voucher.CopyFrom(voucher_to_proto(ALICE.voucher(channel, 4)))
+            envelope = wire_pb2.Envelope(
+                id=10**6,
+                sender=address_to_bytes(ALICE.address),
+                recipient=address_to_bytes(BOB.address),
+                payloads=[payload],
+            )
+            records = bob.engine.inbound_records(address_to_bytes(ALICE.address), [envelope])
+            await bob.engine._inputs_send.send(Wake("a step before the receipt write"))
+            await trio.sleep(0.05)
+            assert _last_notice(bob)["received"] == "1"
+            bob.log.append_batch(records)
+            delivered = PeerInput(ALICE.address, 1, frozenset([channel]))
+            await bob.engine._inputs_send.send(delivered)
+            await eventually(lambda: _last_notice(bob)["received"] == "4")
+            nursery.cancel_scope.cancel()
     for party in parties:
         party.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from node.chain import ChainClient, devnet_node_key
+from node.engine import SpawnError, node_command, spawn_node
 from node.home import NodeHome
 from node.rpc import RpcError, RpcSyncClient, load_rpc_token
 
@@ -120,36 +120,18 @@ def start_node(
 ) -> NodeProcess:
     """Start a node and wait for the lines that say it is up."""
     stderr_path = home / f"{name}.stderr"
-    command = [sys.executable, "-m", "node.engine._cli", "run", "--home", str(home)]
-    command += ["--devnet", str(devnet), "--listen", f"/ip4/127.0.0.1/tcp/{port}", "--verbose"]
-    for peer in peers:
-        command += ["--peer", peer]
-    with stderr_path.open("a") as stderr:
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    assert process.stdout is not None
-    lines: dict[str, str] = {}
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while "JSON-RPC on" not in lines:
-        line = process.stdout.readline()
-        if not line or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"{name} did not start: {stderr_path.read_text()[-3000:]}")
-        key, _, value = line.strip().rpartition(" ")
-        lines[key] = value
+    command = node_command(home, devnet=devnet, peers=peers, listen_port=port, verbose=True)
+    try:
+        spawned = spawn_node(command, stderr_path, timeout_s=START_TIMEOUT_S)
+    except SpawnError:
+        raise AssertionError(f"{name} did not start: {stderr_path.read_text()[-3000:]}") from None
     return NodeProcess(
         name,
         home,
-        process,
-        lines["scnode node"],
-        lines["listening on"],
-        lines["JSON-RPC on"],
+        spawned.process,
+        spawned.address,
+        spawned.multiaddr,
+        spawned.rpc_url,
         stderr_path,
     )
 

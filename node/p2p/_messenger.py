@@ -33,6 +33,7 @@ from node.core.constants import (
     message_payloads_max,
     message_size_bytes_max,
     p2p_delivery_batches_max,
+    p2p_frame_send_bytes_max,
     p2p_outbox_messages_max,
     p2p_peers_max,
     p2p_read_chunk_bytes,
@@ -126,6 +127,7 @@ class MessengerOptions:
 
     resend_timeout_ms: int = p2p_resend_timeout_ms
     frame_bytes_max: int = frame_size_bytes_max
+    frame_send_bytes_max: int = p2p_frame_send_bytes_max
     outbox_messages_max: int = p2p_outbox_messages_max
     delivery_batches_max: int = p2p_delivery_batches_max
     redial_backoff_ms_min: int = p2p_redial_backoff_ms_min
@@ -343,7 +345,9 @@ class Messenger:
     def _next_frame(self, session: _Session) -> bytes:
         acks = session.pending_acks[:_ACKS_PER_FRAME_MAX]
         del session.pending_acks[: len(acks)]
-        budget = self._options.frame_bytes_max - _FRAME_OVERHEAD_BYTES - ack_field_bytes(acks)
+        room = self._options.frame_bytes_max - _FRAME_OVERHEAD_BYTES - ack_field_bytes(acks)
+        # Stay below the send target, but a message larger than it goes alone.
+        budget = room - max(0, self._options.frame_bytes_max - self._options.frame_send_bytes_max)
         fields: list[bytes] = []
         now = trio.current_time()
         unacked = session.outbox.unacked
@@ -353,7 +357,7 @@ class Messenger:
             if field is None:
                 session.unsent.popleft()  # acknowledged meanwhile
                 continue
-            if len(field) > budget:
+            if len(field) > budget and (fields or len(field) > room):
                 break
             session.unsent.popleft()
             fields.append(field)

@@ -23,7 +23,7 @@ from node.p2p._framing import check_envelope
 from node.p2p._messenger import receipt_groups
 from node.proto import log_pb2, wire_pb2
 from tests.p2p.conftest import ALICE, BOB
-from tests.p2p.test_p2p_messaging import Inbox, _payload, _raw, eventually
+from tests.p2p.test_p2p_messaging import Inbox, _payload, _raw, eventually, running
 
 MESSAGES = 15  # of message_payloads_max payloads each: 3 log batches' worth at 2 records each
 
@@ -116,3 +116,20 @@ async def test_a_burst_beyond_one_log_batch_is_received_whole(homes: dict[str, N
         range(1, MESSAGES + 1)
     )
     assert len(receipts) >= 3  # at least three log batches' worth
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+async def test_a_message_larger_than_the_frame_target_goes_alone(
+    homes: dict[str, NodeHome],
+) -> None:
+    inbox = Inbox()
+    big = [_payload("b" * 2000) for _ in range(300)]  # ~600 KB: over the 256 KiB target
+    async with running(homes["bob"], inbox) as bob, running(homes["alice"], Inbox()) as alice:
+        for label in ("before", "after"):
+            await alice.send(BOB.address, [_payload(label)])
+        await alice.send(BOB.address, big)
+        await alice.connect(bob.multiaddrs()[0])
+        await eventually(lambda: len(inbox.ids_from(ALICE.address)) == 3)
+    sizes = [len(e.payloads) for d in inbox.deliveries for e in d.envelopes]
+    assert sizes == [1, 1, 300]

@@ -478,11 +478,8 @@ def test_sigkill_the_payer_mid_stream(net: Net) -> None:
     alice = net.restart("alice")
     paid = int(alice.call("get_payment_channel", channel_id=channel)["paid"])
     assert paid >= streamer.paid  # a payment is logged before it is answered
-    deadline = time.monotonic() + 20
-    while received(net, "bob", channel) != paid and time.monotonic() < deadline:
-        time.sleep(0.05)
-    caught_up = received(net, "bob", channel)
-    # One more payment, then close: the channel must end right even if the above lags.
+    # Vouchers logged just before the kill reach Bob: the restarted payer sends its latest.
+    wait_received(net, "bob", channel, paid)
     assert alice.call("pay", channel_id=channel, amount="1")["paid"] == str(paid + 1)
     wait_received(net, "bob", channel, paid + 1)
     accepted = vouchers_accepted(net["bob"].home, channel)
@@ -492,7 +489,6 @@ def test_sigkill_the_payer_mid_stream(net: Net) -> None:
     net.settled(moved(before, "alice", "bob", ["irene"], paid + 1))
     assert_no_guarantees(net)
     assert_idle(net)
-    assert caught_up == paid, f"bob received {caught_up} of the {paid} alice logged"
 
 
 @pytest.mark.timeout(90)

@@ -8,17 +8,13 @@ the previous ones travel back.
 
 from __future__ import annotations
 
-import http.client
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
 
 from node.core import constants
-from node.rpc import RpcConnectionError, RpcError
+from node.rpc import BatchAnswer, JsonValue, RpcConnectionError, RpcError, RpcSyncClient
 
 Progress = Callable[[int], None]
 
@@ -50,40 +46,21 @@ def batch_sizes(count: int, batch: int) -> list[int]:
     return [min(batch, count - start) for start in range(0, count, batch)]
 
 
-def pay_calls_body(channel_id: str, amount: int, size: int) -> bytes:
-    """The JSON of a batch of ``size`` ``pay`` calls (pure)."""
-    params = {"channel_id": channel_id, "amount": str(amount)}
-    calls = [
-        {"jsonrpc": "2.0", "id": index, "method": "pay", "params": params} for index in range(size)
-    ]
-    return json.dumps(calls, separators=(",", ":")).encode("ascii")
-
-
-def paid_of_answers(status: int, body: bytes, size: int) -> int:
-    """The largest cumulative total in a batch's answers (pure).
+def paid_of_results(results: Sequence[BatchAnswer]) -> int:
+    """The largest cumulative total in the answers of a batch of ``pay`` calls (pure).
 
     Raises:
         RpcError: a call was refused (the first refusal, e.g. not enough funds).
-        RpcConnectionError: not an answer to every call of the batch.
+        RpcConnectionError: an answer that is not a ``pay`` result.
     """
-    try:
-        answers = json.loads(body)
-    except ValueError:
-        raise RpcConnectionError(f"HTTP {status}: the body is not JSON") from None
-    if isinstance(answers, dict) and isinstance(answers.get("error"), dict):
-        error = answers["error"]
-        raise RpcError(int(error.get("code", 0)), str(error.get("message")))
-    if not isinstance(answers, list) or len(answers) != size:
-        raise RpcConnectionError(f"HTTP {status}: expected {size} answers to the batch")
     paid = 0
-    for answer in answers:
-        error = answer.get("error") if isinstance(answer, dict) else None
-        if isinstance(error, dict):
-            raise RpcError(int(error.get("code", 0)), str(error.get("message")))
-        result = answer.get("result") if isinstance(answer, dict) else None
-        if not isinstance(result, dict) or not str(result.get("paid", "")).isdigit():
-            raise RpcConnectionError(f"HTTP {status}: a pay answer without 'paid'")
-        paid = max(paid, int(result["paid"]))
+    for result in results:
+        if isinstance(result, RpcError):
+            raise result
+        total = result.get("paid") if isinstance(result, dict) else None
+        if not isinstance(total, str) or not total.isdigit():
+            raise RpcConnectionError("a pay answer without 'paid'")
+        paid = max(paid, int(total))
     return paid
 
 
@@ -111,14 +88,9 @@ class BatchPayer:
             raise ValueError(f"batch: {batch} not in 1..{constants.rpc_batch_calls_max}")
         if in_flight < 1:
             raise ValueError(f"in_flight: {in_flight} is not positive")
-        parts = urlsplit(url)
-        if parts.scheme != "http" or parts.hostname is None or parts.port is None:
-            raise ValueError(f"url: {url!r} is not http://host:port")
-        self._host, self._port = parts.hostname, parts.port
-        self._token = token
+        self._client = RpcSyncClient(url, token, timeout_ms=timeout_ms)
         self._batch = batch
         self._in_flight = in_flight
-        self._timeout_s = timeout_ms / 1000
 
     def pay(
         self, channel_id: str, amount: int, count: int, progress: Progress | None = None
@@ -160,19 +132,9 @@ class BatchPayer:
 
     def _post(self, channel_id: str, amount: int, size: int) -> tuple[int, int]:
         """One batch: its size and the largest total paid it answered."""
-        body = pay_calls_body(channel_id, amount, size)
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
-        headers: dict[str, Any] = {
-            "Authorization": f"Bearer {self._token}",
-            "Content-Type": "application/json",
-            "Connection": "close",
-        }
+        params: dict[str, JsonValue] = {"channel_id": channel_id, "amount": str(amount)}
         try:
-            connection.request("POST", "/", body, headers)
-            response = connection.getresponse()
-            answer = response.read(constants.rpc_response_bytes_max + 1)
-        except (OSError, http.client.HTTPException) as error:
-            raise RpcConnectionError(f"pay batch: {error}") from error
-        finally:
-            connection.close()
-        return size, paid_of_answers(response.status, answer, size)
+            results = self._client.call_batch([("pay", params)] * size)
+        except RpcConnectionError as error:
+            raise RpcConnectionError(f"pay {error}") from error
+        return size, paid_of_results(results)

@@ -1,5 +1,6 @@
 """The node's JSON-RPC 2.0 interface: HTTP calls, WebSocket notifications, token auth."""
 
+from node.rpc._client import BatchAnswer as BatchAnswer
 from node.rpc._client import Notification as Notification
 from node.rpc._client import NotificationStream as NotificationStream
 from node.rpc._client import RpcClient as RpcClient

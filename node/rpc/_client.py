@@ -6,7 +6,7 @@ import contextlib
 import http.client
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import quote, urlsplit
@@ -85,6 +85,11 @@ def parse_response(status: int, body: bytes) -> JsonValue:
         message = decode_json(body)
     except ValueError:
         raise RpcConnectionError(f"HTTP {status}: the body is not JSON") from None
+    return _result_of(status, message)
+
+
+def _result_of(status: int, message: object) -> JsonValue:
+    """The result of one decoded JSON-RPC response (see ``parse_response``)."""
     if not isinstance(message, dict):
         raise RpcConnectionError(f"HTTP {status}: expected a JSON-RPC response object")
     error = message.get("error")
@@ -97,6 +102,45 @@ def parse_response(status: int, body: bytes) -> JsonValue:
         raise RpcConnectionError(f"HTTP {status}: no result in the response")
     result: JsonValue = message["result"]
     return result
+
+
+def batch_request_body(calls: Sequence[tuple[str, dict[str, JsonValue]]]) -> bytes:
+    """The JSON of a batch of calls with named params; the ids are 0, 1, ... in order."""
+    batch = [
+        {"jsonrpc": "2.0", "id": index, "method": method, "params": params}
+        for index, (method, params) in enumerate(calls)
+    ]
+    return encode_json(batch).encode("ascii")
+
+
+BatchAnswer = JsonValue | RpcError
+
+
+def parse_batch_response(status: int, body: bytes, count: int) -> list[BatchAnswer]:
+    """Each call's result, or the ``RpcError`` it got, in call order (pure).
+
+    Raises:
+        RpcError: the node refused the whole batch (401, 413, a malformed batch, ...).
+        RpcConnectionError: not one JSON-RPC response per call of the batch.
+    """
+    try:
+        message = decode_json(body)
+    except ValueError:
+        raise RpcConnectionError(f"HTTP {status}: the body is not JSON") from None
+    if isinstance(message, dict):
+        _result_of(status, message)  # a refusal of the whole batch raises here
+    if not isinstance(message, list) or len(message) != count:
+        raise RpcConnectionError(f"HTTP {status}: expected {count} answers to the batch")
+    by_id = {item.get("id"): item for item in message if isinstance(item, dict)}
+    if len(by_id) != count or any(index not in by_id for index in range(count)):
+        raise RpcConnectionError(f"HTTP {status}: the answers' ids are not those of the calls")
+    answers: list[BatchAnswer] = []
+    for index in range(count):
+        try:
+            answers.append(_result_of(status, by_id[index]))
+        except RpcError as error:
+            answers.append(error)
+    return answers
 
 
 def _headers(endpoint: Endpoint, token: str, body: bytes) -> list[tuple[str, str]]:
@@ -347,6 +391,20 @@ class RpcSyncClient:
             RpcConnectionError: the node is unreachable or did not answer JSON-RPC.
         """
         body = request_body(next(self._ids), method, params)
+        return parse_response(*self._post(body, method))
+
+    def call_batch(self, calls: Sequence[tuple[str, dict[str, JsonValue]]]) -> list[BatchAnswer]:
+        """Call ``(method, params)`` pairs in one JSON-RPC batch, which the node answers
+        concurrently; each call's result, or the ``RpcError`` it got, in order.
+
+        Raises:
+            RpcError: the node refused the whole batch.
+            RpcConnectionError: the node is unreachable or did not answer every call.
+        """
+        body = batch_request_body(calls)
+        return parse_batch_response(*self._post(body, f"batch of {len(calls)}"), len(calls))
+
+    def _post(self, body: bytes, what: str) -> tuple[int, bytes]:
         connection = http.client.HTTPConnection(
             self._endpoint.host, self._endpoint.port, timeout=self._timeout_s
         )
@@ -355,11 +413,11 @@ class RpcSyncClient:
             response = connection.getresponse()
             answer = response.read(constants.rpc_response_bytes_max + 1)
         except (OSError, http.client.HTTPException) as error:
-            raise RpcConnectionError(f"{method}: {error}") from error
+            raise RpcConnectionError(f"{what}: {error}") from error
         finally:
             connection.close()
         if len(answer) > constants.rpc_response_bytes_max:
             raise RpcConnectionError(
                 f"response larger than {constants.rpc_response_bytes_max} bytes"
             )
-        return parse_response(response.status, answer)
+        return response.status, answer

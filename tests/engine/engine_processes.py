@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import signal
 import subprocess
@@ -16,11 +15,11 @@ from typing import Any, TypeVar
 from node.chain import ChainClient, devnet_node_key
 from node.engine import SpawnError, node_command, spawn_node
 from node.home import NodeHome
-from node.rpc import RpcError, RpcSyncClient, load_rpc_token
+from node.rpc import RpcSyncClient, load_rpc_token
 
 PROJECT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
-BATCH_TIMEOUT_S = 60.0
+BATCH_TIMEOUT_MS = 60_000
 _T = TypeVar("_T")
 
 
@@ -81,32 +80,10 @@ class NodeProcess:
 
     def batch(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
         """One JSON-RPC batch; each call's result, or the RpcError it got, in order."""
-        body = json.dumps(
-            [
-                {"jsonrpc": "2.0", "id": index, "method": method, "params": params}
-                for index, (method, params) in enumerate(calls)
-            ]
-        ).encode()
-        host, port = self.rpc_url.removeprefix("http://").rsplit(":", 1)
-        token = load_rpc_token(NodeHome(self.home))
-        connection = http.client.HTTPConnection(host, int(port), timeout=BATCH_TIMEOUT_S)
-        try:
-            headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
-            connection.request("POST", "/", body, headers)
-            response = connection.getresponse()
-            answers = json.loads(response.read())
-        finally:
-            connection.close()
-        assert isinstance(answers, list), answers
-        by_id = {answer["id"]: answer for answer in answers}
-        assert sorted(by_id) == list(range(len(calls))), answers
-        return [_result(by_id[index]) for index in range(len(calls))]
-
-
-def _result(answer: dict[str, Any]) -> Any:
-    if "error" in answer:
-        return RpcError(answer["error"]["code"], answer["error"]["message"])
-    return answer["result"]
+        client = RpcSyncClient(
+            self.rpc_url, load_rpc_token(NodeHome(self.home)), timeout_ms=BATCH_TIMEOUT_MS
+        )
+        return client.call_batch(calls)
 
 
 def init_home(root: Path, name: str, index: int) -> Path:

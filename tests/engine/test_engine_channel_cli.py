@@ -19,9 +19,10 @@ from node import cli as scnode_cli
 from node.chain import devnet_down, devnet_up
 from node.core import constants
 from node.engine import _cli, _payment_cli
-from node.engine._paying import BatchPayer, batch_sizes, paid_of_answers, pay_calls_body
+from node.engine._paying import BatchPayer, batch_sizes, paid_of_results
 from node.home import NodeHome
-from node.rpc import RpcConnectionError, RpcError
+from node.rpc import JsonValue, RpcConnectionError, RpcError
+from node.rpc._client import batch_request_body, parse_batch_response
 from tests.engine.engine_processes import NodeProcess, init_home, start_node, wait_done, wait_for
 
 CHANNEL = "0x" + "ab" * 32
@@ -112,8 +113,9 @@ def test_batch_sizes_refuse_nonsense() -> None:
             batch_sizes(count, batch)
 
 
-def test_pay_calls_body_is_a_batch_of_pay_calls() -> None:
-    calls = json.loads(pay_calls_body(CHANNEL, 12, 3))
+def test_a_batch_body_numbers_the_calls_in_order() -> None:
+    params: dict[str, JsonValue] = {"channel_id": CHANNEL, "amount": "12"}
+    calls = json.loads(batch_request_body([("pay", params)] * 3))
     assert [call["id"] for call in calls] == [0, 1, 2]
     assert {call["method"] for call in calls} == {"pay"}
     assert all(call["params"] == {"channel_id": CHANNEL, "amount": "12"} for call in calls)
@@ -123,25 +125,25 @@ def answers(*items: Any) -> bytes:
     return json.dumps(list(items)).encode()
 
 
-def test_paid_of_answers_takes_the_largest_total() -> None:
+def test_paid_of_results_takes_the_largest_total() -> None:
     body = answers(
         *(
             {"jsonrpc": "2.0", "id": i, "result": {"paid": str(p)}}
             for i, p in enumerate((30, 10, 20))
         )
     )
-    assert paid_of_answers(200, body, 3) == 30
+    assert paid_of_results(parse_batch_response(200, body, 3)) == 30
 
 
-def test_paid_of_answers_raises_the_refusal() -> None:
+def test_paid_of_results_raises_the_refusal() -> None:
     refused = {"jsonrpc": "2.0", "id": 1, "error": {"code": -32016, "message": "not enough funds"}}
     body = answers({"jsonrpc": "2.0", "id": 0, "result": {"paid": "5"}}, refused)
     with pytest.raises(RpcError, match="not enough funds") as raised:
-        paid_of_answers(200, body, 2)
+        paid_of_results(parse_batch_response(200, body, 2))
     assert raised.value.code == -32016
     whole = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": "no"}})
     with pytest.raises(RpcError, match="no"):
-        paid_of_answers(401, whole.encode(), 2)
+        parse_batch_response(401, whole.encode(), 2)
 
 
 @pytest.mark.parametrize(
@@ -149,13 +151,15 @@ def test_paid_of_answers_raises_the_refusal() -> None:
     [
         (b"<html>", "not JSON"),
         (answers({"jsonrpc": "2.0", "id": 0, "result": {"paid": "5"}}), "expected 2 answers"),
+        (answers({"id": 0, "result": {}}, {"id": 0, "result": {}}), "ids are not those"),
+        (answers({"id": 0, "result": {"paid": "5"}}, 7), "ids are not those"),
         (answers({"id": 0, "result": {}}, {"id": 1, "result": {}}), "without 'paid'"),
-        (answers({"id": 0, "result": {"paid": "-1"}}, 7), "without 'paid'"),
+        (answers({"id": 0, "result": {"paid": "-1"}}, {"id": 1, "result": 7}), "without 'paid'"),
     ],
 )
-def test_paid_of_answers_refuses_what_is_not_an_answer(body: bytes, problem: str) -> None:
+def test_what_is_not_an_answer_to_pay_is_refused(body: bytes, problem: str) -> None:
     with pytest.raises(RpcConnectionError, match=problem):
-        paid_of_answers(200, body, 2)
+        paid_of_results(parse_batch_response(200, body, 2))
 
 
 def test_batch_payer_checks_its_settings() -> None:

@@ -9,7 +9,6 @@ adjudicator paid out, to the wei.
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import threading
 import time
@@ -394,7 +393,10 @@ class Streamer:
     def _batch(self) -> int:
         try:
             answers = self.node.batch([("pay", {"channel_id": self.channel, "amount": "1"})] * 20)
-        except (OSError, http.client.HTTPException, ValueError):
+        except RpcError as error:  # the whole batch refused
+            self.refused.append(str(error))
+            return 0
+        except RpcConnectionError:
             self.unanswered += 1
             return 0
         self.refused += [str(answer) for answer in answers if isinstance(answer, RpcError)]

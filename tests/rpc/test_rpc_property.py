@@ -15,7 +15,15 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.rpc import RpcServer, RpcSyncClient, generate_rpc_token, node_version
+from node.rpc import (
+    ErrorCode,
+    JsonValue,
+    RpcError,
+    RpcServer,
+    RpcSyncClient,
+    generate_rpc_token,
+    node_version,
+)
 from tests.rpc.rpc_support import Calls, build_registry, host_port
 
 # The test registry's methods, less those that wait on purpose.
@@ -164,3 +172,36 @@ def test_nesting_depth_is_the_depth_of_the_value(value: object, ascii_only: bool
 
     raw = json.dumps(value, ensure_ascii=ascii_only).encode()
     assert _nesting_depth(raw) == _depth(value)
+
+
+@given(st.lists(st.sampled_from(["add", "missing_channel", "nonexistent"]), min_size=1, max_size=8))
+def test_a_sync_batch_answers_each_call_in_order(
+    threaded_server: ThreadedServer, methods: list[str]
+) -> None:
+    client = RpcSyncClient(threaded_server.url, threaded_server.token, timeout_ms=5_000)
+    params: dict[str, dict[str, JsonValue]] = {
+        "missing_channel": {"channel_id": "0x" + "ab" * 32},
+        "nonexistent": {},
+    }
+    calls = [
+        (method, {"a": index, "b": 1} if method == "add" else params[method])
+        for index, method in enumerate(methods)
+    ]
+    answers = client.call_batch(calls)
+    assert len(answers) == len(calls)
+    codes = {
+        "missing_channel": ErrorCode.CHANNEL_NOT_FOUND,
+        "nonexistent": ErrorCode.METHOD_NOT_FOUND,
+    }
+    for index, (method, answer) in enumerate(zip(methods, answers, strict=True)):
+        if method == "add":
+            assert answer == str(index + 1)
+        else:
+            assert isinstance(answer, RpcError)
+            assert answer.code == codes[method]
+
+
+def test_a_sync_batch_refused_whole_raises(threaded_server: ThreadedServer) -> None:
+    client = RpcSyncClient(threaded_server.url, "wrong-token", timeout_ms=5_000)
+    with pytest.raises(RpcError):
+        client.call_batch([("add", {"a": 1, "b": 2})])

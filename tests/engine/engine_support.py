@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +145,22 @@ async def open_ledger(
     )
     for party in (leader, follower):
         assert (await party.engine.wait_objective(fund_id)).done
+    return fund_id.channel_id
+
+
+async def open_virtual_channel(
+    payer: Party, payee: Party, via: list[str] | None, amount: int, *, also: Sequence[Party] = ()
+) -> bytes:
+    """A virtual channel from payer to payee through ``via`` (None: a route is found); its
+    id once the payer and the payee have it open and the parties ``also`` are done."""
+    fund_id = await payer.engine.create_payment_channel(payee.address, via, amount)
+    for party in also:
+        assert (await party.engine.wait_objective(fund_id)).done
+    for party in (payer, payee):
+        assert (await party.engine.wait_objective(fund_id)).done
+        await eventually(
+            lambda p=party: p.engine.payment_channel(fund_id.channel_id)["status"] == "OPEN"  # type: ignore[misc]
+        )
     return fund_id.channel_id
 
 

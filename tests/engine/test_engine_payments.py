@@ -20,6 +20,7 @@ from tests.engine.engine_support import (
     allocations,
     eventually,
     open_ledger,
+    open_virtual_channel,
     start_parties,
 )
 from tests.engine.test_engine_hostile import inject
@@ -33,13 +34,7 @@ async def open_payment_channel(parties: tuple[Party, Party, Party], amount: int)
     alice, irene, bob = parties
     await open_ledger(alice, irene, 10**6)
     await open_ledger(irene, bob, 10**6)
-    fund_id = await alice.engine.create_payment_channel(BOB.address, [IRENE.address], amount)
-    for party in parties:
-        assert (await party.engine.wait_objective(fund_id)).done
-    channel = fund_id.channel_id
-    for party in (alice, bob):
-        await eventually(lambda p=party: p.engine.payment_channel(channel)["status"] == "OPEN")  # type: ignore[misc]
-    return channel
+    return await open_virtual_channel(alice, bob, [IRENE.address], amount, also=[irene])
 
 
 def accepted_vouchers(party: Party) -> list[int]:

@@ -17,20 +17,11 @@ from tests.engine.engine_support import (
     allocations,
     eventually,
     open_ledger,
+    open_virtual_channel,
     start_parties,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-
-async def _open(payer: Party, payee: Party, via: list[str] | None, amount: int) -> bytes:
-    fund_id = await payer.engine.create_payment_channel(payee.address, via, amount)
-    for party in (payer, payee):
-        assert (await party.engine.wait_objective(fund_id)).done
-        await eventually(
-            lambda p=party: p.engine.payment_channel(fund_id.channel_id)["status"] == "OPEN"  # type: ignore[misc]
-        )
-    return fund_id.channel_id
 
 
 async def _close(parties: tuple[Party, ...], channel: bytes) -> None:
@@ -50,7 +41,7 @@ async def test_zero_intermediaries_pay_and_close_on_the_shared_ledger(setting: S
         async with trio.open_nursery() as nursery:
             await start_parties(nursery, *parties)
             ledger = await open_ledger(alice, bob, 10)
-            channel = await _open(alice, bob, [], 4)
+            channel = await open_virtual_channel(alice, bob, [], 4)
             assert alice.engine.payment_channel(channel)["intermediaries"] == []
             for party in parties:
                 assert allocations(party, ledger) == [6, 0, 4]
@@ -78,7 +69,7 @@ async def test_two_intermediaries_lock_every_ledger_and_release_it(setting: Sett
                 await open_ledger(irene, ivan, 10),
                 await open_ledger(ivan, bob, 10),
             ]
-            channel = await _open(alice, bob, [IRENE.address, IVAN.address], 5)
+            channel = await open_virtual_channel(alice, bob, [IRENE.address, IVAN.address], 5)
             hops = list(zip(ledgers, [(alice, irene), (irene, ivan), (ivan, bob)], strict=True))
             for ledger, pair in hops:
                 for party in pair:
@@ -123,7 +114,7 @@ async def test_route_found_from_announced_ledgers(setting: Setting) -> None:
             # Irene can lock only 3 towards Bob: 4 has no route, 3 goes through her.
             with pytest.raises(CommandRefusedError, match="no route"):
                 await alice.engine.create_payment_channel(BOB.address, None, 4)
-            channel = await _open(alice, bob, None, 3)
+            channel = await open_virtual_channel(alice, bob, None, 3)
             assert alice.engine.payment_channel(channel)["intermediaries"] == [IRENE.address]
             nursery.cancel_scope.cancel()
     for party in parties:
@@ -138,7 +129,7 @@ async def test_vouchers_handed_over_out_of_band(setting: Setting) -> None:
             await start_parties(nursery, *parties)
             left = await open_ledger(alice, irene, 10)
             await open_ledger(irene, bob, 10)
-            channel = await _open(alice, bob, [IRENE.address], 5)
+            channel = await open_virtual_channel(alice, bob, [IRENE.address], 5)
             listed = alice.engine.payment_channels_by_ledger(left)
             assert [info["id"] for info in listed] == ["0x" + channel.hex()]
             assert irene.engine.payment_channels_by_ledger(left) == [
@@ -176,7 +167,7 @@ async def test_a_voucher_refused_as_early_is_sent_again(setting: Setting) -> Non
             await start_parties(nursery, *parties)
             await open_ledger(alice, irene, 10)
             await open_ledger(irene, bob, 10)
-            channel = await _open(alice, bob, [IRENE.address], 5)
+            channel = await open_virtual_channel(alice, bob, [IRENE.address], 5)
             await alice.engine.create_voucher(channel, 1)
             await alice.engine.create_voucher(channel, 2)  # the latest covers both
             refusal = wire_pb2.Payload(
@@ -208,7 +199,7 @@ async def test_an_intermediary_refuses_a_channel_beyond_its_limit(setting: Setti
             entry = await alice.engine.wait_objective(fund_id)
             assert entry.failure is not None
             assert "exceeds the limit 10" in entry.failure
-            channel = await _open(alice, bob, [IRENE.address], 10)
+            channel = await open_virtual_channel(alice, bob, [IRENE.address], 10)
             assert alice.engine.payment_channel(channel)["funds"] == "10"
             nursery.cancel_scope.cancel()
     for party in parties:

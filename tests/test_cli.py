@@ -24,7 +24,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_each_command_is_registered_by_its_module(command: str) -> None:
-    # The index in node/cli.py must name the module that really registers the command.
+    # The index in node/cli/_main.py must name the module that really registers the command.
     subparsers = build_parser(command)._subparsers
     assert subparsers is not None
     choices = subparsers._group_actions[0].choices

@@ -110,7 +110,3 @@ def _version() -> str:
         return version("scnode")
     except PackageNotFoundError:
         return "unknown"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

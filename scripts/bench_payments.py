@@ -38,7 +38,7 @@ import trio
 from devnet_nodes import ScriptNode, start_path, wait_done, wait_until
 
 from node.chain import devnet_down, devnet_up
-from node.engine import BatchPayer
+from node.cli import BatchPayer
 from node.rpc import RpcClient, RpcError
 
 ETH = 10**18

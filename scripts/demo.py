@@ -30,7 +30,7 @@ from devnet_nodes import ScriptNode, start_path, wait_done, wait_until
 from rich.console import Console
 from rich.table import Table
 
-from node.engine import BatchPayer, channels_table, pay_with_progress, payments_table
+from node.cli import BatchPayer, channels_table, pay_with_progress, payments_table
 
 ETH = 10**18
 PAYMENTS = 10_000

@@ -1,7 +1,6 @@
 """The engine: the trio loop from inputs to the log, the derivation, objectives and effects,
 and the node that runs it beside p2p, the chain watcher and JSON-RPC."""
 
-from node.engine._cli import channels_table as channels_table
 from node.engine._dispute import Settlement as Settlement
 from node.engine._dispute import SettleStage as SettleStage
 from node.engine._dispute import register_dispute_methods as register_dispute_methods
@@ -15,10 +14,6 @@ from node.engine._node import NodeOptions as NodeOptions
 from node.engine._node import NodeStarted as NodeStarted
 from node.engine._node import read_rpc_url as read_rpc_url
 from node.engine._node import run_node as run_node
-from node.engine._paying import BatchPayer as BatchPayer
-from node.engine._paying import PaymentRun as PaymentRun
-from node.engine._payment_cli import pay_with_progress as pay_with_progress
-from node.engine._payment_cli import payments_table as payments_table
 from node.engine._rpc import register_node_methods as register_node_methods
 from node.engine._spawn import SpawnedNode as SpawnedNode
 from node.engine._spawn import SpawnError as SpawnError

@@ -53,7 +53,7 @@ def node_command(
     python_options: Sequence[str] = (),
 ) -> list[str]:
     """The command line of a child node (pure); ``python_options`` go before ``-m``."""
-    command = [sys.executable, *python_options, "-m", "node.engine._cli", "run"]
+    command = [sys.executable, *python_options, "-m", "node.cli", "run"]
     command += ["--home", str(home), "--devnet", str(devnet)]
     command += ["--listen", f"/ip4/127.0.0.1/tcp/{listen_port}"]
     command += ["--verbose"] if verbose else []

@@ -24,9 +24,9 @@ _T = TypeVar("_T")
 
 
 def cli(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m node.engine._cli ARGS`` to completion."""
+    """Run ``python -m node.cli ARGS`` to completion."""
     return subprocess.run(
-        [sys.executable, "-m", "node.engine._cli", *args],
+        [sys.executable, "-m", "node.cli", *args],
         cwd=PROJECT,
         capture_output=True,
         text=True,

@@ -15,11 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from node import cli as scnode_cli
 from node.chain import devnet_down, devnet_up
+from node.cli import _channel, _common, build_parser, main
+from node.cli._paying import BatchPayer, batch_sizes, paid_of_results
 from node.core import constants
-from node.engine import _cli, _payment_cli
-from node.engine._paying import BatchPayer, batch_sizes, paid_of_results
 from node.home import NodeHome
 from node.rpc import JsonValue, RpcConnectionError, RpcError
 from node.rpc._client import batch_request_body, parse_batch_response
@@ -33,7 +32,7 @@ ETH = 10**18
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scnode")
-    _cli.register(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    _common.register(parser.add_subparsers(dest="command", metavar="COMMAND"))
     return parser.parse_args(list(argv))
 
 
@@ -43,13 +42,13 @@ def parse(*argv: str) -> argparse.Namespace:
 def test_channel_open_routes(tmp_path: Path) -> None:
     base = ("channel", "open", "--home", str(tmp_path), "--counterparty", ALICE)
     found = parse(*base, "--amount", "2gwei")
-    assert found.handler is _payment_cli.channel_open_command
-    assert _payment_cli.open_params(found) == {"counterparty": ALICE, "amount": str(2 * 10**9)}
+    assert found.handler is _channel.channel_open_command
+    assert _channel.open_params(found) == {"counterparty": ALICE, "amount": str(2 * 10**9)}
     direct = parse(*base, "--amount", "1", "--direct")
-    assert _payment_cli.open_params(direct)["intermediaries"] == []
+    assert _channel.open_params(direct)["intermediaries"] == []
     via = parse(*base, "--amount", "1", "--via", IRENE, "--via", ALICE, "--challenge-duration", "9")
-    assert _payment_cli.open_params(via)["intermediaries"] == [IRENE, ALICE]
-    assert _payment_cli.open_params(via)["challenge_duration"] == 9
+    assert _channel.open_params(via)["intermediaries"] == [IRENE, ALICE]
+    assert _channel.open_params(via)["challenge_duration"] == 9
 
 
 @pytest.mark.parametrize(
@@ -76,7 +75,7 @@ def test_bad_arguments_exit_2(tmp_path: Path, argv: tuple[str, ...]) -> None:
 def test_pay_parses_amounts_and_counts(tmp_path: Path) -> None:
     found = parse("pay", "--home", str(tmp_path), "--channel", CHANNEL, "--amount", "1.5gwei")
     assert (found.handler, found.amount, found.count) == (
-        _payment_cli.pay_command,
+        _channel.pay_command,
         1_500_000_000,
         1,
     )
@@ -87,13 +86,13 @@ def test_pay_parses_amounts_and_counts(tmp_path: Path) -> None:
 
 
 def test_scnode_lists_and_routes_the_new_commands() -> None:
-    help_text = scnode_cli.build_parser().format_help()
+    help_text = build_parser().format_help()
     assert "channel" in help_text
     assert "pay on a payment channel" in help_text
-    namespace = scnode_cli.build_parser("pay").parse_args(
+    namespace = build_parser("pay").parse_args(
         ["pay", "--home", "h", "--channel", CHANNEL, "--amount", "1"]
     )
-    assert namespace.handler is _payment_cli.pay_command
+    assert namespace.handler is _channel.pay_command
 
 
 # ---------------------------------------------------------------------- batches, pure
@@ -199,7 +198,7 @@ def test_payments_table_shows_route_and_amounts() -> None:
         "received": "0",
     }
     via = {**channel, "intermediaries": [IRENE], "status": "CLOSED"}
-    text = rendered(_payment_cli.payments_table([channel, via]))
+    text = rendered(_channel.payments_table([channel, via]))
     for shown in ("direct", "0x2222…2222", "1 ETH", "250 wei", "CLOSED"):
         assert shown in text
 
@@ -225,7 +224,7 @@ def test_commands_without_a_running_node(
     (tmp_path / "rpc.url").write_text("http://127.0.0.1:1\n")
     (tmp_path / "rpc.token").write_text("token\n")
     (tmp_path / "rpc.token").chmod(0o600)
-    assert _cli.main([*argv, "--home", str(tmp_path)]) == 1
+    assert main([*argv, "--home", str(tmp_path)]) == 1
     assert prefix in capsys.readouterr().err
 
 
@@ -254,7 +253,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProcess
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    code = _cli.main([*argv, "--json"])
+    code = main([*argv, "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     return json.loads(out)
@@ -286,7 +285,7 @@ def test_open_pay_list_close_with_the_cli(
     assert (many["payments"], many["paid"]) == (250, "750")
     one = run_json(capsys, "pay", *home, "--channel", channel, "--amount", "5")
     assert (one["payments"], one["paid"]) == (1, "755")
-    assert _cli.main(["pay", *home, "--channel", channel, "--amount", "1", "--count", "45"]) == 0
+    assert main(["pay", *home, "--channel", channel, "--amount", "1", "--count", "45"]) == 0
     shown = capsys.readouterr().out
     assert "paid 45 × 1 wei in" in shown
     assert "total paid on" in shown
@@ -299,7 +298,7 @@ def test_open_pay_list_close_with_the_cli(
     assert [(c["id"], c["received"], c["payer"]) for c in listed] == [
         (channel, "800", alice.address)
     ]
-    code = _cli.main(["pay", *home, "--channel", channel, "--amount", "1gwei"])
+    code = main(["pay", *home, "--channel", channel, "--amount", "1gwei"])
     assert code == 1
     assert "scnode pay:" in capsys.readouterr().err  # more than the channel holds
     closed = run_json(capsys, "channel", "close", *home, "--channel", channel)
@@ -308,6 +307,6 @@ def test_open_pay_list_close_with_the_cli(
     ledger = alice.call("get_all_ledger_channels")[0]
     assert ledger["balances"][0]["me"] == str(ETH - 800)
     assert bob.call("get_all_ledger_channels")[0]["balances"][0]["me"] == "800"
-    code = _cli.main(["channel", "list", "--home", str(alice.home)])
+    code = main(["channel", "list", "--home", str(alice.home)])
     assert code == 0
     assert "0x" in capsys.readouterr().out

@@ -23,9 +23,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from node.cli._common import fail, parse_amount, rpc_client, run_objective, wei_text
+from node.cli._paying import BatchPayer, PaymentRun
 from node.core.errors import ScnodeError
-from node.engine._cli import fail, parse_amount, rpc_client, run_objective, wei_text
-from node.engine._paying import BatchPayer, PaymentRun
 
 _SETTLE_POLL_S = 2.0
 
@@ -191,7 +191,7 @@ def channel_settle_command(namespace: argparse.Namespace) -> int:
 
 def pay_command(namespace: argparse.Namespace) -> int:
     """Pay ``--count`` times ``--amount``; batches with a progress bar when more than one."""
-    from node.engine._node import read_rpc_url
+    from node.engine import read_rpc_url
     from node.home import NodeHome
     from node.rpc import RpcConnectionError, RpcError, load_rpc_token
 

@@ -12,9 +12,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from node.core import constants
-from node.rpc import BatchAnswer, JsonValue, RpcConnectionError, RpcError, RpcSyncClient
+
+if TYPE_CHECKING:
+    # node.rpc loads trio: imported where used, so that importing node.cli stays light.
+    from node.rpc import BatchAnswer, JsonValue
 
 Progress = Callable[[int], None]
 
@@ -53,6 +57,8 @@ def paid_of_results(results: Sequence[BatchAnswer]) -> int:
         RpcError: a call was refused (the first refusal, e.g. not enough funds).
         RpcConnectionError: an answer that is not a ``pay`` result.
     """
+    from node.rpc import RpcConnectionError, RpcError
+
     paid = 0
     for result in results:
         if isinstance(result, RpcError):
@@ -88,6 +94,8 @@ class BatchPayer:
             raise ValueError(f"batch: {batch} not in 1..{constants.rpc_batch_calls_max}")
         if in_flight < 1:
             raise ValueError(f"in_flight: {in_flight} is not positive")
+        from node.rpc import RpcSyncClient
+
         self._client = RpcSyncClient(url, token, timeout_ms=timeout_ms)
         self._batch = batch
         self._in_flight = in_flight
@@ -132,6 +140,8 @@ class BatchPayer:
 
     def _post(self, channel_id: str, amount: int, size: int) -> tuple[int, int]:
         """One batch: its size and the largest total paid it answered."""
+        from node.rpc import RpcConnectionError
+
         params: dict[str, JsonValue] = {"channel_id": channel_id, "amount": str(amount)}
         try:
             results = self._client.call_batch([("pay", params)] * size)

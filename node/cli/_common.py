@@ -1,5 +1,5 @@
 """``scnode run`` and ``scnode ledger open|close|list`` (``channel`` and ``pay``: see
-``_payment_cli``)."""
+``_channel``)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def register(subparsers: Any) -> None:
     run.set_defaults(handler=run_command)
     _register_ledger(subparsers)
     # Imported here: that module builds on this one's helpers.
-    from node.engine._payment_cli import register_payments
+    from node.cli._channel import register_payments
 
     register_payments(subparsers)
 
@@ -128,7 +128,7 @@ def run_command(namespace: argparse.Namespace) -> int:
     """Run a node until SIGINT or SIGTERM."""
     import trio
 
-    from node.engine._node import NodeOptions, run_node
+    from node.engine import NodeOptions, run_node
 
     logging.basicConfig(
         level=logging.INFO if namespace.verbose else logging.WARNING,
@@ -184,7 +184,7 @@ def run_command(namespace: argparse.Namespace) -> int:
 
 def rpc_client(home: Path) -> Any:
     """A blocking JSON-RPC client of the node running in ``home``."""
-    from node.engine._node import read_rpc_url
+    from node.engine import read_rpc_url
     from node.home import NodeHome
     from node.rpc import RpcSyncClient, load_rpc_token
 
@@ -334,16 +334,3 @@ def wei_text(amount: str) -> str:
         return amount
     value = int(amount)
     return f"{Decimal(value) / 10**18:f} ETH" if value >= 10**15 else f"{value} wei"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """These commands alone: ``python -m node.engine._cli run --home DIR ...``."""
-    parser = argparse.ArgumentParser(prog="scnode")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    namespace = parser.parse_args(argv)
-    exit_code: int = namespace.handler(namespace)
-    return exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

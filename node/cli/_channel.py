@@ -1,4 +1,5 @@
-"""``scnode channel open|close|list|settle`` (virtual payment channels) and ``scnode pay``."""
+"""``scnode channel open|close|list|settle``: virtual payment channels through the running
+node."""
 
 from __future__ import annotations
 
@@ -11,27 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
-from node.cli._common import fail, parse_amount, rpc_client, run_objective, wei_text
-from node.cli._paying import BatchPayer, PaymentRun
+from node.cli._common import fail, parse_amount, rpc_client, run_objective
+from node.cli._tables import payments_table, wei_text
 from node.core.errors import ScnodeError
 
 _SETTLE_POLL_S = 2.0
 
 
-def register_payments(subparsers: Any) -> None:
-    """Add ``channel`` and ``pay``."""
+def register(subparsers: Any) -> None:
+    """Add ``channel open|close|list|settle``."""
     channel = subparsers.add_parser("channel", help="open, close and list payment channels")
     commands = channel.add_subparsers(dest="channel_command", metavar="COMMAND", required=True)
     open_ = commands.add_parser("open", help="open a virtual payment channel to a peer")
@@ -64,24 +54,13 @@ def register_payments(subparsers: Any) -> None:
     for command in (open_, close):
         command.add_argument("--no-wait", action="store_true", help="return once started")
         command.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
-    pay = subparsers.add_parser("pay", help="pay on a payment channel")
-    pay.add_argument("--channel", required=True, help="the channel id (0x...)")
-    pay.add_argument("--amount", required=True, type=parse_amount, help="each payment")
-    pay.add_argument("--count", type=_positive, default=1, help="how many payments (default 1)")
-    for command in (open_, close, listing, settle, pay):
+    for command in (open_, close, listing, settle):
         command.add_argument("--home", required=True, type=Path, help="the node's home")
         command.add_argument("--json", action="store_true", help="print JSON")
     open_.set_defaults(handler=channel_open_command)
     close.set_defaults(handler=channel_close_command)
     listing.set_defaults(handler=channel_list_command)
     settle.set_defaults(handler=channel_settle_command)
-    pay.set_defaults(handler=pay_command)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number from 1")
-    return int(text)
 
 
 def open_params(namespace: argparse.Namespace) -> dict[str, Any]:
@@ -187,95 +166,3 @@ def channel_settle_command(namespace: argparse.Namespace) -> int:
         when = datetime.fromtimestamp(answer["finalizes_at"], UTC).isoformat()
         console.print(f"challenged on chain; run this again after {when} to pay out")
     return 0
-
-
-def pay_command(namespace: argparse.Namespace) -> int:
-    """Pay ``--count`` times ``--amount``; batches with a progress bar when more than one."""
-    from node.engine import read_rpc_url
-    from node.home import NodeHome
-    from node.rpc import RpcConnectionError, RpcError, load_rpc_token
-
-    console = None if namespace.json else Console()
-    try:
-        if namespace.count == 1:
-            client = rpc_client(namespace.home)
-            answer = client.call("pay", channel_id=namespace.channel, amount=str(namespace.amount))
-            run = PaymentRun(1, int(answer["paid"]), 0.0)
-        else:
-            home = NodeHome(namespace.home)
-            payer = BatchPayer(read_rpc_url(home), load_rpc_token(home))
-            run = pay_with_progress(
-                payer, namespace.channel, namespace.amount, namespace.count, console
-            )
-    except (ScnodeError, RpcError, RpcConnectionError, ValueError) as error:
-        return fail("pay", error)
-    if console is None:
-        print(json.dumps(_run_json(namespace, run), indent=2))
-    else:
-        rate = f" in {run.seconds:.2f} s ({run.per_second:,.0f} payments/s)" if run.seconds else ""
-        console.print(
-            f"paid {run.count} × {wei_text(str(namespace.amount))}{rate};"
-            f" total paid on {namespace.channel}: {wei_text(str(run.paid))}",
-            soft_wrap=True,
-        )
-    return 0
-
-
-def _run_json(namespace: argparse.Namespace, run: PaymentRun) -> dict[str, Any]:
-    return {
-        "channel_id": namespace.channel,
-        "payments": run.count,
-        "amount": str(namespace.amount),
-        "paid": str(run.paid),
-        "seconds": round(run.seconds, 6),
-        "per_second": round(run.per_second, 1),
-    }
-
-
-class RateColumn(ProgressColumn):
-    """Payments per second, over the progress bar's recent window."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} payments/s" if speed else "- payments/s", style="cyan")
-
-
-def pay_with_progress(
-    payer: BatchPayer, channel: str, amount: int, count: int, console: Console | None
-) -> PaymentRun:
-    """``payer.pay`` with a live progress bar and rate on ``console`` (none: quietly)."""
-    if console is None:
-        return payer.pay(channel, amount, count)
-    columns = (
-        TextColumn("paying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("paying", total=count)
-        return payer.pay(channel, amount, count, lambda done: progress.advance(task, done))
-
-
-def _short(address: str) -> str:
-    return f"{address[:6]}…{address[-4:]}" if len(address) == 42 else address
-
-
-def payments_table(channels: list[Any]) -> Table:
-    """Payment channels as a rich table."""
-    table = Table(title="payment channels")
-    for column in ("channel", "status", "payer", "payee", "via", "funds", "paid", "received"):
-        table.add_column(column, overflow="fold")
-    for channel in channels:
-        table.add_row(
-            channel["id"][:18] + "...",
-            channel["status"],
-            _short(channel["payer"]),
-            _short(channel["payee"]),
-            ", ".join(_short(hop) for hop in channel["intermediaries"]) or "direct",
-            wei_text(channel["funds"]),
-            wei_text(channel["paid"]),
-            wei_text(channel["received"]),
-        )
-    return table

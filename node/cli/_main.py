@@ -18,10 +18,10 @@ from pathlib import Path
 # and wasmtime, which would cost every command, even --help, more than a second.
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": (__name__, "create a node's home directory and key"),
-    "run": ("node.cli._common", "run the node: p2p, chain, JSON-RPC and the engine"),
-    "ledger": ("node.cli._common", "open, close and list ledger channels"),
-    "channel": ("node.cli._common", "open, close and list payment (virtual) channels"),
-    "pay": ("node.cli._common", "pay on a payment channel, once or many times in batches"),
+    "run": ("node.cli._run", "run the node: p2p, chain, JSON-RPC and the engine"),
+    "ledger": ("node.cli._ledger", "open, close and list ledger channels"),
+    "channel": ("node.cli._channel", "open, close and list payment (virtual) channels"),
+    "pay": ("node.cli._pay", "pay on a payment channel, once or many times in batches"),
     "log": ("node.log._cli", "inspect and check the event log"),
     "derive": ("node.derive._cli", "print the state a derivation module derives from the log"),
     "devnet": ("node.chain._cli", "run a local anvil devnet with the contracts"),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from node.chain import devnet_down, devnet_up
-from node.cli import _channel, _common, build_parser, main
+from node.cli import _channel, _pay, build_parser, main, payments_table
 from node.cli._paying import BatchPayer, batch_sizes, paid_of_results
 from node.core import constants
 from node.home import NodeHome
@@ -32,7 +32,9 @@ ETH = 10**18
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scnode")
-    _common.register(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _channel.register(subparsers)
+    _pay.register(subparsers)
     return parser.parse_args(list(argv))
 
 
@@ -75,7 +77,7 @@ def test_bad_arguments_exit_2(tmp_path: Path, argv: tuple[str, ...]) -> None:
 def test_pay_parses_amounts_and_counts(tmp_path: Path) -> None:
     found = parse("pay", "--home", str(tmp_path), "--channel", CHANNEL, "--amount", "1.5gwei")
     assert (found.handler, found.amount, found.count) == (
-        _channel.pay_command,
+        _pay.pay_command,
         1_500_000_000,
         1,
     )
@@ -92,7 +94,7 @@ def test_scnode_lists_and_routes_the_new_commands() -> None:
     namespace = build_parser("pay").parse_args(
         ["pay", "--home", "h", "--channel", CHANNEL, "--amount", "1"]
     )
-    assert namespace.handler is _channel.pay_command
+    assert namespace.handler is _pay.pay_command
 
 
 # ---------------------------------------------------------------------- batches, pure
@@ -198,7 +200,7 @@ def test_payments_table_shows_route_and_amounts() -> None:
         "received": "0",
     }
     via = {**channel, "intermediaries": [IRENE], "status": "CLOSED"}
-    text = rendered(_channel.payments_table([channel, via]))
+    text = rendered(payments_table([channel, via]))
     for shown in ("direct", "0x2222…2222", "1 ETH", "250 wei", "CLOSED"):
         assert shown in text
 

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from node.cli import _common, main
+from node.cli import _common, _ledger, _run, main
 from node.home import NodeHome
 
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scnode")
-    _common.register(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _run.register(subparsers)
+    _ledger.register(subparsers)
     return parser
 
 
@@ -32,22 +34,22 @@ def test_bad_amounts(text: str) -> None:
 
 
 def test_listen_multiaddr() -> None:
-    assert _common.parse_listen("/ip4/127.0.0.1/tcp/4001") == ("127.0.0.1", 4001)
+    assert _run.parse_listen("/ip4/127.0.0.1/tcp/4001") == ("127.0.0.1", 4001)
     for bad in ("/ip4/127.0.0.1/udp/4001", "127.0.0.1:4001", "/ip4/127.0.0.1/tcp/70000"):
         with pytest.raises(argparse.ArgumentTypeError):
-            _common.parse_listen(bad)
+            _run.parse_listen(bad)
 
 
 def test_commands_parse(tmp_path: Path) -> None:
     namespace = parser().parse_args(
         ["run", "--home", str(tmp_path), "--listen", "/ip4/127.0.0.1/tcp/0", "--peer", "/a"]
     )
-    assert namespace.handler is _common.run_command
+    assert namespace.handler is _run.run_command
     assert namespace.peer == ["/a"]
     namespace = parser().parse_args(
         ["ledger", "open", "--home", str(tmp_path), "--counterparty", "0x1", "--amount", "1eth"]
     )
-    assert namespace.handler is _common.ledger_open_command
+    assert namespace.handler is _ledger.ledger_open_command
     assert namespace.amount == 10**18
     assert namespace.counterparty_amount == 0
     with pytest.raises(SystemExit):

@@ -1,0 +1,114 @@
+"""``scnode run``: a node in this process until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from node.cli._common import parse_amount
+from node.core import constants
+from node.core.errors import ScnodeError
+
+_LISTEN = re.compile(r"/ip4/(?P<host>[0-9.]+)/tcp/(?P<port>[0-9]{1,5})")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``/ip4/HOST/tcp/PORT`` as ``(host, port)``.
+
+    Raises:
+        argparse.ArgumentTypeError: another form.
+    """
+    match = _LISTEN.fullmatch(text)
+    if match is None or int(match["port"]) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected /ip4/HOST/tcp/PORT")
+    return match["host"], int(match["port"])
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run``."""
+    run = subparsers.add_parser("run", help="run the node: p2p, chain, JSON-RPC and the engine")
+    run.add_argument("--home", required=True, type=Path, help="the node's home directory")
+    run.add_argument(
+        "--listen", type=parse_listen, default=("127.0.0.1", 0), help="/ip4/HOST/tcp/PORT"
+    )
+    run.add_argument("--chain-url", help="the chain's JSON-RPC URL")
+    run.add_argument("--devnet", type=Path, help="a devnet directory (chain URL and contracts)")
+    run.add_argument("--adjudicator", help="the adjudicator address (without --devnet)")
+    run.add_argument("--consensus-app", help="the ConsensusApp address (without --devnet)")
+    run.add_argument(
+        "--virtual-payment-app",
+        help="the VirtualPaymentApp address (without --devnet; none: no payment channels)",
+    )
+    run.add_argument("--peer", action="append", default=[], help="a peer multiaddr to dial")
+    run.add_argument("--module", type=Path, help="the derivation module (.wasm)")
+    run.add_argument("--rpc-port", type=int, default=0, help="JSON-RPC port (default: any)")
+    run.add_argument(
+        "--deposit-max",
+        type=parse_amount,
+        default=constants.engine_policy_deposit_max_default,
+        help="the most a peer's channel may ask us to deposit, per asset",
+    )
+    run.add_argument("--confirmations", type=int, default=constants.chain_confirmations_default)
+    run.add_argument("--no-gossip", action="store_true", help="do not announce on gossip")
+    run.add_argument("--verbose", action="store_true", help="log every step")
+    run.set_defaults(handler=run_command)
+
+
+def run_command(namespace: argparse.Namespace) -> int:
+    """Run a node until SIGINT or SIGTERM."""
+    import trio
+
+    from node.engine import NodeOptions, run_node
+
+    logging.basicConfig(
+        level=logging.INFO if namespace.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    host, port = namespace.listen
+    options = NodeOptions(
+        home=namespace.home,
+        listen_host=host,
+        listen_port=port,
+        chain_url=namespace.chain_url,
+        devnet=namespace.devnet,
+        adjudicator=namespace.adjudicator,
+        consensus_app=namespace.consensus_app,
+        payment_app=namespace.virtual_payment_app,
+        peers=tuple(namespace.peer),
+        rpc_port=namespace.rpc_port,
+        deposit_max=namespace.deposit_max,
+        confirmations=namespace.confirmations,
+        gossip=not namespace.no_gossip,
+        **({"module": namespace.module} if namespace.module else {}),
+    )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            started = await nursery.start(run_node, options)
+            print(f"scnode node {started.address}", flush=True)
+            print(f"peer id {started.peer_id}", flush=True)
+            for multiaddr in started.multiaddrs:
+                print(f"listening on {multiaddr}", flush=True)
+            print(f"chain {started.chain_url}", flush=True)
+            print(f"derivation module sha256 {started.module_sha256}", flush=True)
+            print(f"JSON-RPC on {started.rpc_url}", flush=True)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for received in signals:
+                    print(f"stopping on {signal.Signals(received).name}", flush=True)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    failures: list[str] = []
+    try:
+        trio.run(main)
+    except* (ScnodeError, OSError) as group:
+        failures.extend(str(error) for error in group.exceptions)
+    for failure in failures:
+        print(f"scnode run: {failure}", file=sys.stderr)
+    return 1 if failures else 0

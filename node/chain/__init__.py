@@ -30,6 +30,7 @@ from node.chain._client import ChainClient as ChainClient
 from node.chain._client import ChannelStatus as ChannelStatus
 from node.chain._client import Submitted as Submitted
 from node.chain._client import TxResult as TxResult
+from node.chain._devnet import DEVNET_FILE as DEVNET_FILE
 from node.chain._devnet import Devnet as Devnet
 from node.chain._devnet import DevnetNode as DevnetNode
 from node.chain._devnet import devnet_down as devnet_down

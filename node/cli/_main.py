@@ -1,8 +1,8 @@
 """The ``scnode`` command.
 
-Each package that offers subcommands has a ``_cli`` module with
-``register(subparsers)``; it adds its subparsers and sets ``handler`` on each,
-a function taking the parsed namespace and returning an exit code.
+Each command has a module in ``node/cli/`` with ``register(subparsers)``; it adds
+its subparsers and sets ``handler`` on each, a function taking the parsed namespace
+and returning an exit code.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("node.cli._ledger", "open, close and list ledger channels"),
     "channel": ("node.cli._channel", "open, close and list payment (virtual) channels"),
     "pay": ("node.cli._pay", "pay on a payment channel, once or many times in batches"),
-    "log": ("node.log._cli", "inspect and check the event log"),
-    "derive": ("node.derive._cli", "print the state a derivation module derives from the log"),
-    "devnet": ("node.chain._cli", "run a local anvil devnet with the contracts"),
-    "peers": ("node.p2p._cli", "list the peers this node knows"),
+    "log": ("node.cli._log", "inspect and check the event log"),
+    "derive": ("node.cli._derive", "print the state a derivation module derives from the log"),
+    "devnet": ("node.cli._devnet", "run a local anvil devnet with the contracts"),
+    "peers": ("node.cli._peers", "list the peers this node knows"),
     "connect": (
-        "node.p2p._cli",
+        "node.cli._peers",
         "add a peer by multiaddr; the node dials it and keeps redialling it",
     ),
 }

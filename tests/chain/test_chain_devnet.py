@@ -10,8 +10,8 @@ import pytest
 from web3 import Web3
 
 from node.chain import ChainClient, running_anvil, start_anvil, stop_anvil
-from node.chain._cli import main as devnet_main
 from node.chain._devnet import devnet_up, read_devnet
+from node.cli import main as devnet_main
 from node.core.errors import ChainError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

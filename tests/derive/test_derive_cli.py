@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from node.derive._cli import register
+from node.cli._derive import register
 from node.log import EventLog
 from node.proto import log_pb2
 from tests.derive.derive_strategies import (

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from node.cli import main
+from node.cli._log import format_time
 from node.home import NodeHome
 from node.log import EventLog, seq_key
-from node.log._cli import format_time
 from node.log._summary import short_hex, summarise
 from node.proto import log_pb2
 from tests.log.log_samples import CASES, payload_record, raw_column, sample_records, tagged_record

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from node.cli import _peers
 from node.core.errors import InvalidValueError
 from node.home import NodeHome
-from node.p2p import PeerStore, _cli, parse_peer_multiaddr
+from node.p2p import PeerStore, parse_peer_multiaddr
 from tests.p2p.conftest import ALICE, BOB, IRENE
 
 BOB_ADDR = f"/ip4/127.0.0.1/tcp/4001/p2p/{BOB.peer_id}"
@@ -95,7 +96,7 @@ def test_parse_peer_multiaddr_refuses(text: str, message: str) -> None:
 def scnode_main(argv: list[str]) -> int:
     """The peers/connect subcommands as `scnode` runs them once registered."""
     parser = argparse.ArgumentParser(prog="scnode")
-    _cli.register(parser.add_subparsers(dest="command"))
+    _peers.register(parser.add_subparsers(dest="command"))
     namespace = parser.parse_args(argv)
     exit_code: int = namespace.handler(namespace)
     return exit_code

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node.chain._devnet import DEVNET_FILE, devnet_down, devnet_up
+from node.chain import DEVNET_FILE, devnet_down, devnet_up
 from node.core.errors import ChainError
 
 DEFAULT_DIR = Path("devnet")
@@ -46,16 +46,3 @@ def _down(namespace: argparse.Namespace) -> int:
         return 1
     print("devnet down" if stopped else "devnet was not running; removed its file")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Runs ``devnet up|down`` on its own (until ``scnode`` registers it)."""
-    parser = argparse.ArgumentParser(prog="scnode")
-    register(parser.add_subparsers(dest="command", required=True))
-    namespace = parser.parse_args(argv)
-    exit_code: int = namespace.handler(namespace)
-    return exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

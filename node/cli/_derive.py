@@ -16,9 +16,16 @@ from rich.table import Table
 
 from node.core import message_to_json
 from node.core.errors import DeriveError, LogBusyError, LogError
-from node.derive._conformance import CheckResult, Outcome, check_module
-from node.derive._deriver import Deriver, channel_views, instance_at
-from node.derive._host import DeriveInstance, DeriveModule
+from node.derive import (
+    CheckResult,
+    DeriveInstance,
+    DeriveModule,
+    Deriver,
+    Outcome,
+    channel_views,
+    check_module,
+    instance_at,
+)
 from node.home import NodeHome
 from node.log import EventLog
 from node.proto import derive_pb2

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from node.core.errors import InvalidValueError
 from node.home import NodeHome
-from node.p2p._peerstore import PeerRecord, PeerStore, parse_peer_multiaddr
+from node.p2p import PeerRecord, PeerStore, parse_peer_multiaddr
 
 
 def register(subparsers: Any) -> None:

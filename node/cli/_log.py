@@ -23,9 +23,7 @@ from rich.text import Text
 from node.core import message_to_json
 from node.core.errors import InvalidValueError, LogCorruptError, LogError
 from node.home import NodeHome
-from node.log._records import record_hash
-from node.log._store import EventLog
-from node.log._summary import kind_name, short_hex, summarise
+from node.log import EventLog, kind_name, record_hash, short_hex, summarise
 from node.proto import log_pb2
 
 EXIT_OK: Final = 0

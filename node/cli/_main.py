@@ -11,13 +11,12 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 # Each command, the module that registers it, and its line in `scnode --help`. Only the
 # chosen command's module is imported: the packages behind the others load libp2p, web3
 # and wasmtime, which would cost every command, even --help, more than a second.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": (__name__, "create a node's home directory and key"),
+    "init": ("node.cli._init", "create a node's home directory and key"),
     "run": ("node.cli._run", "run the node: p2p, chain, JSON-RPC and the engine"),
     "ledger": ("node.cli._ledger", "open, close and list ledger channels"),
     "channel": ("node.cli._channel", "open, close and list payment (virtual) channels"),
@@ -44,9 +43,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         if name in subparsers.choices:
             continue  # registered with another command of its module
-        if module_name == __name__:
-            _register_init(subparsers)
-        elif module_name == chosen:
+        if module_name == chosen:
             importlib.import_module(module_name).register(subparsers)
         else:
             subparsers.add_parser(name, help=help_text)
@@ -73,34 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     exit_code: int = handler(namespace)
     return exit_code
-
-
-def _register_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    init = subparsers.add_parser("init", help="create a node's home directory and key")
-    init.add_argument("--home", required=True, type=Path, help="the node's home directory")
-    init.add_argument(
-        "--key-file",
-        type=Path,
-        help="import this hex private key instead of generating one (e.g. a devnet account)",
-    )
-    init.set_defaults(handler=_init)
-
-
-def _init(namespace: argparse.Namespace) -> int:
-    from node.core import Signer
-    from node.home import HomeError, NodeHome, read_private_key
-
-    home = NodeHome(namespace.home)
-    try:
-        key = read_private_key(namespace.key_file) if namespace.key_file else None
-        home.initialise(node_key=key)
-        address = Signer(home.node_key()).address
-    except HomeError as error:
-        print(f"scnode init: {error}", file=sys.stderr)
-        return 1
-    print(f"initialised {home.root}")
-    print(f"node address {address}")
-    return 0
 
 
 def _version() -> str:

@@ -34,7 +34,7 @@ def _start(home: Path) -> subprocess.Popen[str]:
         [
             sys.executable,
             "-m",
-            "node.p2p._runner",
+            "node.testing.p2p_runner",
             "--home",
             str(home),
             "--no-gossip",

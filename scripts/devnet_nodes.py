@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.engine import SpawnError, node_command, spawn_node
 from node.home import NodeHome
 from node.rpc import RpcSyncClient, load_rpc_token
+from node.testing import SpawnError, node_command, spawn_node
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0

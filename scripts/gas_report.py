@@ -1,6 +1,6 @@
 """Gas of each adjudicator operation: our contracts next to the reference Nitro 2.x.
 
-Runs the differential scenario (node.chain.run_scenarios) twice on a fresh
+Runs the differential scenario (node.testing.run_scenarios) twice on a fresh
 anvil, once per contract set, and prints a table; the last line is JSON:
 {"ours": {op: gas}, "reference": {op: gas}}. Needs `npm ci` (anvil and the
 reference artifacts).
@@ -16,7 +16,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from node.chain import run_scenarios, running_anvil
+from node.chain import running_anvil
+from node.testing import run_scenarios
 
 
 def main() -> int:

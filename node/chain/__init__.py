@@ -37,9 +37,6 @@ from node.chain._devnet import devnet_down as devnet_down
 from node.chain._devnet import devnet_node_key as devnet_node_key
 from node.chain._devnet import devnet_up as devnet_up
 from node.chain._devnet import read_devnet as read_devnet
-from node.chain._scenarios import ScenarioRun as ScenarioRun
-from node.chain._scenarios import Step as Step
-from node.chain._scenarios import run_scenarios as run_scenarios
 from node.chain._service import NATIVE_ASSET as NATIVE_ASSET
 from node.chain._service import ChainService as ChainService
 from node.chain._service import Deployment as Deployment

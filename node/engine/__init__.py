@@ -15,10 +15,6 @@ from node.engine._node import NodeStarted as NodeStarted
 from node.engine._node import read_rpc_url as read_rpc_url
 from node.engine._node import run_node as run_node
 from node.engine._rpc import register_node_methods as register_node_methods
-from node.engine._spawn import SpawnedNode as SpawnedNode
-from node.engine._spawn import SpawnError as SpawnError
-from node.engine._spawn import node_command as node_command
-from node.engine._spawn import spawn_node as spawn_node
 from node.engine._table import Entry as Entry
 from node.engine._transport import MemoryNetwork as MemoryNetwork
 from node.engine._transport import MemoryTransport as MemoryTransport

@@ -13,6 +13,7 @@ from node.p2p._host import own_multiaddrs as own_multiaddrs
 from node.p2p._identity import address_bytes_from_peer_id as address_bytes_from_peer_id
 from node.p2p._identity import address_from_peer_id as address_from_peer_id
 from node.p2p._identity import key_pair_from_private_key as key_pair_from_private_key
+from node.p2p._identity import parse_address as parse_address
 from node.p2p._identity import peer_id_from_private_key as peer_id_from_private_key
 from node.p2p._messenger import AckListener as AckListener
 from node.p2p._messenger import ContactResolver as ContactResolver

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from node.chain import Anvil, ScenarioRun, run_scenarios
+from node.chain import Anvil
+from node.testing import ScenarioRun, run_scenarios
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

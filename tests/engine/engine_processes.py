@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from node.chain import ChainClient, devnet_node_key
-from node.engine import SpawnError, node_command, spawn_node
 from node.home import NodeHome
 from node.rpc import RpcSyncClient, load_rpc_token
+from node.testing import SpawnError, node_command, spawn_node
 
 PROJECT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0

@@ -1,4 +1,4 @@
-"""Nodes in separate OS processes on 127.0.0.1 (node/p2p/_runner.py).
+"""Nodes in separate OS processes on 127.0.0.1 (node/testing/p2p_runner.py).
 
 Messages both ways; kill -9 of the receiver and of the sender in mid-stream,
 then a restart, with every message delivered exactly once according to the
@@ -55,7 +55,7 @@ class NodeProcess:
             [
                 sys.executable,
                 "-m",
-                "node.p2p._runner",
+                "node.testing.p2p_runner",
                 "--home",
                 str(home.root),
                 "--port",

@@ -1,6 +1,6 @@
 """A stand-alone p2p node process for integration tests and the benchmark.
 
-    python -m node.p2p._runner --home DIR [--port N] [--announce-ms MS]
+    python -m node.testing.p2p_runner --home DIR [--port N] [--announce-ms MS]
 
 It prints one JSON object per line on stdout (events) and reads JSON commands
 from stdin, one per line:
@@ -36,10 +36,7 @@ import trio
 
 from node.home import NodeHome
 from node.log import EventLog
-from node.p2p._gossip import DirectoryEntry
-from node.p2p._identity import parse_address
-from node.p2p._messenger import MessengerOptions
-from node.p2p._service import P2PConfig, P2PNode
+from node.p2p import DirectoryEntry, MessengerOptions, P2PConfig, P2PNode, parse_address
 from node.proto import wire_pb2
 
 _PACING_CHUNK = 100
@@ -202,7 +199,7 @@ async def _main(arguments: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse arguments and run until ``quit`` or end of input."""
-    parser = argparse.ArgumentParser(prog="python -m node.p2p._runner")
+    parser = argparse.ArgumentParser(prog="python -m node.testing.p2p_runner")
     parser.add_argument("--home", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--announce-ms", type=int, default=500)

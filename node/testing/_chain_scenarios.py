@@ -17,25 +17,24 @@ from typing import Any
 from eth_abi.abi import encode as abi_encode
 from web3 import Web3
 
-from node.chain._abi import (
+from node.chain import (
+    ADJUDICATOR,
+    ANVIL_DEV_KEYS,
+    CONSENSUS_APP,
+    TEST_TOKEN,
+    VIRTUAL_PAYMENT_APP,
+    ChainClient,
+    ChainWatcher,
+    TxResult,
     encode_outcome,
     fixed_part_tuple,
+    load_artifact,
+    load_reference_artifact,
     outcome_tuple,
     sign_state_tuples,
     signature_tuple,
     signed_variable_part,
 )
-from node.chain._anvil import ANVIL_DEV_KEYS
-from node.chain._artifacts import (
-    ADJUDICATOR,
-    CONSENSUS_APP,
-    TEST_TOKEN,
-    VIRTUAL_PAYMENT_APP,
-    load_artifact,
-    load_reference_artifact,
-)
-from node.chain._client import ChainClient, TxResult
-from node.chain._watcher import ChainWatcher
 from node.core import (
     Allocation,
     FixedPart,

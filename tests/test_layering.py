@@ -1,5 +1,6 @@
 """The package layering of node/, checked on the source: pure code stays pure,
-and packages reach each other only through their public roots."""
+packages reach each other only through their public roots, and the runtime never
+depends on the command line or on the test harnesses built on top of it."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ IMPURE_MODULES = (
     "node.rpc",
     "node.engine",
 )
+# Built on the runtime (every other package of node/, and its top-level modules such as
+# home.py): the command line, and the harnesses of tests and scripts. They may import
+# runtime packages (by root only); the runtime imports neither of them.
+FRONT_PACKAGES = ("cli", "testing")
 
 
 def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
@@ -40,6 +45,21 @@ def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
                 yield statement.lineno, alias.name
         elif isinstance(statement, ast.ImportFrom) and statement.module and statement.level == 0:
             yield statement.lineno, statement.module
+
+
+def imported_names(path: Path) -> Iterator[tuple[int, str]]:
+    """Every (line, module) a Python file imports, with ``from node import cli`` as
+    ``node.cli``."""
+    yield from imported_modules(path)
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for statement in ast.walk(tree):
+        if isinstance(statement, ast.ImportFrom) and statement.module and statement.level == 0:
+            for alias in statement.names:
+                yield statement.lineno, f"{statement.module}.{alias.name}"
+
+
+def is_within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
 def package_of(path: Path) -> str | None:
@@ -70,7 +90,39 @@ def test_packages_import_each_other_by_root_only() -> None:
     assert offences == []
 
 
+def runtime_files() -> list[Path]:
+    return [path for path in sorted(NODE.rglob("*.py")) if package_of(path) not in FRONT_PACKAGES]
+
+
+def test_the_runtime_imports_neither_the_command_line_nor_the_harnesses() -> None:
+    front = [f"node.{package}" for package in FRONT_PACKAGES]
+    offences = []
+    for path in runtime_files():
+        for line, module in imported_names(path):
+            if any(is_within(module, package) for package in front):
+                offences.append(f"{path.relative_to(NODE.parent)}:{line} imports {module}")
+    assert offences == []
+
+
+def test_the_command_line_imports_no_harness() -> None:
+    offences = []
+    for path in sorted((NODE / "cli").rglob("*.py")):
+        for line, module in imported_names(path):
+            if is_within(module, "node.testing"):
+                offences.append(f"{path.relative_to(NODE.parent)}:{line} imports {module}")
+    assert offences == []
+
+
 def test_the_checks_see_the_tree() -> None:
     # Guard against the scans above passing because they read nothing.
     assert (NODE / "core").is_dir()
     assert any(True for _ in imported_modules(NODE / "cli" / "_main.py"))
+    runtime = {package_of(path) for path in runtime_files()}
+    expected = {"core", "log", "derive", "protocols", "engine", "p2p", "chain", "rpc", None}
+    assert expected <= runtime  # None: node/home.py and node/__init__.py
+    assert NODE / "home.py" in runtime_files()
+    # The command line does use the runtime, by its roots.
+    cli_imports = {
+        module for path in (NODE / "cli").rglob("*.py") for _, module in imported_modules(path)
+    }
+    assert {"node.engine", "node.log", "node.derive", "node.chain", "node.p2p"} <= cli_imports

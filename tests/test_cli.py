@@ -46,6 +46,20 @@ def test_listing_commands_loads_no_heavy_package() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_help_loads_nothing_but_the_command_line() -> None:
+    # `scnode --help` and `--version` stay fast: node.cli's own exports (the batch payer,
+    # the tables) import the runtime packages and rich only where they are used.
+    probe = (
+        "import sys, node.cli; node.cli.build_parser(None); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('node', 'rich') "
+        "and m != 'node' and not m.startswith('node.cli')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
 def test_init_then_refuse_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["init", "--home", str(tmp_path / "node")]) == 0
     assert "node address 0x" in capsys.readouterr().out

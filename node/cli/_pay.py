@@ -10,8 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from node.cli._common import fail, parse_amount, rpc_client
-from node.cli._paying import BatchPayer, PaymentRun
-from node.cli._progress import pay_with_progress
+from node.cli._paying import BatchPayer, PaymentRun, pay_with_progress
 from node.cli._tables import wei_text
 from node.core.errors import ScnodeError
 

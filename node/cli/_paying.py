@@ -14,11 +14,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from node.core import constants
-
 if TYPE_CHECKING:
-    # node.rpc loads trio: imported where used, so that importing node.cli stays light.
+    from rich.console import Console
+
     from node.rpc import BatchAnswer, JsonValue
+
+# node.cli exports this module, and every scnode command, even --help, imports node.cli:
+# node.core, node.rpc (trio) and rich are imported where they are used, not here.
 
 Progress = Callable[[int], None]
 
@@ -76,9 +78,11 @@ class BatchPayer:
     Args:
         url: the node's RPC URL, ``http://host:port``.
         token: its RPC token.
-        batch: calls per batch (at most ``constants.rpc_batch_calls_max``).
-        in_flight: batches sent before the first answer is awaited.
-        timeout_ms: the longest one batch may take.
+        batch: calls per batch (default and most: ``constants.rpc_batch_calls_max``).
+        in_flight: batches sent before the first answer is awaited (default:
+            ``constants.rpc_client_batches_in_flight_default``).
+        timeout_ms: the longest one batch may take (default:
+            ``constants.rpc_client_timeout_ms``).
     """
 
     def __init__(
@@ -86,16 +90,22 @@ class BatchPayer:
         url: str,
         token: str,
         *,
-        batch: int = constants.rpc_batch_calls_max,
-        in_flight: int = constants.rpc_client_batches_in_flight_default,
-        timeout_ms: int = constants.rpc_client_timeout_ms,
+        batch: int | None = None,
+        in_flight: int | None = None,
+        timeout_ms: int | None = None,
     ) -> None:
+        from node.core import constants
+        from node.rpc import RpcSyncClient
+
+        batch = constants.rpc_batch_calls_max if batch is None else batch
+        in_flight = (
+            constants.rpc_client_batches_in_flight_default if in_flight is None else in_flight
+        )
+        timeout_ms = constants.rpc_client_timeout_ms if timeout_ms is None else timeout_ms
         if not 1 <= batch <= constants.rpc_batch_calls_max:
             raise ValueError(f"batch: {batch} not in 1..{constants.rpc_batch_calls_max}")
         if in_flight < 1:
             raise ValueError(f"in_flight: {in_flight} is not positive")
-        from node.rpc import RpcSyncClient
-
         self._client = RpcSyncClient(url, token, timeout_ms=timeout_ms)
         self._batch = batch
         self._in_flight = in_flight
@@ -148,3 +158,15 @@ class BatchPayer:
         except RpcConnectionError as error:
             raise RpcConnectionError(f"pay {error}") from error
         return size, paid_of_results(results)
+
+
+def pay_with_progress(
+    payer: BatchPayer, channel: str, amount: int, count: int, console: Console | None
+) -> PaymentRun:
+    """``payer.pay`` with a live progress bar and rate on ``console`` (none: quietly)."""
+    if console is None:
+        return payer.pay(channel, amount, count)
+    from node.cli._progress import progress_bar
+
+    with progress_bar(console, count) as progress:
+        return payer.pay(channel, amount, count, progress)

@@ -1,6 +1,9 @@
-"""A run of batch payments with a live progress bar and rate."""
+"""A live progress bar and rate for a run of payments."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import (
@@ -14,8 +17,6 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from node.cli._paying import BatchPayer, PaymentRun
-
 
 class RateColumn(ProgressColumn):
     """Payments per second, over the progress bar's recent window."""
@@ -25,12 +26,9 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} payments/s" if speed else "- payments/s", style="cyan")
 
 
-def pay_with_progress(
-    payer: BatchPayer, channel: str, amount: int, count: int, console: Console | None
-) -> PaymentRun:
-    """``payer.pay`` with a live progress bar and rate on ``console`` (none: quietly)."""
-    if console is None:
-        return payer.pay(channel, amount, count)
+@contextmanager
+def progress_bar(console: Console, count: int) -> Iterator[Callable[[int], None]]:
+    """A bar of ``count`` payments on ``console``; yields ``advance(n)`` for n more done."""
     columns = (
         TextColumn("paying"),
         BarColumn(),
@@ -40,4 +38,4 @@ def pay_with_progress(
     )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("paying", total=count)
-        return payer.pay(channel, amount, count, lambda done: progress.advance(task, done))
+        yield lambda done: progress.advance(task, done)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# node.cli exports this module, and every scnode command, even --help, imports node.cli:
+# rich is imported where a table is drawn, not here.
 
 
 def wei_text(amount: str) -> str:
@@ -18,6 +22,8 @@ def wei_text(amount: str) -> str:
 
 def channels_table(channels: list[Any]) -> Table:
     """Ledger channels as a rich table."""
+    from rich.table import Table
+
     table = Table(title="ledger channels")
     for column in ("channel", "status", "counterparty", "turn", "asset", "me", "them", "held"):
         table.add_column(column, overflow="fold")
@@ -44,6 +50,8 @@ def _asset_name(asset: str) -> str:
 
 def payments_table(channels: list[Any]) -> Table:
     """Payment channels as a rich table."""
+    from rich.table import Table
+
     table = Table(title="payment channels")
     for column in ("channel", "status", "payer", "payee", "via", "funds", "paid", "received"):
         table.add_column(column, overflow="fold")

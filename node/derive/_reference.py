@@ -54,6 +54,8 @@ class _Channel:
     finalizes_at: int = 0
     challenged: bool = False
     concluded: bool = False
+    challenge: nitro_pb2.SignedState | None = None
+    reclaims: int = 0
     last_seq: int = 0
 
 
@@ -207,10 +209,14 @@ class ReferenceFold:
         elif case == "challenge_registered":
             channel.challenged = True
             channel.finalizes_at = payload.finalizes_at
+            channel.challenge = _candidate(payload)
         elif case == "challenge_cleared":
             channel.challenged = False
+            channel.challenge = None
             if not channel.concluded:
                 channel.finalizes_at = 0
+        elif case == "reclaimed":
+            channel.reclaims += 1
 
     def _voucher(self, accepted: log_pb2.AcceptedVoucher, seq: int) -> None:
         if not accepted.HasField("voucher"):
@@ -316,6 +322,11 @@ class ReferenceFold:
         view.finalizes_at = channel.finalizes_at
         view.last_seq = channel.last_seq
         view.vouchers = channel.vouchers
+        if channel.challenge is not None:
+            view.challenge.CopyFrom(channel.challenge)
+            view.challenge.SetInParent()  # present even when the candidate is empty
+        view.concluded = channel.concluded
+        view.reclaims = channel.reclaims
         return view
 
     def totals(self) -> derive_pb2.Totals:
@@ -381,6 +392,15 @@ def _prune(channel: _Channel) -> None:
                 victim = index
         assert victim is not None
         _remove(channel, victim)
+
+
+def _candidate(registered: log_pb2.ChallengeRegistered) -> nitro_pb2.SignedState | None:
+    """The challenge's candidate as the record carried it (the module re-emits its bytes)."""
+    if not registered.HasField("candidate"):
+        return None
+    candidate = nitro_pb2.SignedState()
+    candidate.CopyFrom(registered.candidate)
+    return candidate
 
 
 def _fill_signed(signed: nitro_pb2.SignedState, entry: _Entry) -> None:

@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from node.proto import nitro_pb2 as scnode_dot_v1_dot_nitro__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16scnode/v1/derive.proto\x12\tscnode.v1\x1a\x15scnode/v1/nitro.proto\"\x86\x02\n\x05Query\x12,\n\x0bget_channel\x18\x01 \x01(\x0b\x32\x15.scnode.v1.GetChannelH\x00\x12\x30\n\rlist_channels\x18\x02 \x01(\x0b\x32\x17.scnode.v1.ListChannelsH\x00\x12*\n\nget_totals\x18\x03 \x01(\x0b\x32\x14.scnode.v1.GetTotalsH\x00\x12*\n\nget_cursor\x18\x04 \x01(\x0b\x32\x14.scnode.v1.GetCursorH\x00\x12<\n\x13list_counterparties\x18\x05 \x01(\x0b\x32\x1d.scnode.v1.ListCounterpartiesH\x00\x42\x07\n\x05query\" \n\nGetChannel\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\",\n\x0cListChannels\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x0c\x12\r\n\x05limit\x18\x02 \x01(\r\"\x0b\n\tGetTotals\"\x0b\n\tGetCursor\"\x14\n\x12ListCounterparties\"\xa7\x02\n\x0bQueryResult\x12&\n\x06status\x18\x01 \x01(\x0e\x32\x16.scnode.v1.QueryStatus\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12)\n\x07\x63hannel\x18\n \x01(\x0b\x32\x16.scnode.v1.ChannelViewH\x00\x12*\n\x08\x63hannels\x18\x0b \x01(\x0b\x32\x16.scnode.v1.ChannelListH\x00\x12#\n\x06totals\x18\x0c \x01(\x0b\x32\x11.scnode.v1.TotalsH\x00\x12#\n\x06\x63ursor\x18\r \x01(\x0b\x32\x11.scnode.v1.CursorH\x00\x12\x35\n\x0e\x63ounterparties\x18\x0e \x01(\x0b\x32\x1b.scnode.v1.CounterpartyListH\x00\x42\x08\n\x06result\"-\n\x0c\x41ssetHolding\x12\r\n\x05\x61sset\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x0c\"\x91\x03\n\x0b\x43hannelView\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12#\n\x05\x66ixed\x18\x02 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.scnode.v1.ChannelStatus\x12-\n\rlatest_signed\x18\x04 \x03(\x0b\x32\x16.scnode.v1.SignedState\x12)\n\tsupported\x18\x05 \x01(\x0b\x32\x16.scnode.v1.SignedState\x12)\n\x08holdings\x18\x06 \x03(\x0b\x32\x17.scnode.v1.AssetHolding\x12(\n\nguarantees\x18\x07 \x03(\x0b\x32\x14.scnode.v1.Guarantee\x12\x16\n\x0evoucher_amount\x18\x08 \x01(\x0c\x12\x0c\n\x04paid\x18\t \x01(\x0c\x12\x14\n\x0c\x66inalizes_at\x18\n \x01(\x04\x12\x10\n\x08last_seq\x18\x0b \x01(\x04\x12\x10\n\x08received\x18\x0c \x01(\x0c\x12\x10\n\x08vouchers\x18\r \x01(\x04\"K\n\x0b\x43hannelList\x12(\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x16.scnode.v1.ChannelView\x12\x12\n\nnext_after\x18\x02 \x01(\x0c\"\x91\x01\n\x06Totals\x12\x0f\n\x07records\x18\x01 \x01(\x04\x12\x10\n\x08\x63hannels\x18\x02 \x01(\x04\x12\x15\n\ropen_channels\x18\x03 \x01(\x04\x12\x10\n\x08vouchers\x18\x04 \x01(\x04\x12)\n\x08holdings\x18\x05 \x03(\x0b\x32\x17.scnode.v1.AssetHolding\x12\x10\n\x08last_seq\x18\x06 \x01(\x04\"\x1a\n\x06\x43ursor\x12\x10\n\x08last_seq\x18\x01 \x01(\x04\"H\n\x07Payment\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\nchannel_id\x18\x02 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x0c\x12\x0c\n\x04sent\x18\x04 \x01(\x08\"}\n\x14\x43ounterpartyPayments\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0c\x12\x0c\n\x04sent\x18\x02 \x01(\x0c\x12\x10\n\x08received\x18\x03 \x01(\x0c\x12\x10\n\x08payments\x18\x04 \x01(\x04\x12\"\n\x06recent\x18\x05 \x03(\x0b\x32\x12.scnode.v1.Payment\"K\n\x10\x43ounterpartyList\x12\x37\n\x0e\x63ounterparties\x18\x01 \x03(\x0b\x32\x1f.scnode.v1.CounterpartyPayments*Z\n\x0bQueryStatus\x12\x13\n\x0fQUERY_STATUS_OK\x10\x00\x12\x1a\n\x16QUERY_STATUS_NOT_FOUND\x10\x01\x12\x1a\n\x16QUERY_STATUS_BAD_QUERY\x10\x02*\xf7\x01\n\rChannelStatus\x12\x1e\n\x1a\x43HANNEL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43HANNEL_STATUS_PROPOSED\x10\x01\x12\x1a\n\x16\x43HANNEL_STATUS_FUNDING\x10\x02\x12\x17\n\x13\x43HANNEL_STATUS_OPEN\x10\x03\x12\x1a\n\x16\x43HANNEL_STATUS_CLOSING\x10\x04\x12\x1c\n\x18\x43HANNEL_STATUS_FINALIZED\x10\x05\x12\x1b\n\x17\x43HANNEL_STATUS_DEFUNDED\x10\x06\x12\x1d\n\x19\x43HANNEL_STATUS_CHALLENGED\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16scnode/v1/derive.proto\x12\tscnode.v1\x1a\x15scnode/v1/nitro.proto\"\x86\x02\n\x05Query\x12,\n\x0bget_channel\x18\x01 \x01(\x0b\x32\x15.scnode.v1.GetChannelH\x00\x12\x30\n\rlist_channels\x18\x02 \x01(\x0b\x32\x17.scnode.v1.ListChannelsH\x00\x12*\n\nget_totals\x18\x03 \x01(\x0b\x32\x14.scnode.v1.GetTotalsH\x00\x12*\n\nget_cursor\x18\x04 \x01(\x0b\x32\x14.scnode.v1.GetCursorH\x00\x12<\n\x13list_counterparties\x18\x05 \x01(\x0b\x32\x1d.scnode.v1.ListCounterpartiesH\x00\x42\x07\n\x05query\" \n\nGetChannel\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\",\n\x0cListChannels\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x0c\x12\r\n\x05limit\x18\x02 \x01(\r\"\x0b\n\tGetTotals\"\x0b\n\tGetCursor\"\x14\n\x12ListCounterparties\"\xa7\x02\n\x0bQueryResult\x12&\n\x06status\x18\x01 \x01(\x0e\x32\x16.scnode.v1.QueryStatus\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12)\n\x07\x63hannel\x18\n \x01(\x0b\x32\x16.scnode.v1.ChannelViewH\x00\x12*\n\x08\x63hannels\x18\x0b \x01(\x0b\x32\x16.scnode.v1.ChannelListH\x00\x12#\n\x06totals\x18\x0c \x01(\x0b\x32\x11.scnode.v1.TotalsH\x00\x12#\n\x06\x63ursor\x18\r \x01(\x0b\x32\x11.scnode.v1.CursorH\x00\x12\x35\n\x0e\x63ounterparties\x18\x0e \x01(\x0b\x32\x1b.scnode.v1.CounterpartyListH\x00\x42\x08\n\x06result\"-\n\x0c\x41ssetHolding\x12\r\n\x05\x61sset\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x0c\"\xe1\x03\n\x0b\x43hannelView\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12#\n\x05\x66ixed\x18\x02 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.scnode.v1.ChannelStatus\x12-\n\rlatest_signed\x18\x04 \x03(\x0b\x32\x16.scnode.v1.SignedState\x12)\n\tsupported\x18\x05 \x01(\x0b\x32\x16.scnode.v1.SignedState\x12)\n\x08holdings\x18\x06 \x03(\x0b\x32\x17.scnode.v1.AssetHolding\x12(\n\nguarantees\x18\x07 \x03(\x0b\x32\x14.scnode.v1.Guarantee\x12\x16\n\x0evoucher_amount\x18\x08 \x01(\x0c\x12\x0c\n\x04paid\x18\t \x01(\x0c\x12\x14\n\x0c\x66inalizes_at\x18\n \x01(\x04\x12\x10\n\x08last_seq\x18\x0b \x01(\x04\x12\x10\n\x08received\x18\x0c \x01(\x0c\x12\x10\n\x08vouchers\x18\r \x01(\x04\x12)\n\tchallenge\x18\x0e \x01(\x0b\x32\x16.scnode.v1.SignedState\x12\x11\n\tconcluded\x18\x0f \x01(\x08\x12\x10\n\x08reclaims\x18\x10 \x01(\x04\"K\n\x0b\x43hannelList\x12(\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x16.scnode.v1.ChannelView\x12\x12\n\nnext_after\x18\x02 \x01(\x0c\"\x91\x01\n\x06Totals\x12\x0f\n\x07records\x18\x01 \x01(\x04\x12\x10\n\x08\x63hannels\x18\x02 \x01(\x04\x12\x15\n\ropen_channels\x18\x03 \x01(\x04\x12\x10\n\x08vouchers\x18\x04 \x01(\x04\x12)\n\x08holdings\x18\x05 \x03(\x0b\x32\x17.scnode.v1.AssetHolding\x12\x10\n\x08last_seq\x18\x06 \x01(\x04\"\x1a\n\x06\x43ursor\x12\x10\n\x08last_seq\x18\x01 \x01(\x04\"H\n\x07Payment\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\nchannel_id\x18\x02 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x0c\x12\x0c\n\x04sent\x18\x04 \x01(\x08\"}\n\x14\x43ounterpartyPayments\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0c\x12\x0c\n\x04sent\x18\x02 \x01(\x0c\x12\x10\n\x08received\x18\x03 \x01(\x0c\x12\x10\n\x08payments\x18\x04 \x01(\x04\x12\"\n\x06recent\x18\x05 \x03(\x0b\x32\x12.scnode.v1.Payment\"K\n\x10\x43ounterpartyList\x12\x37\n\x0e\x63ounterparties\x18\x01 \x03(\x0b\x32\x1f.scnode.v1.CounterpartyPayments*Z\n\x0bQueryStatus\x12\x13\n\x0fQUERY_STATUS_OK\x10\x00\x12\x1a\n\x16QUERY_STATUS_NOT_FOUND\x10\x01\x12\x1a\n\x16QUERY_STATUS_BAD_QUERY\x10\x02*\xf7\x01\n\rChannelStatus\x12\x1e\n\x1a\x43HANNEL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43HANNEL_STATUS_PROPOSED\x10\x01\x12\x1a\n\x16\x43HANNEL_STATUS_FUNDING\x10\x02\x12\x17\n\x13\x43HANNEL_STATUS_OPEN\x10\x03\x12\x1a\n\x16\x43HANNEL_STATUS_CLOSING\x10\x04\x12\x1c\n\x18\x43HANNEL_STATUS_FINALIZED\x10\x05\x12\x1b\n\x17\x43HANNEL_STATUS_DEFUNDED\x10\x06\x12\x1d\n\x19\x43HANNEL_STATUS_CHALLENGED\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'scnode.v1.derive_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_QUERYSTATUS']._serialized_start=1733
-  _globals['_QUERYSTATUS']._serialized_end=1823
-  _globals['_CHANNELSTATUS']._serialized_start=1826
-  _globals['_CHANNELSTATUS']._serialized_end=2073
+  _globals['_QUERYSTATUS']._serialized_start=1813
+  _globals['_QUERYSTATUS']._serialized_end=1903
+  _globals['_CHANNELSTATUS']._serialized_start=1906
+  _globals['_CHANNELSTATUS']._serialized_end=2153
   _globals['_QUERY']._serialized_start=61
   _globals['_QUERY']._serialized_end=323
   _globals['_GETCHANNEL']._serialized_start=325
@@ -53,17 +53,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSETHOLDING']._serialized_start=751
   _globals['_ASSETHOLDING']._serialized_end=796
   _globals['_CHANNELVIEW']._serialized_start=799
-  _globals['_CHANNELVIEW']._serialized_end=1200
-  _globals['_CHANNELLIST']._serialized_start=1202
-  _globals['_CHANNELLIST']._serialized_end=1277
-  _globals['_TOTALS']._serialized_start=1280
-  _globals['_TOTALS']._serialized_end=1425
-  _globals['_CURSOR']._serialized_start=1427
-  _globals['_CURSOR']._serialized_end=1453
-  _globals['_PAYMENT']._serialized_start=1455
-  _globals['_PAYMENT']._serialized_end=1527
-  _globals['_COUNTERPARTYPAYMENTS']._serialized_start=1529
-  _globals['_COUNTERPARTYPAYMENTS']._serialized_end=1654
-  _globals['_COUNTERPARTYLIST']._serialized_start=1656
-  _globals['_COUNTERPARTYLIST']._serialized_end=1731
+  _globals['_CHANNELVIEW']._serialized_end=1280
+  _globals['_CHANNELLIST']._serialized_start=1282
+  _globals['_CHANNELLIST']._serialized_end=1357
+  _globals['_TOTALS']._serialized_start=1360
+  _globals['_TOTALS']._serialized_end=1505
+  _globals['_CURSOR']._serialized_start=1507
+  _globals['_CURSOR']._serialized_end=1533
+  _globals['_PAYMENT']._serialized_start=1535
+  _globals['_PAYMENT']._serialized_end=1607
+  _globals['_COUNTERPARTYPAYMENTS']._serialized_start=1609
+  _globals['_COUNTERPARTYPAYMENTS']._serialized_end=1734
+  _globals['_COUNTERPARTYLIST']._serialized_start=1736
+  _globals['_COUNTERPARTYLIST']._serialized_end=1811
 # @@protoc_insertion_point(module_scope)

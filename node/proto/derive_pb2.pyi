@@ -103,7 +103,7 @@ class AssetHolding(_message.Message):
     def __init__(self, asset: _Optional[bytes] = ..., amount: _Optional[bytes] = ...) -> None: ...
 
 class ChannelView(_message.Message):
-    __slots__ = ("channel_id", "fixed", "status", "latest_signed", "supported", "holdings", "guarantees", "voucher_amount", "paid", "finalizes_at", "last_seq", "received", "vouchers")
+    __slots__ = ("channel_id", "fixed", "status", "latest_signed", "supported", "holdings", "guarantees", "voucher_amount", "paid", "finalizes_at", "last_seq", "received", "vouchers", "challenge", "concluded", "reclaims")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     FIXED_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,9 @@ class ChannelView(_message.Message):
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_FIELD_NUMBER: _ClassVar[int]
     VOUCHERS_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    CONCLUDED_FIELD_NUMBER: _ClassVar[int]
+    RECLAIMS_FIELD_NUMBER: _ClassVar[int]
     channel_id: bytes
     fixed: _nitro_pb2.FixedPart
     status: ChannelStatus
@@ -130,7 +133,10 @@ class ChannelView(_message.Message):
     last_seq: int
     received: bytes
     vouchers: int
-    def __init__(self, channel_id: _Optional[bytes] = ..., fixed: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ..., status: _Optional[_Union[ChannelStatus, str]] = ..., latest_signed: _Optional[_Iterable[_Union[_nitro_pb2.SignedState, _Mapping]]] = ..., supported: _Optional[_Union[_nitro_pb2.SignedState, _Mapping]] = ..., holdings: _Optional[_Iterable[_Union[AssetHolding, _Mapping]]] = ..., guarantees: _Optional[_Iterable[_Union[_nitro_pb2.Guarantee, _Mapping]]] = ..., voucher_amount: _Optional[bytes] = ..., paid: _Optional[bytes] = ..., finalizes_at: _Optional[int] = ..., last_seq: _Optional[int] = ..., received: _Optional[bytes] = ..., vouchers: _Optional[int] = ...) -> None: ...
+    challenge: _nitro_pb2.SignedState
+    concluded: bool
+    reclaims: int
+    def __init__(self, channel_id: _Optional[bytes] = ..., fixed: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ..., status: _Optional[_Union[ChannelStatus, str]] = ..., latest_signed: _Optional[_Iterable[_Union[_nitro_pb2.SignedState, _Mapping]]] = ..., supported: _Optional[_Union[_nitro_pb2.SignedState, _Mapping]] = ..., holdings: _Optional[_Iterable[_Union[AssetHolding, _Mapping]]] = ..., guarantees: _Optional[_Iterable[_Union[_nitro_pb2.Guarantee, _Mapping]]] = ..., voucher_amount: _Optional[bytes] = ..., paid: _Optional[bytes] = ..., finalizes_at: _Optional[int] = ..., last_seq: _Optional[int] = ..., received: _Optional[bytes] = ..., vouchers: _Optional[int] = ..., challenge: _Optional[_Union[_nitro_pb2.SignedState, _Mapping]] = ..., concluded: _Optional[bool] = ..., reclaims: _Optional[int] = ...) -> None: ...
 
 class ChannelList(_message.Message):
     __slots__ = ("channels", "next_after")

@@ -82,6 +82,20 @@ def _state_record(draw: st.DrawFn, spec: ChannelSpec) -> log_pb2.LogRecord:
 
 
 @st.composite
+def challenge_candidate(draw: st.DrawFn, spec: ChannelSpec) -> nitro_pb2.SignedState:
+    """A challenge's candidate as the chain watcher logs it: one of the channel's states,
+    sometimes with a signature twice (the adjudicator accepts that) or with none."""
+    candidate = nitro_pb2.SignedState()
+    candidate.CopyFrom(draw(_state_record(spec)).accepted_state.signed_state)
+    shape = draw(st.sampled_from(["signed", "signed", "signed twice", "unsigned"]))
+    if shape == "signed twice":
+        candidate.signatures.append(candidate.signatures[0])
+    elif shape == "unsigned":
+        del candidate.signatures[:]
+    return candidate
+
+
+@st.composite
 def _chain_record(draw: st.DrawFn, spec: ChannelSpec, time_s: int) -> log_pb2.LogRecord:
     record = log_pb2.LogRecord()
     event = record.chain_event
@@ -116,6 +130,8 @@ def _chain_record(draw: st.DrawFn, spec: ChannelSpec, time_s: int) -> log_pb2.Lo
     elif kind == "challenge":
         event.challenge_registered.channel_id = spec.channel_id
         event.challenge_registered.finalizes_at = time_s + draw(st.integers(0, 20))
+        if draw(st.integers(0, 3)):  # a challenge made through another contract has none
+            event.challenge_registered.candidate.CopyFrom(draw(challenge_candidate(spec)))
     elif kind == "cleared":
         event.challenge_cleared.channel_id = spec.channel_id
     elif kind == "reclaimed":

@@ -122,6 +122,50 @@ def challenges() -> list[log_pb2.LogRecord]:
     return [*records, clear, block]
 
 
+def _challenge(
+    spec_id: bytes, candidate: log_pb2.LogRecord | None, finalizes_at: int, time_s: int
+) -> log_pb2.LogRecord:
+    record = _chain(time_s)
+    registered = record.chain_event.challenge_registered
+    registered.channel_id = spec_id
+    registered.finalizes_at = finalizes_at
+    if candidate is not None:
+        registered.candidate.CopyFrom(candidate.accepted_state.signed_state)
+    return record
+
+
+def disputes() -> list[log_pb2.LogRecord]:
+    """Challenges with candidates: cleared, replaced, expired; reclaims out of a ledger."""
+    ledger, virtual, bare = channel_spec(7, 2), channel_spec(8, 3), channel_spec(9, 2)
+    ledger_old = accepted_state(ledger, turn=2, is_final=False, amounts=[8, 2, 10], signers={0, 1})
+    ledger_new = accepted_state(ledger, turn=3, is_final=False, amounts=[7, 3, 10], signers={0, 1})
+    postfund = accepted_state(virtual, turn=1, is_final=False, amounts=[10, 0], signers={0, 1, 2})
+    redeemed = accepted_state(virtual, turn=2, is_final=False, amounts=[6, 4], signers={2})
+    clear = _chain(5010)
+    clear.chain_event.challenge_cleared.channel_id = ledger.channel_id
+    clear.chain_event.challenge_cleared.new_turn_num_record = 3
+    block = _chain(5100)
+    block.chain_event.block_processed.block_number = 4100
+    reclaims = []
+    for time_s in (5110, 5111):
+        reclaim = _chain(time_s)
+        reclaim.chain_event.reclaimed.channel_id = ledger.channel_id
+        reclaims.append(reclaim)
+    return [
+        ledger_new,
+        postfund,
+        accepted_state(bare, turn=1, is_final=False, amounts=[1], signers={0, 1}),
+        _challenge(ledger.channel_id, ledger_old, 5060, 5000),
+        clear,
+        _challenge(ledger.channel_id, ledger_new, 5080, 5020),
+        _challenge(virtual.channel_id, postfund, 5090, 5030),
+        _challenge(virtual.channel_id, redeemed, 5095, 5035),
+        _challenge(bare.channel_id, None, 5200, 5040),
+        block,
+        *reclaims,
+    ]
+
+
 def many_channels() -> list[log_pb2.LogRecord]:
     """300 channels: a listing takes two pages."""
     return [
@@ -142,6 +186,7 @@ SCENARIOS: dict[str, Callable[[], list[log_pb2.LogRecord]]] = {
     "ledger_and_payments": ledger_and_payments,
     "close_and_defund": close_and_defund,
     "challenges": challenges,
+    "disputes": disputes,
     "many_channels": many_channels,
     "sequence_gap": sequence_gap,
 }

@@ -26,6 +26,7 @@ from node.proto import derive_pb2, log_pb2
 from tests.derive.derive_strategies import (
     CHANNELS_WASM,
     PAYMENTS_WASM,
+    ChannelSpec,
     accepted_state,
     all_queries,
     channel_spec,
@@ -36,8 +37,37 @@ from tests.derive.payments_oracle import PaymentsOracle
 from tests.derive.wat_modules import counter_module, trap_at
 
 
-def scripted_records(count: int, seed: int = 7) -> list[log_pb2.LogRecord]:
-    """A deterministic mix of states, deposits and vouchers over six channels."""
+def dispute_record(
+    chooser: random.Random, spec: ChannelSpec, turn: int, time_s: int
+) -> log_pb2.LogRecord:
+    """A challenge (with a candidate of ``turn`` or none), clearance, reclaim or conclusion."""
+    record = log_pb2.LogRecord()
+    event = record.chain_event
+    event.block_time_s = time_s
+    kind = chooser.choice(["challenge"] * 3 + ["bare challenge", "cleared"] * 2 + ["reclaimed"] * 2)
+    if chooser.random() < 0.05:
+        kind = "concluded"
+    if kind.endswith("challenge"):
+        event.challenge_registered.channel_id = spec.channel_id
+        event.challenge_registered.finalizes_at = time_s + chooser.randrange(40)
+        if kind == "challenge":
+            state = accepted_state(spec, turn=turn, is_final=False, amounts=[3, 4], signers={0})
+            event.challenge_registered.candidate.CopyFrom(state.accepted_state.signed_state)
+    elif kind == "cleared":
+        event.challenge_cleared.channel_id = spec.channel_id
+    elif kind == "reclaimed":
+        event.reclaimed.channel_id = spec.channel_id
+    else:
+        event.concluded.channel_id = spec.channel_id
+        event.concluded.finalizes_at = time_s
+    return record
+
+
+def scripted_records(
+    count: int, seed: int = 7, *, disputes: bool = False
+) -> list[log_pb2.LogRecord]:
+    """A deterministic mix of states, deposits and vouchers over six channels, and with
+    ``disputes`` challenges, clearances, reclaims and conclusions."""
     chooser = random.Random(seed)
     specs = [channel_spec(number, 2 + number % 2) for number in range(6)]
     turns = [0] * len(specs)
@@ -63,6 +93,8 @@ def scripted_records(count: int, seed: int = 7) -> list[log_pb2.LogRecord]:
             record.chain_event.deposited.asset = bytes(20)
             record.chain_event.deposited.destination_holdings = u256(chooser.randrange(100))
             records.append(record)
+        elif disputes and roll >= 0.85:
+            records.append(dispute_record(chooser, spec, turns[index], 1000 + len(records)))
         else:
             record = log_pb2.LogRecord()
             record.accepted_voucher.sent = index % 2 == 0
@@ -95,7 +127,7 @@ def assert_matches(instance: DeriveInstance, reference: ReferenceFold) -> None:
 @pytest.fixture
 def stored(tmp_path: Path) -> tuple[Path, list[log_pb2.LogRecord]]:
     path = tmp_path / "log"
-    return path, write_log(path, scripted_records(400))
+    return path, write_log(path, scripted_records(400, disputes=True))
 
 
 def test_catch_up_snapshots_every_interval(stored: tuple[Path, list[log_pb2.LogRecord]]) -> None:
@@ -160,6 +192,29 @@ def test_a_snapshot_the_module_refuses_is_rebuilt_from_the_log(
         instance, cursor = instance_at(module, log, None)
         assert cursor == 400
         assert_matches(instance, reference_at(records, 400))
+
+
+def test_a_snapshot_of_the_previous_format_is_rebuilt_from_the_log(
+    stored: tuple[Path, list[log_pb2.LogRecord]],
+) -> None:
+    path, records = stored
+    module = load_module(CHANNELS_WASM)
+    instance = DeriveInstance(module)
+    instance.apply_records([record.SerializeToString() for record in records[:350]])
+    current = instance.snapshot()
+    previous = current[:4] + (1).to_bytes(4, "little") + current[8:]
+    with EventLog.open(path) as log:
+        log.put_snapshot(module.sha256, 350, previous)
+        rebuilt, cursor = instance_at(module, log, None)
+        assert cursor == 400
+        assert_matches(rebuilt, reference_at(records, 400))
+        deriver = Deriver(log, module)
+        assert deriver.cursor == 350
+        assert deriver.instance.snapshot() == current
+    views = list(channel_views(rebuilt))
+    assert any(view.HasField("challenge") for view in views)
+    assert any(view.reclaims for view in views)
+    assert any(view.concluded for view in views)
 
 
 def test_swapping_modules_derives_another_view_from_the_same_log(

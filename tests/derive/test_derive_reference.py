@@ -215,7 +215,13 @@ def test_bad_framing_is_refused(batch: bytes, message: str) -> None:
 
 @pytest.mark.parametrize(
     "blob",
-    [b"", b"SCDV", b"NOPE\x01\x00\x00\x00", b"SCDV\x02\x00\x00\x00" + bytes(36)],
+    [
+        b"",
+        b"SCDV",
+        b"NOPE\x02\x00\x00\x00",
+        b"SCDV\x01\x00\x00\x00" + bytes(36),  # an empty state in the previous format
+        b"SCDV\x03\x00\x00\x00" + bytes(36),
+    ],
 )
 def test_a_bad_snapshot_is_refused_and_the_state_kept(blob: bytes) -> None:
     instance = new_instance()

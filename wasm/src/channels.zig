@@ -2,9 +2,11 @@
 //!
 //! It folds scnode LogRecords into per-channel views: the fixed part, the
 //! latest state each participant signed, the supported state, holdings per
-//! asset, guarantees, voucher totals and a status. Same records in, same bytes
-//! out: no clock, no randomness, channels kept sorted by id. A bad record is
-//! answered with an error code and a detail message; a trap is a bug.
+//! asset, guarantees, voucher totals, a status and what disputes on chain left
+//! (the registered challenge's candidate, whether it concluded, reclaims). Same
+//! records in, same bytes out: no clock, no randomness, channels kept sorted by
+//! id. A bad record is answered with an error code and a detail message; a trap
+//! is a bug.
 //! The ABI plumbing (buffers, batch framing, the record header, the snapshot
 //! header and the exports) is abi.zig's; this file folds, answers and snapshots.
 
@@ -29,7 +31,7 @@ comptime {
 
 pub const options: abi.Options = .{
     .snapshot_magic = "SCDV",
-    .snapshot_version = 1,
+    .snapshot_version = 2,
     .record_what = "record",
     .payload_what = "record.payload",
     .bad_argument_names_record = true,
@@ -105,8 +107,37 @@ const Channel = struct {
     finalizes_at: u64 = 0,
     challenged: bool = false,
     concluded: bool = false,
+    /// Null while there is nothing to keep (owned).
+    dispute: ?*Dispute = null,
     last_seq: u64 = 0,
+
+    fn challenge(channel: *const Channel) ?[]const u8 {
+        const dispute = channel.dispute orelse return null;
+        return dispute.challenge;
+    }
+
+    fn reclaims(channel: *const Channel) u64 {
+        const dispute = channel.dispute orelse return 0;
+        return dispute.reclaims;
+    }
 };
+
+/// What disputes on chain leave on a channel. Few channels see one, so it is
+/// kept apart: a Channel stays in the allocator's 256-byte size class.
+const Dispute = struct {
+    /// The candidate SignedState of the registered challenge, the bytes its
+    /// ChallengeRegistered record carried (owned); null when there is none.
+    /// Set only while the channel is `challenged`.
+    challenge: ?[]u8 = null,
+    /// Reclaimed events with this channel as the source.
+    reclaims: u64 = 0,
+};
+
+comptime {
+    // The wasm allocator adds a word to each allocation and rounds up to a
+    // power of two: one more byte would double the memory of every channel.
+    std.debug.assert(@sizeOf(Channel) + @sizeOf(usize) <= 256);
+}
 
 pub const Fold = struct {
     /// Sorted by id, strictly ascending.
@@ -214,6 +245,7 @@ fn channelFree(channel: *Channel) void {
     }
     channel.states.deinit(gpa);
     channel.holdings.deinit(gpa);
+    disputeFree(channel);
     gpa.destroy(channel);
 }
 
@@ -510,13 +542,70 @@ const ChainChange = struct {
     asset: ?[20]u8 = null,
     amount: u256 = 0,
     finalizes_at: u64 = 0,
+    /// A challenge's candidate SignedState, well-formed; it points into the record.
+    candidate: ?[]const u8 = null,
 };
+
+/// Which fields of a protobuf message hold nested messages.
+const Shape = struct {
+    what: []const u8,
+    nested: []const Nested = &.{},
+};
+
+const Nested = struct { number: u32, shape: *const Shape };
+
+const allocation_shape: Shape = .{ .what = "candidate.state.outcome.allocations" };
+const exit_shape: Shape = .{
+    .what = "candidate.state.outcome",
+    .nested = &.{.{ .number = 4, .shape = &allocation_shape }},
+};
+const fixed_shape: Shape = .{ .what = "candidate.state.fixed" };
+const state_shape: Shape = .{
+    .what = "candidate.state",
+    .nested = &.{
+        .{ .number = 1, .shape = &fixed_shape },
+        .{ .number = 3, .shape = &exit_shape },
+    },
+};
+const signature_shape: Shape = .{ .what = "candidate.signatures" };
+/// A SignedState (nitro.proto).
+const candidate_shape: Shape = .{
+    .what = "challenge_registered.candidate",
+    .nested = &.{
+        .{ .number = 1, .shape = &state_shape },
+        .{ .number = 2, .shape = &signature_shape },
+    },
+};
+/// SignedState, State, SingleAssetExit, Allocation.
+const shape_depth_max = 4;
+
+/// Checks that `bytes` decode as a message of this shape, nested messages
+/// included, as a protobuf decoder reads them: a field of a nested message's
+/// number but another wire type is an unknown field to a decoder, so it is
+/// skipped. Nothing else is checked: the module re-emits these bytes and never
+/// reads them.
+fn wellFormed(shape: *const Shape, bytes: []const u8, depth: u32) abi.Error!void {
+    assert(depth < shape_depth_max);
+    var reader = pb.Reader.init(bytes);
+    while (reader.next() catch
+        return fail(error.Malformed, "{s}: malformed protobuf", .{shape.what})) |field|
+    {
+        if (field.wire_type != pb.WireType.length_delimited) continue;
+        for (shape.nested) |nested| {
+            if (field.number == nested.number) {
+                try wellFormed(nested.shape, field.bytes, depth + 1);
+            }
+        }
+    }
+}
 
 fn parseChannelEvent(
     bytes: []const u8,
     comptime asset_field: u32,
     comptime amount_field: u32,
     comptime finalizes_field: u32,
+    // Not comptime: Concluded and ChallengeRegistered share one copy of the code.
+    candidate_field: u32,
 ) abi.Error!ChainChange {
     var change = ChainChange{};
     var reader = pb.Reader.init(bytes);
@@ -529,6 +618,12 @@ fn parseChannelEvent(
             change.amount = try amountField(field, "chain_event.holdings");
         } else if (field.number == finalizes_field) {
             change.finalizes_at = try intField(field, "chain_event.finalizes_at");
+        } else if (field.number == candidate_field and
+            field.wire_type == pb.WireType.length_delimited)
+        {
+            // Of another wire type it is an unknown field, as wellFormed reads.
+            try wellFormed(&candidate_shape, field.bytes, 0);
+            change.candidate = field.bytes;
         }
     }
     if (change.channel_id == null) {
@@ -554,14 +649,18 @@ fn applyChainEvent(bytes: []const u8, seq: u64) abi.Error!void {
     };
     // Validate the whole event before changing anything.
     const change: ChainChange = if (event) |field| switch (field.number) {
-        10 => try parseChannelEvent(field.bytes, 2, 3, 0),
-        11 => try parseChannelEvent(field.bytes, 3, 5, 0),
-        12, 13 => try parseChannelEvent(field.bytes, 0, 0, 2),
-        14, 15 => try parseChannelEvent(field.bytes, 0, 0, 0),
+        10 => try parseChannelEvent(field.bytes, 2, 3, 0, 0),
+        11 => try parseChannelEvent(field.bytes, 3, 5, 0, 0),
+        12 => try parseChannelEvent(field.bytes, 0, 0, 2, 0),
+        13 => try parseChannelEvent(field.bytes, 0, 0, 2, 3),
+        14, 15 => try parseChannelEvent(field.bytes, 0, 0, 0, 0),
         else => .{},
     } else .{};
     fold.chain_time_s = @max(fold.chain_time_s, block_time_s);
     const channel_id = change.channel_id orelse return;
+    // Copied before the channel changes, so running out of memory changes nothing.
+    const candidate: ?[]u8 = if (change.candidate) |given| try gpa.dupe(u8, given) else null;
+    errdefer if (candidate) |owned| gpa.free(owned);
     const channel = try channelGetOrCreate(channel_id);
     channel.last_seq = seq;
     switch (event.?.number) {
@@ -571,15 +670,44 @@ fn applyChainEvent(bytes: []const u8, seq: u64) abi.Error!void {
             channel.finalizes_at = change.finalizes_at;
         },
         13 => {
+            try challengeSet(channel, candidate);
             channel.challenged = true;
             channel.finalizes_at = change.finalizes_at;
         },
         14 => {
+            try challengeSet(channel, null);
             channel.challenged = false;
             if (!channel.concluded) channel.finalizes_at = 0;
         },
+        15 => (try disputeGet(channel)).reclaims += 1,
         else => {},
     }
+    assert(channel.challenge() == null or channel.challenged);
+}
+
+/// The channel's Dispute, allocated if it has none.
+fn disputeGet(channel: *Channel) abi.Error!*Dispute {
+    if (channel.dispute) |dispute| return dispute;
+    const dispute = try gpa.create(Dispute);
+    dispute.* = .{};
+    channel.dispute = dispute;
+    return dispute;
+}
+
+fn disputeFree(channel: *Channel) void {
+    const dispute = channel.dispute orelse return;
+    if (dispute.challenge) |candidate| gpa.free(candidate);
+    gpa.destroy(dispute);
+    channel.dispute = null;
+}
+
+/// Replaces the registered challenge's candidate by `candidate` (owned, or null).
+fn challengeSet(channel: *Channel, candidate: ?[]u8) abi.Error!void {
+    if (candidate == null and channel.dispute == null) return;
+    const dispute = try disputeGet(channel);
+    if (dispute.challenge) |previous| gpa.free(previous);
+    dispute.challenge = candidate;
+    if (dispute.challenge == null and dispute.reclaims == 0) disputeFree(channel);
 }
 
 fn applyVoucher(bytes: []const u8, seq: u64) abi.Error!void {
@@ -733,6 +861,9 @@ fn writeChannel(writer: pb.Writer, number: u32, channel: *const Channel) !void {
     try writer.uint(11, channel.last_seq);
     try writer.uint256(12, channel.received);
     try writer.uint(13, channel.vouchers);
+    if (channel.challenge()) |candidate| try writer.bytes(14, candidate);
+    try writer.uint(15, @intFromBool(channel.concluded));
+    try writer.uint(16, channel.reclaims());
     try writer.end(start);
 }
 
@@ -857,6 +988,12 @@ fn snapshotChannel(writer: abi.SnapshotWriter, channel: *const Channel) !void {
     try writer.int(u64, channel.finalizes_at);
     try writer.flag(channel.challenged);
     try writer.flag(channel.concluded);
+    assert(channel.challenge() == null or channel.challenged);
+    // An empty Dispute is freed: memory follows the folded records alone.
+    if (channel.dispute) |dispute| assert(dispute.challenge != null or dispute.reclaims > 0);
+    try writer.flag(channel.challenge() != null);
+    if (channel.challenge()) |candidate| try writer.bytes(candidate);
+    try writer.int(u64, channel.reclaims());
     try writer.int(u64, channel.last_seq);
 }
 
@@ -954,6 +1091,17 @@ fn restoreChannel(reader: *abi.SnapshotReader, channel: *Channel) abi.Error!void
     channel.finalizes_at = try reader.int(u64);
     channel.challenged = try reader.flag();
     channel.concluded = try reader.flag();
+    if (try reader.flag()) {
+        const dispute = try disputeGet(channel);
+        dispute.challenge = try reader.owned();
+        // Queries re-emit it: check it as a record's candidate is checked.
+        try wellFormed(&candidate_shape, dispute.challenge.?, 0);
+        if (!channel.challenged) {
+            return fail(error.Invalid, "snapshot channel has a challenge, not challenged", .{});
+        }
+    }
+    const reclaims = try reader.int(u64);
+    if (reclaims > 0) (try disputeGet(channel)).reclaims = reclaims;
     channel.last_seq = try reader.int(u64);
 }
 

@@ -134,7 +134,8 @@ def channel_list_command(namespace: argparse.Namespace) -> int:
 
 
 def channel_settle_command(namespace: argparse.Namespace) -> int:
-    """Challenge on chain, then (now with --wait, or when run again later) reclaim and pay out."""
+    """Start the settlement and wait until its challenges are on chain (with --wait: until
+    it is paid out); the node finishes it by itself either way."""
     from node.rpc import RpcConnectionError, RpcError
 
     params = {"channel_id": namespace.channel}
@@ -142,20 +143,23 @@ def channel_settle_command(namespace: argparse.Namespace) -> int:
         params["ledger_id"] = namespace.ledger
     console = None if namespace.json else Console()
     deadline = time.monotonic() + namespace.timeout
+    wanted = ("SETTLED",) if namespace.wait else ("CHALLENGED", "PAYING_OUT", "SETTLED")
     try:
         client = rpc_client(namespace.home)
         answer = client.call("settle_payment_channel", **params)
-        status = console.status("waiting for the challenges to finalize") if console else None
+        status = console.status("settling on chain") if console else None
         with status or contextlib.nullcontext():
-            while namespace.wait and answer["stage"] != "SETTLED":
+            while answer["stage"] not in (*wanted, "FAILED"):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"not settled within {namespace.timeout:g} s")
+                    raise TimeoutError(f"still {answer['stage']} after {namespace.timeout:g} s")
                 time.sleep(_SETTLE_POLL_S)
                 answer = client.call("settle_payment_channel", **params)
     except (ScnodeError, RpcError, RpcConnectionError, TimeoutError) as error:
         return fail("channel settle", error)
     if console is None:
         print(json.dumps(answer, indent=2))
+    elif answer["stage"] == "FAILED":
+        console.print(f"[red]settlement failed:[/red] {answer['failure']}", soft_wrap=True)
     elif answer["stage"] == "SETTLED":
         console.print(
             f"settled on chain: paid {wei_text(str(answer['paid']))} by vouchers;"
@@ -163,6 +167,8 @@ def channel_settle_command(namespace: argparse.Namespace) -> int:
             soft_wrap=True,
         )
     else:
-        when = datetime.fromtimestamp(answer["finalizes_at"], UTC).isoformat()
-        console.print(f"challenged on chain; run this again after {when} to pay out")
-    return 0
+        when = datetime.fromtimestamp(int(answer["finalizes_at"]), UTC).isoformat()
+        console.print(
+            f"challenged on chain; the node pays out by itself after {when} (--wait to wait for it)"
+        )
+    return 1 if answer["stage"] == "FAILED" else 0

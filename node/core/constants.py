@@ -42,6 +42,7 @@ postfund_turn_num: Final = 1
 log_format_version: Final = 1
 log_hash_bytes: Final = 32
 log_batch_records_max: Final = 10_000
+log_commit_records_max: Final = 1_000_000  # one prepared batch (an engine step) at most
 log_snapshot_key_bytes: Final = 32  # a derivation module's sha256
 log_snapshot_bytes_max: Final = 1024 * 1024 * 1024
 log_read_chunk_records: Final = 1024  # records fetched per RocksDB iterator
@@ -142,6 +143,9 @@ engine_voucher_resend_ms: Final = 25
 engine_voucher_resends_max: Final = 40
 # An idle chain's BlockProcessed is logged this often.
 engine_block_record_interval_ms: Final = 10_000
+# The engine snapshots its state and the module's together this often (a restart folds
+# at most this many records in Python after loading them).
+engine_snapshot_interval_records: Final = 10_000
 engine_policy_deposit_max_default: Final = 100 * 10**18  # per channel and asset, unless configured
 engine_challenge_duration_s_default: Final = 86_400
 # Settling a channel on chain re-reads the adjudicator's status this often while it waits.

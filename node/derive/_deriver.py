@@ -13,7 +13,7 @@ import operator
 import queue
 import sys
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from itertools import islice
 from typing import Protocol, TypeVar
 
@@ -228,8 +228,14 @@ class Deriver:
         limits: Limits | None = None,
         snapshot_interval_records: int = derive_snapshot_interval_records,
         batch_records_max: int = derive_batch_records_max,
+        at_seq: int | None = None,
     ) -> None:
-        """Restore the newest snapshot of ``module`` (no replay yet: see ``catch_up``)."""
+        """Restore the newest snapshot of ``module`` (no replay yet: see ``catch_up``).
+
+        With ``at_seq`` the state starts after records ``1..at_seq`` instead (the newest
+        snapshot at or before it, then a replay up to it): the engine restores the
+        module where its own snapshot stands.
+        """
         assert snapshot_interval_records > 0
         assert batch_records_max > 0
         self.log = log
@@ -237,15 +243,14 @@ class Deriver:
         self.limits = limits
         self.snapshot_interval_records = snapshot_interval_records
         self.batch_records_max = batch_records_max
-        snapshot = log.latest_snapshot(module.sha256)
+        if at_seq is None:
+            snapshot = log.latest_snapshot(module.sha256)
+            at_seq = snapshot.seq if snapshot else 0
         self._instance, self._cursor = instance_at(
-            module,
-            log,
-            snapshot.seq if snapshot else 0,
-            limits,
-            batch_records_max=batch_records_max,
+            module, log, at_seq, limits, batch_records_max=batch_records_max
         )
         self._snapshot_seq = self._cursor
+        self._durable_seq = self._cursor  # records after it are folded but not yet logged
 
     @property
     def cursor(self) -> int:
@@ -264,18 +269,78 @@ class Deriver:
             ModuleTrapError: a call trapped; the state was rebuilt as it was before the
                 failing batch.
         """
+        assert not self.tentative, "confirm or roll back what was folded ahead first"
         target = self.log.last_seq if to_seq is None else min(to_seq, self.log.last_seq)
         before = self._cursor
         batches = _batch_source(self.log, self._cursor + 1, target, self.batch_records_max)
         try:
             for batch_last, batch in batches:
                 self._apply(batch)
-                self._cursor = batch_last
+                self._cursor = self._durable_seq = batch_last
                 if self._cursor - self._snapshot_seq >= self.snapshot_interval_records:
                     self.snapshot()
         finally:
             batches.close()
         return self._cursor - before
+
+    @property
+    def tentative(self) -> bool:
+        """Whether records not yet in the log are folded (see ``fold_ahead``)."""
+        return self._cursor > self._durable_seq
+
+    def fold_ahead(self, first: int, values: Sequence[bytes]) -> None:
+        """Fold records that the log has not written yet: records ``first..`` in their
+        stored form, numbered after the cursor. ``confirm`` once they are durable, or
+        ``roll_back`` if their write failed.
+
+        Raises:
+            RecordRejectedError, ModuleTrapError: as ``catch_up``; call ``roll_back``.
+        """
+        assert first == self._cursor + 1, (first, self._cursor)
+        start = 0
+        while start < len(values):
+            end, size = start, 0
+            while end < len(values) and end - start < self.batch_records_max:
+                size += len(values[end]) + 4
+                if end > start and size > derive_batch_bytes_max:
+                    break
+                end += 1
+            self._instance.apply_batch(frame_records(values[start:end]))
+            self._cursor = first + end - 1
+            start = end
+
+    def confirm(self) -> None:
+        """The records folded ahead are in the log now."""
+        assert self._cursor <= self.log.last_seq, (self._cursor, self.log.last_seq)
+        self._durable_seq = self._cursor
+
+    def roll_back(self) -> None:
+        """Forget the records folded ahead: the state is rebuilt as the log holds it
+        (the newest snapshot, then a replay)."""
+        self._cursor = self._durable_seq
+        self._instance, cursor = instance_at(
+            self.module,
+            self.log,
+            self._cursor,
+            self.limits,
+            batch_records_max=self.batch_records_max,
+        )
+        assert cursor == self._cursor, (cursor, self._cursor)
+
+    def snapshot_blob(self) -> bytes:
+        """The serialised state at the cursor (the caller stores it with its own).
+
+        Raises:
+            ModuleTrapError: the call trapped; the state was rebuilt.
+        """
+        assert not self.tentative, "a snapshot holds durable records only"
+        try:
+            blob = self._instance.snapshot()
+        except ModuleTrapError:
+            self._recover()
+            raise
+        self._snapshot_seq = self._cursor
+        return blob
 
     def _apply(self, batch: bytes) -> None:
         try:
@@ -287,7 +352,7 @@ class Deriver:
             if error.code == CODE_OUT_OF_MEMORY:  # the state is undefined: as a trap
                 self._recover()
             else:
-                self._cursor = self.query_cursor()
+                self._cursor = self._durable_seq = self.query_cursor()
             raise
 
     def snapshot(self) -> None:
@@ -301,15 +366,11 @@ class Deriver:
         self._snapshot_seq = self._cursor
 
     def _recover(self) -> None:
-        """Replace a trapped instance: newest snapshot, then replay to the cursor."""
-        self._instance, cursor = instance_at(
-            self.module,
-            self.log,
-            self._cursor,
-            self.limits,
-            batch_records_max=self.batch_records_max,
-        )
-        assert cursor == self._cursor, (cursor, self._cursor)
+        """Replace a trapped instance: newest snapshot, then replay to the cursor.
+
+        Records folded ahead of the log are dropped (the caller rolls its step back).
+        """
+        self.roll_back()
 
     def query(self, request: derive_pb2.Query) -> derive_pb2.QueryResult:
         """Ask the module; a trap is recovered from and re-raised."""

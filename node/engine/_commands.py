@@ -1,10 +1,17 @@
-"""API commands: checked in the loop, logged as Command records, answered once durable."""
+"""API commands: checked in the loop, logged as Command records, answered once durable.
+
+The async methods are what the JSON-RPC layer calls: each puts a command on the
+loop's input and waits for the loop's answer. In the loop a command is checked
+against the current state; a refusal is answered at once (and logged for audit),
+an accepted command is logged and answered once its record is durable.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
 from collections.abc import Callable
+from typing import assert_never
 
 import trio
 
@@ -12,14 +19,12 @@ from node.core import (
     Allocation,
     FixedPart,
     SingleAssetExit,
-    address_from_bytes,
     address_to_destination,
     channel_id,
     to_checksum_address,
 )
 from node.core.constants import channel_nonce_max, uint256_max
 from node.core.errors import InvalidValueError, ProtocolError
-from node.derive import Deriver
 from node.engine._errors import CommandRefusedError, Refusal
 from node.engine._inputs import (
     CloseLedger,
@@ -28,34 +33,51 @@ from node.engine._inputs import (
     CreatePayment,
     Input,
     Reply,
+    SettleChannel,
 )
-from node.engine._records import close_command_record, create_command_record, rejected_record
-from node.engine._table import Entry
-from node.engine._views import JsonObject, ledger_channel_info
-from node.proto import derive_pb2, log_pb2
+from node.engine._queries import QueriesMixin
+from node.engine._records import (
+    close_command_record,
+    close_payment_record,
+    create_command_record,
+    create_payment_record,
+    rejected_record,
+    settle_record,
+)
+from node.engine._state import EngineState
+from node.engine._step import Step
+from node.engine._views import ViewCache
+from node.proto import log_pb2
 from node.protocols import (
     ChannelSnapshot,
     ObjectiveId,
     ObjectiveKind,
     new_direct_defund,
     new_direct_fund,
+    new_settle,
+    new_virtual_defund,
+    new_virtual_fund,
 )
 
 logger = logging.getLogger("node.engine")
 
+NATIVE_ASSET = "0x0000000000000000000000000000000000000000"
+ObjectiveCommand = CreateLedger | CloseLedger | CreatePayment | ClosePayment | SettleChannel
 
-class CommandsMixin:
+
+class CommandsMixin(QueriesMixin):
     """The engine's API side (mixed into ``Engine``, which provides the state)."""
 
     address: str
-    deriver: Deriver
-    objectives: dict[ObjectiveId, Entry]
-    _inputs_send: trio.MemorySendChannel[Input]
-    _dirty: set[ObjectiveId]
     consensus_app: str
-    snapshot: Callable[[bytes], ChannelSnapshot | None]
-    _create_payment: Callable[[CreatePayment], log_pb2.LogRecord]
-    _close_payment: Callable[[ClosePayment], log_pb2.LogRecord]
+    payment_app: str
+    state: EngineState
+    views: ViewCache
+    _inputs_send: trio.MemorySendChannel[Input]
+    find_intermediaries: Callable[[str, int, str], list[str]]
+    _log: Callable[[Step, log_pb2.LogRecord], None]
+    _ledger_snapshots: Callable[[], list[ChannelSnapshot]]
+    _has_chain: Callable[[], bool]
 
     # ------------------------------------------------------------------ async API
 
@@ -65,7 +87,7 @@ class CommandsMixin:
         amount: int,
         *,
         counterparty_amount: int = 0,
-        asset: str = "0x0000000000000000000000000000000000000000",
+        asset: str = NATIVE_ASSET,
         challenge_duration: int,
         nonce: int | None = None,
     ) -> ObjectiveId:
@@ -99,9 +121,7 @@ class CommandsMixin:
             )
         except InvalidValueError as error:
             raise CommandRefusedError(Refusal.INVALID, str(error)) from None
-        reply = Reply()
-        await self._inputs_send.send(CreateLedger(fixed, outcome, reply))
-        return await reply.wait()
+        return await self._ask(lambda reply: CreateLedger(fixed, outcome, reply))
 
     async def close_ledger_channel(self, channel: bytes) -> ObjectiveId:
         """Ask the loop to close a ledger channel; returns the DirectDefund objective's id.
@@ -109,62 +129,144 @@ class CommandsMixin:
         Raises:
             CommandRefusedError: no such channel, or it is not open.
         """
-        reply = Reply()
-        await self._inputs_send.send(CloseLedger(channel, reply))
+        return await self._ask(lambda reply: CloseLedger(channel, reply))
+
+    async def create_payment_channel(
+        self,
+        counterparty: str,
+        intermediaries: list[str] | None,
+        amount: int,
+        *,
+        asset: str = NATIVE_ASSET,
+        challenge_duration: int = 3600,
+        nonce: int | None = None,
+    ) -> ObjectiveId:
+        """Ask the loop to open a virtual channel paying ``counterparty`` up to ``amount``
+        through ``intermediaries`` (None: the shortest route through known ledgers; empty:
+        funded by our ledger with the counterparty); returns the VirtualFund objective's id
+        once logged.
+
+        Raises:
+            CommandRefusedError: the parameters break a rule; nothing was started.
+        """
+        try:
+            if not self.payment_app:
+                raise InvalidValueError("payment_app", "this node runs no virtual channels")
+            peer = to_checksum_address(counterparty, "counterparty")
+            token = to_checksum_address(asset, "asset")
+            if not 0 < amount <= uint256_max:
+                raise InvalidValueError("amount", "must be in (0, 2**256)")
+            if intermediaries is None:
+                intermediaries = await self._query(
+                    lambda: self.find_intermediaries(peer, amount, token)
+                )
+            path = [to_checksum_address(address, "intermediaries") for address in intermediaries]
+            chosen_nonce = nonce if nonce is not None else secrets.randbelow(channel_nonce_max)
+            fixed = FixedPart(
+                [self.address, *path, peer], chosen_nonce, self.payment_app, challenge_duration
+            )
+            allocations = [
+                Allocation(address_to_destination(self.address), amount),
+                Allocation(address_to_destination(peer), 0),
+            ]
+            outcome = (SingleAssetExit(token, allocations),)
+            objective = new_virtual_fund(fixed, outcome, self.address, self.payment_app)
+        except (InvalidValueError, ProtocolError) as error:
+            raise CommandRefusedError(Refusal.INVALID, str(error)) from None
+        return await self._ask(lambda reply: CreatePayment(objective, reply))
+
+    async def close_payment_channel(self, channel: bytes) -> ObjectiveId:
+        """Ask the loop to close a virtual channel we pay on; returns the VirtualDefund's id.
+
+        Raises:
+            CommandRefusedError: no such open channel, or we are not its payer.
+        """
+        return await self._ask(lambda reply: ClosePayment(channel, reply))
+
+    async def settle_payment_channel(
+        self, channel: bytes, ledger: bytes | None = None
+    ) -> ObjectiveId:
+        """Ask the loop to enforce a payment channel on chain (the other parties are gone):
+        challenge it and our ledger that funds it, wait out the challenge duration,
+        reclaim, pay out. Returns the Settle objective's id once logged; the objective
+        goes on by itself.
+
+        Raises:
+            CommandRefusedError: no such payment channel, we are not in it, no ledger
+                of ours funds it, or this node has no chain.
+        """
+        return await self._ask(lambda reply: SettleChannel(channel, ledger, reply))
+
+    async def _ask(self, command: Callable[[Reply[ObjectiveId]], Input]) -> ObjectiveId:
+        reply: Reply[ObjectiveId] = Reply()
+        await self._inputs_send.send(command(reply))
         return await reply.wait()
 
     # ------------------------------------------------------------------ in the loop
 
-    def _command(
-        self, command: CreateLedger | CloseLedger | CreatePayment | ClosePayment
-    ) -> log_pb2.LogRecord:
-        """The record of a command; a refusal is answered at once and logged for audit."""
+    def _take_command(self, step: Step, command: ObjectiveCommand) -> None:
+        """Log a command's record and answer once durable; a refusal is answered at once."""
         try:
-            if isinstance(command, CreatePayment):
-                return self._create_payment(command)
-            if isinstance(command, ClosePayment):
-                return self._close_payment(command)
-            if isinstance(command, CreateLedger):
-                return self._create(command)
-            return self._close(command)
+            objective_id, record = self._command_record(command)
         except CommandRefusedError as error:
             logger.warning("refused an API command: %s", error)
             command.reply.fail(error)
-            raw = (
-                command.channel_id if isinstance(command, CloseLedger | ClosePayment) else b"create"
-            )
-            return rejected_record(log_pb2.REJECTION_SOURCE_API, error.message, raw)
+            raw = b"create" if isinstance(command, CreateLedger | CreatePayment) else b""
+            if isinstance(command, CloseLedger | ClosePayment | SettleChannel):
+                raw = command.channel_id
+            self._log(step, rejected_record(log_pb2.REJECTION_SOURCE_API, error.message, raw))
+            return
+        self._log(step, record)
+        step.dirty.add(objective_id)
+        reply = command.reply
+        step.answers.append(lambda: reply.answer(objective_id))
+        step.refusals.append(lambda: reply.fail(_unlogged()))
+        logger.info("%s: started by the API", objective_id)
 
-    def _create(self, command: CreateLedger) -> log_pb2.LogRecord:
+    def _command_record(self, command: ObjectiveCommand) -> tuple[ObjectiveId, log_pb2.LogRecord]:
+        match command:
+            case CreateLedger():
+                return self._create_ledger(command)
+            case CloseLedger():
+                return self._close_ledger(command)
+            case CreatePayment():
+                return self._create_payment(command)
+            case ClosePayment():
+                return self._close_payment(command)
+            case SettleChannel():
+                return self._settle(command)
+            case _:
+                assert_never(command)
+
+    def _create_ledger(self, command: CreateLedger) -> tuple[ObjectiveId, log_pb2.LogRecord]:
         try:
             objective = new_direct_fund(
                 command.fixed, command.outcome, self.address, self.consensus_app
             )
         except ProtocolError as error:
             raise CommandRefusedError(Refusal.INVALID, str(error)) from None
-        channel = channel_id(command.fixed)
-        if self.deriver.channel(channel) is not None or any(
-            oid.channel_id == channel for oid in self.objectives
-        ):
-            raise CommandRefusedError(Refusal.CONFLICT, f"channel 0x{channel.hex()} exists")
-        self.objectives[objective.id] = Entry(objective)
-        self._dirty.add(objective.id)
-        command.reply.objective_id = objective.id
-        logger.info("%s: opening with %s", objective.id, command.fixed.participants[1])
-        return create_command_record(objective.id, command.fixed, command.outcome)
+        self._check_new_channel(channel_id(command.fixed))
+        record = create_command_record(objective.id, command.fixed, command.outcome)
+        return objective.id, record
 
-    def _close(self, command: CloseLedger) -> log_pb2.LogRecord:
+    def _create_payment(self, command: CreatePayment) -> tuple[ObjectiveId, log_pb2.LogRecord]:
+        objective = command.objective
+        self._check_new_channel(objective.channel_id)
+        return objective.id, create_payment_record(objective.id, objective.fixed, objective.outcome)
+
+    def _check_new_channel(self, channel: bytes) -> None:
+        known = self.views.snapshot(channel) is not None
+        if known or any(oid.channel_id == channel for oid in self.state.objectives):
+            raise CommandRefusedError(Refusal.CONFLICT, f"channel 0x{channel.hex()} exists")
+
+    def _close_ledger(self, command: CloseLedger) -> tuple[ObjectiveId, log_pb2.LogRecord]:
         channel = command.channel_id
         objective_id = ObjectiveId(ObjectiveKind.DIRECT_DEFUND, channel)
-        snapshot = self.snapshot(channel)
+        snapshot = self.views.snapshot(channel)
         if snapshot is None or snapshot.fixed.app_definition != self.consensus_app:
             raise CommandRefusedError(Refusal.NOT_FOUND, f"no ledger channel 0x{channel.hex()}")
-        existing = self.objectives.get(objective_id)
-        if existing is not None and existing.failure is None:
-            raise CommandRefusedError(
-                Refusal.CONFLICT, f"channel 0x{channel.hex()} is closing already ({objective_id})"
-            )
-        funding = self.objectives.get(ObjectiveId(ObjectiveKind.DIRECT_FUND, channel))
+        self._check_not_running(objective_id, f"channel 0x{channel.hex()} is closing already")
+        funding = self.state.entry(ObjectiveId(ObjectiveKind.DIRECT_FUND, channel))
         supported = snapshot.supported
         if (
             (funding is not None and funding.running)
@@ -176,33 +278,52 @@ class CommandsMixin:
             objective = new_direct_defund(snapshot, self.address)
         except ProtocolError as error:
             raise CommandRefusedError(Refusal.CONFLICT, str(error)) from None
-        self.objectives[objective_id] = Entry(objective)
-        self._dirty.add(objective_id)
-        command.reply.objective_id = objective_id
-        logger.info("%s: closing", objective_id)
-        return close_command_record(objective_id)
+        return objective_id, close_command_record(objective_id, objective.final_state)
 
-    # ------------------------------------------------------------------ queries
+    def _close_payment(self, command: ClosePayment) -> tuple[ObjectiveId, log_pb2.LogRecord]:
+        channel = command.channel_id
+        objective_id = ObjectiveId(ObjectiveKind.VIRTUAL_DEFUND, channel)
+        snapshot = self._payment_snapshot(channel)
+        self._check_not_running(objective_id, f"{objective_id} runs already")
+        try:
+            paid = self.state.paid.get(channel, 0)
+            objective = new_virtual_defund(snapshot, self.address, paid)
+        except ProtocolError as error:
+            raise CommandRefusedError(Refusal.CONFLICT, str(error)) from None
+        return objective_id, close_payment_record(objective_id, objective.final_state)
 
-    def ledger_channel(self, channel: bytes) -> JsonObject:
-        """One ledger channel as the module derives it.
+    def _settle(self, command: SettleChannel) -> tuple[ObjectiveId, log_pb2.LogRecord]:
+        channel = command.channel_id
+        objective_id = ObjectiveId(ObjectiveKind.SETTLE, channel)
+        if not self._has_chain():
+            raise CommandRefusedError(Refusal.CONFLICT, "this node has no chain to settle on")
+        snapshot = self._payment_snapshot(channel)
+        if self.address not in snapshot.fixed.participants:
+            raise CommandRefusedError(
+                Refusal.INVALID,
+                f"this node ({self.address}) is not a participant of 0x{channel.hex()}",
+            )
+        self._check_not_running(objective_id, f"{objective_id} runs already")
+        ledgers = self._ledger_snapshots()
+        try:
+            objective = new_settle(snapshot, self.address, ledgers, command.ledger_id)
+        except ProtocolError as error:
+            raise CommandRefusedError(Refusal.CONFLICT, str(error)) from None
+        return objective_id, settle_record(objective_id, objective.ledger)
 
-        Raises:
-            CommandRefusedError: no such ledger channel.
-        """
-        view = self.deriver.channel(channel)
-        if view is None or not self._is_ledger(view):
-            raise CommandRefusedError(Refusal.NOT_FOUND, f"no ledger channel 0x{channel.hex()}")
-        return ledger_channel_info(view, self.address)
+    def _payment_snapshot(self, channel: bytes) -> ChannelSnapshot:
+        snapshot = self.views.snapshot(channel)
+        if snapshot is None or not self.views.is_virtual(snapshot):
+            raise CommandRefusedError(Refusal.NOT_FOUND, f"no payment channel 0x{channel.hex()}")
+        return snapshot
 
-    def ledger_channels(self) -> list[JsonObject]:
-        """Every ledger channel the module knows, in channel id order."""
-        return [
-            ledger_channel_info(view, self.address)
-            for view in self.deriver.channels()
-            if self._is_ledger(view)
-        ]
+    def _check_not_running(self, objective_id: ObjectiveId, message: str) -> None:
+        existing = self.state.entry(objective_id)
+        if existing is not None and existing.failure is None:
+            raise CommandRefusedError(Refusal.CONFLICT, message)
 
-    def _is_ledger(self, view: derive_pb2.ChannelView) -> bool:
-        app = view.fixed.app_definition
-        return len(app) == 20 and address_from_bytes(app) == self.consensus_app
+
+def _unlogged() -> CommandRefusedError:
+    return CommandRefusedError(
+        Refusal.UNAVAILABLE, "the node could not log the command; nothing was started"
+    )

@@ -13,6 +13,8 @@ class Refusal(enum.Enum):
     INVALID = "INVALID"  # the request breaks a rule (bad amounts, not a participant)
     NOT_FOUND = "NOT_FOUND"  # no such channel or objective
     CONFLICT = "CONFLICT"  # the channel is busy or in the wrong state for this
+    OBJECTIVE_NOT_FOUND = "OBJECTIVE_NOT_FOUND"  # no such objective
+    UNAVAILABLE = "UNAVAILABLE"  # the node could not log it: nothing happened, try again
 
 
 class CommandRefusedError(ScnodeError):
@@ -22,3 +24,7 @@ class CommandRefusedError(ScnodeError):
         super().__init__(message)
         self.refusal = refusal
         self.message = message
+
+
+class EngineFatalError(ScnodeError):
+    """The engine cannot go on (its event log refuses every write): the node stops."""

@@ -1,38 +1,53 @@
-"""What reaches the engine loop: commands, chain events, peer deliveries, wake-ups."""
+"""What reaches the engine loop, as values: commands, peer deliveries, chain events,
+transaction outcomes and timers.
+
+Networking, the chain watcher, transaction tasks and the API only put these on the
+loop's input channel; the loop alone logs, changes state and answers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import trio
 
+from node.chain import Submitted
 from node.core import FixedPart, SingleAssetExit, Voucher
 from node.engine._errors import CommandRefusedError
-from node.proto import log_pb2
-from node.protocols import ObjectiveId, ProposeLedgerUpdate, SignLedgerProposal, VirtualFund
+from node.proto import log_pb2, wire_pb2
+from node.protocols import LedgerEffect, ObjectiveId, Transaction, TransactionKind, VirtualFund
+
+Answer = TypeVar("Answer")
 
 
 @dataclass
-class Reply:
-    """The answer to a command: the loop sets ``objective_id`` when it accepts the
-    command and ``done`` once its record is durable, or ``fail`` when it refuses it."""
+class Reply(Generic[Answer]):
+    """The answer to a command: the loop gives it (or a refusal), then sets ``done``,
+    once what the command caused is durable (or the command was refused)."""
 
     done: trio.Event = field(default_factory=trio.Event)
-    objective_id: ObjectiveId | None = None
+    result: tuple[Answer] | None = None
     error: CommandRefusedError | None = None
+
+    def answer(self, value: Answer) -> None:
+        assert not self.done.is_set()
+        self.result = (value,)
+        self.done.set()
 
     def fail(self, error: CommandRefusedError) -> None:
         assert not self.done.is_set()
         self.error = error
         self.done.set()
 
-    async def wait(self) -> ObjectiveId:
-        """The objective id, or raise the refusal."""
+    async def wait(self) -> Answer:
+        """The answer, or raise the refusal."""
         await self.done.wait()
         if self.error is not None:
             raise self.error
-        assert self.objective_id is not None
-        return self.objective_id
+        assert self.result is not None
+        return self.result[0]
 
 
 @dataclass(frozen=True)
@@ -41,7 +56,7 @@ class CreateLedger:
 
     fixed: FixedPart
     outcome: tuple[SingleAssetExit, ...]
-    reply: Reply
+    reply: Reply[ObjectiveId]
 
 
 @dataclass(frozen=True)
@@ -49,104 +64,137 @@ class CloseLedger:
     """Close the ledger channel ``channel_id``."""
 
     channel_id: bytes
-    reply: Reply
-
-
-@dataclass(frozen=True)
-class ChainInput:
-    """A confirmed adjudicator event (or a BlockProcessed mark)."""
-
-    event: log_pb2.ChainEvent
-
-
-@dataclass(frozen=True)
-class PeerInput:
-    """A transport delivered (and logged) a batch from a peer.
-
-    Attributes:
-        sender: the peer.
-        envelopes: how many messages.
-        paid_on: the channels its vouchers pay on (their records are in the log now).
-    """
-
-    sender: str
-    envelopes: int
-    paid_on: frozenset[bytes] = frozenset()
-
-
-@dataclass(frozen=True)
-class Wake:
-    """Something outside the loop changed (a transaction settled, a retry is due)."""
-
-    reason: str
+    reply: Reply[ObjectiveId]
 
 
 @dataclass(frozen=True)
 class CreatePayment:
-    """The API asks to open a virtual channel (the objective is checked already)."""
+    """Open a virtual channel (the objective is checked already)."""
 
     objective: VirtualFund
-    reply: Reply
+    reply: Reply[ObjectiveId]
 
 
 @dataclass(frozen=True)
 class ClosePayment:
-    """The API asks to close a virtual channel we pay on."""
+    """Close a virtual channel we pay on."""
 
     channel_id: bytes
-    reply: Reply
-
-
-@dataclass
-class LedgerRequest:
-    """Change a ledger: propose (leader) or agree to countersign (follower) a proposal.
-
-    The loop sets ``error`` when it refuses, then ``done``.
-    """
-
-    effect: ProposeLedgerUpdate | SignLedgerProposal
-    done: trio.Event = field(default_factory=trio.Event)
-    error: CommandRefusedError | None = None
-
-
-@dataclass
-class PayRequest:
-    """Pay ``amount`` more on a virtual channel; the loop sets ``paid`` or ``error``."""
-
-    channel: bytes
-    amount: int
-    send: bool = True  # False: the caller hands the voucher over itself
-    done: trio.Event = field(default_factory=trio.Event)
-    paid: int = 0
-    voucher: Voucher | None = None
-    error: CommandRefusedError | None = None
-
-
-@dataclass
-class VoucherHandedIn:
-    """A voucher the API received out of band; the loop sets ``received`` or ``error``."""
-
-    voucher: Voucher
-    done: trio.Event = field(default_factory=trio.Event)
-    received: int = 0
-    error: CommandRefusedError | None = None
+    reply: Reply[ObjectiveId]
 
 
 @dataclass(frozen=True)
-class LedgerTick:
-    """Time to send unacknowledged ledger proposals again."""
+class SettleChannel:
+    """Enforce a payment channel on chain through our ledger that funds it."""
+
+    channel_id: bytes
+    ledger_id: bytes | None
+    reply: Reply[ObjectiveId]
 
 
-Input = (
+@dataclass(frozen=True)
+class UpdateLedger:
+    """Propose a ledger change (leader) or agree to countersign one (follower)."""
+
+    effect: LedgerEffect
+    reply: Reply[bool]
+
+
+@dataclass(frozen=True)
+class Pay:
+    """Pay ``amount`` more on a virtual channel; the answer is the voucher, logged
+    (``send``: and sent to the payee)."""
+
+    channel: bytes
+    amount: int
+    send: bool
+    reply: Reply[Voucher]
+
+
+@dataclass(frozen=True)
+class HandInVoucher:
+    """A voucher the API received out of band; the answer is the new total received."""
+
+    voucher: Voucher
+    reply: Reply[int]
+
+
+@dataclass(frozen=True)
+class Query:
+    """Read the engine's state: the loop runs ``read`` between steps, when nothing
+    of a step is pending, and answers with what it returns."""
+
+    read: Callable[[], object]
+    reply: Reply[object]
+
+
+Command = (
     CreateLedger
     | CloseLedger
     | CreatePayment
     | ClosePayment
-    | ChainInput
-    | PeerInput
-    | Wake
-    | LedgerRequest
-    | PayRequest
-    | VoucherHandedIn
-    | LedgerTick
+    | SettleChannel
+    | UpdateLedger
+    | Pay
+    | HandInVoucher
 )
+
+
+@dataclass(frozen=True)
+class PeerMessages:
+    """What a peer sent: new envelopes (to log, then acknowledge) and the ids of our
+    messages it acknowledged.
+
+    Attributes:
+        sender: the peer's EIP-55 address, proven by the transport.
+        envelopes: envelopes the transport never handed over before.
+        acknowledged: ids of our messages the peer holds now.
+    """
+
+    sender: str
+    envelopes: tuple[wire_pb2.Envelope, ...]
+    acknowledged: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChainInput:
+    """A confirmed adjudicator event, or a BlockProcessed mark (with the block's time)."""
+
+    event: log_pb2.ChainEvent
+
+
+TxKey = tuple[ObjectiveId, TransactionKind, bytes, str | None]
+
+
+@dataclass(frozen=True)
+class TxSubmitted:
+    """A transaction task sent a transaction (an ERC20 approval among them)."""
+
+    key: TxKey
+    transaction: Transaction
+    submitted: Submitted
+
+
+@dataclass(frozen=True)
+class TxFinished:
+    """A transaction task ended: mined (``failure`` None) or refused by the chain."""
+
+    key: TxKey
+    submitted: Submitted | None
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A delay the loop asked for is over.
+
+    Attributes:
+        reason: what it was for (``Timers`` kinds).
+        key: what it concerns (an objective, a channel, a transaction).
+    """
+
+    reason: str
+    key: object = None
+
+
+Input = Command | Query | PeerMessages | ChainInput | TxSubmitted | TxFinished | Timer

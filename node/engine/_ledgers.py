@@ -1,12 +1,13 @@
 """Ledger (consensus) channels at run time: proposals logged, sent, countersigned, re-sent.
 
-For each open ledger channel the engine keeps a ``LedgerChannel`` built from
-the supported state the derivation module holds and the AcceptedProposal
-records logged since. The leader logs its proposal before sending it; the
-follower logs a proposal it checked and queued, and countersigns only what it
-was asked to (a virtual channel's objective expects it). A consensus reached
-on either side is logged as an AcceptedState with both signatures, so the
-module's supported state and guarantees follow the ledger.
+An open ledger's run-time view (a ``LedgerChannel``) is its supported state in the
+derivation module plus the proposals the engine state holds from that turn on.
+The leader logs its proposal before sending it; the follower logs a proposal it
+checked and queued, and countersigns only what it was asked to (a virtual
+channel's objective expects it). A consensus reached on either side is logged as
+an AcceptedState with both signatures, so the module's supported state follows
+the ledger. Within a step, the ledgers it changed are kept as changed until the
+module has folded the step's records.
 """
 
 from __future__ import annotations
@@ -16,21 +17,25 @@ from collections.abc import Callable, Iterable
 
 import trio
 
-from node.core import Signer
+from node.core import Signer, address_to_bytes, to_checksum_address
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
+from node.derive import Deriver
 from node.engine._errors import CommandRefusedError, Refusal
-from node.engine._inputs import Input, LedgerTick
+from node.engine._inputs import Input, Reply, UpdateLedger
 from node.engine._ledger_codec import (
     accepted_proposal_record,
     signed_proposal_from_proto,
     signed_proposal_to_proto,
 )
 from node.engine._records import accepted_state_record
-from node.engine._table import Entry
+from node.engine._state import EngineState
+from node.engine._step import Step
+from node.engine._views import ViewCache, snapshot_from_view
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
     ChannelSnapshot,
     LedgerChannel,
+    LedgerEffect,
     ObjectiveId,
     ObjectiveKind,
     Proposal,
@@ -38,6 +43,8 @@ from node.protocols import (
     QueuedProposal,
     SignedProposal,
     SignLedgerProposal,
+    VirtualDefund,
+    VirtualFund,
     apply_proposal,
     ledger_next_to_sign,
     ledger_propose,
@@ -51,6 +58,8 @@ logger = logging.getLogger("node.engine")
 
 LEDGER_OBJECTIVE = "Ledger-0x"  # objective_id of ledger payloads: the ledger's id
 
+_CacheKey = tuple[ChannelSnapshot, tuple[SignedProposal, ...], tuple[SignedProposal, ...]]
+
 
 class LedgersMixin:
     """The engine's ledger side (mixed into ``Engine``, which provides the state)."""
@@ -58,23 +67,33 @@ class LedgersMixin:
     address: str
     signer: Signer
     consensus_app: str
-    snapshot: Callable[[bytes], ChannelSnapshot | None]
-    _outgoing: list[tuple[str, wire_pb2.Payload]]
-    _ledgers: dict[bytes, LedgerChannel]
-    _ledger_wanted: dict[bytes, list[Proposal]]
-    objectives: dict[ObjectiveId, Entry]
+    state: EngineState
+    views: ViewCache
+    deriver: Deriver
+    _inputs_send: trio.MemorySendChannel[Input]
+    _log: Callable[[Step, log_pb2.LogRecord], None]
+
+    def _init_ledgers(self) -> None:
+        self._ledger_cache: dict[bytes, tuple[_CacheKey, LedgerChannel]] = {}
+        self._step_ledgers: dict[bytes, LedgerChannel] = {}  # changed in this step
+        self._ledger_buffered: dict[bytes, tuple[SignedProposal, ...]] = {}
+        self._ledger_wanted: dict[bytes, list[Proposal]] = {}
+
+    def _forget_step_caches(self) -> None:
+        """The step's ledgers as the step left them are gone (rolled back or folded)."""
+        self._step_ledgers.clear()
+        self._ledger_cache.clear()
 
     # ------------------------------------------------------------------ views
 
     def ledger_runtime(self, ledger_id: bytes) -> LedgerChannel | None:
         """Our ``LedgerChannel`` for an open ledger (None: no such open ledger)."""
-        if ObjectiveId(ObjectiveKind.DIRECT_DEFUND, ledger_id) in self.objectives:
-            self._ledgers.pop(ledger_id, None)  # closing: no more proposals
-            return None
-        known = self._ledgers.get(ledger_id)
-        if known is not None:
-            return known
-        snapshot = self.snapshot(ledger_id)
+        if ObjectiveId(ObjectiveKind.DIRECT_DEFUND, ledger_id) in self.state.objectives:
+            return None  # closing: no more proposals
+        changed = self._step_ledgers.get(ledger_id)
+        if changed is not None:
+            return changed
+        snapshot = self.views.snapshot(ledger_id)
         if snapshot is None or snapshot.fixed.app_definition != self.consensus_app:
             return None
         supported = snapshot.supported
@@ -82,53 +101,95 @@ class LedgersMixin:
             return None
         if snapshot.finalizes_at != 0:
             return None  # challenged or concluded on chain: the chain decides from here
+        proposals = self.state.ledger_proposals.get(ledger_id, ())
+        buffered = self._ledger_buffered.get(ledger_id, ())
+        key = (snapshot, proposals, buffered)
+        cached = self._ledger_cache.get(ledger_id)
+        if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
+            return cached[1]
         try:
-            ledger = new_ledger_channel(supported, self.address)
+            ledger = _ledger_of(snapshot, proposals, buffered, self.address)
         except ProtocolError as error:
             logger.warning("ledger 0x%s is not usable: %s", ledger_id.hex(), error)
             return None
-        self._ledgers[ledger_id] = ledger
+        self._ledger_cache[ledger_id] = (key, ledger)
         return ledger
 
-    def _replay_ledgers(self, records: Iterable[log_pb2.LogRecord]) -> None:
-        """Rebuild each ledger's queue from the proposals logged after its consensus."""
-        for record in records:
-            if record.WhichOneof("payload") != "accepted_proposal":
+    def _changed_ledger(self, ledger: LedgerChannel) -> None:
+        self._step_ledgers[ledger.id] = ledger
+        self._ledger_buffered[ledger.id] = ledger.buffered
+
+    def _ledger_snapshots(self) -> list[ChannelSnapshot]:
+        """Every ledger channel the module knows."""
+        app = address_to_bytes(self.consensus_app)
+        return [
+            snapshot_from_view(view)
+            for view in self.deriver.channels()
+            if view.fixed.app_definition == app
+        ]
+
+    def _ledgers_with(self, peer: str) -> Iterable[LedgerChannel]:
+        """Our open ledgers with ``peer``, by channel id."""
+        pair = {self.address, peer}
+        for view in self.deriver.channels():
+            participants = {to_checksum_address(p) for p in view.fixed.participants}
+            if participants != pair:
                 continue
-            signed = signed_proposal_from_proto(record.accepted_proposal.proposal)
-            ledger = self.ledger_runtime(signed.ledger_id)
+            ledger = self.ledger_runtime(view.channel_id)
+            if ledger is not None:
+                yield ledger
+
+    def _ledgers_waiting(self) -> bool:
+        """Whether a ledger we lead has proposals the follower has not countersigned."""
+        for ledger_id in self.state.ledger_proposals:
+            ledger = self.ledger_runtime(ledger_id)
+            if ledger is not None and ledger.is_leader and ledger.queue:
+                return True
+        return False
+
+    def _resend_ledger_proposals(self, step: Step) -> None:
+        """The leader's unacknowledged proposals and the follower's last answers, again."""
+        for ledger_id in list(self.state.ledger_proposals):
+            ledger = self.ledger_runtime(ledger_id)
             if ledger is None:
                 continue
-            if signed.turn_num == ledger.turn_num and not ledger.is_leader:
-                # The proposal behind our latest countersignature: answer it again if asked.
-                answer = SignedProposal(
-                    ledger.id, ledger.turn_num, signed.proposal, ledger.signatures[1]
-                )
-                self._ledgers[ledger.id] = _with_ack(ledger, answer)
-            elif signed.turn_num > ledger.turn_num:
-                self._ledgers[ledger.id] = _requeue(ledger, signed)
-
-    def _ledger_resends(self) -> list[tuple[str, wire_pb2.Payload]]:
-        """The leader's unacknowledged proposals and the follower's last answers."""
-        sends: list[tuple[str, wire_pb2.Payload]] = []
-        for ledger in self._ledgers.values():
             items = list(ledger_unacknowledged(ledger))
             if not ledger.is_leader and ledger.acknowledgement is not None:
                 items.append(ledger.acknowledgement)
-            sends.extend(_payload_to(ledger, item) for item in items)
-        return sends
+            for item in items:
+                step.send(*_payload_to(ledger, item))
 
-    async def _ledger_ticks(self, send: trio.MemorySendChannel[Input], interval_s: float) -> None:
-        while True:
-            await trio.sleep(interval_s)
-            if any(ledger.queue for ledger in self._ledgers.values()):
-                await send.send(LedgerTick())
+    # ------------------------------------------------------------------ async API
+
+    async def update_ledger(self, effect: LedgerEffect) -> None:
+        """Propose a ledger change (leader) or agree to countersign it (follower).
+
+        Returns once the loop has logged what the request caused; the change itself
+        completes when the other party answers.
+
+        Raises:
+            CommandRefusedError: no such open ledger, the wrong role, or a proposal
+                that does not fit the ledger.
+        """
+        reply: Reply[bool] = Reply()
+        await self._inputs_send.send(UpdateLedger(effect, reply))
+        await reply.wait()
 
     # ------------------------------------------------------------------ in the loop
 
-    def _ledger_request(
-        self, effect: ProposeLedgerUpdate | SignLedgerProposal
-    ) -> list[log_pb2.LogRecord]:
+    def _take_ledger_update(self, step: Step, item: UpdateLedger) -> None:
+        try:
+            self._ledger_request(step, item.effect)
+        except CommandRefusedError as error:
+            item.reply.fail(error)
+            return
+        reply = item.reply
+        step.answers.append(lambda: reply.answer(True))
+        step.refusals.append(
+            lambda: reply.fail(CommandRefusedError(Refusal.UNAVAILABLE, "not logged"))
+        )
+
+    def _ledger_request(self, step: Step, effect: LedgerEffect) -> None:
         """Propose now (leader), or remember to countersign (follower).
 
         Raises:
@@ -143,43 +204,47 @@ class LedgersMixin:
         if isinstance(effect, SignLedgerProposal):
             if ledger.is_leader:
                 raise CommandRefusedError(Refusal.INVALID, "the leader does not countersign")
-            if effect.proposal not in self._ledger_wanted.setdefault(ledger.id, []):
-                self._ledger_wanted[ledger.id].append(effect.proposal)
-            return self._ledger_sign_wanted()
+            wanted = self._ledger_wanted.setdefault(ledger.id, [])
+            if effect.proposal not in wanted:
+                wanted.append(effect.proposal)
+            self._ledger_sign_wanted(step)
+            return
+        assert isinstance(effect, ProposeLedgerUpdate)
         if any(queued.signed.proposal == effect.proposal for queued in ledger.queue):
-            return []  # proposed already: re-sent on the timer until acknowledged
+            return  # proposed already: re-sent on the timer until acknowledged
         try:
             after, signed = ledger_propose(ledger, effect.proposal, self.signer)
         except ProtocolError as error:
             raise CommandRefusedError(Refusal.CONFLICT, str(error)) from None
-        self._ledgers[ledger.id] = after
-        self._outgoing.append(_payload_to(after, signed))
+        self._log(step, accepted_proposal_record(signed))
+        self._changed_ledger(after)
+        step.send(*_payload_to(after, signed))
         logger.info("ledger 0x%s: proposed turn %d", ledger.id.hex()[:8], signed.turn_num)
-        return [accepted_proposal_record(signed)]
 
-    def _ledger_sign_wanted(self) -> list[log_pb2.LogRecord]:
+    def _ledger_sign_wanted(self, step: Step) -> None:
         """Follower: countersign every queue head that was asked for, in turn."""
-        records: list[log_pb2.LogRecord] = []
-        for ledger_id, wanted in self._ledger_wanted.items():
-            ledger = self._ledgers[ledger_id]
+        for ledger_id, wanted in list(self._ledger_wanted.items()):
+            ledger = self.ledger_runtime(ledger_id)
+            if ledger is None:
+                del self._ledger_wanted[ledger_id]
+                continue
             head = ledger_next_to_sign(ledger)
             while head is not None and head.proposal in wanted:
                 wanted.remove(head.proposal)
                 ledger, answer = ledger_sign_next(ledger, head.proposal, self.signer)
-                records.append(accepted_state_record(ledger.consensus()))
-                self._outgoing.append(_payload_to(ledger, answer))
+                self._log(step, accepted_state_record(ledger.consensus()))
+                self._changed_ledger(ledger)
+                step.send(*_payload_to(ledger, answer))
                 head = ledger_next_to_sign(ledger)
-            self._ledgers[ledger_id] = ledger
-        return records
+            if not wanted:
+                del self._ledger_wanted[ledger_id]
 
-    def _peer_ledger_proposal(
-        self, peer: str, payload: wire_pb2.Payload
-    ) -> list[log_pb2.LogRecord]:
+    def _peer_ledger_proposal(self, step: Step, peer: str, payload: wire_pb2.Payload) -> None:
         """A proposal (we follow) or a countersignature (we lead) from the other party.
 
         Raises:
-            PeerStateError: an unknown ledger, a sender who is not the other
-                party, or what ``ledger_receive`` refuses.
+            PeerStateError: an unknown ledger, a sender who is not the other party, or
+                what ``ledger_receive`` refuses.
         """
         signed = signed_proposal_from_proto(payload.ledger_proposal)
         ledger = self.ledger_runtime(signed.ledger_id)
@@ -193,24 +258,30 @@ class LedgersMixin:
                 PeerFault.NOT_A_PARTICIPANT, f"{peer} is not the other party of the ledger"
             )
         after = ledger_receive(ledger, signed)
-        self._ledgers[ledger.id] = after
         if ledger.is_leader:
-            if after.turn_num == ledger.turn_num:
-                return []
-            return [accepted_state_record(after.consensus())]
+            if after.turn_num != ledger.turn_num:
+                self._log(step, accepted_state_record(after.consensus()))
+                self._changed_ledger(after)
+            return
         ack = ledger.acknowledgement
         if signed.turn_num <= ledger.turn_num and ack is not None:
-            self._outgoing.append(_payload_to(ledger, ack))  # our answer was lost
+            step.send(*_payload_to(ledger, ack))  # our answer was lost
         if after == ledger:
-            return []
-        records = [accepted_proposal_record(signed)]
+            return
         # A proposal that filled a gap drains the buffer: log what that queued as well.
-        records.extend(
-            accepted_proposal_record(queued.signed)
-            for queued in after.queue
-            if queued.signed != signed and queued not in ledger.queue
+        for queued in after.queue:
+            if queued not in ledger.queue:
+                self._log(step, accepted_proposal_record(queued.signed))
+        self._changed_ledger(after)
+        self._ledger_sign_wanted(step)
+
+    def _touch_virtual(self, step: Step) -> None:
+        """A ledger changed: the virtual objectives waiting on ledgers look again."""
+        step.dirty.update(
+            oid
+            for oid, entry in self.state.running_entries()
+            if isinstance(entry.objective, VirtualFund | VirtualDefund)
         )
-        return records + self._ledger_sign_wanted()
 
 
 def _payload_to(ledger: LedgerChannel, signed: SignedProposal) -> tuple[str, wire_pb2.Payload]:
@@ -219,32 +290,41 @@ def _payload_to(ledger: LedgerChannel, signed: SignedProposal) -> tuple[str, wir
     return ledger.fixed.participants[1 - ledger.my_index], payload
 
 
-def _requeue(ledger: LedgerChannel, signed: SignedProposal) -> LedgerChannel:
-    """Replay one logged proposal after the consensus turn."""
-    if ledger.is_leader:
-        turn, outcome = ledger.latest()
-        if signed.turn_num != turn + 1:
-            return ledger  # acknowledged in a consensus the module holds already
-        queued = QueuedProposal(signed, apply_proposal(outcome, signed.proposal))
-        return LedgerChannel(
-            ledger.fixed,
-            ledger.my_index,
-            ledger.turn_num,
-            ledger.outcome,
-            ledger.signatures,
-            (*ledger.queue, queued),
-        )
-    return ledger_receive(ledger, signed)
+def _ledger_of(
+    snapshot: ChannelSnapshot,
+    proposals: tuple[SignedProposal, ...],
+    buffered: tuple[SignedProposal, ...],
+    me: str,
+) -> LedgerChannel:
+    """A ledger's run-time view: its supported state and the proposals logged after it.
 
+    The proposals were checked before they were logged, so they are not checked again.
 
-def _with_ack(ledger: LedgerChannel, answer: SignedProposal) -> LedgerChannel:
+    Raises:
+        ProtocolError: the supported state is not a ledger state we are in.
+    """
+    assert snapshot.supported is not None
+    ledger = new_ledger_channel(snapshot.supported, me)
+    queue: list[QueuedProposal] = []
+    acknowledgement = None
+    turn, outcome = ledger.turn_num, ledger.outcome
+    for signed in proposals:
+        if signed.turn_num == ledger.turn_num and not ledger.is_leader:
+            acknowledgement = SignedProposal(
+                ledger.id, ledger.turn_num, signed.proposal, ledger.signatures[1]
+            )
+        elif signed.turn_num == turn + 1:
+            outcome = apply_proposal(outcome, signed.proposal)
+            queue.append(QueuedProposal(signed, outcome))
+            turn += 1
+    pending = tuple(b for b in buffered if b.turn_num > turn + 1)
     return LedgerChannel(
         ledger.fixed,
         ledger.my_index,
         ledger.turn_num,
         ledger.outcome,
         ledger.signatures,
-        ledger.queue,
-        ledger.buffered,
-        answer,
+        tuple(queue),
+        pending,
+        acknowledgement,
     )

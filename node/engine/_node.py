@@ -18,9 +18,9 @@ import trio
 from node.chain import ChainClient, ChainService, Devnet, read_devnet
 from node.core import Signer, constants, to_checksum_address
 from node.core.errors import ChainError, InvalidValueError, ScnodeError
-from node.derive import DeriveModule, Deriver
-from node.engine._dispute import register_dispute_methods
-from node.engine._engine import Engine, EngineConfig
+from node.derive import DeriveModule
+from node.engine._config import EngineConfig
+from node.engine._engine import Engine
 from node.engine._rpc import NATIVE_ASSET, register_node_methods
 from node.home import NodeHome
 from node.log import EventLog
@@ -177,14 +177,12 @@ async def run_node(
         p2p = P2PNode(
             private_key=key,
             state_dir=home.p2p_path,
-            log=log,
             config=P2PConfig(
                 listen_host=options.listen_host, port=options.listen_port, gossip=options.gossip
             ),
             ledgers=engine.ledger_offers,
-            inbound_records=engine.inbound_records,
         )
-        engine.transport = p2p
+        engine.attach(p2p)
         engine.announced = lambda: [(e.address, e.ledgers) for e in p2p.directory.entries()]
         if p2p.gossip is not None:
             engine.on_ledgers_changed = p2p.gossip.announce_soon
@@ -204,11 +202,14 @@ async def run_node(
                 },
                 "module": {"name": module.name, "sha256": module.sha256.hex()},
                 "log_last_seq": log.last_seq,
-                "objectives_running": sum(e.running for e in engine.objectives.values()),
+                "objectives_running": len(engine.state.running),
+                "restart": {
+                    "snapshot_seq": engine.restored.snapshot_seq,
+                    "tail_records": engine.restored.tail_records,
+                },
             }
 
         register_node_methods(registry, engine, node_info)
-        register_dispute_methods(registry, engine)
         async with trio.open_nursery() as nursery:
             multiaddrs = await nursery.start(p2p.run)
             url = await nursery.start(server.run)
@@ -239,7 +240,7 @@ async def _engine(
     limits = dict.fromkeys((NATIVE_ASSET, *settings.tokens), options.deposit_max)
     return Engine(
         log=log,
-        deriver=Deriver(log, module),
+        module=module,
         signer=Signer(key),
         chain=ChainService(client),
         config=EngineConfig(

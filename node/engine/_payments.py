@@ -1,28 +1,30 @@
 """Payments in the engine: the payer signs vouchers, the payee accepts them.
 
-Every voucher is logged as an AcceptedVoucher before it leaves (payer) and in
-the receipt write of the message carrying it (payee), so a restart never pays
-twice nor forgets a payment. Many payments queued together share one log
-batch and one message per peer.
+Every voucher is logged as an AcceptedVoucher in the step that signs it (payer)
+or takes it (payee), with the message that carries it or the receipt of the
+message it came in, so a restart never pays twice nor forgets a payment. Many
+payments queued together share one write and one message per peer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from typing import Final
 
 import trio
 
-from node.core import Signer, Voucher, uint256_from_bytes, voucher_from_proto, voucher_to_proto
+from node.core import Signer, Voucher, voucher_from_proto, voucher_to_proto
 from node.core.constants import engine_voucher_resend_ms, engine_voucher_resends_max
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
-from node.derive import Deriver
 from node.engine._errors import CommandRefusedError, Refusal
-from node.engine._inputs import Input, PayRequest, VoucherHandedIn, Wake
+from node.engine._inputs import HandInVoucher, Input, Pay, Reply, Timer
 from node.engine._records import accepted_voucher_record
+from node.engine._state import EngineState
+from node.engine._step import Step
+from node.engine._views import ViewCache
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
-    ChannelSnapshot,
     ObjectiveId,
     ObjectiveKind,
     PayeeVouchers,
@@ -30,43 +32,37 @@ from node.protocols import (
     PaymentChannel,
     accept_voucher,
     next_voucher,
-    payment_channel_from_snapshot,
 )
 
 logger = logging.getLogger("node.engine")
+
+_VOUCHER_RESEND_MS_MAX: Final = 1000
 
 
 class PaymentsMixin:
     """The engine's voucher side (mixed into ``Engine``, which provides the state)."""
 
     address: str
-    deriver: Deriver
     signer: Signer
-    snapshot: Callable[[bytes], ChannelSnapshot | None]
+    state: EngineState
+    views: ViewCache
     _inputs_send: trio.MemorySendChannel[Input]
-    _outgoing: list[tuple[str, wire_pb2.Payload]]
-    _is_virtual: Callable[[bytes], bool]
-    _payers: dict[bytes, PayerVouchers]
-    _payees: dict[bytes, PayeeVouchers]
-    _open_channels: dict[bytes, PaymentChannel]
-    _voucher_touched: set[bytes]  # channels paid on since the last notification
-    _voucher_resends: dict[bytes, int]  # early refusals answered so far, per channel
-    _voucher_resend_due: set[bytes]
-    _nursery: trio.Nursery | None
+    _log: Callable[[Step, log_pb2.LogRecord], None]
+    _after: Callable[[float, Timer], None]
+
+    def _init_payments(self) -> None:
+        self._voucher_resends: dict[bytes, int] = {}  # early refusals answered, per channel
+
+    # ------------------------------------------------------------------ async API
 
     async def pay(self, channel: bytes, amount: int) -> int:
         """Pay ``amount`` more on virtual channel ``channel``; returns the new total paid,
-        once its voucher is logged (it is sent right after).
+        once its voucher is logged (and handed to the transport).
 
         Raises:
             CommandRefusedError: no such open channel of ours, or not enough funds.
         """
-        request = PayRequest(channel, amount)
-        await self._inputs_send.send(request)
-        await request.done.wait()
-        if request.error is not None:
-            raise request.error
-        return request.paid
+        return (await self._sign(channel, amount, send=True)).amount
 
     async def create_voucher(self, channel: bytes, amount: int) -> Voucher:
         """Sign a voucher paying ``amount`` more on ``channel`` without sending it: the
@@ -75,13 +71,12 @@ class PaymentsMixin:
         Raises:
             CommandRefusedError: no such open channel of ours, or not enough funds.
         """
-        request = PayRequest(channel, amount, send=False)
-        await self._inputs_send.send(request)
-        await request.done.wait()
-        if request.error is not None:
-            raise request.error
-        assert request.voucher is not None
-        return request.voucher
+        return await self._sign(channel, amount, send=False)
+
+    async def _sign(self, channel: bytes, amount: int, *, send: bool) -> Voucher:
+        reply: Reply[Voucher] = Reply()
+        await self._inputs_send.send(Pay(channel, amount, send, reply))
+        return await reply.wait()
 
     async def receive_voucher(self, voucher: Voucher) -> int:
         """Accept a voucher handed to us out of band; returns the new total received.
@@ -90,138 +85,66 @@ class PaymentsMixin:
             CommandRefusedError: what a payee refuses from a peer (not our channel, not the
                 payer's signature, not above the last voucher, beyond the funds).
         """
-        request = VoucherHandedIn(voucher)
-        await self._inputs_send.send(request)
-        await request.done.wait()
-        if request.error is not None:
-            raise request.error
-        return request.received
+        reply: Reply[int] = Reply()
+        await self._inputs_send.send(HandInVoucher(voucher, reply))
+        return await reply.wait()
 
     # ------------------------------------------------------------------ in the loop
 
-    def largest_voucher(self, channel: bytes) -> Voucher | None:
-        """The largest voucher we accepted on ``channel`` as its payee (None: none)."""
-        payee = self._payees.get(channel)
-        return payee.largest if payee is not None else None
-
-    def _replay_vouchers(self, records: Iterable[log_pb2.LogRecord]) -> None:
-        """The largest voucher received on each channel (the payee's state), and our latest
-        voucher of each open channel we pay on sent again: a crash may have come between
-        logging it and handing it to the transport. The payee ignores one it holds."""
-        paid_on: set[bytes] = set()
-        for record in records:
-            if record.WhichOneof("payload") != "accepted_voucher":
-                continue
-            voucher = voucher_from_proto(record.accepted_voucher.voucher)
-            if record.accepted_voucher.sent:
-                paid_on.add(voucher.channel_id)
-                continue
-            known = self._payees.get(voucher.channel_id)
-            if known is None or known.received < voucher.amount:
-                self._payees[voucher.channel_id] = PayeeVouchers(voucher.channel_id, voucher)
-        for channel in sorted(paid_on):
-            facts = self._payment_channel(channel)
-            if facts is not None and facts.is_open and facts.payer == self.address:
-                voucher = self.signer.voucher(channel, self._payers[channel].paid)
-                self._outgoing.append((facts.payee, voucher_payload(voucher)))
-
-    def _payment_channel(self, channel: bytes) -> PaymentChannel | None:
-        """The channel's payment facts; an open channel's are kept until a state changes it."""
-        cached = self._open_channels.get(channel)
-        if cached is not None:
-            return cached
-        view = self.deriver.channel(channel)
-        if view is None or not self._is_virtual(view.fixed.app_definition):
-            return None
-        snapshot = self.snapshot(channel)
-        assert snapshot is not None
-        facts = payment_channel_from_snapshot(snapshot)
-        if facts.is_open:
-            self._open_channels[channel] = facts
-            if channel not in self._payers:
-                paid = uint256_from_bytes(view.paid) if view.paid else 0
-                self._payers[channel] = PayerVouchers(channel, paid)
-        return facts
-
-    def _pay(self, request: PayRequest) -> list[log_pb2.LogRecord]:
-        """Sign the next voucher; it is logged with the step's batch, then sent."""
-        facts = self._payment_channel(request.channel)
+    def _take_payment(self, step: Step, request: Pay) -> None:
+        """Sign the next voucher; it is logged with the step, then sent."""
+        facts = self.views.payment(request.channel)
         if facts is None:
-            raise CommandRefusedError(
-                Refusal.NOT_FOUND, f"no payment channel 0x{request.channel.hex()}"
+            request.reply.fail(
+                CommandRefusedError(
+                    Refusal.NOT_FOUND, f"no payment channel 0x{request.channel.hex()}"
+                )
             )
-        vouchers = self._payers.get(request.channel, PayerVouchers(request.channel))
+            return
+        vouchers = PayerVouchers(request.channel, self.state.paid.get(request.channel, 0))
         try:
-            after, voucher = next_voucher(vouchers, request.amount, facts, self.signer)
+            _, voucher = next_voucher(vouchers, request.amount, facts, self.signer)
         except ProtocolError as error:
-            raise CommandRefusedError(Refusal.CONFLICT, str(error)) from None
-        self._payers[request.channel] = after
-        self._voucher_touched.add(request.channel)
-        request.paid = after.paid
-        request.voucher = voucher
+            request.reply.fail(CommandRefusedError(Refusal.CONFLICT, str(error)))
+            return
+        self._log(step, accepted_voucher_record(voucher, sent=True))
+        step.touched.add(request.channel)
         if request.send:
-            self._outgoing.append((facts.payee, voucher_payload(voucher)))
-        return [accepted_voucher_record(voucher, sent=True)]
+            step.send(facts.payee, voucher_payload(voucher))
+        reply = request.reply
+        step.answers.append(lambda: reply.answer(voucher))
+        step.refusals.append(lambda: reply.fail(_unlogged()))
 
-    def _voucher_refused_early(self, peer: str, channel: bytes) -> None:
-        """The payee judged our voucher before it saw the channel open: offer the latest
-        one again soon (vouchers are cumulative, so the latest covers every earlier one)."""
-        payer = self._payers.get(channel)
-        facts = self._open_channels.get(channel)
-        if payer is None or payer.paid == 0 or facts is None or facts.payee != peer:
-            return
-        attempts = self._voucher_resends.get(channel, 0)
-        if attempts >= engine_voucher_resends_max or self._nursery is None:
-            return
-        self._voucher_resends[channel] = attempts + 1
-        delay_s = min(engine_voucher_resend_ms * 2**attempts, 1000) / 1000
-        self._nursery.start_soon(self._resend_voucher_later, channel, delay_s)
-
-    async def _resend_voucher_later(self, channel: bytes, delay_s: float) -> None:
-        await trio.sleep(delay_s)
-        self._voucher_resend_due.add(channel)
-        await self._inputs_send.send(Wake(f"voucher of 0x{channel.hex()}"))
-
-    def _resend_vouchers(self) -> None:
-        """The latest voucher of each channel whose payee refused one early."""
-        due, self._voucher_resend_due = self._voucher_resend_due, set()
-        for channel in sorted(due):
-            facts = self._open_channels.get(channel)
-            paid = self._payers[channel].paid
-            if facts is not None:
-                voucher = self.signer.voucher(channel, paid)
-                self._outgoing.append((facts.payee, voucher_payload(voucher)))
-
-    def _voucher_handed_in(self, request: VoucherHandedIn) -> list[log_pb2.LogRecord]:
+    def _take_voucher(self, step: Step, request: HandInVoucher) -> None:
         """A voucher from the API: the same checks as a peer's, the payer's address aside."""
+        channel = request.voucher.channel_id
         try:
-            facts = self._payment_channel(request.voucher.channel_id)
-            payer = facts.payer if facts is not None else ""
-            records = self._accept(payer, request.voucher)
+            facts = self.views.payment(channel)
+            self._accept(step, facts.payer if facts is not None else "", request.voucher)
         except (PeerStateError, ProtocolError) as error:
-            raise CommandRefusedError(Refusal.CONFLICT, str(error)) from None
-        request.received = self._payees[request.voucher.channel_id].received
-        self._voucher_touched.add(request.voucher.channel_id)  # logged in this step
-        return records
+            request.reply.fail(CommandRefusedError(Refusal.CONFLICT, str(error)))
+            return
+        received = self.state.received[channel].amount
+        reply = request.reply
+        step.answers.append(lambda: reply.answer(received))
+        step.refusals.append(lambda: reply.fail(_unlogged()))
 
-    def _peer_voucher(self, peer: str, payload: wire_pb2.Payload) -> list[log_pb2.LogRecord]:
+    def _peer_voucher(self, step: Step, peer: str, payload: wire_pb2.Payload) -> None:
         """A payer's voucher: accepted only on an open channel we are paid on.
 
         Raises:
             PeerStateError: what ``accept_voucher`` refuses, or a sender who is not the payer.
         """
         voucher = voucher_from_proto(payload.voucher)
-        payee = self._payees.get(voucher.channel_id)
-        if payee is not None and voucher == payee.largest and peer == self._payer_of(voucher):
-            return []  # the payer's latest again (it restarted): nothing new, nothing wrong
-        return self._accept(peer, voucher)
+        largest = self.state.received.get(voucher.channel_id)
+        if voucher == largest:
+            facts = self.views.payment(voucher.channel_id)
+            if facts is not None and facts.payer == peer:
+                return  # the payer's latest again: nothing new, nothing wrong
+        self._accept(step, peer, voucher)
 
-    def _payer_of(self, voucher: Voucher) -> str | None:
-        facts = self._payment_channel(voucher.channel_id)
-        return facts.payer if facts is not None else None
-
-    def _accept(self, peer: str, voucher: Voucher) -> list[log_pb2.LogRecord]:
-        facts = self._payment_channel(voucher.channel_id)
+    def _accept(self, step: Step, peer: str, voucher: Voucher) -> None:
+        facts = self.views.payment(voucher.channel_id)
         if facts is None or facts.payee != self.address:
             raise PeerStateError(
                 PeerFault.UNKNOWN_CHANNEL,
@@ -229,9 +152,44 @@ class PaymentsMixin:
             )
         if peer != facts.payer:
             raise PeerStateError(PeerFault.NOT_A_PARTICIPANT, f"{peer} is not the payer")
-        vouchers = self._payees.get(voucher.channel_id, PayeeVouchers(voucher.channel_id))
-        self._payees[voucher.channel_id] = accept_voucher(vouchers, voucher, facts)
-        return [accepted_voucher_record(voucher, sent=False)]
+        vouchers = PayeeVouchers(voucher.channel_id, self.state.received.get(voucher.channel_id))
+        accept_voucher(vouchers, voucher, facts)
+        self._log(step, accepted_voucher_record(voucher, sent=False))
+        step.touched.add(voucher.channel_id)
+
+    def _voucher_refused_early(self, peer: str, channel: bytes) -> None:
+        """The payee judged our voucher before it saw the channel open: offer the latest
+        one again soon (vouchers are cumulative, so the latest covers every earlier one)."""
+        facts = self.views.payment(channel)
+        paid = self.state.paid.get(channel, 0)
+        if paid == 0 or facts is None or not facts.is_open or facts.payee != peer:
+            return
+        attempts = self._voucher_resends.get(channel, 0)
+        if attempts >= engine_voucher_resends_max:
+            return
+        self._voucher_resends[channel] = attempts + 1
+        delay_ms = min(engine_voucher_resend_ms * 2**attempts, _VOUCHER_RESEND_MS_MAX)
+        self._after(delay_ms / 1000, Timer("voucher", channel))
+
+    def _send_latest_vouchers(self, step: Step) -> None:
+        """After a restart: our latest voucher of each open channel we pay on, to its payee.
+
+        A voucher handed out of band may never have reached the payee; the latest covers
+        every earlier one, and a payee that holds it drops it silently.
+        """
+        for channel, paid in sorted(self.state.paid.items()):
+            facts = self.views.payment(channel)
+            if facts is not None and facts.is_open and facts.payer == self.address and paid:
+                step.send(facts.payee, voucher_payload(self.signer.voucher(channel, paid)))
+
+    def _resend_voucher(self, step: Step, channel: bytes) -> None:
+        """The latest voucher of a channel whose payee refused one early."""
+        facts: PaymentChannel | None = self.views.payment(channel)
+        paid = self.state.paid.get(channel, 0)
+        if facts is not None and facts.is_open and paid > 0:
+            step.send(facts.payee, voucher_payload(self.signer.voucher(channel, paid)))
+        else:
+            self._voucher_resends.pop(channel, None)
 
 
 def voucher_payload(voucher: Voucher) -> wire_pb2.Payload:
@@ -240,3 +198,7 @@ def voucher_payload(voucher: Voucher) -> wire_pb2.Payload:
     payload = wire_pb2.Payload(objective_id=str(objective))
     payload.voucher.CopyFrom(voucher_to_proto(voucher))
     return payload
+
+
+def _unlogged() -> CommandRefusedError:
+    return CommandRefusedError(Refusal.UNAVAILABLE, "the node could not log the payment")

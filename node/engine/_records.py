@@ -14,6 +14,7 @@ from node.core import (
     FixedPart,
     SignedState,
     SingleAssetExit,
+    State,
     Voucher,
     address_to_bytes,
     channel_id,
@@ -21,17 +22,22 @@ from node.core import (
     signed_state_to_proto,
     single_asset_exit_to_proto,
     state_hash,
+    state_to_proto,
     uint256_to_bytes,
     voucher_to_proto,
 )
 from node.proto import log_pb2
 from node.protocols import ObjectiveId, TransactionKind
 
-_TX_KINDS = {
+TX_KIND_TO_LOG: dict[TransactionKind, int] = {
     TransactionKind.DEPOSIT: log_pb2.TRANSACTION_KIND_DEPOSIT,
     TransactionKind.CONCLUDE_AND_TRANSFER: log_pb2.TRANSACTION_KIND_CONCLUDE_AND_TRANSFER,
+    TransactionKind.CHALLENGE: log_pb2.TRANSACTION_KIND_CHALLENGE,
+    TransactionKind.CONCLUDE: log_pb2.TRANSACTION_KIND_CONCLUDE,
+    TransactionKind.RECLAIM: log_pb2.TRANSACTION_KIND_RECLAIM,
+    TransactionKind.TRANSFER: log_pb2.TRANSACTION_KIND_TRANSFER,
 }
-TX_KIND_FROM_LOG = {value: kind for kind, value in _TX_KINDS.items()}
+TX_KIND_FROM_LOG = {value: kind for kind, value in TX_KIND_TO_LOG.items()}
 
 
 def now_ms() -> int:
@@ -77,19 +83,33 @@ def create_payment_record(
     return record
 
 
-def close_payment_record(objective_id: ObjectiveId) -> log_pb2.LogRecord:
-    """The API asked to close a virtual (payment) channel."""
+def close_payment_record(objective_id: ObjectiveId, final: State) -> log_pb2.LogRecord:
+    """The API asked to close a virtual (payment) channel with the final state ``final``."""
     record = log_pb2.LogRecord(time_ms=now_ms())
     record.command.objective_id = str(objective_id)
-    record.command.close_payment_channel.channel_id = objective_id.channel_id
+    close = record.command.close_payment_channel
+    close.channel_id = objective_id.channel_id
+    close.final_state.CopyFrom(state_to_proto(final))
     return record
 
 
-def close_command_record(objective_id: ObjectiveId) -> log_pb2.LogRecord:
-    """The API asked to close a ledger channel."""
+def close_command_record(objective_id: ObjectiveId, final: State) -> log_pb2.LogRecord:
+    """The API asked to close a ledger channel with the final state ``final``."""
     record = log_pb2.LogRecord(time_ms=now_ms())
     record.command.objective_id = str(objective_id)
-    record.command.close_ledger_channel.channel_id = objective_id.channel_id
+    close = record.command.close_ledger_channel
+    close.channel_id = objective_id.channel_id
+    close.final_state.CopyFrom(state_to_proto(final))
+    return record
+
+
+def settle_record(objective_id: ObjectiveId, ledger: FixedPart) -> log_pb2.LogRecord:
+    """The API asked to enforce a payment channel on chain through our ledger ``ledger``."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    record.command.objective_id = str(objective_id)
+    settle = record.command.settle_channel
+    settle.channel_id = objective_id.channel_id
+    settle.ledger.CopyFrom(fixed_part_to_proto(ledger))
     return record
 
 
@@ -117,7 +137,7 @@ def submitted_record(
     record = log_pb2.LogRecord(time_ms=now_ms())
     tx = record.submitted_transaction
     tx.objective_id = str(objective_id)
-    tx.tx_kind = _TX_KINDS[kind]
+    tx.tx_kind = TX_KIND_TO_LOG[kind]  # type: ignore[assignment]
     tx.channel_id = channel
     tx.tx_hash = tx_hash
     tx.nonce = nonce

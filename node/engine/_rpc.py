@@ -9,7 +9,7 @@ from node.core import Voucher, constants
 from node.core.errors import InvalidValueError
 from node.engine._engine import Engine
 from node.engine._errors import CommandRefusedError, Refusal
-from node.protocols import ObjectiveId, parse_objective_id
+from node.protocols import ObjectiveId, ObjectiveKind, parse_objective_id
 from node.rpc import (
     ADDRESS,
     BYTES32,
@@ -31,6 +31,16 @@ _CODES = {
     Refusal.INVALID: ErrorCode.INVALID_PARAMS,
     Refusal.NOT_FOUND: ErrorCode.CHANNEL_NOT_FOUND,
     Refusal.CONFLICT: ErrorCode.INVALID_STATE,
+    Refusal.OBJECTIVE_NOT_FOUND: ErrorCode.OBJECTIVE_NOT_FOUND,
+    Refusal.UNAVAILABLE: ErrorCode.INTERNAL_ERROR,
+}
+# A settlement's stage by the pause point of its objective.
+_SETTLE_STAGES = {
+    "CHALLENGES": "CHALLENGING",
+    "FINALIZATION": "CHALLENGED",
+    "RECLAIM": "PAYING_OUT",
+    "PAYOUT": "PAYING_OUT",
+    "DONE": "SETTLED",
 }
 NodeInfo = Callable[[], dict[str, JsonValue]]
 
@@ -88,10 +98,10 @@ class _NodeMethods:
 
     async def get_ledger_channel(self, channel_id: bytes) -> JsonValue:
         with _answering():
-            return self.engine.ledger_channel(channel_id)  # type: ignore[return-value]
+            return await self.engine.ledger_channel(channel_id)  # type: ignore[return-value]
 
     async def get_all_ledger_channels(self) -> JsonValue:
-        return self.engine.ledger_channels()  # type: ignore[return-value]
+        return await self.engine.ledger_channels()  # type: ignore[return-value]
 
     async def create_payment_channel(
         self,
@@ -125,11 +135,12 @@ class _NodeMethods:
 
     async def get_payment_channel(self, channel_id: bytes) -> JsonValue:
         with _answering():
-            return self.engine.payment_channel(channel_id)  # type: ignore[return-value]
+            return await self.engine.payment_channel(channel_id)  # type: ignore[return-value]
 
     async def get_payment_channels_by_ledger(self, channel_id: bytes) -> JsonValue:
         with _answering():
-            return self.engine.payment_channels_by_ledger(channel_id)  # type: ignore[return-value]
+            channels = await self.engine.payment_channels_by_ledger(channel_id)
+        return channels  # type: ignore[return-value]
 
     async def create_voucher(self, channel_id: bytes, amount: int) -> dict[str, JsonValue]:
         with _answering():
@@ -148,14 +159,47 @@ class _NodeMethods:
         return {"channel_id": "0x" + channel_id.hex(), "received": str(received)}
 
     async def get_objective(self, objective_id: str) -> JsonValue:
-        try:
-            parsed = parse_objective_id(objective_id)
-        except InvalidValueError as error:
-            problem = f"invalid param 'objective_id': {error}"
-            raise RpcError(ErrorCode.INVALID_PARAMS, problem) from None
-        if parsed not in self.engine.objectives:
-            raise RpcError(ErrorCode.OBJECTIVE_NOT_FOUND, f"no objective {objective_id}")
-        return self.engine.objective_info(parsed)  # type: ignore[return-value]
+        with _answering():
+            return await self.engine.objective(_objective_id(objective_id))  # type: ignore[return-value]
+
+    async def settle_payment_channel(
+        self, channel_id: bytes, ledger_id: bytes | None
+    ) -> dict[str, JsonValue]:
+        """Start the settlement unless one runs or ran; answer where it stands."""
+        objective_id = ObjectiveId(ObjectiveKind.SETTLE, channel_id)
+        with _answering():
+            try:
+                info = await self.engine.objective(objective_id)
+            except CommandRefusedError as error:
+                if error.refusal is not Refusal.OBJECTIVE_NOT_FOUND:
+                    raise
+                await self.engine.settle_payment_channel(channel_id, ledger_id)
+                info = await self.engine.objective(objective_id)
+        return settlement_json(info)
+
+
+def _objective_id(text: str) -> ObjectiveId:
+    try:
+        return parse_objective_id(text)
+    except InvalidValueError as error:
+        problem = f"invalid param 'objective_id': {error}"
+        raise RpcError(ErrorCode.INVALID_PARAMS, problem) from None
+
+
+def settlement_json(info: dict[str, object]) -> dict[str, JsonValue]:
+    """A Settle objective's info as the settlement the API answers."""
+    settlement = info.get("settlement") or {}
+    assert isinstance(settlement, dict)
+    waiting = info["waiting_for"]
+    stage = "FAILED" if info["status"] == "FAILED" else _SETTLE_STAGES.get(str(waiting), "STARTED")
+    return {
+        "objective_id": info["id"],
+        "channel_id": info["channel_id"],
+        "stage": stage,
+        "waiting_for": waiting,
+        "failure": info["failure"],
+        **settlement,
+    }
 
 
 _CHANNEL = [Param("channel_id", BYTES32)]
@@ -215,5 +259,11 @@ def register_node_methods(registry: MethodRegistry, engine: Engine, node_info: N
         ("create_voucher", _PAY, "Sign a voucher for `amount` more, logged but not sent."),
         ("receive_voucher", _VOUCHER, "Accept a voucher handed over out of band."),
         ("get_objective", [Param("objective_id", STRING)], "An objective and its pause point."),
+        (
+            "settle_payment_channel",
+            [*_CHANNEL, Param("ledger_id", BYTES32, required=False, default=None)],
+            "Enforce a payment channel on chain through our ledger that funds it (a Settle"
+            " objective, which goes on by itself); again: where it stands.",
+        ),
     ):
         registry.register(name, getattr(methods, name), params=params, description=description)

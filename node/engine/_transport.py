@@ -1,35 +1,32 @@
 """What the engine needs of a message transport, and an in-process one.
 
-The engine sends payloads to a peer by address and reads batches of envelopes
-from ``deliveries``. Before a batch is delivered (and acknowledged) the
-transport appends, in the same log write, the records the engine derives from
-it (``InboundRecords``): a message a peer saw acknowledged is never lost to a
-crash. ``node.p2p.P2PNode`` is the network transport; ``MemoryNetwork`` joins
-engines of one process (tests, benchmarks) with the same contract.
+The engine logs each message before it hands it over (``transmit``) and logs what
+a peer sent before it acknowledges it (``acknowledge``; ``release`` when it could
+not log it). The transport never writes the log and never calls the engine: it
+puts what peers send on ``deliveries``. ``node.p2p.P2PNode`` is the network
+transport; ``MemoryNetwork`` joins engines of one process (tests, benchmarks)
+with the same contract.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from node.core import address_to_bytes, to_checksum_address
+from node.core import to_checksum_address
 from node.core.constants import engine_inputs_max, p2p_delivery_batches_max
-from node.core.errors import InvalidValueError
-from node.proto import log_pb2, wire_pb2
+from node.proto import wire_pb2
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-InboundRecords = Callable[[bytes, Sequence[wire_pb2.Envelope]], Sequence[log_pb2.LogRecord]]
-
 
 class DeliveryLike(Protocol):
-    """Envelopes from one peer, each delivered once (``node.p2p.Delivery``)."""
+    """What one peer sent (``node.p2p.Delivery``)."""
 
     @property
     def sender(self) -> str: ...
@@ -37,150 +34,197 @@ class DeliveryLike(Protocol):
     @property
     def envelopes(self) -> Sequence[wire_pb2.Envelope]: ...
 
+    @property
+    def acknowledged(self) -> Sequence[int]: ...
+
 
 class Transport(Protocol):
-    """Sends payloads to peers and hands over what they sent."""
+    """Carries logged messages to peers and hands over what peers send."""
 
     @property
     def deliveries(self) -> trio.abc.ReceiveChannel[DeliveryLike]: ...
 
-    async def send(self, recipient: str | bytes, payloads: Sequence[wire_pb2.Payload]) -> int: ...
+    def restore(
+        self,
+        outboxes: Mapping[bytes, Mapping[int, bytes]],
+        seen: Mapping[bytes, tuple[int, Iterable[int]]],
+    ) -> None: ...
 
+    def transmit(self, recipient: str | bytes, messages: Sequence[tuple[int, bytes]]) -> None: ...
 
-class LogAppender(Protocol):
-    """The part of ``node.log.EventLog`` the in-process transport writes to."""
+    def acknowledge(self, sender: str | bytes, message_ids: Sequence[int]) -> None: ...
 
-    def append_batch(self, records: Sequence[log_pb2.LogRecord]) -> object: ...
+    def release(self, sender: str | bytes, message_ids: Sequence[int]) -> None: ...
 
 
 @dataclass(frozen=True)
 class MemoryDelivery:
-    """A batch of envelopes from one peer."""
+    """What one peer sent, in process."""
 
     sender: str
     envelopes: tuple[wire_pb2.Envelope, ...]
+    acknowledged: tuple[int, ...] = ()
+
+
+# What travels between in-process endpoints: (sender, envelope or None, acked ids).
+_Packet = tuple[str, wire_pb2.Envelope | None, tuple[int, ...]]
+# The bound of an in-process inbox: large (a test may stop an engine for a while).
+_INBOX_PACKETS_MAX = 64 * engine_inputs_max
+_INJECTED_ID_FIRST = 1 << 40
 
 
 class MemoryNetwork:
     """Endpoints in one process, each an address with an inbox.
 
-    Messages to an address with no running endpoint wait in its inbox, so an
-    engine stopped and started again (a restart in a test) gets them.
+    Packets to an address with no running endpoint wait in its inbox, so an engine
+    stopped and started again (a restart in a test) gets them. A test cuts a link
+    by adding ``(sender, recipient)`` to ``dropped``: what crosses it is lost.
     """
 
     def __init__(self) -> None:
         self._inboxes: dict[
-            str,
-            tuple[
-                trio.MemorySendChannel[tuple[str, wire_pb2.Envelope]],
-                trio.MemoryReceiveChannel[tuple[str, wire_pb2.Envelope]],
-            ],
-        ]
-        self._inboxes = {}
-        self._ids = itertools.count(1)
-        self.dropped: set[tuple[str, str]] = set()  # (sender, recipient) links cut by a test
+            str, tuple[trio.MemorySendChannel[_Packet], trio.MemoryReceiveChannel[_Packet]]
+        ] = {}
+        self.dropped: set[tuple[str, str]] = set()
+        self._injected_ids = itertools.count(_INJECTED_ID_FIRST)
 
     def inbox(
         self, address: str
-    ) -> tuple[
-        trio.MemorySendChannel[tuple[str, wire_pb2.Envelope]],
-        trio.MemoryReceiveChannel[tuple[str, wire_pb2.Envelope]],
-    ]:
+    ) -> tuple[trio.MemorySendChannel[_Packet], trio.MemoryReceiveChannel[_Packet]]:
         """The inbox of ``address``, created on first use."""
         key = to_checksum_address(address, "address")
         if key not in self._inboxes:
-            self._inboxes[key] = trio.open_memory_channel[tuple[str, wire_pb2.Envelope]](
-                engine_inputs_max
-            )
+            self._inboxes[key] = trio.open_memory_channel[_Packet](_INBOX_PACKETS_MAX)
         return self._inboxes[key]
 
-    def endpoint(
-        self, address: str, log: LogAppender, inbound_records: InboundRecords
-    ) -> MemoryTransport:
-        """A transport for ``address`` that logs through ``log``; run it in a nursery."""
-        return MemoryTransport(self, to_checksum_address(address, "address"), log, inbound_records)
+    def endpoint(self, address: str) -> MemoryTransport:
+        """A transport for ``address``; run it in a nursery."""
+        return MemoryTransport(self, to_checksum_address(address, "address"))
 
-    def next_id(self) -> int:
-        return next(self._ids)
+    def inject(
+        self, sender: str, recipient: str, payloads: Sequence[wire_pb2.Payload]
+    ) -> wire_pb2.Envelope:
+        """A message from ``sender`` that no engine of ``sender`` logged (a test playing a
+        peer): its id is far above any an engine gives, so it is never taken as a repeat."""
+        envelope = wire_pb2.Envelope(
+            id=next(self._injected_ids),
+            sender=bytes.fromhex(to_checksum_address(sender)[2:]),
+            recipient=bytes.fromhex(to_checksum_address(recipient)[2:]),
+            payloads=payloads,
+        )
+        sender_address = to_checksum_address(sender)
+        self.post(sender_address, to_checksum_address(recipient), (sender_address, envelope, ()))
+        return envelope
+
+    def post(self, sender: str, recipient: str, packet: _Packet) -> None:
+        """Put a packet in ``recipient``'s inbox unless the link is cut."""
+        if (sender, recipient) in self.dropped:
+            return
+        self.inbox(recipient)[0].send_nowait(packet)
 
 
 class MemoryTransport:
-    """One engine's end of a ``MemoryNetwork``."""
+    """One engine's end of a ``MemoryNetwork``: de-duplicates by message id as the
+    network transport does, and acknowledges only what its engine logged."""
 
-    def __init__(
-        self,
-        network: MemoryNetwork,
-        address: str,
-        log: LogAppender,
-        inbound_records: InboundRecords,
-    ) -> None:
+    def __init__(self, network: MemoryNetwork, address: str) -> None:
         self._network = network
         self.address = address
-        self._log = log
-        self._inbound_records = inbound_records
         send_channel, receive_channel = trio.open_memory_channel[DeliveryLike](
             p2p_delivery_batches_max
         )
         self._deliveries_send = send_channel
         self._deliveries = receive_channel
+        self._unacked: dict[str, dict[int, wire_pb2.Envelope]] = {}
+        self._seen: dict[str, set[int]] = {}
+        self._in_flight: dict[str, set[int]] = {}
         self.sent = 0
 
     @property
     def deliveries(self) -> trio.MemoryReceiveChannel[DeliveryLike]:
         return self._deliveries
 
-    async def send(self, recipient: str | bytes, payloads: Sequence[wire_pb2.Payload]) -> int:
-        """Queue an envelope in the recipient's inbox; returns its id."""
-        target = to_checksum_address(recipient, "recipient")
-        if target == self.address:
-            raise InvalidValueError("recipient", "a node does not send messages to itself")
-        if not payloads:
-            raise InvalidValueError("payloads", "a message carries at least one payload")
-        envelope = wire_pb2.Envelope(
-            id=self._network.next_id(),
-            sender=address_to_bytes(self.address),
-            recipient=address_to_bytes(target),
-            payloads=payloads,
-        )
-        self.sent += 1
-        if (self.address, target) in self._network.dropped:
-            return envelope.id
-        send_channel, _ = self._network.inbox(target)
-        await send_channel.send((self.address, envelope))
-        return envelope.id
+    def restore(
+        self,
+        outboxes: Mapping[bytes, Mapping[int, bytes]],
+        seen: Mapping[bytes, tuple[int, Iterable[int]]],
+    ) -> None:
+        """Messages unacknowledged before a restart go again; handled ids stay handled."""
+        for peer, messages in outboxes.items():
+            recipient = to_checksum_address("0x" + peer.hex())
+            envelopes = [(i, wire_pb2.Envelope.FromString(m)) for i, m in sorted(messages.items())]
+            for message_id, envelope in envelopes:
+                self._unacked.setdefault(recipient, {})[message_id] = envelope
+                self._network.post(self.address, recipient, (self.address, envelope, ()))
+        for peer, (contiguous_max, above) in seen.items():
+            ids = self._seen.setdefault(to_checksum_address("0x" + peer.hex()), set())
+            ids.update(range(1, contiguous_max + 1))
+            ids.update(above)
+
+    def transmit(self, recipient: str | bytes, messages: Sequence[tuple[int, bytes]]) -> None:
+        target = _address(recipient)
+        for message_id, encoded in messages:
+            envelope = wire_pb2.Envelope.FromString(encoded)
+            assert envelope.id == message_id
+            self._unacked.setdefault(target, {})[message_id] = envelope
+            self.sent += 1
+            self._network.post(self.address, target, (self.address, envelope, ()))
+
+    def acknowledge(self, sender: str | bytes, message_ids: Sequence[int]) -> None:
+        peer = _address(sender)
+        self._in_flight.setdefault(peer, set()).difference_update(message_ids)
+        self._seen.setdefault(peer, set()).update(message_ids)
+        self._network.post(self.address, peer, (self.address, None, tuple(message_ids)))
+
+    def release(self, sender: str | bytes, message_ids: Sequence[int]) -> None:
+        self._in_flight.setdefault(_address(sender), set()).difference_update(message_ids)
+
+    def unacknowledged(self, recipient: str) -> int:
+        return len(self._unacked.get(_address(recipient), {}))
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Take envelopes from the inbox: log the engine's records for them, then deliver."""
+        """Take packets from the inbox and hand them to the engine in batches."""
         _, inbox = self._network.inbox(self.address)
         task_status.started()
         while True:
-            first = await inbox.receive()
-            batch = [first]
+            batch = [await inbox.receive()]
             while len(batch) < p2p_delivery_batches_max:
                 try:
                     batch.append(inbox.receive_nowait())
                 except trio.WouldBlock:
                     break
-            for sender, envelopes in _by_sender(batch):
-                records = list(self._inbound_records(address_to_bytes(sender), envelopes))
-                received = log_pb2.LogRecord(
-                    received_messages=log_pb2.ReceivedMessages(
-                        peer=address_to_bytes(sender),
-                        message_ids=[envelope.id for envelope in envelopes],
-                    )
+            for delivery in self._sorted(batch):
+                await self._deliveries_send.send(delivery)
+
+    def _sorted(self, batch: Sequence[_Packet]) -> list[MemoryDelivery]:
+        """Consecutive packets of one sender as one delivery: new envelopes and acks."""
+        deliveries: list[MemoryDelivery] = []
+        for sender, envelope, acked in batch:
+            fresh: tuple[wire_pb2.Envelope, ...] = ()
+            if envelope is not None:
+                seen = self._seen.setdefault(sender, set())
+                in_flight = self._in_flight.setdefault(sender, set())
+                if envelope.id in seen:
+                    # Handled before: acknowledge again, as the network transport does.
+                    self._network.post(self.address, sender, (self.address, None, (envelope.id,)))
+                elif envelope.id not in in_flight:
+                    in_flight.add(envelope.id)
+                    fresh = (envelope,)
+            unacked = self._unacked.get(sender, {})
+            done = tuple(i for i in acked if unacked.pop(i, None) is not None)
+            if not fresh and not done:
+                continue
+            if deliveries and deliveries[-1].sender == sender:
+                last = deliveries[-1]
+                deliveries[-1] = MemoryDelivery(
+                    sender, last.envelopes + fresh, last.acknowledged + done
                 )
-                self._log.append_batch([*records, received])
-                await self._deliveries_send.send(MemoryDelivery(sender, tuple(envelopes)))
+            else:
+                deliveries.append(MemoryDelivery(sender, fresh, done))
+        return deliveries
 
 
-def _by_sender(
-    batch: Sequence[tuple[str, wire_pb2.Envelope]],
-) -> list[tuple[str, list[wire_pb2.Envelope]]]:
-    """Consecutive envelopes grouped by sender, order kept."""
-    groups: list[tuple[str, list[wire_pb2.Envelope]]] = []
-    for sender, envelope in batch:
-        if groups and groups[-1][0] == sender:
-            groups[-1][1].append(envelope)
-        else:
-            groups.append((sender, [envelope]))
-    return groups
+def _address(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        return to_checksum_address("0x" + value.hex())
+    return to_checksum_address(value, "address")

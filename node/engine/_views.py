@@ -1,7 +1,9 @@
 """Channel views from the derivation module, as objectives and API callers see them.
 
 The module owns channel state (DESIGN.md, data flow rule 3): these functions
-only convert one of its ``ChannelView`` answers, never keep a copy.
+convert its ``ChannelView`` answers. ``ViewCache`` keeps the decoded views the
+engine reads often within and between steps, and forgets a channel's as soon
+as a record that may change it is built.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from node.core import (
     uint256_from_bytes,
 )
 from node.core.errors import DeriveError, InvalidValueError
-from node.proto import derive_pb2
-from node.protocols import ChannelSnapshot
+from node.derive import Deriver
+from node.proto import derive_pb2, log_pb2
+from node.protocols import ChannelSnapshot, PaymentChannel, payment_channel_from_snapshot
 
 JsonObject = dict[str, object]
 
@@ -45,7 +48,21 @@ def snapshot_from_view(view: derive_pb2.ChannelView) -> ChannelSnapshot:
             (address_from_bytes(holding.asset, "view.holdings.asset"), _amount(holding.amount))
             for holding in view.holdings
         ]
-        return ChannelSnapshot(fixed, latest, supported, holdings, view.finalizes_at)
+        challenge = (
+            signed_state_from_proto(view.challenge, "view.challenge")
+            if view.HasField("challenge")
+            else None
+        )
+        return ChannelSnapshot(
+            fixed,
+            latest,
+            supported,
+            holdings,
+            view.finalizes_at,
+            challenge=challenge,
+            concluded=view.concluded,
+            reclaims=view.reclaims,
+        )
     except InvalidValueError as error:
         raise DeriveError(f"channel view 0x{view.channel_id.hex()}: {error}") from error
 
@@ -134,3 +151,83 @@ def ledger_channel_info(view: derive_pb2.ChannelView, me: str) -> JsonObject:
         "finalizes_at": snapshot.finalizes_at,
         "last_seq": view.last_seq,
     }
+
+
+def record_channel(record: log_pb2.LogRecord) -> bytes | None:
+    """The channel whose derived view a record may change (None: none)."""
+    case = record.WhichOneof("payload")
+    if case == "accepted_state":
+        return record.accepted_state.channel_id
+    if case == "chain_event":
+        event = record.chain_event
+        which = event.WhichOneof("event")
+        if which is None or which == "block_processed":
+            return None
+        channel: bytes = getattr(event, which).channel_id
+        return channel
+    if case == "accepted_voucher":
+        return record.accepted_voucher.voucher.channel_id
+    return None
+
+
+class ViewCache:
+    """Decoded channel views, kept until a record that may change them is built.
+
+    A record built in a step reaches the module only when the step folds it:
+    until then its channel's view is read afresh and not kept (``pending``).
+    """
+
+    def __init__(self, deriver: Deriver, payment_app: str) -> None:
+        self._deriver = deriver
+        self._payment_app = bytes.fromhex(payment_app[2:]) if payment_app else b""
+        self._snapshots: dict[bytes, ChannelSnapshot | None] = {}
+        self._payments: dict[bytes, PaymentChannel | None] = {}
+        self._pending: set[bytes] = set()
+
+    def snapshot(self, channel: bytes) -> ChannelSnapshot | None:
+        """What the module says of ``channel`` (None: it knows no such channel)."""
+        if channel in self._snapshots:
+            return self._snapshots[channel]
+        view = self._deriver.channel(channel)
+        snapshot = snapshot_from_view(view) if view is not None else None
+        if channel not in self._pending:
+            self._snapshots[channel] = snapshot
+        return snapshot
+
+    def payment(self, channel: bytes) -> PaymentChannel | None:
+        """The payment facts of a virtual channel (None: no such virtual channel)."""
+        if channel in self._payments:
+            return self._payments[channel]
+        snapshot = self.snapshot(channel)
+        facts = None
+        if snapshot is not None and self.is_virtual(snapshot):
+            facts = payment_channel_from_snapshot(snapshot)
+        if channel not in self._pending:
+            self._payments[channel] = facts
+        return facts
+
+    def is_virtual(self, snapshot: ChannelSnapshot) -> bool:
+        """Whether a channel runs the VirtualPaymentApp."""
+        app = bytes.fromhex(snapshot.fixed.app_definition[2:])
+        return bool(self._payment_app) and app == self._payment_app
+
+    def saw(self, record: log_pb2.LogRecord) -> None:
+        """A record was built: its channel's view is stale until the module folds it."""
+        channel = record_channel(record)
+        if channel is not None and record.WhichOneof("payload") != "accepted_voucher":
+            self._pending.add(channel)
+            self._snapshots.pop(channel, None)
+            self._payments.pop(channel, None)
+
+    def folded(self) -> None:
+        """The module folded every record built so far."""
+        for channel in self._pending:
+            self._snapshots.pop(channel, None)
+            self._payments.pop(channel, None)
+        self._pending.clear()
+
+    def clear(self) -> None:
+        """Forget everything (the module was rolled back)."""
+        self._snapshots.clear()
+        self._payments.clear()
+        self._pending.clear()

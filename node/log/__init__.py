@@ -8,6 +8,7 @@ from node.log._store import EventLog as EventLog
 from node.log._summary import kind_name as kind_name
 from node.log._summary import short_hex as short_hex
 from node.log._summary import summarise as summarise
+from node.log._types import PreparedBatch as PreparedBatch
 from node.log._types import SeqRange as SeqRange
 from node.log._types import Snapshot as Snapshot
 from node.log._types import VerifyReport as VerifyReport

@@ -36,6 +36,7 @@ from rocksdict import Snapshot as DbSnapshot
 
 from node.core.constants import (
     log_batch_records_max,
+    log_commit_records_max,
     log_format_version,
     log_read_chunk_records,
     log_snapshot_bytes_max,
@@ -66,7 +67,7 @@ from node.log._records import (
     seq_key,
     time_field,
 )
-from node.log._types import SeqRange, Snapshot, VerifyReport
+from node.log._types import PreparedBatch, SeqRange, Snapshot, VerifyReport
 from node.log._verify import verify_chain
 from node.proto import log_pb2
 
@@ -336,19 +337,85 @@ class EventLog:
             self._check_appendable()
             first = self._last_seq + 1
             values, last_hash = chain_values(first, self._head_hash, tails)
-            batch = WriteBatch(raw_mode=True)
-            batch.set_default_column_family(handles.records_cf)
-            put = batch.put
-            seq = first
-            for value in values:
-                put(seq.to_bytes(SEQ_KEY_BYTES, "big"), value)
-                seq += 1
-            last = seq - 1
-            batch.put(HEAD_KEY, encode_head(last, last_hash), handles.meta_cf)
-            self._write_durably(handles, batch, "appending to")
-            self._last_seq = last
-            self._head_hash = last_hash
-        return SeqRange(first, last)
+            self._write_records(handles, first, values, last_hash)
+        return SeqRange(first, first + len(values) - 1)
+
+    def _write_records(
+        self, handles: _Handles, first: int, values: Sequence[bytes], last_hash: bytes
+    ) -> None:
+        """Write hash-linked records after the head with the new head, in one durable batch."""
+        assert first == self._last_seq + 1
+        batch = WriteBatch(raw_mode=True)
+        batch.set_default_column_family(handles.records_cf)
+        put = batch.put
+        seq = first
+        for value in values:
+            put(seq.to_bytes(SEQ_KEY_BYTES, "big"), value)
+            seq += 1
+        last = seq - 1
+        batch.put(HEAD_KEY, encode_head(last, last_hash), handles.meta_cf)
+        self._write_durably(handles, batch, "appending to")
+        self._last_seq = last
+        self._head_hash = last_hash
+
+    def prepare(
+        self, records: Sequence[log_pb2.LogRecord], *, after: PreparedBatch | None = None
+    ) -> PreparedBatch:
+        """Number, encode and hash-link records as the next ones, without writing them.
+
+        The one writer of a log prepares what a step causes, folds the stored bytes
+        into its derived state, and commits them all at once (``commit``).
+
+        Args:
+            records: records with a payload (and, if it matters, ``time_ms``).
+            after: a batch prepared before: these records follow it and the result
+                holds both; None: they follow the head.
+
+        Raises:
+            InvalidValueError: a bad record, or more than ``log_commit_records_max``.
+            LogClosedError: the log is closed.
+        """
+        self._live()
+        tails: list[tuple[int, bytes]] = []
+        for index, record in enumerate(records):
+            try:
+                tails.append(record_tail(record))
+            except InvalidValueError as error:
+                raise InvalidValueError(f"records[{index}]", str(error)) from None
+        if after is None:
+            after = PreparedBatch(self._last_seq + 1, self._head_hash, (), self._head_hash)
+        if len(after) + len(tails) > log_commit_records_max:
+            raise InvalidValueError(
+                "records", f"a commit holds at most {log_commit_records_max} records"
+            )
+        if not tails:
+            return after
+        values, last_hash = chain_values(after.last + 1, after.last_hash, tails)
+        return PreparedBatch(after.first, after.base_hash, (*after.values, *values), last_hash)
+
+    def commit(self, prepared: PreparedBatch) -> SeqRange | None:
+        """Write a prepared batch durably: one write batch, one fsync.
+
+        Returns:
+            The sequence numbers written (None for an empty batch).
+
+        Raises:
+            LogError: the batch was not prepared on the current head (another
+                append came in between: a bug of the caller's).
+            LogClosedError, LogCorruptError, LogStorageError: see ``append_batch``.
+        """
+        with self._lock:
+            handles = self._live()
+            self._check_appendable()
+            if prepared.first != self._last_seq + 1 or prepared.base_hash != self._head_hash:
+                raise LogError(
+                    f"event log {self._path}: a batch prepared after record"
+                    f" {prepared.first - 1} cannot follow record {self._last_seq}"
+                )
+            if not prepared.values:
+                return None
+            self._write_records(handles, prepared.first, prepared.values, prepared.last_hash)
+        return SeqRange(prepared.first, prepared.last)
 
     def _check_appendable(self) -> None:
         if self._read_only:
@@ -465,6 +532,40 @@ class EventLog:
         batch = WriteBatch(raw_mode=True)
         batch.put(key + seq_key(seq), blob, handles.snapshots_cf)
         self._write_durably(handles, batch, "writing a snapshot to")
+
+    def put_snapshots(
+        self, snapshots: Sequence[Snapshot], *, delete: Sequence[tuple[bytes, int]] = ()
+    ) -> None:
+        """Store several states at once (one durable write): states that must be
+        restored together, such as a module's and the engine's at the same seq.
+
+        Args:
+            snapshots: the states to store.
+            delete: ``(key, seq)`` of snapshots they replace, removed in the same write.
+
+        Raises:
+            InvalidValueError: a bad key, seq or blob (nothing is written).
+        """
+        handles = self._live()
+        if self._read_only:
+            raise LogError(f"event log {self._path} is open read-only")
+        batch = WriteBatch(raw_mode=True)
+        for key, seq in delete:
+            _check_snapshot_key(key)
+            batch.delete(key + seq_key(seq), handles.snapshots_cf)
+        for snapshot in snapshots:
+            _check_snapshot_key(snapshot.key)
+            if not 0 <= snapshot.seq <= self._last_seq:
+                raise InvalidValueError(
+                    "seq", f"{snapshot.seq} is outside 0..{self._last_seq} (last_seq)"
+                )
+            blob = snapshot.blob
+            if not isinstance(blob, bytes) or len(blob) > log_snapshot_bytes_max:
+                raise InvalidValueError(
+                    "blob", f"must be bytes of at most {log_snapshot_bytes_max}"
+                )
+            batch.put(snapshot.key + seq_key(snapshot.seq), blob, handles.snapshots_cf)
+        self._write_durably(handles, batch, "writing snapshots to")
 
     def latest_snapshot(self, key: bytes, at_or_before: int | None = None) -> Snapshot | None:
         """The newest snapshot for ``key`` with seq <= ``at_or_before`` (default: any).

@@ -25,6 +25,39 @@ class SeqRange:
 
 
 @dataclass(frozen=True)
+class PreparedBatch:
+    """Records encoded, numbered and hash-linked after a known head, not yet written.
+
+    ``EventLog.prepare`` makes one and ``EventLog.commit`` writes it, so the one
+    writer can fold records into its derived state before they are durable and
+    still append them in one write (``extend`` adds more after them).
+
+    Attributes:
+        first: the sequence number of the first record.
+        base_hash: sha256 of record ``first - 1`` (the head this batch builds on).
+        values: the stored bytes of each record, in order.
+        last_hash: sha256 of the last record (the head once committed).
+    """
+
+    first: int
+    base_hash: bytes
+    values: tuple[bytes, ...]
+    last_hash: bytes
+
+    def __post_init__(self) -> None:
+        assert self.first >= 1
+        assert self.values or self.last_hash == self.base_hash
+
+    @property
+    def last(self) -> int:
+        """The sequence number of the last record (``first - 1`` when empty)."""
+        return self.first + len(self.values) - 1
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """A derivation module's state after folding records ``1..seq``."""
 

@@ -15,14 +15,11 @@ from node.p2p._identity import address_from_peer_id as address_from_peer_id
 from node.p2p._identity import key_pair_from_private_key as key_pair_from_private_key
 from node.p2p._identity import parse_address as parse_address
 from node.p2p._identity import peer_id_from_private_key as peer_id_from_private_key
-from node.p2p._messenger import AckListener as AckListener
 from node.p2p._messenger import ContactResolver as ContactResolver
 from node.p2p._messenger import Delivery as Delivery
-from node.p2p._messenger import InboundRecords as InboundRecords
 from node.p2p._messenger import Messenger as Messenger
 from node.p2p._messenger import MessengerOptions as MessengerOptions
 from node.p2p._messenger import PeerContact as PeerContact
-from node.p2p._messenger import RecordLog as RecordLog
 from node.p2p._peerstore import PeerRecord as PeerRecord
 from node.p2p._peerstore import PeerStore as PeerStore
 from node.p2p._peerstore import parse_peer_multiaddr as parse_peer_multiaddr

@@ -1,24 +1,24 @@
-"""Reliable channel messaging over /scnode/msg/1.0.0, backed by the event log.
+"""Reliable channel messaging over /scnode/msg/1.0.0; durability is the owner's.
 
-Each peer has a session with two tasks: a log task that writes queued
-envelopes to the log as SentMessage records (one append per drained batch)
-and a send task that keeps one outbound stream open and writes frames of
-logged, unacknowledged envelopes plus the ids it owes the peer as acks. The
-peer's frames arrive on the stream it opened to us; they are validated,
-de-duplicated, logged as ReceivedMessages (one append per batch of frames),
-delivered, and only then acknowledged. So a message reaches the application
-once, and an ack means the receiver's log holds it, across crashes of either
-side: the outbox and the seen ids are rebuilt from the log on start.
+The messenger never writes the log and never calls into the engine. Its owner
+(the engine loop) logs each message it sends and then hands it over with
+``transmit``; the messenger keeps one outbound stream per peer and writes frames
+of unacknowledged messages and of the ids it owes the peer as acks, re-sending
+after a reconnect or a silence. A peer's frames arrive on the stream it opened
+to us: the messenger authenticates the sender by the connection, checks each
+envelope, drops ids it handled before (re-acknowledging them) and hands the new
+ones, with the acknowledgements the peer sent, to ``deliveries``. The owner logs
+what it took and calls ``acknowledge`` (the ack goes out only then) or, when it
+could not log them, ``release`` (the peer's re-send is taken again). So a
+message reaches the owner once, and an ack means the receiver's log holds it.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 import trio
@@ -28,10 +28,6 @@ from libp2p.peer.id import ID
 
 from node.core.constants import (
     frame_size_bytes_max,
-    inbound_records_per_payload_max,
-    log_batch_records_max,
-    message_payloads_max,
-    message_size_bytes_max,
     p2p_delivery_batches_max,
     p2p_frame_send_bytes_max,
     p2p_outbox_messages_max,
@@ -48,12 +44,11 @@ from node.p2p._framing import (
     check_envelope,
     encode_frame,
     parse_frame,
-    sent_message_payload,
 )
 from node.p2p._host import MESSAGE_PROTOCOL, allow_redial, strip_peer_suffix
 from node.p2p._identity import address_bytes_from_peer_id, checksum_address, parse_address
-from node.p2p._state import MessagingState, Outbox, SeenIds, rebuild_state
-from node.proto import log_pb2, wire_pb2
+from node.p2p._state import Outbox, SeenIds
+from node.proto import wire_pb2
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -72,23 +67,6 @@ NETWORK_ERRORS: tuple[type[Exception], ...] = (
 _DIAL_TIMEOUT_S = 10.0
 _FRAME_OVERHEAD_BYTES = 16
 _ACKS_PER_FRAME_MAX = 100_000
-_INLINE_APPEND_RECORDS_MAX = 32
-
-
-class RecordLog(Protocol):
-    """The part of the event log that messaging uses (node.log.EventLog)."""
-
-    def append_batch(self, records: Sequence[log_pb2.LogRecord]) -> object:
-        """Append records durably (one fsync)."""
-        ...
-
-    def append_payloads(self, payloads: Sequence[bytes], *, time_ms: int) -> object:
-        """Append pre-encoded single-payload records durably (one fsync)."""
-        ...
-
-    def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[log_pb2.LogRecord]:
-        """Records in sequence order."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -109,16 +87,19 @@ class ContactResolver(Protocol):
 
 @dataclass(frozen=True)
 class Delivery:
-    """Envelopes from one peer, each delivered once, in the order received."""
+    """What one peer sent: new envelopes, each delivered once, in the order received,
+    and the ids of our messages it acknowledged.
 
-    sender: str  # EIP-55 address, proven by the connection
+    Attributes:
+        sender: the peer's EIP-55 address, proven by the connection.
+        envelopes: envelopes never handed over before (the owner answers with
+            ``acknowledge`` or ``release``).
+        acknowledged: ids of our messages the peer holds now.
+    """
+
+    sender: str
     envelopes: tuple[wire_pb2.Envelope, ...]
-
-
-# Extra records to append atomically with the ReceivedMessages record of a batch,
-# for an application that keeps its own state in the log.
-InboundRecords = Callable[[bytes, Sequence[wire_pb2.Envelope]], Sequence[log_pb2.LogRecord]]
-AckListener = Callable[[bytes, Sequence[int]], None]
+    acknowledged: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,18 +109,11 @@ class MessengerOptions:
     resend_timeout_ms: int = p2p_resend_timeout_ms
     frame_bytes_max: int = frame_size_bytes_max
     frame_send_bytes_max: int = p2p_frame_send_bytes_max
-    outbox_messages_max: int = p2p_outbox_messages_max
     delivery_batches_max: int = p2p_delivery_batches_max
     redial_backoff_ms_min: int = p2p_redial_backoff_ms_min
     redial_backoff_ms_max: int = p2p_redial_backoff_ms_max
 
     def __post_init__(self) -> None:
-        # Receivers accept ids up to p2p_outbox_messages_max beyond the first
-        # missing one: a larger outbox here would get our messages refused.
-        if not 0 < self.outbox_messages_max <= p2p_outbox_messages_max:
-            raise InvalidValueError(
-                "outbox_messages_max", f"must lie in 1..{p2p_outbox_messages_max}"
-            )
         if not 0 < self.redial_backoff_ms_min <= self.redial_backoff_ms_max:
             raise InvalidValueError("redial_backoff_ms_min", "must lie in 1..redial_backoff_ms_max")
 
@@ -166,23 +140,20 @@ class _Session:
         self.address_text = checksum_address(address)
         self.outbox = outbox
         self.seen = seen
-        self.next_id = outbox.next_id
+        self.in_flight: set[int] = set()  # handed to the owner, not yet acknowledged
         self.peer_id: ID | None = None
-        self.queued: deque[wire_pb2.Envelope] = deque()
-        self.unsent: deque[int] = deque()
+        self.unsent: deque[int] = deque(outbox.unacked)
         self.sent_at: dict[int, float] = {}
         self.pending_acks: list[int] = []
-        self.log_wakeup = _Wakeup()
         self.send_wakeup = _Wakeup()
-        self.space = _Wakeup()
         self.inbound_lock = trio.Lock()
 
     @property
     def outstanding(self) -> int:
-        return len(self.queued) + len(self.outbox.unacked)
+        return len(self.outbox.unacked)
 
     def has_work(self) -> bool:
-        return bool(self.queued or self.outbox.unacked or self.pending_acks)
+        return bool(self.outbox.unacked or self.pending_acks)
 
 
 class Messenger:
@@ -193,124 +164,104 @@ class Messenger:
         *,
         host: IHost,
         address: bytes,
-        log: RecordLog,
         resolver: ContactResolver,
         options: MessengerOptions | None = None,
-        inbound_records: InboundRecords | None = None,
-        on_acknowledged: AckListener | None = None,
     ) -> None:
         self._host = host
         self._address = parse_address(address)
-        self._log = log
         self._resolver = resolver
         self._options = options or MessengerOptions()
-        self._inbound_records = inbound_records
-        self._on_acknowledged = on_acknowledged
         send_channel, receive_channel = trio.open_memory_channel[Delivery](
             self._options.delivery_batches_max
         )
         self._deliveries_send = send_channel
         self.deliveries: trio.MemoryReceiveChannel[Delivery] = receive_channel
         self._sessions: dict[bytes, _Session] = {}
-        self._state = MessagingState()
+        self._outboxes: dict[bytes, Outbox] = {}
+        self._seen: dict[bytes, SeenIds] = {}
         self._nursery: trio.Nursery | None = None
 
+    def restore(
+        self,
+        outboxes: Mapping[bytes, Mapping[int, bytes]],
+        seen: Mapping[bytes, tuple[int, Iterable[int]]],
+    ) -> None:
+        """Before ``run``: our logged messages not yet acknowledged (peer -> id ->
+        Envelope bytes) and the ids handled of each peer ((watermark, ids above))."""
+        assert self._nursery is None, "restore before run"
+        for peer, messages in outboxes.items():
+            box = self._outbox(parse_address(peer))
+            for message_id, envelope in sorted(messages.items()):
+                box.add_encoded(message_id, envelope)
+        for peer, (contiguous_max, above) in seen.items():
+            self._seen_ids(parse_address(peer)).restore(contiguous_max, above)
+
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Rebuild the outboxes and seen ids from the log, then serve until cancelled."""
-        self._state = await trio.to_thread.run_sync(lambda: rebuild_state(self._log.read()))
+        """Serve until cancelled; messages restored are sent as peers become reachable."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            for address, box in self._state.outboxes.items():
+            for address, box in self._outboxes.items():
                 if box.unacked:
                     self._session(address)
             self._host.set_stream_handler(MESSAGE_PROTOCOL, self._handle_stream)
             task_status.started()
             await trio.sleep_forever()
 
-    async def send(self, recipient: str | bytes, payloads: Sequence[wire_pb2.Payload]) -> int:
-        """Queue a message; returns its id. Waits while the peer's outbox is full.
+    def transmit(self, recipient: str | bytes, messages: Sequence[tuple[int, bytes]]) -> None:
+        """Send messages the owner has logged: ``(id, Envelope bytes)``, ids counting
+        from 1 per peer. They go out until the peer acknowledges them."""
+        session = self._session(parse_address(recipient))
+        for message_id, envelope in messages:
+            session.outbox.add_encoded(message_id, envelope)
+            session.unsent.append(message_id)
+        session.send_wakeup.set()
 
-        The message is logged as a SentMessage before it goes on the wire, and
-        re-sent until the recipient acknowledges it.
+    def acknowledge(self, sender: str | bytes, message_ids: Sequence[int]) -> None:
+        """The owner has logged these messages of ``sender``: tell the peer."""
+        session = self._session(parse_address(sender))
+        session.in_flight.difference_update(message_ids)
+        session.seen.add_all(message_ids)
+        session.pending_acks.extend(message_ids)
+        session.send_wakeup.set()
 
-        Raises:
-            InvalidValueError: bad recipient, no payloads, or a message too large.
-        """
-        address = parse_address(recipient)
-        if address == self._address:
-            raise InvalidValueError("recipient", "a node does not send messages to itself")
-        if not payloads:
-            raise InvalidValueError("payloads", "a message carries at least one payload")
-        if len(payloads) > message_payloads_max:
-            raise InvalidValueError(
-                "payloads", f"{len(payloads)} exceed message_payloads_max ({message_payloads_max})"
-            )
-        session = self._session(address)
-        while session.outstanding >= self._options.outbox_messages_max:
-            await session.space.wait()
-        envelope = wire_pb2.Envelope(
-            id=session.next_id, sender=self._address, recipient=address, payloads=payloads
-        )
-        if envelope.ByteSize() > message_size_bytes_max:
-            raise InvalidValueError("payloads", f"message exceeds {message_size_bytes_max} bytes")
-        session.next_id += 1
-        session.queued.append(envelope)
-        session.log_wakeup.set()
-        return envelope.id
-
-    def next_message_id(self, recipient: str | bytes) -> int:
-        """The id the next message to this peer will get (ids count from 1 per peer)."""
-        address = parse_address(recipient)
-        session = self._sessions.get(address)
-        return session.next_id if session is not None else self._state.outbox(address).next_id
+    def release(self, sender: str | bytes, message_ids: Sequence[int]) -> None:
+        """The owner could not log these messages of ``sender``: take them again when the
+        peer sends them again (it will: they are not acknowledged)."""
+        session = self._sessions.get(parse_address(sender))
+        if session is not None:
+            session.in_flight.difference_update(message_ids)
 
     def unacknowledged(self, recipient: str | bytes) -> int:
-        """Messages to a peer not yet acknowledged (queued, logged or in flight)."""
+        """Messages to a peer not yet acknowledged."""
         session = self._sessions.get(parse_address(recipient))
         return 0 if session is None else session.outstanding
 
     def seen_count(self, sender: str | bytes) -> int:
         """How many distinct message ids this node handled from a peer."""
-        return len(self._state.seen_ids(parse_address(sender)))
+        return len(self._seen_ids(parse_address(sender)))
+
+    def _outbox(self, address: bytes) -> Outbox:
+        box = self._outboxes.get(address)
+        if box is None:
+            box = self._outboxes[address] = Outbox()
+        return box
+
+    def _seen_ids(self, address: bytes) -> SeenIds:
+        seen = self._seen.get(address)
+        if seen is None:
+            seen = self._seen[address] = SeenIds()
+        return seen
 
     def _session(self, address: bytes) -> _Session:
         session = self._sessions.get(address)
         if session is None:
             assert self._nursery is not None, "run() starts the messenger first"
-            session = _Session(address, self._state.outbox(address), self._state.seen_ids(address))
+            session = _Session(address, self._outbox(address), self._seen_ids(address))
             self._sessions[address] = session
-            self._nursery.start_soon(self._log_loop, session)
             self._nursery.start_soon(self._send_loop, session)
         return session
 
-    async def _durably(self, append: Callable[[], object], count: int) -> None:
-        """Run a log append: inline when small, in a worker thread when large.
-
-        A small append costs one fsync (a fraction of a millisecond); a thread
-        hop would add more latency than it saves. A large one would stall the
-        other peers' tasks, so it leaves the trio thread.
-        """
-        if count <= _INLINE_APPEND_RECORDS_MAX:
-            append()
-        else:
-            await trio.to_thread.run_sync(append)
-
     # Outgoing -------------------------------------------------------------------------
-
-    async def _log_loop(self, session: _Session) -> None:
-        while True:
-            await session.log_wakeup.wait()
-            while session.queued:
-                count = min(len(session.queued), log_batch_records_max)
-                batch = [session.queued.popleft() for _ in range(count)]
-                encoded = [envelope.SerializeToString() for envelope in batch]
-                payloads = [sent_message_payload(session.address, data) for data in encoded]
-                append = partial(self._log.append_payloads, payloads, time_ms=_now_ms())
-                await self._durably(append, len(payloads))
-                for envelope, data in zip(batch, encoded, strict=True):
-                    session.outbox.add_logged(envelope, data)
-                    session.unsent.append(envelope.id)
-                session.send_wakeup.set()
 
     async def _send_loop(self, session: _Session) -> None:
         backoff_s = self._options.redial_backoff_ms_min / 1000
@@ -456,46 +407,36 @@ class Messenger:
     async def _receive_frames(self, session: _Session, bodies: Sequence[bytes]) -> None:
         frames = [parse_frame(body) for body in bodies]
         async with session.inbound_lock:
-            fresh, fresh_ids, duplicates, acks = self._sort_frames(session, frames)
+            fresh, fresh_ids, handled, acks = self._sort_frames(session, frames)
             acknowledged = session.outbox.acknowledge(acks)
             for message_id in acknowledged:
                 session.sent_at.pop(message_id, None)
-            # One receipt write per group, each within the log's batch bound: a group's
-            # envelopes, what validating them caused, and their ReceivedMessages.
-            groups = receipt_groups(fresh, fresh_ids) or [([], [])]
-            for index, (envelopes, ids) in enumerate(groups):
-                acked_now = acknowledged if index == 0 else []
-                records = self._inbound_batch_records(session, envelopes, ids, acked_now)
-                if records:
-                    await self._durably(partial(self._log.append_batch, records), len(records))
-                if envelopes:
-                    session.seen.add_all(ids)
-                    delivery = Delivery(session.address_text, tuple(envelopes))
-                    await self._deliveries_send.send(delivery)
-            if acknowledged:
-                session.space.set()
-                if self._on_acknowledged is not None:
-                    self._on_acknowledged(session.address, acknowledged)
-            if duplicates:
+            if fresh or acknowledged:
+                session.in_flight.update(fresh_ids)
+                delivery = Delivery(session.address_text, tuple(fresh), tuple(acknowledged))
+                await self._deliveries_send.send(delivery)
+            if handled:
                 logger.info(
                     "dropped %d already-handled message ids from %s (first %d); re-acking",
-                    len(duplicates),
+                    len(handled),
                     session.address_text,
-                    duplicates[0],
+                    handled[0],
                 )
-            if fresh_ids or duplicates:
-                session.pending_acks.extend(fresh_ids)
-                session.pending_acks.extend(duplicates)
+                session.pending_acks.extend(handled)
                 session.send_wakeup.set()
 
     def _sort_frames(
         self, session: _Session, frames: Sequence[wire_pb2.Frame]
     ) -> tuple[list[wire_pb2.Envelope], list[int], list[int], list[int]]:
-        """Validate every envelope; split them into fresh and duplicate ids."""
+        """Validate every envelope; split them into new ones and ones handled before.
+
+        An id handed over but not yet acknowledged by the owner is neither: its ack
+        follows once the owner has logged it.
+        """
         fresh: list[wire_pb2.Envelope] = []
         fresh_ids: list[int] = []
         batch_ids: set[int] = set()
-        duplicates: list[int] = []
+        handled: list[int] = []
         acks: list[int] = []
         # An honest sender never has more than p2p_outbox_messages_max messages
         # outstanding, so its ids stay within this window of the first id missing
@@ -510,67 +451,13 @@ class Messenger:
                     raise PeerProtocolError(
                         f"envelope {message_id}: id beyond the window (up to {id_max})"
                     )
-                if message_id in session.seen or message_id in batch_ids:
-                    duplicates.append(message_id)
-                else:
+                if message_id in session.seen:
+                    handled.append(message_id)
+                elif message_id not in session.in_flight and message_id not in batch_ids:
                     batch_ids.add(message_id)
                     fresh.append(envelope)
                     fresh_ids.append(message_id)
-        return fresh, fresh_ids, duplicates, acks
-
-    def _inbound_batch_records(
-        self,
-        session: _Session,
-        fresh: Sequence[wire_pb2.Envelope],
-        fresh_ids: Sequence[int],
-        acknowledged: Sequence[int],
-    ) -> list[log_pb2.LogRecord]:
-        now_ms = _now_ms()
-        records: list[log_pb2.LogRecord] = []
-        if fresh:
-            if self._inbound_records is not None:
-                records.extend(self._inbound_records(session.address, fresh))
-            records.append(
-                log_pb2.LogRecord(
-                    time_ms=now_ms,
-                    received_messages=log_pb2.ReceivedMessages(
-                        peer=session.address, message_ids=fresh_ids
-                    ),
-                )
-            )
-        if acknowledged:
-            records.append(
-                log_pb2.LogRecord(
-                    time_ms=now_ms,
-                    acknowledgement=log_pb2.Acknowledgement(
-                        peer=session.address, message_ids=acknowledged
-                    ),
-                )
-            )
-        return records
-
-
-def receipt_groups(
-    envelopes: Sequence[wire_pb2.Envelope], ids: Sequence[int]
-) -> list[tuple[list[wire_pb2.Envelope], list[int]]]:
-    """Consecutive envelopes grouped so that what one group logs fits one log batch."""
-    payloads_max = (log_batch_records_max - 2) // inbound_records_per_payload_max
-    groups: list[tuple[list[wire_pb2.Envelope], list[int]]] = []
-    payloads = payloads_max
-    for envelope, message_id in zip(envelopes, ids, strict=True):
-        count = len(envelope.payloads)
-        assert count <= message_payloads_max <= payloads_max  # checked on arrival
-        if payloads + count > payloads_max:
-            groups.append(([], []))
-            payloads = 0
-        groups[-1][0].append(envelope)
-        groups[-1][1].append(message_id)
-        payloads += count
-    return groups
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+        return fresh, fresh_ids, handled, acks
 
 
 async def _reset_quietly(stream: INetStream) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,16 +36,12 @@ from node.p2p._identity import (
 )
 from node.p2p._messenger import (
     NETWORK_ERRORS,
-    AckListener,
     Delivery,
-    InboundRecords,
     Messenger,
     MessengerOptions,
     PeerContact,
-    RecordLog,
 )
 from node.p2p._peerstore import PeerStore, parse_peer_multiaddr
-from node.proto import wire_pb2
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -113,11 +109,8 @@ class P2PNode:
     Args:
         private_key: the node key (identity, message sender, announcement signer).
         state_dir: HOME/p2p, where the peer store lives.
-        log: the node's event log (SentMessage, Acknowledgement, ReceivedMessages).
         config: listen address and announcement period.
         ledgers: the ledger channels this node offers as an intermediary.
-        inbound_records: see ``Messenger``.
-        on_acknowledged: see ``Messenger``.
     """
 
     def __init__(
@@ -125,11 +118,8 @@ class P2PNode:
         *,
         private_key: bytes,
         state_dir: Path,
-        log: RecordLog,
         config: P2PConfig | None = None,
         ledgers: LedgerOffers = tuple,
-        inbound_records: InboundRecords | None = None,
-        on_acknowledged: AckListener | None = None,
     ) -> None:
         self.config = config or P2PConfig()
         self.address = checksum_address(address_bytes_from_private_key(private_key))
@@ -141,11 +131,8 @@ class P2PNode:
         self.messenger = Messenger(
             host=self.host,
             address=address_bytes_from_private_key(private_key),
-            log=log,
             resolver=_Resolver(self.peer_store, self.directory),
             options=self.config.messenger,
-            inbound_records=inbound_records,
-            on_acknowledged=on_acknowledged,
         )
         # Pubsub hooks into the host when built, and its connection hook blocks
         # until the pubsub service runs: build it only when it will run.
@@ -168,9 +155,25 @@ class P2PNode:
         """Batches of envelopes from peers, each envelope delivered once."""
         return self.messenger.deliveries
 
-    async def send(self, recipient: str | bytes, payloads: Sequence[wire_pb2.Payload]) -> int:
-        """Queue a message to a peer by address; see ``Messenger.send``."""
-        return await self.messenger.send(recipient, payloads)
+    def restore(
+        self,
+        outboxes: Mapping[bytes, Mapping[int, bytes]],
+        seen: Mapping[bytes, tuple[int, Iterable[int]]],
+    ) -> None:
+        """See ``Messenger.restore``."""
+        self.messenger.restore(outboxes, seen)
+
+    def transmit(self, recipient: str | bytes, messages: Sequence[tuple[int, bytes]]) -> None:
+        """See ``Messenger.transmit``."""
+        self.messenger.transmit(recipient, messages)
+
+    def acknowledge(self, sender: str | bytes, message_ids: Sequence[int]) -> None:
+        """See ``Messenger.acknowledge``."""
+        self.messenger.acknowledge(sender, message_ids)
+
+    def release(self, sender: str | bytes, message_ids: Sequence[int]) -> None:
+        """See ``Messenger.release``."""
+        self.messenger.release(sender, message_ids)
 
     def multiaddrs(self) -> list[str]:
         """This node's dialable multiaddrs (valid once ``run`` has started)."""

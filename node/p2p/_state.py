@@ -1,4 +1,4 @@
-"""Messaging state rebuilt from the event log: outboxes and de-duplication sets.
+"""Messaging state of one peer: what we sent it unacknowledged, and the ids we handled.
 
 Ids are counted per (sender, recipient) pair from 1, so the receiver can keep
 "everything up to N, plus these few above" instead of every id it ever saw.
@@ -6,11 +6,11 @@ Ids are counted per (sender, recipient) pair from 1, so the receiver can keep
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from node.p2p._framing import envelope_field
-from node.proto import log_pb2, wire_pb2
+from node.proto import wire_pb2
 
 
 class SeenIds:
@@ -24,6 +24,12 @@ class SeenIds:
         if not isinstance(message_id, int):
             return False
         return 0 < message_id <= self.contiguous_max or message_id in self._above
+
+    def restore(self, contiguous_max: int, above: Iterable[int]) -> None:
+        """Start from what an earlier run handled (``contiguous_max`` and ids above it)."""
+        self.contiguous_max = max(self.contiguous_max, contiguous_max)
+        self._above = {message_id for message_id in self._above if message_id > contiguous_max}
+        self.add_all(above)
 
     def add_all(self, message_ids: Iterable[int]) -> None:
         """Mark ids as seen; keeps the watermark as high as possible."""
@@ -53,9 +59,13 @@ class Outbox:
 
     def add_logged(self, envelope: wire_pb2.Envelope, encoded: bytes) -> None:
         """Track an envelope that the log now holds as a SentMessage."""
-        assert envelope.id not in self.unacked
-        self.unacked[envelope.id] = envelope_field(encoded)
-        self.next_id = max(self.next_id, envelope.id + 1)
+        self.add_encoded(envelope.id, encoded)
+
+    def add_encoded(self, message_id: int, encoded: bytes) -> None:
+        """Track a logged envelope, given its id and its bytes."""
+        assert message_id not in self.unacked
+        self.unacked[message_id] = envelope_field(encoded)
+        self.next_id = max(self.next_id, message_id + 1)
 
     def acknowledge(self, message_ids: Iterable[int]) -> list[int]:
         """Drop acknowledged ids; returns those that were outstanding."""
@@ -64,47 +74,3 @@ class Outbox:
             if self.unacked.pop(message_id, None) is not None:
                 removed.append(message_id)
         return removed
-
-
-@dataclass
-class MessagingState:
-    """Outboxes and seen-id sets of every peer, keyed by 20-byte address."""
-
-    outboxes: dict[bytes, Outbox] = field(default_factory=dict)
-    seen: dict[bytes, SeenIds] = field(default_factory=dict)
-
-    def outbox(self, peer: bytes) -> Outbox:
-        """The outbox of a peer, created empty on first use."""
-        box = self.outboxes.get(peer)
-        if box is None:
-            box = self.outboxes[peer] = Outbox()
-        return box
-
-    def seen_ids(self, peer: bytes) -> SeenIds:
-        """The seen-id set of a peer, created empty on first use."""
-        ids = self.seen.get(peer)
-        if ids is None:
-            ids = self.seen[peer] = SeenIds()
-        return ids
-
-    def apply(self, record: log_pb2.LogRecord) -> None:
-        """Fold one log record; records of other kinds are ignored."""
-        kind = record.WhichOneof("payload")
-        if kind == "sent_message":
-            sent = record.sent_message
-            box = self.outbox(sent.peer)
-            if sent.envelope.id not in box.unacked:
-                box.add_logged(sent.envelope, sent.envelope.SerializeToString())
-        elif kind == "acknowledgement":
-            self.outbox(record.acknowledgement.peer).acknowledge(record.acknowledgement.message_ids)
-        elif kind == "received_messages":
-            received = record.received_messages
-            self.seen_ids(received.peer).add_all(received.message_ids)
-
-
-def rebuild_state(records: Iterator[log_pb2.LogRecord]) -> MessagingState:
-    """The messaging state after folding a log from its start."""
-    state = MessagingState()
-    for record in records:
-        state.apply(record)
-    return state

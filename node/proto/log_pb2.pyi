@@ -215,20 +215,22 @@ class BlockProcessed(_message.Message):
     def __init__(self, block_number: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("objective_id", "create_ledger_channel", "close_ledger_channel", "create_payment_channel", "close_payment_channel", "objective_decision")
+    __slots__ = ("objective_id", "create_ledger_channel", "close_ledger_channel", "create_payment_channel", "close_payment_channel", "objective_decision", "settle_channel")
     OBJECTIVE_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_LEDGER_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CLOSE_LEDGER_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CREATE_PAYMENT_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CLOSE_PAYMENT_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_DECISION_FIELD_NUMBER: _ClassVar[int]
+    SETTLE_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     objective_id: str
     create_ledger_channel: CreateLedgerChannel
     close_ledger_channel: CloseChannel
     create_payment_channel: CreatePaymentChannel
     close_payment_channel: CloseChannel
     objective_decision: ObjectiveDecision
-    def __init__(self, objective_id: _Optional[str] = ..., create_ledger_channel: _Optional[_Union[CreateLedgerChannel, _Mapping]] = ..., close_ledger_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., create_payment_channel: _Optional[_Union[CreatePaymentChannel, _Mapping]] = ..., close_payment_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., objective_decision: _Optional[_Union[ObjectiveDecision, _Mapping]] = ...) -> None: ...
+    settle_channel: SettleChannel
+    def __init__(self, objective_id: _Optional[str] = ..., create_ledger_channel: _Optional[_Union[CreateLedgerChannel, _Mapping]] = ..., close_ledger_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., create_payment_channel: _Optional[_Union[CreatePaymentChannel, _Mapping]] = ..., close_payment_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., objective_decision: _Optional[_Union[ObjectiveDecision, _Mapping]] = ..., settle_channel: _Optional[_Union[SettleChannel, _Mapping]] = ...) -> None: ...
 
 class CreateLedgerChannel(_message.Message):
     __slots__ = ("fixed", "outcome")
@@ -247,10 +249,20 @@ class CreatePaymentChannel(_message.Message):
     def __init__(self, fixed: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ..., outcome: _Optional[_Iterable[_Union[_nitro_pb2.SingleAssetExit, _Mapping]]] = ...) -> None: ...
 
 class CloseChannel(_message.Message):
-    __slots__ = ("channel_id",)
+    __slots__ = ("channel_id", "final_state")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FINAL_STATE_FIELD_NUMBER: _ClassVar[int]
     channel_id: bytes
-    def __init__(self, channel_id: _Optional[bytes] = ...) -> None: ...
+    final_state: _nitro_pb2.State
+    def __init__(self, channel_id: _Optional[bytes] = ..., final_state: _Optional[_Union[_nitro_pb2.State, _Mapping]] = ...) -> None: ...
+
+class SettleChannel(_message.Message):
+    __slots__ = ("channel_id", "ledger")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_FIELD_NUMBER: _ClassVar[int]
+    channel_id: bytes
+    ledger: _nitro_pb2.FixedPart
+    def __init__(self, channel_id: _Optional[bytes] = ..., ledger: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ...) -> None: ...
 
 class ObjectiveDecision(_message.Message):
     __slots__ = ("approved", "reason")

@@ -1,5 +1,5 @@
 """Protocol objectives as pure functions: DirectFund, DirectDefund, the ledger channel,
-VirtualFund, VirtualDefund, vouchers and route finding.
+VirtualFund, VirtualDefund, Settle, vouchers and route finding.
 
 No I/O here: ``update`` checks an event and returns the objective after it;
 ``crank`` reads a ``ChannelSnapshot`` and returns the effects due and the pause
@@ -37,28 +37,29 @@ from node.protocols._dispute import virtual_conclusion as virtual_conclusion
 from node.protocols._effects import CrankResult as CrankResult
 from node.protocols._effects import Effect as Effect
 from node.protocols._effects import Event as Event
+from node.protocols._effects import LedgerEffect as LedgerEffect
 from node.protocols._effects import ProposeLedgerUpdate as ProposeLedgerUpdate
+from node.protocols._effects import RecordSignedState as RecordSignedState
 from node.protocols._effects import SendSignedState as SendSignedState
 from node.protocols._effects import SignLedgerProposal as SignLedgerProposal
 from node.protocols._effects import StateReceived as StateReceived
+from node.protocols._effects import SubmitChallenge as SubmitChallenge
+from node.protocols._effects import SubmitConclude as SubmitConclude
 from node.protocols._effects import SubmitConcludeAndTransfer as SubmitConcludeAndTransfer
 from node.protocols._effects import SubmitDeposit as SubmitDeposit
+from node.protocols._effects import SubmitReclaim as SubmitReclaim
+from node.protocols._effects import SubmitTransfer as SubmitTransfer
+from node.protocols._effects import Transaction as Transaction
 from node.protocols._effects import TransactionFailed as TransactionFailed
 from node.protocols._effects import TransactionKind as TransactionKind
 from node.protocols._effects import TransactionSubmitted as TransactionSubmitted
-from node.protocols._effects import VirtualCrankResult as VirtualCrankResult
-from node.protocols._effects import VirtualEffect as VirtualEffect
 from node.protocols._ids import ObjectiveId as ObjectiveId
 from node.protocols._ids import ObjectiveKind as ObjectiveKind
 from node.protocols._ids import parse_objective_id as parse_objective_id
-from node.protocols._ledger import Add as Add
 from node.protocols._ledger import Balance as Balance
 from node.protocols._ledger import LedgerChannel as LedgerChannel
 from node.protocols._ledger import LedgerOutcome as LedgerOutcome
-from node.protocols._ledger import Proposal as Proposal
 from node.protocols._ledger import QueuedProposal as QueuedProposal
-from node.protocols._ledger import Remove as Remove
-from node.protocols._ledger import SignedProposal as SignedProposal
 from node.protocols._ledger import apply_proposal as apply_proposal
 from node.protocols._ledger import ledger_next_to_sign as ledger_next_to_sign
 from node.protocols._ledger import ledger_outcome_from_exit as ledger_outcome_from_exit
@@ -68,21 +69,30 @@ from node.protocols._ledger import ledger_sign_next as ledger_sign_next
 from node.protocols._ledger import ledger_unacknowledged as ledger_unacknowledged
 from node.protocols._ledger import new_ledger_channel as new_ledger_channel
 from node.protocols._objective import Objective as Objective
-from node.protocols._objective import VirtualObjective as VirtualObjective
 from node.protocols._objective import crank as crank
-from node.protocols._objective import crank_virtual as crank_virtual
 from node.protocols._objective import update as update
-from node.protocols._objective import update_virtual as update_virtual
 from node.protocols._policy import ApprovalPolicy as ApprovalPolicy
 from node.protocols._policy import Decision as Decision
 from node.protocols._policy import PolicyLimits as PolicyLimits
 from node.protocols._policy import approve_within_limits as approve_within_limits
 from node.protocols._policy import limits_policy as limits_policy
+from node.protocols._proposals import Add as Add
+from node.protocols._proposals import Proposal as Proposal
+from node.protocols._proposals import Remove as Remove
+from node.protocols._proposals import SignedProposal as SignedProposal
 from node.protocols._routes import Directory as Directory
 from node.protocols._routes import find_route as find_route
+from node.protocols._settle import Settle as Settle
+from node.protocols._settle import crank_settle as crank_settle
+from node.protocols._settle import finalized_outcome as finalized_outcome
+from node.protocols._settle import guaranteed_targets as guaranteed_targets
+from node.protocols._settle import new_settle as new_settle
+from node.protocols._settle import settled_ledger_state as settled_ledger_state
+from node.protocols._settle import settlement_amounts as settlement_amounts
+from node.protocols._settle import update_settle as update_settle
 from node.protocols._snapshot import ChannelSnapshot as ChannelSnapshot
+from node.protocols._view import ObjectiveView as ObjectiveView
 from node.protocols._virtual import VirtualAmounts as VirtualAmounts
-from node.protocols._virtual import VirtualSnapshot as VirtualSnapshot
 from node.protocols._virtual import add_for as add_for
 from node.protocols._virtual import guarantee_for as guarantee_for
 from node.protocols._virtual import virtual_amounts as virtual_amounts
@@ -109,6 +119,7 @@ from node.protocols._vouchers import payment_channel_from_snapshot as payment_ch
 from node.protocols._vouchers import voucher_app_data as voucher_app_data
 from node.protocols._waiting import DirectDefundWaitingFor as DirectDefundWaitingFor
 from node.protocols._waiting import DirectFundWaitingFor as DirectFundWaitingFor
+from node.protocols._waiting import SettleWaitingFor as SettleWaitingFor
 from node.protocols._waiting import VirtualDefundWaitingFor as VirtualDefundWaitingFor
 from node.protocols._waiting import VirtualFundWaitingFor as VirtualFundWaitingFor
 from node.protocols._waiting import WaitingFor as WaitingFor

@@ -22,19 +22,10 @@ from node.core import (
     constants,
     to_checksum_address,
 )
-from node.core.errors import PeerFault, PeerStateError, ProtocolError
-from node.protocols._checks import (
-    check_crank_inputs,
-    check_expected_state,
-    check_peer_state,
-    has_signed_turn,
-    objective_from_prefund,
-    participant_index,
-    sign_and_send,
-)
+from node.core.errors import ProtocolError
+from node.protocols._checks import check_crank_inputs, participant_index
 from node.protocols._effects import (
     CrankResult,
-    Effect,
     Event,
     StateReceived,
     SubmitDeposit,
@@ -43,6 +34,14 @@ from node.protocols._effects import (
     TransactionSubmitted,
 )
 from node.protocols._ids import ObjectiveId, ObjectiveKind
+from node.protocols._setup import (
+    SetupStage,
+    check_setup_state,
+    crank_setup,
+    from_prefund,
+    setup_state,
+    sign_postfund,
+)
 from node.protocols._snapshot import ChannelSnapshot
 from node.protocols._waiting import DirectFundWaitingFor
 
@@ -81,8 +80,7 @@ class DirectFund:
 
     def setup_state(self, turn_num: int) -> State:
         """The prefund (turn 0) or postfund (turn 1) state."""
-        assert turn_num in (constants.prefund_turn_num, constants.postfund_turn_num)
-        return State(self.fixed, b"", self.outcome, turn_num, False)
+        return setup_state(self.fixed, self.outcome, turn_num)
 
 
 def funding_thresholds(asset_exit: SingleAssetExit, destination: bytes) -> tuple[int, int]:
@@ -152,10 +150,11 @@ def direct_fund_from_prefund(
     Raises:
         PeerStateError: the state is not a valid prefund of a ledger channel we are in.
     """
-    objective = objective_from_prefund(
-        event, lambda fixed, outcome: new_direct_fund(fixed, outcome, my_address, consensus_app)
+    return from_prefund(
+        event,
+        lambda fixed, outcome: new_direct_fund(fixed, outcome, my_address, consensus_app),
+        update_direct_fund,
     )
-    return update_direct_fund(objective, event)
 
 
 def update_direct_fund(objective: DirectFund, event: Event) -> DirectFund:
@@ -167,11 +166,7 @@ def update_direct_fund(objective: DirectFund, event: Event) -> DirectFund:
     """
     match event:
         case StateReceived():
-            check_peer_state(objective.fixed, objective.my_index, event)
-            turn = event.signed_state.state.turn_num
-            if turn not in (constants.prefund_turn_num, constants.postfund_turn_num):
-                raise PeerStateError(PeerFault.WRONG_TURN, f"turn_num {turn}, expected 0 or 1")
-            check_expected_state(event.signed_state.state, objective.setup_state(turn))
+            check_setup_state(objective.fixed, objective.outcome, objective.my_index, event)
             return objective
         case TransactionSubmitted():
             asset = _deposit_asset(objective, event)
@@ -216,23 +211,21 @@ def crank_direct_fund(
     """
     check_crank_inputs(objective.fixed, objective.my_index, snapshot, signer)
     me = objective.my_index
-    prefund = objective.setup_state(constants.prefund_turn_num)
-    postfund = objective.setup_state(constants.postfund_turn_num)
-    supported = snapshot.supported
-    if supported is not None and supported.state.turn_num >= constants.postfund_turn_num:
-        return CrankResult(objective, (), DirectFundWaitingFor.DONE)
-    if supported is not None and supported.state != prefund:
-        raise ProtocolError(f"supported: the channel's prefund is not {objective.id}'s")
-    effects: list[Effect] = []
-    if not has_signed_turn(snapshot, me, constants.prefund_turn_num):
-        effects.extend(sign_and_send(objective.id, me, prefund, snapshot, signer))
-    if supported is None:
-        return CrankResult(objective, tuple(effects), DirectFundWaitingFor.COMPLETE_PREFUND)
-    if not has_signed_turn(snapshot, me, constants.postfund_turn_num):
-        deposits, waiting_for = _funding_step(objective, snapshot)
-        if waiting_for is not None:
-            return CrankResult(objective, (*effects, *deposits), waiting_for)
-        effects.extend(sign_and_send(objective.id, me, postfund, snapshot, signer))
+    effects, stage = crank_setup(objective.id, objective.outcome, me, snapshot, signer)
+    match stage:
+        case SetupStage.FUNDED:
+            return CrankResult(objective, (), DirectFundWaitingFor.DONE)
+        case SetupStage.PREFUND:
+            return CrankResult(objective, tuple(effects), DirectFundWaitingFor.COMPLETE_PREFUND)
+        case SetupStage.FUNDING:
+            deposits, waiting_for = _funding_step(objective, snapshot)
+            if waiting_for is not None:
+                return CrankResult(objective, (*effects, *deposits), waiting_for)
+            effects.extend(sign_postfund(objective.id, objective.outcome, me, snapshot, signer))
+        case SetupStage.POSTFUND_SIGNED:
+            pass
+        case _:
+            assert_never(stage)
     return CrankResult(objective, tuple(effects), DirectFundWaitingFor.COMPLETE_POSTFUND)
 
 

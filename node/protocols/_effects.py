@@ -1,24 +1,33 @@
 """What objectives ask the engine to do (effects) and what the engine tells them (events).
 
-Effects are idempotent: the engine may run one again after a crash, so each
-names exactly what it wants (a signed state, a deposit with its expected
-holdings) rather than a step to take relative to the present.
+Effects form one closed union that the engine matches exhaustively. They are
+idempotent: the engine may run one again after a crash, so each names exactly
+what it wants (a signed state, a deposit with its expected holdings, a
+challenge with its candidate) rather than a step relative to the present.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from node.core import SignedState, to_checksum_address
+from node.core import SignedState, SingleAssetExit, channel_id, to_checksum_address
 from node.core.errors import InvalidValueError
 from node.protocols._ids import ObjectiveId
+from node.protocols._proposals import Proposal
 from node.protocols._waiting import WaitingFor, is_done
 
-if TYPE_CHECKING:
-    # The ledger module imports this one (through the shared checks).
-    from node.protocols._ledger import Proposal
+
+class TransactionKind(enum.Enum):
+    """The transactions objectives submit (the log's TransactionKind, same names)."""
+
+    DEPOSIT = "DEPOSIT"
+    CONCLUDE_AND_TRANSFER = "CONCLUDE_AND_TRANSFER"
+    CHALLENGE = "CHALLENGE"
+    CONCLUDE = "CONCLUDE"
+    RECLAIM = "RECLAIM"
+    TRANSFER = "TRANSFER"
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,18 @@ class SendSignedState:
 
     recipient: str
     objective_id: ObjectiveId
+    signed_state: SignedState
+
+
+@dataclass(frozen=True)
+class RecordSignedState:
+    """Record ``signed_state`` (it carries a new signature of ours) without sending it:
+    a state this node is about to submit on chain, logged before it leaves.
+
+    Attributes:
+        signed_state: the state with our signature.
+    """
+
     signed_state: SignedState
 
 
@@ -63,6 +84,8 @@ class SubmitDeposit:
         assert self.amount > 0, "a deposit of nothing is never asked for"
         assert self.expected_held >= 0
 
+    kind = TransactionKind.DEPOSIT
+
 
 @dataclass(frozen=True)
 class SubmitConcludeAndTransfer:
@@ -81,6 +104,105 @@ class SubmitConcludeAndTransfer:
         state = self.signed_final.state
         assert state.is_final
         assert len(self.signed_final.signatures) == len(state.fixed.participants)
+
+    kind = TransactionKind.CONCLUDE_AND_TRANSFER
+
+    @property
+    def channel_id(self) -> bytes:
+        return channel_id(self.signed_final.state.fixed)
+
+
+@dataclass(frozen=True)
+class SubmitConclude:
+    """Call ``conclude(fixed part, signed final state)``: finalize a channel at once with
+    a final state everyone signed (its funds then move through a guarantee).
+
+    Attributes:
+        signed_final: a final state signed by every participant.
+    """
+
+    signed_final: SignedState
+
+    def __post_init__(self) -> None:
+        assert self.signed_final.state.is_final
+
+    kind = TransactionKind.CONCLUDE
+
+    @property
+    def channel_id(self) -> bytes:
+        return channel_id(self.signed_final.state.fixed)
+
+
+@dataclass(frozen=True)
+class SubmitChallenge:
+    """Call ``challenge(fixed part, proof, candidate, challenger signature)``.
+
+    Attributes:
+        candidate: the state the channel finalizes with unless a newer one is registered.
+        proof: the states that, with the candidate, make it supported by the app.
+        signature: the challenger's signature on the candidate's ``forceMove`` message.
+    """
+
+    candidate: SignedState
+    proof: tuple[SignedState, ...]
+    signature: bytes
+
+    kind = TransactionKind.CHALLENGE
+
+    @property
+    def channel_id(self) -> bytes:
+        return channel_id(self.candidate.state.fixed)
+
+
+@dataclass(frozen=True)
+class SubmitReclaim:
+    """Call ``reclaim``: move a finalized target channel's outcome into the ledger that
+    guarantees it, through the guarantee at ``target_index`` of the ledger's outcome.
+
+    Attributes:
+        ledger_id: the source (ledger) channel.
+        target: the guaranteed channel (the key of this transaction).
+        ledger_state_hash: the state hash the ledger's status records.
+        ledger_outcome: the ledger's outcome the status records now.
+        target_index: the guarantee's index in ``ledger_outcome``.
+        target_state_hash: the target's recorded state hash (zero when concluded).
+        target_outcome: the outcome the target finalized with.
+    """
+
+    ledger_id: bytes
+    target: bytes
+    ledger_state_hash: bytes
+    ledger_outcome: tuple[SingleAssetExit, ...]
+    target_index: int
+    target_state_hash: bytes
+    target_outcome: tuple[SingleAssetExit, ...]
+
+    kind = TransactionKind.RECLAIM
+
+    @property
+    def channel_id(self) -> bytes:
+        return self.target
+
+
+@dataclass(frozen=True)
+class SubmitTransfer:
+    """Call ``transfer``: pay out a finalized channel's outcome (every allocation).
+
+    Attributes:
+        channel: the channel to pay out.
+        state_hash: the state hash its status records.
+        outcome: the outcome its status records.
+    """
+
+    channel: bytes
+    state_hash: bytes
+    outcome: tuple[SingleAssetExit, ...]
+
+    kind = TransactionKind.TRANSFER
+
+    @property
+    def channel_id(self) -> bytes:
+        return self.channel
 
 
 @dataclass(frozen=True)
@@ -113,16 +235,16 @@ class SignLedgerProposal:
     proposal: Proposal
 
 
-Effect = SendSignedState | SubmitDeposit | SubmitConcludeAndTransfer
-# What virtual-channel objectives ask for: signed states and ledger changes, no transactions.
-VirtualEffect = SendSignedState | ProposeLedgerUpdate | SignLedgerProposal
-
-
-class TransactionKind(enum.Enum):
-    """The transactions objectives submit (the log's TransactionKind, same names)."""
-
-    DEPOSIT = "DEPOSIT"
-    CONCLUDE_AND_TRANSFER = "CONCLUDE_AND_TRANSFER"
+Transaction = (
+    SubmitDeposit
+    | SubmitConcludeAndTransfer
+    | SubmitConclude
+    | SubmitChallenge
+    | SubmitReclaim
+    | SubmitTransfer
+)
+LedgerEffect = ProposeLedgerUpdate | SignLedgerProposal
+Effect = SendSignedState | RecordSignedState | LedgerEffect | Transaction
 
 
 @dataclass(frozen=True)
@@ -158,7 +280,7 @@ class TransactionSubmitted:
 
     Attributes:
         kind: which transaction.
-        channel_id: the channel it was for.
+        channel_id: the channel it was for (a reclaim: its target).
         asset: for a deposit, the asset deposited; None otherwise.
     """
 
@@ -177,7 +299,7 @@ class TransactionFailed:
 
     Attributes:
         kind: which transaction.
-        channel_id: the channel it was for.
+        channel_id: the channel it was for (a reclaim: its target).
         asset: for a deposit, the asset; None otherwise.
     """
 
@@ -206,26 +328,6 @@ class CrankResult(Generic[ObjectiveT]):
 
     objective: ObjectiveT
     effects: tuple[Effect, ...]
-    waiting_for: WaitingFor
-
-    @property
-    def done(self) -> bool:
-        """Whether the objective has reached its end."""
-        return is_done(self.waiting_for)
-
-
-@dataclass(frozen=True)
-class VirtualCrankResult(Generic[ObjectiveT]):
-    """What one crank of a virtual-channel objective returns.
-
-    Attributes:
-        objective: the objective after the crank.
-        effects: what the engine should do now, in order.
-        waiting_for: the pause point, recomputed on every crank; ``DONE`` at the end.
-    """
-
-    objective: ObjectiveT
-    effects: tuple[VirtualEffect, ...]
     waiting_for: WaitingFor
 
     @property

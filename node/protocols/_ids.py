@@ -18,6 +18,7 @@ class ObjectiveKind(enum.Enum):
     DIRECT_DEFUND = "DirectDefunding"
     VIRTUAL_FUND = "VirtualFunding"
     VIRTUAL_DEFUND = "VirtualDefunding"
+    SETTLE = "Settling"
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,10 @@ from node.core import (
     channel_id,
     constants,
     recover_state_signer,
-    verify_signed_state,
 )
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
 from node.protocols._checks import participant_index
+from node.protocols._proposals import Add, Proposal, Remove, SignedProposal
 
 LEADER_INDEX = 0
 FOLLOWER_INDEX = 1
@@ -123,25 +123,6 @@ def ledger_outcome_from_exit(
     return LedgerOutcome(asset_exit.asset, leader, follower, guarantees)
 
 
-@dataclass(frozen=True)
-class Add:
-    """Lock funds for ``guarantee.target``: left pays ``left_deposit``, right the rest."""
-
-    guarantee: Guarantee
-    left_deposit: int
-
-
-@dataclass(frozen=True)
-class Remove:
-    """Pay back the guarantee for ``target``: ``left_amount`` to left, the rest to right."""
-
-    target: bytes
-    left_amount: int
-
-
-Proposal = Add | Remove
-
-
 def apply_proposal(outcome: LedgerOutcome, proposal: Proposal) -> LedgerOutcome:
     """The ledger outcome after ``proposal``.
 
@@ -209,23 +190,6 @@ def _apply_remove(outcome: LedgerOutcome, remove: Remove) -> LedgerOutcome:
         Balance(outcome.follower.destination, outcome.follower.amount + to_follower),
         tuple(g for g in outcome.guarantees if g.target != remove.target),
     )
-
-
-@dataclass(frozen=True)
-class SignedProposal:
-    """A proposal with one party's signature on the ledger state it yields.
-
-    Attributes:
-        ledger_id: the ledger channel's id.
-        turn_num: the turn of the resulting ledger state.
-        proposal: the change.
-        signature: the leader's (proposing) or follower's (countersigning) signature.
-    """
-
-    ledger_id: bytes
-    turn_num: int
-    proposal: Proposal
-    signature: bytes
 
 
 @dataclass(frozen=True)
@@ -302,6 +266,9 @@ class LedgerChannel:
 def new_ledger_channel(supported: SignedState, my_address: str) -> LedgerChannel:
     """A ledger channel from its supported state (the DirectFund postfund, at first).
 
+    The signatures are not recovered again: a supported state comes from the log,
+    whose signatures the host checked before it accepted the state.
+
     Raises:
         ProtocolError: not two participants, not signed by both, an outcome
             not in canonical form, or we are not a participant.
@@ -312,7 +279,6 @@ def new_ledger_channel(supported: SignedState, my_address: str) -> LedgerChannel
     my_index = participant_index(fixed, my_address)
     if supported.signer_indices != {LEADER_INDEX, FOLLOWER_INDEX}:
         raise ProtocolError("supported: a ledger state needs both parties' signatures")
-    verify_signed_state(supported)
     if supported.state.is_final or supported.state.app_data:
         raise ProtocolError("supported: a ledger state is not final and has no app data")
     outcome = ledger_outcome_from_exit(fixed, supported.state.outcome)

@@ -1,7 +1,8 @@
-"""Any objective: the union of the kinds and pure dispatch of update and crank.
+"""Any objective: one union of the kinds, and pure dispatch of ``update`` and ``crank``.
 
-Virtual-channel objectives have a union of their own: their crank also reads
-the ledgers next to us on the path (a ``VirtualSnapshot``).
+Every kind is cranked with the same ``ObjectiveView`` and answers with the same
+``CrankResult``, whose effects come from one closed union; the engine knows no
+kind-specific API.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import assert_never
 from node.core import Signer
 from node.protocols._directdefund import DirectDefund, crank_direct_defund, update_direct_defund
 from node.protocols._directfund import DirectFund, crank_direct_fund, update_direct_fund
-from node.protocols._effects import CrankResult, Event, VirtualCrankResult
-from node.protocols._snapshot import ChannelSnapshot
-from node.protocols._virtual import VirtualSnapshot
+from node.protocols._effects import CrankResult, Event
+from node.protocols._settle import Settle, crank_settle, update_settle
+from node.protocols._view import ObjectiveView
 from node.protocols._virtualdefund import (
     VirtualDefund,
     crank_virtual_defund,
@@ -21,8 +22,7 @@ from node.protocols._virtualdefund import (
 )
 from node.protocols._virtualfund import VirtualFund, crank_virtual_fund, update_virtual_fund
 
-Objective = DirectFund | DirectDefund
-VirtualObjective = VirtualFund | VirtualDefund
+Objective = DirectFund | DirectDefund | VirtualFund | VirtualDefund | Settle
 
 
 def update(objective: Objective, event: Event) -> Objective:
@@ -37,56 +37,35 @@ def update(objective: Objective, event: Event) -> Objective:
             return update_direct_fund(objective, event)
         case DirectDefund():
             return update_direct_defund(objective, event)
-        case _:
-            assert_never(objective)
-
-
-def crank(
-    objective: Objective, snapshot: ChannelSnapshot, signer: Signer
-) -> CrankResult[Objective]:
-    """One step of ``objective``: effects due now and the pause point.
-
-    Raises:
-        ProtocolError: the snapshot or signer is not the objective's.
-    """
-    match objective:
-        case DirectFund():
-            return crank_direct_fund(objective, snapshot, signer)
-        case DirectDefund():
-            return crank_direct_defund(objective, snapshot, signer)
-        case _:
-            assert_never(objective)
-
-
-def update_virtual(objective: VirtualObjective, event: Event) -> VirtualObjective:
-    """``objective`` after ``event`` (see each kind's update for what it checks).
-
-    Raises:
-        PeerStateError: a peer's state breaks the protocol.
-        ProtocolError: an event that does not belong to the objective.
-    """
-    match objective:
         case VirtualFund():
             return update_virtual_fund(objective, event)
         case VirtualDefund():
             return update_virtual_defund(objective, event)
+        case Settle():
+            return update_settle(objective, event)
         case _:
             assert_never(objective)
 
 
-def crank_virtual(
-    objective: VirtualObjective, snapshot: VirtualSnapshot, signer: Signer
-) -> VirtualCrankResult[VirtualObjective]:
-    """One step of a virtual-channel objective: effects due now and the pause point.
+def crank(objective: Objective, view: ObjectiveView, signer: Signer) -> CrankResult[Objective]:
+    """One step of ``objective``: effects due now and the pause point.
 
     Raises:
-        ProtocolError: the snapshot or signer is not the objective's, or a ledger
-            next to us on the path is missing or cannot take the change.
+        ProtocolError: the view or signer is not the objective's, or what the
+            objective needs of its channels does not hold (see each kind's crank).
     """
+    result: CrankResult[Objective]
     match objective:
+        case DirectFund():
+            result = crank_direct_fund(objective, view.channel, signer)
+        case DirectDefund():
+            result = crank_direct_defund(objective, view.channel, signer)
         case VirtualFund():
-            return crank_virtual_fund(objective, snapshot, signer)
+            result = crank_virtual_fund(objective, view, signer)
         case VirtualDefund():
-            return crank_virtual_defund(objective, snapshot, signer)
+            result = crank_virtual_defund(objective, view, signer)
+        case Settle():
+            result = crank_settle(objective, view, signer)
         case _:
             assert_never(objective)
+    return result

@@ -10,7 +10,8 @@ from node.core import address_to_destination, to_checksum_address
 from node.core.errors import InvalidValueError
 from node.protocols._directdefund import DirectDefund
 from node.protocols._directfund import DirectFund, funding_thresholds
-from node.protocols._objective import Objective, VirtualObjective
+from node.protocols._objective import Objective
+from node.protocols._settle import Settle
 from node.protocols._virtualdefund import VirtualDefund
 from node.protocols._virtualfund import VirtualFund
 
@@ -28,7 +29,7 @@ class Decision:
     reason: str = ""
 
 
-ApprovalPolicy = Callable[[Objective | VirtualObjective], Decision]
+ApprovalPolicy = Callable[[Objective], Decision]
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,7 @@ class PolicyLimits:
         return dict(self.deposit_max).get(to_checksum_address(asset, "asset"), 0)
 
 
-def approve_within_limits(
-    objective: Objective | VirtualObjective, limits: PolicyLimits
-) -> Decision:
+def approve_within_limits(objective: Objective, limits: PolicyLimits) -> Decision:
     """The default policy: fund channels with allowed peers within the deposit limits;
     always agree to close (refusing would only force the peer to a challenge)."""
     match objective:
@@ -82,6 +81,8 @@ def approve_within_limits(
             return _approve_virtual_fund(objective, limits)
         case DirectDefund() | VirtualDefund():
             return Decision(True)
+        case Settle():
+            return Decision(False, "a settlement is this node's own decision")
         case _:
             assert_never(objective)
 
@@ -131,7 +132,7 @@ def _approve_direct_fund(objective: DirectFund, limits: PolicyLimits) -> Decisio
 def limits_policy(limits: PolicyLimits) -> ApprovalPolicy:
     """``approve_within_limits`` bound to ``limits``, as an ``ApprovalPolicy``."""
 
-    def policy(objective: Objective | VirtualObjective) -> Decision:
+    def policy(objective: Objective) -> Decision:
         return approve_within_limits(objective, limits)
 
     return policy

@@ -28,6 +28,10 @@ class ChannelSnapshot:
             an asset not listed holds nothing.
         finalizes_at: unix seconds at which a challenge or conclusion finalizes;
             0 when the channel is neither challenged nor concluded.
+        challenge: the candidate of the challenge registered on chain (None: none, or
+            it was cleared): the state the channel finalizes with.
+        concluded: the channel was concluded on chain with a final state.
+        reclaims: guarantees reclaimed out of this channel on chain so far.
     """
 
     channel_id: bytes
@@ -36,6 +40,9 @@ class ChannelSnapshot:
     supported: SignedState | None
     holdings: tuple[tuple[str, int], ...]
     finalizes_at: int = 0
+    challenge: SignedState | None = None
+    concluded: bool = False
+    reclaims: int = 0
 
     def __init__(
         self,
@@ -44,6 +51,10 @@ class ChannelSnapshot:
         supported: SignedState | None = None,
         holdings: Mapping[str, int] | Iterable[tuple[str, int]] = (),
         finalizes_at: int = 0,
+        *,
+        challenge: SignedState | None = None,
+        concluded: bool = False,
+        reclaims: int = 0,
     ) -> None:
         count = len(fixed.participants)
         latest = tuple(latest_signed) if latest_signed is not None else (None,) * count
@@ -70,6 +81,11 @@ class ChannelSnapshot:
         setter(self, "supported", supported)
         setter(self, "holdings", tuple(sorted(merged.items())))
         setter(self, "finalizes_at", finalizes_at)
+        if challenge is not None and challenge.state.fixed != fixed:
+            raise InvalidValueError("challenge", "a state of another channel")
+        setter(self, "challenge", challenge)
+        setter(self, "concluded", concluded)
+        setter(self, "reclaims", reclaims)
 
     def holding(self, asset: str) -> int:
         """What the adjudicator holds for this channel in ``asset`` (0 if nothing)."""
@@ -82,3 +98,12 @@ class ChannelSnapshot:
     def latest_signed_by(self, index: int) -> SignedState | None:
         """The latest state participant ``index`` signed, or None."""
         return self.latest_signed[index]
+
+    def finalized(self, chain_time_s: int) -> bool:
+        """Whether a challenge or conclusion has finalized the channel at ``chain_time_s``."""
+        return self.finalizes_at != 0 and self.finalizes_at <= chain_time_s
+
+    @property
+    def paid_out(self) -> bool:
+        """Whether the adjudicator holds nothing for the channel any more."""
+        return all(amount == 0 for _, amount in self.holdings)

@@ -1,5 +1,5 @@
-"""What VirtualFund and VirtualDefund share: the snapshot with the neighbouring
-ledgers, the outcome rule, and the step that asks a ledger for a guarantee change.
+"""What VirtualFund and VirtualDefund share: the neighbouring ledgers, the outcome
+rule, and the step that asks a ledger for a guarantee change.
 
 A virtual channel has participants ``[Alice, I1..In, Bob]``; participant i and
 participant i+1 share a ledger channel. In that ledger the guarantee for the
@@ -20,33 +20,12 @@ from node.core import (
     to_checksum_address,
 )
 from node.core.errors import ProtocolError
-from node.protocols._effects import ProposeLedgerUpdate, SignLedgerProposal, VirtualEffect
-from node.protocols._ledger import (
-    Add,
-    LedgerChannel,
-    Proposal,
-    Remove,
-    apply_proposal,
-    ledger_next_to_sign,
-)
-from node.protocols._snapshot import ChannelSnapshot
+from node.protocols._effects import LedgerEffect, ProposeLedgerUpdate, SignLedgerProposal
+from node.protocols._ledger import LedgerChannel, apply_proposal, ledger_next_to_sign
+from node.protocols._proposals import Add, Proposal, Remove
+from node.protocols._view import ObjectiveView
 
 _ZERO_ADDRESS = to_checksum_address("0x" + "00" * constants.address_bytes)
-
-
-@dataclass(frozen=True)
-class VirtualSnapshot:
-    """A virtual channel and our view of the ledgers next to us on its path.
-
-    Attributes:
-        channel: the virtual channel as the derivation module last saw it.
-        left_ledger: our ledger with the participant before us (None for Alice).
-        right_ledger: our ledger with the participant after us (None for Bob).
-    """
-
-    channel: ChannelSnapshot
-    left_ledger: LedgerChannel | None = None
-    right_ledger: LedgerChannel | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +100,7 @@ def add_for(fixed: FixedPart, left_index: int, amounts: VirtualAmounts) -> Add:
 
 
 def neighbour_ledgers(
-    fixed: FixedPart, my_index: int, asset: str, snapshot: VirtualSnapshot
+    fixed: FixedPart, my_index: int, asset: str, view: ObjectiveView
 ) -> tuple[tuple[int, LedgerChannel], ...]:
     """``(left participant index, ledger)`` for each ledger next to us on the path.
 
@@ -131,9 +110,9 @@ def neighbour_ledgers(
     participants = fixed.participants
     sides: list[tuple[int, LedgerChannel | None, str]] = []
     if my_index > 0:
-        sides.append((my_index - 1, snapshot.left_ledger, "left_ledger"))
+        sides.append((my_index - 1, view.left_ledger, "left_ledger"))
     if my_index < len(participants) - 1:
-        sides.append((my_index, snapshot.right_ledger, "right_ledger"))
+        sides.append((my_index, view.right_ledger, "right_ledger"))
     found: list[tuple[int, LedgerChannel]] = []
     for left_index, ledger, name in sides:
         pair = (participants[left_index], participants[left_index + 1])
@@ -150,9 +129,7 @@ def neighbour_ledgers(
     return tuple(found)
 
 
-def ledger_step(
-    ledger: LedgerChannel, proposal: Proposal
-) -> tuple[tuple[VirtualEffect, ...], bool]:
+def ledger_step(ledger: LedgerChannel, proposal: Proposal) -> tuple[tuple[LedgerEffect, ...], bool]:
     """The effect that moves ``ledger`` towards ``proposal``, and whether its consensus has it.
 
     An ``Add`` is done once the consensus holds the guarantee, a ``Remove`` once

@@ -31,19 +31,19 @@ from node.protocols._checks import (
     sign_and_send,
 )
 from node.protocols._effects import (
+    CrankResult,
+    Effect,
     Event,
     StateReceived,
     TransactionFailed,
     TransactionSubmitted,
-    VirtualCrankResult,
-    VirtualEffect,
 )
 from node.protocols._ids import ObjectiveId, ObjectiveKind
-from node.protocols._ledger import Remove
+from node.protocols._proposals import Remove
 from node.protocols._snapshot import ChannelSnapshot
+from node.protocols._view import ObjectiveView
 from node.protocols._virtual import (
     VirtualAmounts,
-    VirtualSnapshot,
     ledger_step,
     neighbour_ledgers,
     virtual_amounts,
@@ -209,31 +209,31 @@ def update_virtual_defund(objective: VirtualDefund, event: Event) -> VirtualDefu
 
 
 def crank_virtual_defund(
-    objective: VirtualDefund, snapshot: VirtualSnapshot, signer: Signer
-) -> VirtualCrankResult[VirtualDefund]:
+    objective: VirtualDefund, view: ObjectiveView, signer: Signer
+) -> CrankResult[VirtualDefund]:
     """One step of VirtualDefund: the effects due now and where it waits.
 
     Raises:
-        ProtocolError: the snapshot or signer is not this objective's, or a
-            ledger next to us is missing or holds another guarantee for the channel.
+        ProtocolError: the view or signer is not this objective's, or a ledger
+            next to us is missing or holds another guarantee for the channel.
     """
-    channel = snapshot.channel
+    channel = view.channel
     check_crank_inputs(objective.fixed, objective.my_index, channel, signer)
     me = objective.my_index
     final = objective.final_state
-    effects: list[VirtualEffect] = []
+    effects: list[Effect] = []
     latest = channel.latest_signed_by(me)
     if latest is None or latest.state != final:
         effects.extend(sign_and_send(objective.id, me, final, channel, signer))
     supported = channel.supported
     if supported is None or supported.state != final:
-        return VirtualCrankResult(objective, tuple(effects), VirtualDefundWaitingFor.FINALIZATION)
+        return CrankResult(objective, tuple(effects), VirtualDefundWaitingFor.FINALIZATION)
     amounts = objective.final_amounts
     released = True
-    for _, ledger in neighbour_ledgers(objective.fixed, me, amounts.asset, snapshot):
+    for _, ledger in neighbour_ledgers(objective.fixed, me, amounts.asset, view):
         asked, done = ledger_step(ledger, Remove(objective.channel_id, amounts.payer))
         effects.extend(asked)
         released = released and done
     if not released:
-        return VirtualCrankResult(objective, tuple(effects), VirtualDefundWaitingFor.DEFUNDING)
-    return VirtualCrankResult(objective, tuple(effects), VirtualDefundWaitingFor.DONE)
+        return CrankResult(objective, tuple(effects), VirtualDefundWaitingFor.DEFUNDING)
+    return CrankResult(objective, tuple(effects), VirtualDefundWaitingFor.DONE)

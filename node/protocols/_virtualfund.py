@@ -15,28 +15,27 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from node.core import FixedPart, Signer, SingleAssetExit, State, channel_id, constants
-from node.core.errors import PeerFault, PeerStateError, ProtocolError
-from node.protocols._checks import (
-    check_crank_inputs,
-    check_expected_state,
-    check_peer_state,
-    has_signed_turn,
-    objective_from_prefund,
-    participant_index,
-    sign_and_send,
-)
+from node.core.errors import ProtocolError
+from node.protocols._checks import check_crank_inputs, participant_index
 from node.protocols._effects import (
+    CrankResult,
     Event,
     StateReceived,
     TransactionFailed,
     TransactionSubmitted,
-    VirtualCrankResult,
-    VirtualEffect,
 )
 from node.protocols._ids import ObjectiveId, ObjectiveKind
+from node.protocols._setup import (
+    SetupStage,
+    check_setup_state,
+    crank_setup,
+    from_prefund,
+    setup_state,
+    sign_postfund,
+)
+from node.protocols._view import ObjectiveView
 from node.protocols._virtual import (
     VirtualAmounts,
-    VirtualSnapshot,
     add_for,
     check_payment_app,
     ledger_step,
@@ -85,8 +84,7 @@ class VirtualFund:
 
     def setup_state(self, turn_num: int) -> State:
         """The prefund (turn 0) or postfund (turn 1) state."""
-        assert turn_num in (constants.prefund_turn_num, constants.postfund_turn_num)
-        return State(self.fixed, b"", self.outcome, turn_num, False)
+        return setup_state(self.fixed, self.outcome, turn_num)
 
 
 def new_virtual_fund(
@@ -122,10 +120,11 @@ def virtual_fund_from_prefund(
     Raises:
         PeerStateError: the state is not a valid prefund of a virtual channel we are in.
     """
-    objective = objective_from_prefund(
-        event, lambda fixed, outcome: new_virtual_fund(fixed, outcome, my_address, payment_app)
+    return from_prefund(
+        event,
+        lambda fixed, outcome: new_virtual_fund(fixed, outcome, my_address, payment_app),
+        update_virtual_fund,
     )
-    return update_virtual_fund(objective, event)
 
 
 def update_virtual_fund(objective: VirtualFund, event: Event) -> VirtualFund:
@@ -137,11 +136,7 @@ def update_virtual_fund(objective: VirtualFund, event: Event) -> VirtualFund:
     """
     match event:
         case StateReceived():
-            check_peer_state(objective.fixed, objective.my_index, event)
-            turn = event.signed_state.state.turn_num
-            if turn not in (constants.prefund_turn_num, constants.postfund_turn_num):
-                raise PeerStateError(PeerFault.WRONG_TURN, f"turn_num {turn}, expected 0 or 1")
-            check_expected_state(event.signed_state.state, objective.setup_state(turn))
+            check_setup_state(objective.fixed, objective.outcome, objective.my_index, event)
             return objective
         case TransactionSubmitted() | TransactionFailed():
             raise ProtocolError(f"transaction: {objective.id} submits no transaction")
@@ -150,44 +145,43 @@ def update_virtual_fund(objective: VirtualFund, event: Event) -> VirtualFund:
 
 
 def crank_virtual_fund(
-    objective: VirtualFund, snapshot: VirtualSnapshot, signer: Signer
-) -> VirtualCrankResult[VirtualFund]:
+    objective: VirtualFund, view: ObjectiveView, signer: Signer
+) -> CrankResult[VirtualFund]:
     """One step of VirtualFund: the effects due now and where it waits.
 
-    Safe to call any number of times: progress is read from ``snapshot`` only.
+    Safe to call any number of times: progress is read from ``view`` only.
 
     Raises:
-        ProtocolError: the snapshot or signer is not this objective's, a ledger
-            next to us is missing or cannot fund the channel, or the channel
-            supports a setup state other than ours.
+        ProtocolError: the view or signer is not this objective's, a ledger next
+            to us is missing or cannot fund the channel, or the channel supports
+            a setup state other than ours.
     """
-    channel = snapshot.channel
+    channel = view.channel
     check_crank_inputs(objective.fixed, objective.my_index, channel, signer)
     me = objective.my_index
-    prefund = objective.setup_state(constants.prefund_turn_num)
-    supported = channel.supported
-    if supported is not None and supported.state.turn_num >= constants.postfund_turn_num:
-        return VirtualCrankResult(objective, (), VirtualFundWaitingFor.DONE)
-    if supported is not None and supported.state != prefund:
-        raise ProtocolError(f"supported: the channel's prefund is not {objective.id}'s")
-    effects: list[VirtualEffect] = []
-    if not has_signed_turn(channel, me, constants.prefund_turn_num):
-        effects.extend(sign_and_send(objective.id, me, prefund, channel, signer))
-    if supported is None:
-        return VirtualCrankResult(objective, tuple(effects), VirtualFundWaitingFor.COMPLETE_PREFUND)
-    if not has_signed_turn(channel, me, constants.postfund_turn_num):
-        funded = True
-        amounts = objective.amounts
-        for left_index, ledger in neighbour_ledgers(objective.fixed, me, amounts.asset, snapshot):
-            asked, done = ledger_step(ledger, add_for(objective.fixed, left_index, amounts))
-            effects.extend(asked)
-            funded = funded and done
-        if not funded:
-            return VirtualCrankResult(
-                objective, tuple(effects), VirtualFundWaitingFor.COMPLETE_FUNDING
-            )
-        postfund = objective.setup_state(constants.postfund_turn_num)
-        effects.extend(sign_and_send(objective.id, me, postfund, channel, signer))
+    effects, stage = crank_setup(objective.id, objective.outcome, me, channel, signer)
+    match stage:
+        case SetupStage.FUNDED:
+            return CrankResult(objective, (), VirtualFundWaitingFor.DONE)
+        case SetupStage.PREFUND:
+            return CrankResult(objective, tuple(effects), VirtualFundWaitingFor.COMPLETE_PREFUND)
+        case SetupStage.FUNDING:
+            funded = True
+            amounts = objective.amounts
+            ledgers = neighbour_ledgers(objective.fixed, me, amounts.asset, view)
+            for left_index, ledger in ledgers:
+                asked, done = ledger_step(ledger, add_for(objective.fixed, left_index, amounts))
+                effects.extend(asked)
+                funded = funded and done
+            if not funded:
+                return CrankResult(
+                    objective, tuple(effects), VirtualFundWaitingFor.COMPLETE_FUNDING
+                )
+            effects.extend(sign_postfund(objective.id, objective.outcome, me, channel, signer))
+        case SetupStage.POSTFUND_SIGNED:
+            pass
+        case _:
+            assert_never(stage)
     if objective.is_intermediary:
-        return VirtualCrankResult(objective, tuple(effects), VirtualFundWaitingFor.DONE)
-    return VirtualCrankResult(objective, tuple(effects), VirtualFundWaitingFor.COMPLETE_POSTFUND)
+        return CrankResult(objective, tuple(effects), VirtualFundWaitingFor.DONE)
+    return CrankResult(objective, tuple(effects), VirtualFundWaitingFor.COMPLETE_POSTFUND)

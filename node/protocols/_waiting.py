@@ -45,8 +45,22 @@ class VirtualDefundWaitingFor(enum.Enum):
     DONE = "DONE"
 
 
+class SettleWaitingFor(enum.Enum):
+    """Where a Settle objective stands."""
+
+    CHALLENGES = "CHALLENGES"  # our challenges and conclusions to be registered on chain
+    FINALIZATION = "FINALIZATION"  # the chain's time to pass every finalization time
+    RECLAIM = "RECLAIM"  # the next guarantee to be reclaimed into the ledger
+    PAYOUT = "PAYOUT"  # the ledger's holdings to be paid out
+    DONE = "DONE"
+
+
 WaitingFor = (
-    DirectFundWaitingFor | DirectDefundWaitingFor | VirtualFundWaitingFor | VirtualDefundWaitingFor
+    DirectFundWaitingFor
+    | DirectDefundWaitingFor
+    | VirtualFundWaitingFor
+    | VirtualDefundWaitingFor
+    | SettleWaitingFor
 )
 
 
@@ -61,5 +75,7 @@ def is_done(waiting_for: WaitingFor) -> bool:
             return waiting_for is VirtualFundWaitingFor.DONE
         case VirtualDefundWaitingFor():
             return waiting_for is VirtualDefundWaitingFor.DONE
+        case SettleWaitingFor():
+            return waiting_for is SettleWaitingFor.DONE
         case _:
             assert_never(waiting_for)

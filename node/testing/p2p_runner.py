@@ -17,6 +17,10 @@ from stdin, one per line:
 
 Events: ``ready`` (address, peer id, multiaddrs), ``delivered`` (sender, ids),
 ``directory`` (an address learned from gossip), ``all_acked``, ``bench``.
+
+The runner owns its log as the engine does (``MessageOwner``): it logs each burst
+of messages it sends (one append) before handing them to the messenger, and what
+a peer sent (one append per delivery) before acknowledging it.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ import trio
 
 from node.home import NodeHome
 from node.log import EventLog
-from node.p2p import DirectoryEntry, MessengerOptions, P2PConfig, P2PNode, parse_address
+from node.p2p import Delivery, DirectoryEntry, MessengerOptions, P2PConfig, P2PNode
 from node.proto import wire_pb2
+from node.testing._message_owner import MessageOwner
 
 _PACING_CHUNK = 100
+_BENCH_BURST = 256  # messages logged per append while benchmarking
 
 
 def _emit(event: str, **fields: Any) -> None:
@@ -54,75 +60,59 @@ def _payload(message_id: int, size: int) -> wire_pb2.Payload:
 
 
 class _Runner:
-    def __init__(self, node: P2PNode, *, summary: bool) -> None:
+    def __init__(self, node: P2PNode, log: EventLog, *, summary: bool) -> None:
         self.node = node
         self.summary = summary
-        self.acked: dict[bytes, trio.Event] = {}
-        self.ack_times: dict[int, float] = {}
+        self.owner = MessageOwner(node, log, self.on_delivery)
 
-    def on_acknowledged(self, peer: bytes, message_ids: Sequence[int]) -> None:
-        now = time.perf_counter()
-        for message_id in message_ids:
-            self.ack_times[message_id] = now
-        if self.node.messenger.unacknowledged(peer) == 0 and peer in self.acked:
-            self.acked.pop(peer).set()
+    def on_delivery(self, delivery: Delivery) -> None:
+        ids = [envelope.id for envelope in delivery.envelopes]
+        labels_ok = all(
+            envelope.payloads[0].objective_id.rstrip(".") == f"m{envelope.id}"
+            for envelope in delivery.envelopes
+        )
+        if self.summary:
+            _emit("delivered", sender=delivery.sender, count=len(ids), labels_ok=labels_ok)
+        else:
+            _emit("delivered", sender=delivery.sender, ids=ids, labels_ok=labels_ok)
 
-    async def deliver_loop(self) -> None:
-        async for delivery in self.node.deliveries:
-            ids = [envelope.id for envelope in delivery.envelopes]
-            labels_ok = all(
-                envelope.payloads[0].objective_id.rstrip(".") == f"m{envelope.id}"
-                for envelope in delivery.envelopes
-            )
-            if self.summary:
-                _emit("delivered", sender=delivery.sender, count=len(ids), labels_ok=labels_ok)
-            else:
-                _emit("delivered", sender=delivery.sender, ids=ids, labels_ok=labels_ok)
-
-    async def wait_all_acked(self, peer: bytes) -> None:
-        if self.node.messenger.unacknowledged(peer) == 0:
-            return
-        event = self.acked.setdefault(peer, trio.Event())
-        await event.wait()
+    async def send_burst(self, peer: str, count: int, size: int) -> list[int]:
+        """``count`` messages, logged in one append, then handed to the messenger."""
+        first = self.owner.next_id(peer)
+        messages = [[_payload(first + offset, size)] for offset in range(count)]
+        return await self.owner.send(peer, messages)
 
     async def send(self, command: dict[str, Any]) -> None:
-        peer = parse_address(command["to"])
-        messenger = self.node.messenger
+        peer = command["to"]
         size = int(command.get("size", 32))
+        total = int(command["total"])
         # Optional pacing, messages per second, so that a stream lasts long enough
         # for a test to interrupt it.
         pause_s = _PACING_CHUNK / float(command["rate"]) if "rate" in command else 0.0
-        sent = 0
-        while messenger.next_message_id(peer) <= int(command["total"]):
-            await messenger.send(peer, [_payload(messenger.next_message_id(peer), size)])
-            sent += 1
-            if sent % _PACING_CHUNK == 0:
-                await trio.sleep(pause_s)
-            else:
-                await trio.lowlevel.checkpoint()
-        await self.wait_all_acked(peer)
-        _emit("all_acked", to=command["to"], total=messenger.next_message_id(peer) - 1)
+        while (next_id := self.owner.next_id(peer)) <= total:
+            await self.send_burst(peer, min(_PACING_CHUNK, total - next_id + 1), size)
+            await trio.sleep(pause_s)
+        await self.owner.wait_all_acked(peer)
+        _emit("all_acked", to=command["to"], total=self.owner.next_id(peer) - 1)
 
     async def bench(self, command: dict[str, Any]) -> None:
-        peer = parse_address(command["to"])
-        messenger = self.node.messenger
+        peer = command["to"]
         size = int(command.get("size", 200))
         count = int(command["count"])
         started = time.perf_counter()
-        for index in range(count):
-            await messenger.send(peer, [_payload(messenger.next_message_id(peer), size)])
-            if index % 256 == 0:
-                await trio.lowlevel.checkpoint()
-        await self.wait_all_acked(peer)
+        sent = 0
+        while sent < count:
+            burst = min(_BENCH_BURST, count - sent)
+            await self.send_burst(peer, burst, size)
+            sent += burst
+        await self.owner.wait_all_acked(peer)
         elapsed = time.perf_counter() - started
         round_trips: list[float] = []
         for _ in range(int(command.get("probes", 200))):
             sent_at = time.perf_counter()
-            message_id = await messenger.send(
-                peer, [_payload(messenger.next_message_id(peer), size)]
-            )
-            await self.wait_all_acked(peer)
-            round_trips.append((self.ack_times[message_id] - sent_at) * 1000)
+            (message_id,) = await self.send_burst(peer, 1, size)
+            await self.owner.wait_all_acked(peer)
+            round_trips.append((self.owner.ack_times[message_id] - sent_at) * 1000)
         quantiles = statistics.quantiles(round_trips, n=100)
         _emit(
             "bench",
@@ -171,29 +161,19 @@ async def _main(arguments: argparse.Namespace) -> None:
         messenger=MessengerOptions(resend_timeout_ms=arguments.resend_ms),
     )
     with EventLog.open(home.log_path) as log:
-        runner: _Runner | None = None
-
-        def on_acknowledged(peer: bytes, message_ids: Sequence[int]) -> None:
-            assert runner is not None
-            runner.on_acknowledged(peer, message_ids)
 
         def on_entry(entry: DirectoryEntry) -> None:
             _emit("directory", address=entry.address, multiaddrs=list(entry.multiaddrs))
 
-        node = P2PNode(
-            private_key=home.node_key(),
-            state_dir=home.p2p_path,
-            log=log,
-            config=config,
-            on_acknowledged=on_acknowledged,
-        )
+        node = P2PNode(private_key=home.node_key(), state_dir=home.p2p_path, config=config)
         if node.gossip is not None:
             node.gossip.add_entry_listener(on_entry)
-        runner = _Runner(node, summary=arguments.summary)
+        runner = _Runner(node, log, summary=arguments.summary)
+        runner.owner.restore()
         async with trio.open_nursery() as nursery:
             multiaddrs = await nursery.start(node.run)
             _emit("ready", address=node.address, peer_id=node.peer_id, multiaddrs=multiaddrs)
-            nursery.start_soon(runner.deliver_loop)
+            nursery.start_soon(runner.owner.run)
             nursery.start_soon(runner.command_loop, nursery.cancel_scope)
 
 

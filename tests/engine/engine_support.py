@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
 from node.chain import Anvil, ChainClient, ChainService, Deployment
 from node.core import Signer
-from node.derive import DeriveModule, Deriver
+from node.derive import DeriveModule
 from node.engine import Engine, EngineConfig, MemoryNetwork, MemoryTransport
 from node.log import EventLog
 from node.protocols import PolicyLimits, limits_policy
 from tests.actors import ALICE, BOB, IRENE, dev_key
 
+T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parents[2]
 MODULE_PATH = PROJECT / "wasm" / "channels.wasm"
 NATIVE = "0x0000000000000000000000000000000000000000"
@@ -55,14 +57,13 @@ def make_party(
 ) -> Party:
     """A party whose engine is rebuilt from ``directory/name/log`` (new or existing)."""
     log = EventLog.open(directory / name / "log")
-    deriver = Deriver(log, module)
     chain = ChainService(ChainClient(rpc_url, dev_key(chain_index), deployment.adjudicator))
     assets = [NATIVE] if deployment.token is None else [NATIVE, deployment.token]
     policy = limits_policy(PolicyLimits(dict.fromkeys(assets, deposit_max)))
     notifications: list[tuple[str, Mapping[str, object]]] = []
     engine = Engine(
         log=log,
-        deriver=deriver,
+        module=module,
         signer=signer,
         chain=chain,
         config=EngineConfig(
@@ -73,8 +74,8 @@ def make_party(
         ),
         notify=lambda method, params: notifications.append((method, params)),
     )
-    transport = network.endpoint(signer.address, log, engine.inbound_records)
-    engine.transport = transport
+    transport = network.endpoint(signer.address)
+    engine.attach(transport)
     return Party(name, signer, log, engine, transport, notifications)
 
 
@@ -159,22 +160,38 @@ async def open_virtual_channel(
     for party in (payer, payee):
         assert (await party.engine.wait_objective(fund_id)).done
         await eventually(
-            lambda p=party: p.engine.payment_channel(fund_id.channel_id)["status"] == "OPEN"  # type: ignore[misc]
+            lambda p=party: _status(p, fund_id.channel_id, "OPEN")  # type: ignore[misc]
         )
     return fund_id.channel_id
 
 
-async def eventually(predicate: Callable[[], bool]) -> None:
-    """Poll until ``predicate`` holds (the caller's fail_after bounds the wait)."""
+async def _status(party: Party, channel: bytes, status: str) -> bool:
+    return (await party.engine.payment_channel(channel))["status"] == status
+
+
+async def eventually(predicate: Callable[[], bool | Awaitable[bool]]) -> None:
+    """Poll until ``predicate`` holds (it may be async; the caller's fail_after bounds
+    the wait)."""
     while True:
-        if predicate():
+        answer = predicate()
+        if answer if isinstance(answer, bool) else await answer:
             return
         await trio.sleep(0.005)
 
 
-def allocations(party: Party, ledger: bytes) -> list[int]:
+async def until(read: Callable[[], Awaitable[T]], test: Callable[[T], bool]) -> T:
+    """Poll ``read()`` until ``test`` holds of its answer; returns that answer (the
+    caller's fail_after bounds the wait)."""
+    while True:
+        answer = await read()
+        if test(answer):
+            return answer
+        await trio.sleep(0.005)
+
+
+async def allocations(party: Party, ledger: bytes) -> list[int]:
     """The amounts of the ledger's supported outcome, as ``party`` derives it."""
-    snapshot = party.engine.snapshot(ledger)
+    snapshot = await party.engine.channel_snapshot(ledger)
     assert snapshot is not None
     assert snapshot.supported is not None
     (asset_exit,) = snapshot.supported.state.outcome

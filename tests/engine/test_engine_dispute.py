@@ -12,15 +12,7 @@ import trio
 
 from node.chain import ChainClient
 from node.core import Guarantee, SignedState, Signer, address_to_destination, signed_state_to_proto
-from node.core.errors import ChainError
-from node.engine import CommandRefusedError, Refusal
-from node.engine._dispute import (
-    DISPUTE_OBJECTIVE,
-    SettleStage,
-    _Run,
-    plan_settlement,
-    settle_on_chain,
-)
+from node.engine import CommandRefusedError, Refusal, settlement_json
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
     Add,
@@ -38,6 +30,7 @@ from tests.engine.engine_support import (
     eventually,
     open_ledger,
     start_parties,
+    until,
 )
 from tests.engine.test_engine_hostile import inject
 
@@ -73,10 +66,15 @@ async def open_and_pay(
     )
     channel = fund_id.channel_id
     assert (await bob.engine.wait_objective(fund_id)).done
-    await eventually(lambda: alice.engine.payment_channel(channel)["status"] == "OPEN")
+    await until(
+        lambda: alice.engine.payment_channel(channel), lambda value: value["status"] == "OPEN"
+    )
     for _ in range(payments):
         await alice.engine.pay(channel, 1)
-    await eventually(lambda: bob.engine.payment_channel(channel)["received"] == str(payments))
+    await until(
+        lambda: bob.engine.payment_channel(channel),
+        lambda value: value["received"] == str(payments),
+    )
     return channel
 
 
@@ -102,32 +100,40 @@ def settlement_kinds(party: Party) -> list[str]:
         )
         for r in party.log.read()
         if r.WhichOneof("payload") == "submitted_transaction"
-        and r.submitted_transaction.objective_id.startswith(DISPUTE_OBJECTIVE)
+        and r.submitted_transaction.objective_id.startswith(ObjectiveKind.SETTLE.value)
+        and not r.submitted_transaction.failed
     ]
 
 
-async def settle_in_two_calls(
+async def settlement(party: Party, channel: bytes) -> dict[str, object]:
+    """Where the party's settlement of ``channel`` stands, as the API answers it."""
+    info = await party.engine.objective(ObjectiveId(ObjectiveKind.SETTLE, channel))
+    return settlement_json(info)
+
+
+async def settled_after_the_challenges(
     party: Party,
     channel: bytes,
     chain: ChainClient,
-    submitted: tuple[str, ...],
+    submitted: list[str],
     meanwhile: Callable[[], Awaitable[None]] | None = None,
-) -> tuple[int | None, int | None]:
-    """Challenge (first call), let the challenges finalize, then settle (second call)."""
-    first = await settle_on_chain(party.engine, channel, wait=False)
-    assert first.stage is SettleStage.CHALLENGED
-    assert first.submitted == submitted
-    assert (first.paid, first.payout) == (None, None)
-    skip_time(chain, LEDGER_CHALLENGE_S + 1)
+) -> tuple[object, object]:
+    """Start the settlement; once its challenges are registered, let them finalize; the
+    objective then reclaims and pays out by itself. Returns (paid, payout)."""
+    objective_id = await party.engine.settle_payment_channel(channel)
+    challenged = await until(
+        lambda: settlement(party, channel), lambda value: value["stage"] == "CHALLENGED"
+    )
+    assert sorted(str(s).split(":")[0] for s in challenged["submitted"]) == submitted  # type: ignore[attr-defined]
+    assert challenged["payout"] is None  # the ledger has not finalized
     if meanwhile is not None:
         await meanwhile()
-    second = await settle_on_chain(party.engine, channel, wait=False)
-    assert second.stage is SettleStage.SETTLED
-    assert second.submitted in (("reclaim", "transfer"), ("transfer",))
-    again = await settle_on_chain(party.engine, channel, wait=False)
-    assert (again.stage, again.submitted) == (SettleStage.SETTLED, ())
-    assert (again.paid, again.payout) == (second.paid, second.payout)
-    return second.paid, second.payout
+    await trio.to_thread.run_sync(skip_time, chain, LEDGER_CHALLENGE_S + 1)
+    entry = await party.engine.wait_objective(objective_id)
+    assert entry.done, entry.failure
+    settled = await settlement(party, channel)
+    assert settled["stage"] == "SETTLED"
+    return settled["paid"], settled["payout"]
 
 
 async def test_payee_and_intermediary_settle_with_the_last_voucher(
@@ -152,19 +158,21 @@ async def test_payee_and_intermediary_settle_with_the_last_voucher(
                     await bob.engine.update_ledger(SignLedgerProposal(right, add))
                 with pytest.raises(CommandRefusedError):
                     await irene.engine.update_ledger(ProposeLedgerUpdate(right, add))
-                assert supported_turn(bob, right) == 2
+                assert await supported_turn(bob, right) == 2
 
-            paid, payout = await settle_in_two_calls(
-                bob, channel, chain_snapshot, ("challenge", "challenge"), newer_ledger_state
+            paid, payout = await settled_after_the_challenges(
+                bob, channel, chain_snapshot, ["CHALLENGE", "CHALLENGE"], newer_ledger_state
             )
-            assert (paid, payout) == (3, 8)
+            assert (paid, payout) == ("3", "8")
             assert chain_snapshot.balance(BOB.address) == 8
             assert chain_snapshot.balance(IRENE.address) == 7  # 10 - 4 locked + 1 unpaid
             assert await bob.engine.chain.holdings(NATIVE, right) == 0  # type: ignore[union-attr]
             # Irene: V has finalized with Bob's voucher; she settles her ledger with Alice.
             await eventually(lambda: any(settled_challenges(irene, channel)))
-            paid, payout = await settle_in_two_calls(irene, channel, chain_snapshot, ("challenge",))
-            assert (paid, payout) == (3, 3)
+            paid, payout = await settled_after_the_challenges(
+                irene, channel, chain_snapshot, ["CHALLENGE"]
+            )
+            assert (paid, payout) == ("3", "3")
             nursery.cancel_scope.cancel()
     assert chain_snapshot.balance(IRENE.address) == 10
     assert chain_snapshot.balance(ALICE.address) == 7
@@ -180,8 +188,8 @@ def destinations(*signers: Signer) -> list[bytes]:
     return [address_to_destination(signer.address) for signer in signers]
 
 
-def supported_turn(party: Party, channel: bytes) -> int | None:
-    snapshot = party.engine.snapshot(channel)
+async def supported_turn(party: Party, channel: bytes) -> int | None:
+    snapshot = await party.engine.channel_snapshot(channel)
     return snapshot.supported.state.turn_num if snapshot and snapshot.supported else None
 
 
@@ -209,51 +217,34 @@ async def test_payee_restarted_mid_settlement_finishes_two_direct_payment_channe
                 await start_parties(nursery, bob)
                 ledger = await open_ledger(alice, bob, 10, counterparty_amount=2)
                 # Two channels over one ledger: it pays out once neither is guaranteed.
-                other = await open_and_pay(alice, bob, [], funds=2, payments=1)
+                await open_and_pay(alice, bob, [], funds=2, payments=1)
                 channel = await pay_and_vanish(alice, bob, alice_scope, [])
-            first = await settle_on_chain(bob.engine, channel, wait=False)
-            assert (first.ledger_id, first.submitted) == (ledger, ("challenge",) * 3)
-            assert first.finalizes_at > 0
-            # A transaction the chain refuses is logged as failed, and the error raised.
-            assert bob.engine.chain is not None
-            plan = plan_settlement(bob.engine, channel)
-            run = _Run(bob.engine, bob.engine.chain, plan, [], None)
-            with pytest.raises(ChainError, match="Channel not finalized"):
-                await run._send_transfer(b"", bytes(32), ())
+            objective_id = await bob.engine.settle_payment_channel(channel)
+            first = await until(
+                lambda: settlement(bob, channel), lambda value: value["stage"] == "CHALLENGED"
+            )
+            assert first["ledger_id"] == "0x" + ledger.hex()
+            assert len(first["submitted"]) == 3  # type: ignore[arg-type]
+            assert int(str(first["finalizes_at"])) > 0
             nursery.cancel_scope.cancel()
-    (failed,) = [
-        r.submitted_transaction
-        for r in bob.log.read()
-        if r.WhichOneof("payload") == "submitted_transaction" and r.submitted_transaction.failed
-    ]
-    assert failed.tx_kind == log_pb2.TRANSACTION_KIND_TRANSFER
-    assert failed.channel_id == ledger
-    assert "Channel not finalized" in failed.failure
     bob.close()
-    # Bob restarts: the plan is rebuilt from his log, and what is on chain is not sent again.
+    # Bob restarts before the challenges finalize: the objective comes back from his log,
+    # and what is on chain is not sent again.
     bob = setting.party("bob", BOB, 2)
+    assert bob.engine.state.objectives[objective_id].running
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             await start_parties(nursery, bob)
-            # Waiting: the settlement finishes once the chain's time passes finalizes_at.
             nursery.start_soon(skip_after_a_moment, chain_snapshot)
-            steps: list[str] = []
-            settled = await settle_on_chain(bob.engine, channel, progress=steps.append)
+            assert (await bob.engine.wait_objective(objective_id)).done
+            settled = await settlement(bob, channel)
             nursery.cancel_scope.cancel()
     # Bob: 2 of his own, 3 paid on one channel and 1 on the other.
-    assert (settled.stage, settled.paid, settled.payout) == (SettleStage.SETTLED, 3, 6)
-    assert settled.submitted == ("reclaim", "reclaim", "transfer")
-    names = [f"payment channel 0x{c.hex()[:8]}" for c in sorted([channel, other])]
-    assert steps == [
-        *(f"{name} is challenged already (turn 2)" for name in names),
-        "the ledger is challenged already (turn 3)",
-        *(f"reclaiming {name} into the ledger" for name in names),
-        "paying out the ledger",
-    ]
+    assert (settled["stage"], settled["paid"], settled["payout"]) == ("SETTLED", "3", "6")
     assert chain_snapshot.balance(BOB.address) == 6
     assert chain_snapshot.balance(ALICE.address) == 6
     assert chain_snapshot.holdings(NATIVE, ledger) == 0
-    kinds = ["CHALLENGE"] * 3 + ["TRANSFER", "RECLAIM", "RECLAIM", "TRANSFER"]
+    kinds = ["CHALLENGE"] * 3 + ["RECLAIM", "RECLAIM", "TRANSFER"]
     assert settlement_kinds(bob) == kinds
     redemptions = [
         r.accepted_state.signed_state.state.turn_num
@@ -279,7 +270,7 @@ async def test_a_final_state_everyone_signed_is_concluded_then_reclaimed(
                 channel = await pay_and_vanish(alice, bob, alice_scope, [])
             # Alice's close reached Bob, who signed it; then she vanished before the
             # ledger could release the guarantee (she leads it).
-            snapshot = bob.engine.snapshot(channel)
+            snapshot = await bob.engine.channel_snapshot(channel)
             assert snapshot is not None
             final = final_state_for(snapshot, 3)
             close = wire_pb2.Payload(
@@ -289,28 +280,24 @@ async def test_a_final_state_everyone_signed_is_concluded_then_reclaimed(
                 ),
             )
             await inject(network, ALICE, bob, close)
-            await eventually(lambda: supported_is_final(bob, channel))
-            first = await settle_on_chain(bob.engine, channel, wait=False)
-            assert (first.stage, first.submitted) == (
-                SettleStage.CHALLENGED,
-                ("conclude", "challenge"),
+            await until(lambda: supported_is_final(bob, channel), lambda value: value)
+            paid, payout = await settled_after_the_challenges(
+                bob, channel, chain_snapshot, ["CHALLENGE", "CONCLUDE"]
             )
-            skip_time(chain_snapshot, LEDGER_CHALLENGE_S + 1)
-            settled = await settle_on_chain(bob.engine, channel, wait=False)
             nursery.cancel_scope.cancel()
-    assert (settled.stage, settled.submitted) == (SettleStage.SETTLED, ("reclaim", "transfer"))
-    assert (settled.paid, settled.payout) == (3, 5)
+    assert (paid, payout) == ("3", "5")
     assert chain_snapshot.balance(BOB.address) == 5
     assert chain_snapshot.balance(ALICE.address) == 7
     assert chain_snapshot.holdings(NATIVE, ledger) == 0
-    assert settlement_kinds(bob) == ["CONCLUDE", "CHALLENGE", "RECLAIM", "TRANSFER"]
+    assert sorted(settlement_kinds(bob)[:2]) == ["CHALLENGE", "CONCLUDE"]
+    assert settlement_kinds(bob)[2:] == ["RECLAIM", "TRANSFER"]
     for party in (alice, bob):
         assert party.log.verify().ok
         party.close()
 
 
-def supported_is_final(party: Party, channel: bytes) -> bool:
-    snapshot = party.engine.snapshot(channel)
+async def supported_is_final(party: Party, channel: bytes) -> bool:
+    snapshot = await party.engine.channel_snapshot(channel)
     return bool(snapshot and snapshot.supported and snapshot.supported.state.is_final)
 
 
@@ -319,9 +306,11 @@ async def skip_after_a_moment(chain: ChainClient) -> None:
     await trio.to_thread.run_sync(skip_time, chain, LEDGER_CHALLENGE_S + 1)
 
 
-async def refused(party: Party, channel: bytes, refusal: Refusal, words: str, **kw: bytes) -> None:
+async def refused(
+    party: Party, channel: bytes, refusal: Refusal, words: str, ledger_id: bytes | None = None
+) -> None:
     with pytest.raises(CommandRefusedError, match=words) as caught:
-        await settle_on_chain(party.engine, channel, **kw)  # type: ignore[arg-type]
+        await party.engine.settle_payment_channel(channel, ledger_id)
     assert caught.value.refusal is refusal
 
 
@@ -336,7 +325,10 @@ async def test_what_cannot_be_settled_is_refused(setting: Setting) -> None:
                 channel = fund_id.channel_id
                 assert (await bob.engine.wait_objective(fund_id)).done
                 await alice.engine.pay(channel, 2)
-                await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "2")
+                await until(
+                    lambda: bob.engine.payment_channel(channel),
+                    lambda value: value["received"] == "2",
+                )
                 await refused(bob, b"\x07" * 32, Refusal.NOT_FOUND, "no payment channel")
                 await refused(bob, ledger, Refusal.NOT_FOUND, "no payment channel")
                 other = b"\x09" * 32
@@ -350,7 +342,10 @@ async def test_what_cannot_be_settled_is_refused(setting: Setting) -> None:
                 bob_scope.cancel()
             # Bob is gone before he saw it: Alice's new channel never got its postfund.
             fund_id = await alice.engine.create_payment_channel(BOB.address, [], 4)
-            await eventually(lambda: alice.engine.snapshot(fund_id.channel_id) is not None)
+            await until(
+                lambda: alice.engine.channel_snapshot(fund_id.channel_id),
+                lambda value: value is not None,
+            )
             await refused(
                 alice, fund_id.channel_id, Refusal.CONFLICT, "nothing to enforce, no state"
             )
@@ -370,15 +365,14 @@ async def test_a_challenged_channel_takes_no_more_payments(setting: Setting) -> 
             await open_ledger(irene, bob, 10)
             channel = await open_and_pay(alice, bob, [IRENE.address])
             voucher = alice.engine.signer.voucher(channel, 4)
-            first = await settle_on_chain(bob.engine, channel, wait=False)
-            assert first.stage is SettleStage.CHALLENGED
+            await bob.engine.settle_payment_channel(channel)
             for party in parties:
                 await eventually(lambda p=party: bool(settled_challenges(p, channel)))  # type: ignore[misc]
             with pytest.raises(CommandRefusedError, match="not open"):
                 await alice.engine.pay(channel, 1)
             with pytest.raises(CommandRefusedError, match="not open"):
                 await bob.engine.receive_voucher(voucher)
-            assert bob.engine.payment_channel(channel)["received"] == "3"
+            assert (await bob.engine.payment_channel(channel))["received"] == "3"
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()

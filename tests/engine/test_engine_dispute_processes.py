@@ -103,15 +103,17 @@ def test_payee_settles_on_chain_after_the_payer_is_killed(tmp_path: Path, devnet
         chain_key = bob.call("get_node_info")["chain"]["chain_key_address"]
         before, first_block = client.balance(chain_key), client.block_number()
         first = settle_with_the_cli(bob, channel, "--json")
-        assert (first["stage"], first["submitted"]) == ("CHALLENGED", ["challenge", "challenge"])
+        assert first["stage"] == "CHALLENGED"
+        assert first["submitted"] == sorted([f"CHALLENGE:{channel}", f"CHALLENGE:{right}"])
         assert first["ledger_id"] == right
-        assert (first["paid"], first["payout"]) == (None, None)
+        assert first["payout"] is None
         client.rpc("time", "evm_increaseTime", CHALLENGE_S + 1)
         client.rpc("mine", "evm_mine")
         second = settle_with_the_cli(bob, channel, "--json", "--wait")
-        assert (second["stage"], second["submitted"]) == ("SETTLED", ["reclaim", "transfer"])
+        assert second["stage"] == "SETTLED"
+        assert len(second["submitted"]) == 4  # the two challenges, a reclaim, a transfer
         assert (second["paid"], second["payout"]) == (str(paid), str(BOB_DEPOSIT + paid))
-        assert settle(bob, channel)["submitted"] == []
+        assert settle(bob, channel) == second  # asked again: where it stands
         gas = gas_paid(client, chain_key, range(first_block + 1, client.block_number() + 1))
         assert client.balance(chain_key) - before == BOB_DEPOSIT + paid - gas
         assert client.holdings("0x" + "00" * 20, bytes.fromhex(right[2:])) == 0

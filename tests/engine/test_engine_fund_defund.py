@@ -28,7 +28,7 @@ async def test_fund_then_defund(setting: Setting, chain_snapshot: ChainClient) -
             entries = [await p.engine.wait_objective(fund_id) for p in (alice, bob)]
             assert [entry.done for entry in entries] == [True, True]
             channel = fund_id.channel_id
-            views = [p.engine.ledger_channel(channel) for p in (alice, bob)]
+            views = [await p.engine.ledger_channel(channel) for p in (alice, bob)]
             assert [view["status"] for view in views] == ["OPEN", "OPEN"]
             assert views[0]["holdings"] == [{"asset": NATIVE, "amount": "8"}]
             assert views[0]["balances"] == [{"asset": NATIVE, "me": "5", "them": "3"}]
@@ -44,7 +44,7 @@ async def test_fund_then_defund(setting: Setting, chain_snapshot: ChainClient) -
     assert chain_snapshot.balance(ALICE.address) == 5
     assert chain_snapshot.balance(BOB.address) == 3
     for party in (alice, bob):
-        assert party.engine.ledger_channel(channel)["status"] == "DEFUNDED"
+        assert (await party.engine.ledger_channel(channel))["status"] == "DEFUNDED"
         names = [name for name, _ in party.notifications]
         assert names.count("objective_completed") == 2
         assert "ledger_channel_updated" in names
@@ -106,7 +106,7 @@ async def test_a_refused_proposal_fails_the_objective_on_both_sides(
     assert entry.failure is not None
     assert "deposit of 3" in entry.failure
     assert "exceeds the limit 2" in entry.failure
-    assert fund_id not in bob.engine.objectives
+    assert fund_id not in bob.engine.state.objectives
     assert [name for name, _ in alice.notifications][-1] == "objective_failed"
     assert chain_snapshot.holdings(NATIVE, fund_id.channel_id) == 0
     alice.close()
@@ -114,7 +114,7 @@ async def test_a_refused_proposal_fails_the_objective_on_both_sides(
 
     # The refusal is in Alice's log: a restart does not revive the objective.
     alice = setting.party("alice", ALICE, 1)
-    assert alice.engine.objectives[fund_id].failure == entry.failure
+    assert alice.engine.state.objectives[fund_id].failure == entry.failure
     alice.close()
 
 
@@ -133,7 +133,7 @@ async def test_a_signature_logged_but_never_sent_is_sent_after_a_restart(
                 BOB.address, 2, counterparty_amount=1, challenge_duration=60
             )
             await trio.testing.wait_all_tasks_blocked()
-            assert fund_id not in bob.engine.objectives
+            assert fund_id not in bob.engine.state.objectives
             nursery.cancel_scope.cancel()
     alice.close()
     network.dropped.clear()
@@ -182,7 +182,7 @@ async def test_concurrent_channels_fund_and_close_together(
     assert chain_snapshot.balance(BOB.address) == sum(range(channels))
     for objective_id in ids:
         assert chain_snapshot.holdings(NATIVE, objective_id.channel_id) == 0
-    assert len(alice.engine.ledger_channels()) == channels
+    assert len(await alice.engine.ledger_channels()) == channels
     for party in (alice, bob):
         party.close()
 
@@ -200,7 +200,7 @@ async def test_a_state_the_peer_refused_as_early_is_offered_again(
             setting.network.dropped.add((BOB.address, ALICE.address))
             close_id = await bob.engine.close_ledger_channel(channel)
             await trio.testing.wait_all_tasks_blocked()
-            assert close_id not in alice.engine.objectives  # Bob's final state was lost
+            assert close_id not in alice.engine.state.objectives  # Bob's final state was lost
             setting.network.dropped.clear()
             refusal = wire_pb2.Payload(objective_id=str(close_id))
             refusal.rejection.reason = wire_pb2.REJECTION_REASON_WRONG_TURN

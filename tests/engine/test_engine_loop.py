@@ -13,9 +13,9 @@ import pytest
 import trio
 import trio.testing
 
-from node.derive import DeriveModule, Deriver
+from node.derive import DeriveModule
 from node.engine import CommandRefusedError, Engine, EngineConfig, MemoryNetwork, Refusal
-from node.log import EventLog, SeqRange
+from node.log import EventLog, PreparedBatch, SeqRange
 from node.proto import log_pb2
 from node.protocols import DirectFundWaitingFor, ObjectiveKind, PolicyLimits, limits_policy
 from tests.actors import ALICE, BOB
@@ -26,13 +26,17 @@ COMMANDS = 50
 
 
 class CountingLog(EventLog):
-    """The real log, counting the records of each append."""
+    """The real log, counting the records of each write."""
 
     batches: list[int]
 
     def append_batch(self, records: Sequence[log_pb2.LogRecord]) -> SeqRange:
         self.batches.append(len(records))
         return super().append_batch(records)
+
+    def commit(self, prepared: PreparedBatch) -> SeqRange | None:
+        self.batches.append(len(prepared))
+        return super().commit(prepared)
 
 
 def open_engine(path: Path, module: DeriveModule) -> tuple[CountingLog, Engine]:
@@ -41,7 +45,7 @@ def open_engine(path: Path, module: DeriveModule) -> tuple[CountingLog, Engine]:
     policy = limits_policy(PolicyLimits({NATIVE: 10}))
     engine = Engine(
         log=log,
-        deriver=Deriver(log, module),
+        module=module,
         signer=ALICE,
         chain=None,
         config=EngineConfig(APP, policy),
@@ -58,7 +62,7 @@ async def test_concurrent_commands_share_one_log_write(
 ) -> None:
     log, engine = open_engine(tmp_path / "log", module)
     network = MemoryNetwork()
-    engine.transport = network.endpoint(ALICE.address, log, engine.inbound_records)
+    engine.attach(network.endpoint(ALICE.address))
     ids = []
     all_created = trio.Event()
 
@@ -77,14 +81,15 @@ async def test_concurrent_commands_share_one_log_write(
             await nursery.start(engine.run)
             await all_created.wait()
             nursery.cancel_scope.cancel()
-    # One write for the commands, one for the prefunds we signed: never one per command.
-    assert log.batches == [COMMANDS, COMMANDS]
-    assert kinds(log) == ["command"] * COMMANDS + ["accepted_state"] * COMMANDS
+    # One write for the commands, the prefunds we signed and the message carrying them.
+    assert log.batches == [2 * COMMANDS + 1]
+    assert kinds(log) == ["command"] * COMMANDS + ["accepted_state"] * COMMANDS + ["sent_message"]
     for objective_id in ids:
-        entry = engine.objectives[objective_id]
+        entry = engine.state.objectives[objective_id]
         assert entry.waiting_for is DirectFundWaitingFor.COMPLETE_PREFUND
     _, bob_inbox = network.inbox(BOB.address)
-    _, message = bob_inbox.receive_nowait()
+    _, message, _ = bob_inbox.receive_nowait()
+    assert message is not None
     assert len(message.payloads) == COMMANDS  # every prefund to Bob in one message
     with pytest.raises(trio.WouldBlock):
         bob_inbox.receive_nowait()
@@ -106,15 +111,15 @@ async def test_restart_rebuilds_objectives_without_signing_again(
     log.close()
 
     log, engine = open_engine(tmp_path / "log", module)
-    assert set(engine.objectives) == {first, second}
-    assert all(entry.running for entry in engine.objectives.values())
+    assert set(engine.state.objectives) == {first, second}
+    assert all(entry.running for entry in engine.state.objectives.values())
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
     assert log.last_seq == last_seq  # the prefunds were signed and logged before
-    for entry in engine.objectives.values():
+    for entry in engine.state.objectives.values():
         assert entry.waiting_for is DirectFundWaitingFor.COMPLETE_PREFUND
     info = engine.objective_info(first)
     assert info["status"] == "RUNNING"
@@ -149,5 +154,5 @@ async def test_refused_commands_are_answered_and_audited(
     rejected = [r.rejected for r in log.read() if r.WhichOneof("payload") == "rejected"]
     assert [r.source for r in rejected] == [log_pb2.REJECTION_SOURCE_API] * 3
     assert "exists" in rejected[0].reason
-    assert engine.ledger_channel(created.channel_id)["status"] == "PROPOSED"
+    assert (await engine.ledger_channel(created.channel_id))["status"] == "PROPOSED"
     log.close()

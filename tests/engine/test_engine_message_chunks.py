@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.core.constants import message_payloads_max, message_size_bytes_max
-from node.engine._engine import message_chunks
+from node.engine import message_chunks
 from node.proto import wire_pb2
 
 

@@ -8,9 +8,8 @@ import pytest
 import trio
 
 from node.chain import ChainClient
-from node.core import address_to_bytes, voucher_to_proto
+from node.core import voucher_to_proto
 from node.engine import CommandRefusedError, Refusal
-from node.engine._inputs import PeerInput, Wake
 from node.proto import wire_pb2
 from node.protocols import ObjectiveId, ObjectiveKind
 from tests.actors import ALICE, BOB, IRENE
@@ -22,6 +21,7 @@ from tests.engine.engine_support import (
     open_ledger,
     open_virtual_channel,
     start_parties,
+    until,
 )
 from tests.engine.test_engine_hostile import inject
 
@@ -66,13 +66,16 @@ async def test_a_thousand_payments_reach_the_payee(setting: Setting) -> None:
             async with trio.open_nursery() as payers:
                 for _ in range(PAYERS):
                     payers.start_soon(payer)
-            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "1000")
+            await until(
+                lambda: bob.engine.payment_channel(channel),
+                lambda value: value["received"] == "1000",
+            )
             elapsed = time.perf_counter() - started
             print(f"{PAYMENTS} payments in {elapsed:.3f} s: {PAYMENTS / elapsed:.0f}/s")
             nursery.cancel_scope.cancel()
     assert sorted(totals) == list(range(1, PAYMENTS + 1))
-    assert alice.engine.payment_channel(channel)["paid"] == str(PAYMENTS)
-    bob_view = bob.engine.payment_channel(channel)
+    assert (await alice.engine.payment_channel(channel))["paid"] == str(PAYMENTS)
+    bob_view = await bob.engine.payment_channel(channel)
     assert bob_view["vouchers"] == PAYMENTS
     assert rejected_reasons(bob) == []
     updates = [params for name, params in bob.notifications if name == "payment_channel_updated"]
@@ -104,7 +107,9 @@ async def test_bad_payments_and_vouchers_are_refused(setting: Setting) -> None:
             with pytest.raises(CommandRefusedError) as caught:
                 await alice.engine.pay(b"\x05" * 32, 1)
             assert caught.value.refusal is Refusal.NOT_FOUND
-            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "7")
+            await until(
+                lambda: bob.engine.payment_channel(channel), lambda value: value["received"] == "7"
+            )
             hostile = [
                 (ALICE, ALICE.voucher(channel, 6)),  # stale: below the latest
                 (ALICE, ALICE.voucher(channel, 11)),  # above the funds
@@ -131,7 +136,7 @@ async def test_bad_payments_and_vouchers_are_refused(setting: Setting) -> None:
         "NOT_A_PARTICIPANT",
         "NOT_A_PARTICIPANT",
     ]
-    assert bob.engine.payment_channel(channel)["received"] == "7"
+    assert (await bob.engine.payment_channel(channel))["received"] == "7"
     for party in (alice, irene, bob):
         party.close()
 
@@ -150,15 +155,21 @@ async def test_close_moves_what_was_paid_into_the_ledgers_and_on_chain(
             for party in parties:
                 assert (await party.engine.wait_objective(fund_id)).done
             channel = fund_id.channel_id
-            await eventually(lambda: bob.engine.payment_channel(channel)["status"] == "OPEN")
+            await until(
+                lambda: bob.engine.payment_channel(channel), lambda value: value["status"] == "OPEN"
+            )
             for _ in range(3):
                 await alice.engine.pay(channel, 1)
-            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "3")
+            await until(
+                lambda: bob.engine.payment_channel(channel), lambda value: value["received"] == "3"
+            )
             defund_id = await alice.engine.close_payment_channel(channel)
             entries = [await party.engine.wait_objective(defund_id) for party in parties]
             assert [entry.failure for entry in entries] == [None, None, None]
             for party, ledger in ((alice, left), (irene, left), (irene, right), (bob, right)):
-                await eventually(lambda p=party, x=ledger: allocations(p, x) == [7, 3])  # type: ignore[misc]
+                await until(
+                    lambda p=party, x=ledger: allocations(p, x), lambda value: value == [7, 3]
+                )  # type: ignore[misc]
             with pytest.raises(CommandRefusedError):
                 await alice.engine.pay(channel, 1)
             for closer, ledger in ((alice, left), (irene, right)):
@@ -185,7 +196,9 @@ async def test_payee_restarted_keeps_its_largest_voucher(setting: Setting) -> No
             channel = await open_payment_channel(parties, 100)
             for _ in range(3):
                 await alice.engine.pay(channel, 1)
-            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "3")
+            await until(
+                lambda: bob.engine.payment_channel(channel), lambda value: value["received"] == "3"
+            )
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()
@@ -196,10 +209,14 @@ async def test_payee_restarted_keeps_its_largest_voucher(setting: Setting) -> No
         async with trio.open_nursery() as nursery:
             await start_parties(nursery, *parties)
             for party in parties:
-                fund_id = next(iter(o for o in party.engine.objectives if o.channel_id == channel))
+                fund_id = next(
+                    iter(o for o in party.engine.state.objectives if o.channel_id == channel)
+                )
                 assert (await party.engine.wait_objective(fund_id)).done
             assert await alice.engine.pay(channel, 2) == 5
-            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "5")
+            await until(
+                lambda: bob.engine.payment_channel(channel), lambda value: value["received"] == "5"
+            )
             replay = wire_pb2.Payload(objective_id="x")
             replay.voucher.CopyFrom(voucher_to_proto(ALICE.voucher(channel, 3)))
             await inject(network, ALICE, bob, replay)
@@ -225,10 +242,12 @@ async def test_payer_restarted_sends_its_latest_voucher_again(setting: Setting) 
             await start_parties(nursery, *parties)
             channel = await open_payment_channel(parties, 100)
             await alice.engine.pay(channel, 2)
-            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "2")
+            await until(
+                lambda: bob.engine.payment_channel(channel), lambda value: value["received"] == "2"
+            )
             await alice.engine.create_voucher(channel, 3)  # logged, never sent
             await trio.sleep(0.05)
-            assert bob.engine.payment_channel(channel)["received"] == "2"
+            assert (await bob.engine.payment_channel(channel))["received"] == "2"
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()
@@ -237,7 +256,9 @@ async def test_payer_restarted_sends_its_latest_voucher_again(setting: Setting) 
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             await start_parties(nursery, *parties)
-            await eventually(lambda: bob.engine.payment_channel(channel)["received"] == "5")
+            await until(
+                lambda: bob.engine.payment_channel(channel), lambda value: value["received"] == "5"
+            )
             nursery.cancel_scope.cancel()
     assert accepted_vouchers(bob) == [2, 5]
     assert rejected_reasons(bob) == []
@@ -249,9 +270,8 @@ def _last_notice(party: Party) -> dict[str, object]:
     return [params for name, params in party.notifications if name == "payment_channel_updated"][-1]
 
 
-async def test_a_voucher_is_notified_once_its_receipt_write_is_done(setting: Setting) -> None:
-    """The transport validates a message, then writes its receipt: a loop step in between
-    must not use up the notice of the vouchers it carries."""
+async def test_a_voucher_is_notified_once_its_record_is_in_the_log(setting: Setting) -> None:
+    """A notice of a voucher is published after the write that logs it, never before."""
     parties = setting.path()
     alice, _, bob = parties
     with trio.fail_after(60):
@@ -264,20 +284,11 @@ async def test_a_voucher_is_notified_once_its_receipt_write_is_done(setting: Set
                 objective_id=str(ObjectiveId(ObjectiveKind.VIRTUAL_FUND, channel))
             )
             payload.voucher.CopyFrom(voucher_to_proto(ALICE.voucher(channel, 4)))
-            envelope = wire_pb2.Envelope(
-                id=10**6,
-                sender=address_to_bytes(ALICE.address),
-                recipient=address_to_bytes(BOB.address),
-                payloads=[payload],
-            )
-            records = bob.engine.inbound_records(address_to_bytes(ALICE.address), [envelope])
-            await bob.engine._inputs_send.send(Wake("a step before the receipt write"))
-            await trio.sleep(0.05)
-            assert _last_notice(bob)["received"] == "1"
-            bob.log.append_batch(records)
-            delivered = PeerInput(ALICE.address, 1, frozenset([channel]))
-            await bob.engine._inputs_send.send(delivered)
+            logged = len(bob.notifications)
+            await inject(setting.network, ALICE, bob, payload)
             await eventually(lambda: _last_notice(bob)["received"] == "4")
+            assert 4 in accepted_vouchers(bob)
+            assert len(bob.notifications) > logged
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()

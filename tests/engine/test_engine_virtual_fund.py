@@ -10,9 +10,9 @@ from tests.actors import BOB, IRENE
 from tests.engine.engine_support import (
     Setting,
     allocations,
-    eventually,
     open_ledger,
     start_parties,
+    until,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -33,16 +33,17 @@ async def test_virtual_channel_through_one_intermediary_opens(setting: Setting) 
             assert [entry.done for entry in entries] == [True, True, True]
             channel = fund_id.channel_id
             for party in (alice, bob):
-                await eventually(
-                    lambda p=party: p.engine.payment_channel(channel)["status"] == "OPEN"  # type: ignore[misc]
+                await until(
+                    lambda p=party: p.engine.payment_channel(channel),  # type: ignore[misc]
+                    lambda value: value["status"] == "OPEN",
                 )
-            info = alice.engine.payment_channel(channel)
+            info = await alice.engine.payment_channel(channel)
             assert info["funds"] == "4"
             assert info["intermediaries"] == [IRENE.address]
             for party in (alice, irene):
-                assert allocations(party, left) == [6, 0, 4]
+                assert await allocations(party, left) == [6, 0, 4]
             for party in (irene, bob):
-                assert allocations(party, right) == [6, 0, 4]
+                assert await allocations(party, right) == [6, 0, 4]
             nursery.cancel_scope.cancel()
     for party in parties:
         names = [name for name, _ in party.notifications]

@@ -28,6 +28,7 @@ from tests.engine.engine_support import (
     eventually,
     open_ledger,
     start_parties,
+    until,
 )
 from tests.engine.test_engine_hostile import inject
 
@@ -41,7 +42,10 @@ def add_guarantee(target: bytes, amount: int = 4, left_deposit: int = 3) -> Add:
 
 
 async def wait_turn(party: Party, ledger: bytes, turn: int) -> None:
-    await eventually(lambda: party.engine.ledger_channel(ledger)["supported_turn_num"] == turn)
+    await until(
+        lambda: party.engine.ledger_channel(ledger),
+        lambda value: value["supported_turn_num"] == turn,
+    )
 
 
 def guarantees(party: Party, ledger: bytes) -> list[tuple[bytes, int]]:
@@ -67,17 +71,17 @@ async def test_add_then_remove_then_close_pays_out_the_ledger(
             for party in (alice, bob):
                 await wait_turn(party, ledger, 2)
                 assert guarantees(party, ledger) == [(target, 4)]
-                assert allocations(party, ledger) == [2, 2, 4]
+                assert await allocations(party, ledger) == [2, 2, 4]
             # The leader proposes first: the follower queues it until asked.
             remove = Remove(target, 1)
             await alice.engine.update_ledger(ProposeLedgerUpdate(ledger, remove))
             await trio.sleep(0.05)
-            assert bob.engine.ledger_channel(ledger)["supported_turn_num"] == 2
+            assert (await bob.engine.ledger_channel(ledger))["supported_turn_num"] == 2
             await bob.engine.update_ledger(SignLedgerProposal(ledger, remove))
             for party in (alice, bob):
                 await wait_turn(party, ledger, 3)
                 assert guarantees(party, ledger) == []
-                assert allocations(party, ledger) == [3, 5]
+                assert await allocations(party, ledger) == [3, 5]
             defund_id = await alice.engine.close_ledger_channel(ledger)
             assert defund_id.kind is ObjectiveKind.DIRECT_DEFUND
             for party in (alice, bob):
@@ -101,7 +105,7 @@ async def test_lost_proposal_is_sent_again_and_queues_survive_restart(setting: S
             await start_parties(nursery, alice, bob)
             ledger = await open_ledger(alice, bob, 5, 3)
             await alice.engine.update_ledger(ProposeLedgerUpdate(ledger, first))
-            await eventually(lambda: bob.engine.ledger_runtime(ledger).queue != ())  # type: ignore[union-attr]
+            await until(lambda: bob.engine.ledger(ledger), lambda value: value.queue != ())  # type: ignore[union-attr]
             network.dropped.add((ALICE.address, BOB.address))
             await alice.engine.update_ledger(ProposeLedgerUpdate(ledger, second))
             nursery.cancel_scope.cancel()
@@ -109,7 +113,7 @@ async def test_lost_proposal_is_sent_again_and_queues_survive_restart(setting: S
         party.close()
     # Restarted from their logs: Alice's two proposals await Bob; Bob holds the first.
     alice, bob = setting.pair()
-    leader, follower = (p.engine.ledger_runtime(ledger) for p in (alice, bob))
+    leader, follower = [await p.engine.ledger(ledger) for p in (alice, bob)]
     assert leader is not None
     assert follower is not None
     assert [q.signed.proposal for q in leader.queue] == [first, second]
@@ -120,11 +124,11 @@ async def test_lost_proposal_is_sent_again_and_queues_survive_restart(setting: S
             for proposal in (second, first):
                 await bob.engine.update_ledger(SignLedgerProposal(ledger, proposal))
             await trio.sleep(0.05)
-            assert bob.engine.ledger_channel(ledger)["supported_turn_num"] == 2
+            assert (await bob.engine.ledger_channel(ledger))["supported_turn_num"] == 2
             network.dropped.clear()  # the timer sends the second proposal again
             for party in (alice, bob):
                 await wait_turn(party, ledger, 3)
-                assert allocations(party, ledger) == [3, 1, 2, 2]
+                assert await allocations(party, ledger) == [3, 1, 2, 2]
             nursery.cancel_scope.cancel()
     for party in (alice, bob):
         assert party.log.verify().ok
@@ -150,7 +154,7 @@ async def test_ledger_requests_and_proposals_that_break_rules_are_refused(settin
                     await party.engine.update_ledger(effect)
                 assert caught.value.refusal is refusal
             # A stranger's proposal, and Alice's signed by someone else.
-            state = bob.engine.ledger_runtime(ledger)
+            state = await bob.engine.ledger(ledger)
             assert state is not None
             forged = SignedProposal(
                 ledger,
@@ -163,7 +167,7 @@ async def test_ledger_requests_and_proposals_that_break_rules_are_refused(settin
                 payload.ledger_proposal.CopyFrom(signed_proposal_to_proto(forged))
                 await inject(network, sender, bob, payload)
             await eventually(lambda: _rejections(bob) >= 2)
-            assert bob.engine.ledger_runtime(ledger).queue == ()  # type: ignore[union-attr]
+            assert (await bob.engine.ledger(ledger)).queue == ()  # type: ignore[union-attr]
             nursery.cancel_scope.cancel()
     reasons = [r.rejected.reason for r in bob.log.read() if r.WhichOneof("payload") == "rejected"]
     assert reasons[0].startswith("NOT_A_PARTICIPANT")

@@ -15,11 +15,12 @@ from tests.engine.engine_support import (
     Party,
     Setting,
     allocations,
-    eventually,
     open_ledger,
     open_virtual_channel,
     start_parties,
+    until,
 )
+from tests.engine.test_engine_hostile import inject
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -31,8 +32,8 @@ async def _close(parties: tuple[Party, ...], channel: bytes) -> None:
         assert entry.done, entry.failure
 
 
-def _received(party: Party, channel: bytes) -> int:
-    return int(str(party.engine.payment_channel(channel)["received"]))
+async def _received(party: Party, channel: bytes) -> int:
+    return int(str((await party.engine.payment_channel(channel))["received"]))
 
 
 async def test_zero_intermediaries_pay_and_close_on_the_shared_ledger(setting: Setting) -> None:
@@ -42,15 +43,15 @@ async def test_zero_intermediaries_pay_and_close_on_the_shared_ledger(setting: S
             await start_parties(nursery, *parties)
             ledger = await open_ledger(alice, bob, 10)
             channel = await open_virtual_channel(alice, bob, [], 4)
-            assert alice.engine.payment_channel(channel)["intermediaries"] == []
+            assert (await alice.engine.payment_channel(channel))["intermediaries"] == []
             for party in parties:
-                assert allocations(party, ledger) == [6, 0, 4]
+                assert await allocations(party, ledger) == [6, 0, 4]
             for _ in range(3):
                 await alice.engine.pay(channel, 1)
-            await eventually(lambda: _received(bob, channel) == 3)
+            await until(lambda: _received(bob, channel), lambda value: value == 3)
             await _close(parties, channel)
             for party in parties:
-                await eventually(lambda p=party: allocations(p, ledger) == [7, 3])  # type: ignore[misc]
+                await until(lambda p=party: allocations(p, ledger), lambda value: value == [7, 3])  # type: ignore[misc]
             nursery.cancel_scope.cancel()
     for party in parties:
         assert party.log.verify().ok
@@ -73,14 +74,16 @@ async def test_two_intermediaries_lock_every_ledger_and_release_it(setting: Sett
             hops = list(zip(ledgers, [(alice, irene), (irene, ivan), (ivan, bob)], strict=True))
             for ledger, pair in hops:
                 for party in pair:
-                    assert allocations(party, ledger) == [5, 0, 5]
+                    assert await allocations(party, ledger) == [5, 0, 5]
             paid = [await alice.engine.pay(channel, amount) for amount in (1, 2, 1)]
             assert paid == [1, 3, 4]
-            await eventually(lambda: _received(bob, channel) == 4)
+            await until(lambda: _received(bob, channel), lambda value: value == 4)
             await _close(parties, channel)
             for ledger, pair in hops:
                 for party in pair:
-                    await eventually(lambda p=party, c=ledger: allocations(p, c) == [6, 4])  # type: ignore[misc]
+                    await until(
+                        lambda p=party, c=ledger: allocations(p, c), lambda value: value == [6, 4]
+                    )  # type: ignore[misc]
             nursery.cancel_scope.cancel()
     for party in parties:
         assert party.log.verify().ok
@@ -115,7 +118,9 @@ async def test_route_found_from_announced_ledgers(setting: Setting) -> None:
             with pytest.raises(CommandRefusedError, match="no route"):
                 await alice.engine.create_payment_channel(BOB.address, None, 4)
             channel = await open_virtual_channel(alice, bob, None, 3)
-            assert alice.engine.payment_channel(channel)["intermediaries"] == [IRENE.address]
+            assert (await alice.engine.payment_channel(channel))["intermediaries"] == [
+                IRENE.address
+            ]
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()
@@ -130,17 +135,17 @@ async def test_vouchers_handed_over_out_of_band(setting: Setting) -> None:
             left = await open_ledger(alice, irene, 10)
             await open_ledger(irene, bob, 10)
             channel = await open_virtual_channel(alice, bob, [IRENE.address], 5)
-            listed = alice.engine.payment_channels_by_ledger(left)
+            listed = await alice.engine.payment_channels_by_ledger(left)
             assert [info["id"] for info in listed] == ["0x" + channel.hex()]
-            assert irene.engine.payment_channels_by_ledger(left) == [
-                irene.engine.payment_channel(channel)
+            assert await irene.engine.payment_channels_by_ledger(left) == [
+                await irene.engine.payment_channel(channel)
             ]
             with pytest.raises(CommandRefusedError):
-                alice.engine.payment_channels_by_ledger(channel)
+                await alice.engine.payment_channels_by_ledger(channel)
             first = await alice.engine.create_voucher(channel, 2)
             assert first.amount == 2
             await trio.sleep(0.05)
-            assert _received(bob, channel) == 0  # not sent
+            assert await _received(bob, channel) == 0  # not sent
             assert await bob.engine.receive_voucher(first) == 2
             with pytest.raises(CommandRefusedError, match="is not above 2"):
                 await bob.engine.receive_voucher(first)
@@ -151,7 +156,7 @@ async def test_vouchers_handed_over_out_of_band(setting: Setting) -> None:
                 await irene.engine.receive_voucher(alice.engine.signer.voucher(channel, 3))
             with pytest.raises(CommandRefusedError):
                 await bob.engine.receive_voucher(alice.engine.signer.voucher(channel, 6))
-            assert _received(bob, channel) == 2
+            assert await _received(bob, channel) == 2
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()
@@ -174,13 +179,12 @@ async def test_a_voucher_refused_as_early_is_sent_again(setting: Setting) -> Non
                 objective_id=str(ObjectiveId(ObjectiveKind.VIRTUAL_FUND, channel))
             )
             refusal.rejection.reason = wire_pb2.REJECTION_REASON_CHANNEL_NOT_OPEN
-            envelope = wire_pb2.Envelope(id=1, payloads=[refusal])
-            assert alice.engine.inbound_records(address_to_bytes(bob.address), [envelope]) == []
-            await eventually(lambda: _received(bob, channel) == 3)
+            await inject(setting.network, BOB, alice, refusal)
+            await until(lambda: _received(bob, channel), lambda value: value == 3)
             # A refusal from someone who is not the payee changes nothing.
-            alice.engine.inbound_records(address_to_bytes(irene.address), [envelope])
+            await inject(setting.network, IRENE, alice, refusal)
             await trio.sleep(0.2)
-            assert _received(bob, channel) == 3
+            assert await _received(bob, channel) == 3
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()
@@ -200,7 +204,7 @@ async def test_an_intermediary_refuses_a_channel_beyond_its_limit(setting: Setti
             assert entry.failure is not None
             assert "exceeds the limit 10" in entry.failure
             channel = await open_virtual_channel(alice, bob, [IRENE.address], 10)
-            assert alice.engine.payment_channel(channel)["funds"] == "10"
+            assert (await alice.engine.payment_channel(channel))["funds"] == "10"
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()

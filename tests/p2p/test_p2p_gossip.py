@@ -9,7 +9,6 @@ import pytest
 import trio
 
 from node.home import NodeHome
-from node.log import EventLog
 from node.p2p import P2PConfig, P2PNode
 from node.proto import wire_pb2
 from tests.p2p.conftest import ALICE, BOB, IRENE
@@ -28,18 +27,16 @@ IRENE_OFFER = wire_pb2.LedgerOffer(
 async def gossiping(
     home: NodeHome, ledgers: Callable[[], Sequence[wire_pb2.LedgerOffer]] = tuple
 ) -> AsyncIterator[P2PNode]:
-    with EventLog.open(home.log_path) as log:
-        node = P2PNode(
-            private_key=home.node_key(),
-            state_dir=home.p2p_path,
-            log=log,
-            config=P2PConfig(announce_interval_ms=200),
-            ledgers=ledgers,
-        )
-        async with trio.open_nursery() as nursery:
-            await nursery.start(node.run)
-            yield node
-            nursery.cancel_scope.cancel()
+    node = P2PNode(
+        private_key=home.node_key(),
+        state_dir=home.p2p_path,
+        config=P2PConfig(announce_interval_ms=200),
+        ledgers=ledgers,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        yield node
+        nursery.cancel_scope.cancel()
 
 
 async def test_announcements_reach_a_node_two_hops_away(homes: dict[str, NodeHome]) -> None:

@@ -18,7 +18,6 @@ from libp2p.security.secio.transport import Transport as SecioTransport
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from multiaddr import Multiaddr
 
-from node.log import EventLog
 from node.p2p import P2PConfig, P2PNode, make_host, own_multiaddrs, startup_banner
 from node.p2p._host import listen_multiaddrs
 from node.p2p._messenger import NETWORK_ERRORS
@@ -64,14 +63,11 @@ async def test_two_hosts_connect_over_noise_and_yamux_quickly() -> None:
 
 
 async def test_startup_banner_names_address_peer_id_and_multiaddrs(tmp_path: Path) -> None:
-    with EventLog.open(tmp_path / "log") as log:
-        node = P2PNode(
-            private_key=ALICE.key, state_dir=tmp_path, log=log, config=P2PConfig(gossip=False)
-        )
-        async with trio.open_nursery() as nursery:
-            multiaddrs = await nursery.start(node.run)
-            banner = startup_banner(node)
-            nursery.cancel_scope.cancel()
+    node = P2PNode(private_key=ALICE.key, state_dir=tmp_path, config=P2PConfig(gossip=False))
+    async with trio.open_nursery() as nursery:
+        multiaddrs = await nursery.start(node.run)
+        banner = startup_banner(node)
+        nursery.cancel_scope.cancel()
     assert ALICE.address in banner
     assert ALICE.peer_id in banner
     assert multiaddrs[0] in banner

@@ -1,12 +1,12 @@
-"""Outbox and seen-id state, and its rebuild from log records."""
+"""Outbox and seen-id state of the messenger."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.p2p._state import MessagingState, SeenIds, rebuild_state
-from node.proto import log_pb2, wire_pb2
+from node.p2p._state import Outbox, SeenIds
+from node.proto import wire_pb2
 
 PEER = b"\x01" * 20
 OTHER = b"\x02" * 20
@@ -33,42 +33,22 @@ def test_seen_ids_compact_contiguous_runs() -> None:
     assert "1" not in seen
 
 
-def _sent(peer: bytes, message_id: int) -> log_pb2.LogRecord:
-    envelope = wire_pb2.Envelope(id=message_id, sender=OTHER, recipient=peer)
-    envelope.payloads.add(objective_id=f"m{message_id}", ack=wire_pb2.Ack())
-    return log_pb2.LogRecord(sent_message=log_pb2.SentMessage(peer=peer, envelope=envelope))
+def test_seen_ids_restored_from_a_watermark_and_ids_above() -> None:
+    seen = SeenIds()
+    seen.add_all([2, 9])
+    seen.restore(5, [7, 8])
+    assert seen.contiguous_max == 5
+    assert [i in seen for i in range(1, 11)] == [True] * 5 + [False, True, True, True, False]
+    seen.add_all([6])
+    assert seen.contiguous_max == 9
 
 
-def test_rebuild_keeps_unacknowledged_and_counts_ids() -> None:
-    records = [
-        _sent(PEER, 1),
-        _sent(PEER, 2),
-        _sent(PEER, 3),
-        log_pb2.LogRecord(acknowledgement=log_pb2.Acknowledgement(peer=PEER, message_ids=[1, 3])),
-        log_pb2.LogRecord(
-            received_messages=log_pb2.ReceivedMessages(peer=OTHER, message_ids=[1, 2, 5])
-        ),
-        log_pb2.LogRecord(chain_event=log_pb2.ChainEvent(block_number=9)),
-    ]
-    state = rebuild_state(iter(records))
-    box = state.outbox(PEER)
-    assert list(box.unacked) == [2]
+def test_outbox_keeps_what_is_unacknowledged() -> None:
+    box = Outbox()
+    for message_id in (1, 2, 3):
+        envelope = wire_pb2.Envelope(id=message_id, sender=OTHER, recipient=PEER)
+        box.add_encoded(message_id, envelope.SerializeToString())
     assert box.next_id == 4
-    assert wire_pb2.Envelope.FromString(box.unacked[2][2:]).payloads[0].objective_id == "m2"
-    seen = state.seen_ids(OTHER)
-    assert [message_id in seen for message_id in (1, 2, 3, 4, 5)] == [
-        True,
-        True,
-        False,
-        False,
-        True,
-    ]
-    assert state.outbox(OTHER).next_id == 1
-
-
-def test_replayed_sent_record_is_idempotent() -> None:
-    state = MessagingState()
-    state.apply(_sent(PEER, 1))
-    state.apply(_sent(PEER, 1))
-    assert list(state.outbox(PEER).unacked) == [1]
-    assert state.outbox(PEER).acknowledge([1, 7]) == [1]
+    assert box.acknowledge([1, 3, 7]) == [1, 3]
+    assert list(box.unacked) == [2]
+    assert wire_pb2.Envelope.FromString(box.unacked[2][2:]).id == 2

@@ -23,6 +23,7 @@ from node.protocols import (
     CrankResult,
     Event,
     Objective,
+    ObjectiveView,
     SendSignedState,
     StateReceived,
     SubmitConcludeAndTransfer,
@@ -148,7 +149,7 @@ class Party:
 
     def crank(self, chain: FakeAdjudicator) -> CrankResult[Objective]:
         """Crank, then run the effects as the engine would: log first, then act."""
-        result = crank(self.objective, self.store.snapshot(chain), self.signer)
+        result = crank(self.objective, ObjectiveView(self.store.snapshot(chain)), self.signer)
         self.objective = result.objective
         for effect in result.effects:
             if isinstance(effect, SendSignedState):

@@ -19,21 +19,21 @@ from node.core import (
     channel_id,
 )
 from node.protocols import (
+    CrankResult,
     LedgerChannel,
+    Objective,
+    ObjectiveView,
     ProposeLedgerUpdate,
     SendSignedState,
     SignedProposal,
     SignLedgerProposal,
     StateReceived,
-    VirtualCrankResult,
-    VirtualObjective,
-    VirtualSnapshot,
-    crank_virtual,
+    crank,
     ledger_propose,
     ledger_receive,
     ledger_sign_next,
     new_ledger_channel,
-    update_virtual,
+    update,
 )
 from tests.protocols.protocols_fakes import (
     ALICE,
@@ -106,30 +106,30 @@ class VirtualParty:
     """One node of the path: its objective, its fold of V, its ledger views, its outboxes."""
 
     signer: Signer
-    objective: VirtualObjective
+    objective: Objective
     store: FakeChannelStore
     left_id: bytes | None = None
     right_id: bytes | None = None
     ledgers: dict[bytes, LedgerChannel] = field(default_factory=dict)
     states_out: list[SendSignedState] = field(default_factory=list)
     proposals_out: list[tuple[str, SignedProposal]] = field(default_factory=list)
-    last: VirtualCrankResult[VirtualObjective] | None = None
+    last: CrankResult[Objective] | None = None
 
-    def snapshot(self) -> VirtualSnapshot:
+    def snapshot(self) -> ObjectiveView:
         left = self.ledgers[self.left_id] if self.left_id is not None else None
         right = self.ledgers[self.right_id] if self.right_id is not None else None
-        return VirtualSnapshot(self.store.snapshot(FakeAdjudicator()), left, right)
+        return ObjectiveView(self.store.snapshot(FakeAdjudicator()), left, right)
 
     def receive_state(self, event: StateReceived) -> None:
-        self.objective = update_virtual(self.objective, event)
+        self.objective = update(self.objective, event)
         self.store.accept(event.signed_state)
 
     def receive_proposal(self, signed: SignedProposal) -> None:
         self.ledgers[signed.ledger_id] = ledger_receive(self.ledgers[signed.ledger_id], signed)
 
-    def crank(self) -> VirtualCrankResult[VirtualObjective]:
+    def crank(self) -> CrankResult[Objective]:
         """Crank, then run the effects as the engine would."""
-        result = crank_virtual(self.objective, self.snapshot(), self.signer)
+        result = crank(self.objective, self.snapshot(), self.signer)
         self.objective = result.objective
         for effect in result.effects:
             if isinstance(effect, SendSignedState):
@@ -154,7 +154,7 @@ class VirtualParty:
 
 def make_parties(
     path: Sequence[Signer],
-    objectives: Sequence[VirtualObjective],
+    objectives: Sequence[Objective],
     ledgers: Sequence[SignedState],
     store_states: Sequence[SignedState] = (),
 ) -> list[VirtualParty]:

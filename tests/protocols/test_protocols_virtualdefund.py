@@ -14,6 +14,7 @@ from node.protocols import (
     LedgerChannel,
     ObjectiveId,
     ObjectiveKind,
+    ObjectiveView,
     PayeeVouchers,
     PayerVouchers,
     ProposeLedgerUpdate,
@@ -25,7 +26,6 @@ from node.protocols import (
     TransactionSubmitted,
     VirtualDefund,
     VirtualDefundWaitingFor,
-    VirtualSnapshot,
     accept_voucher,
     add_for,
     crank_virtual_defund,
@@ -106,9 +106,9 @@ def snap(
     channel: ChannelSnapshot,
     left: LedgerChannel | None = None,
     right: LedgerChannel | None = None,
-) -> VirtualSnapshot:
+) -> ObjectiveView:
     default_left, default_right = LEDGERS[index]
-    return VirtualSnapshot(channel, left or default_left, right or default_right)
+    return ObjectiveView(channel, left or default_left, right or default_right)
 
 
 def test_final_state_moves_what_was_paid_to_bob() -> None:
@@ -294,6 +294,6 @@ def test_update_refuses_forgeries_strangers_and_transactions() -> None:
 
 def test_crank_needs_the_ledgers_next_to_us() -> None:
     with pytest.raises(ProtocolError, match="left_ledger"):
-        crank_virtual_defund(from_alice(1), VirtualSnapshot(CLOSED, None, IB_IRENE), IRENE)
+        crank_virtual_defund(from_alice(1), ObjectiveView(CLOSED, None, IB_IRENE), IRENE)
     with pytest.raises(ProtocolError, match="signer"):
         crank_virtual_defund(alice(), snap(0, CLOSED), IRENE)

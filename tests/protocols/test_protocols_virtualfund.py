@@ -23,6 +23,7 @@ from node.protocols import (
     LedgerChannel,
     ObjectiveId,
     ObjectiveKind,
+    ObjectiveView,
     ProposeLedgerUpdate,
     SendSignedState,
     SignLedgerProposal,
@@ -31,7 +32,6 @@ from node.protocols import (
     TransactionSubmitted,
     VirtualFund,
     VirtualFundWaitingFor,
-    VirtualSnapshot,
     add_for,
     crank_virtual_fund,
     ledger_propose,
@@ -96,9 +96,9 @@ def snap(
     supported: SignedState | None = None,
     left: LedgerChannel | None = None,
     right: LedgerChannel | None = None,
-) -> VirtualSnapshot:
+) -> ObjectiveView:
     default_left, default_right = views(index)
-    return VirtualSnapshot(
+    return ObjectiveView(
         ChannelSnapshot(FIXED, latest, supported), left or default_left, right or default_right
     )
 
@@ -275,7 +275,7 @@ def test_zero_intermediaries_share_one_ledger() -> None:
     assert not alice.is_intermediary
     ledger = new_ledger_channel(funded_ledger(ALICE, BOB, nonce=3), ALICE.address)
     prefund = signed_by(setup_state(fixed, virtual_outcome(path), 0), path)
-    snapshot = VirtualSnapshot(ChannelSnapshot(fixed, (prefund, prefund), prefund), None, ledger)
+    snapshot = ObjectiveView(ChannelSnapshot(fixed, (prefund, prefund), prefund), None, ledger)
     result = crank_virtual_fund(alice, snapshot, ALICE)
     add = add_for(fixed, 0, virtual_amounts(fixed, virtual_outcome(path)))
     assert result.effects == (ProposeLedgerUpdate(ledger.id, add),)
@@ -355,7 +355,7 @@ def test_update_refuses_states_of_strangers_and_of_another_outcome() -> None:
 
 
 def test_crank_refuses_missing_or_foreign_ledgers() -> None:
-    no_ledger = VirtualSnapshot(ChannelSnapshot(FIXED, PREFUND_DONE, PREFUND_ALL), None, None)
+    no_ledger = ObjectiveView(ChannelSnapshot(FIXED, PREFUND_DONE, PREFUND_ALL), None, None)
     with pytest.raises(ProtocolError, match="right_ledger"):
         crank_virtual_fund(objective(0), no_ledger, ALICE)
     foreign = new_ledger_channel(funded_ledger(ALICE, IVAN, nonce=4), ALICE.address)
@@ -398,9 +398,9 @@ def test_concurrent_channels_over_one_ledger_each_take_their_turn() -> None:
     second_add = add_for(second_fixed, 0, virtual_amounts(second_fixed, OUTCOME))
     second_prefund = signed_by(setup_state(second_fixed, OUTCOME, 0), PATH)
 
-    def second_snap(left: LedgerChannel | None, right: LedgerChannel | None) -> VirtualSnapshot:
+    def second_snap(left: LedgerChannel | None, right: LedgerChannel | None) -> ObjectiveView:
         channel = ChannelSnapshot(second_fixed, (second_prefund,) * 3, second_prefund)
-        return VirtualSnapshot(channel, left, right)
+        return ObjectiveView(channel, left, right)
 
     # Alice leads: the first proposal queued does not block the second.
     alice_view, first_proposal = ledger_propose(view(LEDGER_AI, 0), ADD_AI, ALICE)

@@ -1,0 +1,313 @@
+"""The chain in the engine: confirmed events in, transactions out.
+
+The chain watcher only puts events on the loop's input; the loop logs those that
+concern our channels and wakes the objectives they touch. Block marks carry the
+chain's time, which settlements wait on. Transactions run in tasks of their own,
+which only report back (sent, mined, refused); the loop logs each report as a
+SubmittedTransaction, so an objective never sends the same transaction twice
+while it is pending, and retries a refused one after a pause.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, assert_never
+
+import trio
+
+from node.chain import ChainService, ReclaimRequest, Submitted
+from node.core import encode_exit
+from node.core.constants import (
+    chain_retry_interval_ms_max,
+    engine_block_record_interval_ms,
+    engine_tx_attempts_max,
+)
+from node.core.errors import ChainError
+from node.engine._config import EngineConfig
+from node.engine._inputs import ChainInput, Input, Timer, TxFinished, TxKey, TxSubmitted
+from node.engine._records import approve_record, chain_event_record, submitted_record
+from node.engine._state import EngineState
+from node.engine._step import Step
+from node.engine._views import ViewCache
+from node.proto import log_pb2
+from node.protocols import (
+    ObjectiveId,
+    Settle,
+    SubmitChallenge,
+    SubmitConclude,
+    SubmitConcludeAndTransfer,
+    SubmitDeposit,
+    SubmitReclaim,
+    SubmitTransfer,
+    Transaction,
+)
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+logger = logging.getLogger("node.engine")
+
+OnSubmitted = Callable[[Submitted], Awaitable[None]]
+_ASSET_INDEX = 0  # ledger and virtual channels hold one asset
+
+
+class ChainMixin:
+    """The engine's chain side (mixed into ``Engine``, which provides the state)."""
+
+    chain: ChainService | None
+    state: EngineState
+    views: ViewCache
+    config: EngineConfig
+    _nursery: trio.Nursery | None
+    _inputs_send: trio.MemorySendChannel[Input]
+    _log: Callable[[Step, log_pb2.LogRecord], None]
+    _after: Callable[[float, Timer], None]
+    _fail: Callable[[Step, ObjectiveId, str], None]
+
+    def _init_chain_side(self) -> None:
+        self._chain_time_s = 0
+        self._chain_ready_block: int | None = None
+        self._last_block_logged_at = -math.inf
+        self._pending_block = False  # an event was logged: log the next block mark too
+        self._inflight: set[TxKey] = set()
+        self._attempts: dict[TxKey, int] = {}
+        self._retry_at: dict[TxKey, float] = {}
+
+    def _has_chain(self) -> bool:
+        return self.chain is not None
+
+    @property
+    def chain_ready(self) -> bool:
+        """Whether the watcher has back-filled to the head seen at start."""
+        return self._chain_ready_block is None
+
+    @property
+    def chain_time_s(self) -> int:
+        """The timestamp of the latest block the watcher reported."""
+        return self._chain_time_s
+
+    async def _start_chain(self, nursery: trio.Nursery) -> None:
+        assert self.chain is not None
+        head = await self.chain.block_number() - self.config.confirmations
+        # Transactions wait until the watcher has back-filled to the head: a deposit
+        # computed from stale holdings would only be refused.
+        self._chain_ready_block = head if head >= self._from_block() else None
+        await nursery.start(self._watch_chain)
+
+    def _from_block(self) -> int:
+        cursor = self.state.cursor
+        if cursor.last_block is not None:
+            return cursor.last_block + 1
+        return self.config.start_block
+
+    async def _watch_chain(
+        self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        assert self.chain is not None
+
+        async def deliver(event: log_pb2.ChainEvent) -> None:
+            await self._inputs_send.send(ChainInput(event))
+
+        while True:
+            try:
+                await self.chain.run(
+                    deliver,
+                    from_block=self._from_block(),
+                    after=self.state.cursor.last_event,
+                    confirmations=self.config.confirmations,
+                    task_status=task_status,
+                )
+            except ChainError as error:
+                # The chain failed us (an RPC error, a deep reorg): watch again from
+                # what the log holds; events already logged are skipped.
+                logger.error("chain watcher stopped: %s; restarting it", error)
+                task_status = trio.TASK_STATUS_IGNORED
+                await trio.sleep(chain_retry_interval_ms_max / 1000)
+
+    # ------------------------------------------------------------------ events
+
+    def _take_chain_event(self, step: Step, event: log_pb2.ChainEvent) -> None:
+        """Log an event that concerns our channels, or a block mark now and then."""
+        case = event.WhichOneof("event")
+        if case == "block_processed":
+            self._take_block(step, event)
+            return
+        last = self.state.cursor.last_event
+        if last is not None and (event.block_number, event.log_index) <= last:
+            return  # delivered again by a restarted watcher: logged already
+        channel = getattr(event, case).channel_id if case is not None else b""
+        touched = [oid for oid in self.state.running if oid.channel_id == channel]
+        if not touched and self.views.snapshot(channel) is None:
+            logger.debug("chain event %s for channel 0x%s: not ours", case, channel.hex())
+            return
+        step.dirty.update(touched)
+        self._wake_settlements(step)
+        self._pending_block = True
+        self._log(step, chain_event_record(event))
+        step.touched.add(channel)
+        if case in ("challenge_registered", "concluded"):
+            step.ledgers_changed = True  # a disputed ledger is no longer offered
+
+    def _take_block(self, step: Step, event: log_pb2.ChainEvent) -> None:
+        block = event.block_processed.block_number
+        if event.block_time_s > self._chain_time_s:
+            self._chain_time_s = event.block_time_s
+            self._wake_settlements(step)
+        ready = self._chain_ready_block
+        if ready is not None and block >= ready:
+            self._chain_ready_block = None
+            step.dirty.update(self.state.running)
+            logger.info("engine: chain caught up at block %d", block)
+        now = trio.current_time()
+        interval = engine_block_record_interval_ms / 1000
+        if not self._pending_block and now - self._last_block_logged_at < interval:
+            return
+        self._pending_block = False
+        self._last_block_logged_at = now
+        self._log(step, chain_event_record(event))
+
+    def _wake_settlements(self, step: Step) -> None:
+        """Settlements read the chain's time and every channel of their ledger."""
+        running = self.state.running_entries()
+        step.dirty.update(oid for oid, entry in running if isinstance(entry.objective, Settle))
+
+    # ------------------------------------------------------------------ transactions
+
+    def _start_transaction(self, objective_id: ObjectiveId, transaction: Transaction) -> None:
+        asset = transaction.asset if isinstance(transaction, SubmitDeposit) else None
+        key: TxKey = (objective_id, transaction.kind, transaction.channel_id, asset)
+        if self.chain is None or not self.chain_ready or key in self._inflight:
+            return
+        wait_s = self._retry_at.get(key, -math.inf) - trio.current_time()
+        if wait_s > 0:
+            self._after(wait_s, Timer("transaction", objective_id))
+            return
+        self._inflight.add(key)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._transact, key, transaction)
+
+    async def _transact(self, key: TxKey, transaction: Transaction) -> None:
+        """Send one transaction and wait for it; report each step to the loop."""
+        sent: list[Submitted] = []
+
+        async def on_submitted(submitted: Submitted) -> None:
+            sent.append(submitted)
+            await self._inputs_send.send(TxSubmitted(key, transaction, submitted))
+
+        try:
+            logger.info("%s: submitting %s", key[0], key[1].value)
+            await self._submit(transaction, on_submitted)
+        except ChainError as error:
+            await self._inputs_send.send(TxFinished(key, sent[-1] if sent else None, str(error)))
+        else:
+            await self._inputs_send.send(TxFinished(key, sent[-1] if sent else None))
+
+    async def _submit(self, transaction: Transaction, on_submitted: OnSubmitted) -> object:
+        chain = self.chain
+        assert chain is not None
+        match transaction:
+            case SubmitDeposit():
+                return await chain.deposit(
+                    transaction.asset,
+                    transaction.channel_id,
+                    transaction.expected_held,
+                    transaction.amount,
+                    on_submitted=on_submitted,
+                )
+            case SubmitConcludeAndTransfer():
+                return await chain.conclude_and_transfer_all_assets(
+                    transaction.signed_final, on_submitted=on_submitted
+                )
+            case SubmitConclude():
+                return await chain.conclude(transaction.signed_final, on_submitted=on_submitted)
+            case SubmitChallenge():
+                return await chain.challenge(
+                    transaction.candidate,
+                    transaction.signature,
+                    transaction.proof,
+                    on_submitted=on_submitted,
+                )
+            case SubmitReclaim():
+                return await chain.reclaim(_reclaim_request(transaction), on_submitted=on_submitted)
+            case SubmitTransfer():
+                return await chain.transfer(
+                    _ASSET_INDEX,
+                    transaction.channel,
+                    encode_exit(transaction.outcome),
+                    transaction.state_hash,
+                    (),
+                    on_submitted=on_submitted,
+                )
+            case _:
+                assert_never(transaction)
+
+    def _take_tx_submitted(self, step: Step, item: TxSubmitted) -> None:
+        objective_id, kind, channel, asset = item.key
+        submitted = item.submitted
+        if submitted.operation == "approve":
+            record = approve_record(
+                objective_id, channel=channel, tx_hash=submitted.tx_hash, nonce=submitted.nonce
+            )
+            self._log(step, record)
+            return
+        amount = item.transaction.amount if isinstance(item.transaction, SubmitDeposit) else 0
+        record = submitted_record(
+            objective_id,
+            kind,
+            channel=channel,
+            tx_hash=submitted.tx_hash,
+            nonce=submitted.nonce,
+            asset=asset,
+            amount=amount,
+        )
+        self._log(step, record)
+
+    def _take_tx_finished(self, step: Step, item: TxFinished) -> None:
+        key = item.key
+        objective_id, kind, channel, asset = key
+        self._inflight.discard(key)
+        step.dirty.add(objective_id)
+        if item.failure is None:
+            self._attempts.pop(key, None)
+            self._retry_at.pop(key, None)
+            return
+        logger.warning("%s: %s transaction refused: %s", objective_id, kind.value, item.failure)
+        submitted = item.submitted
+        record = submitted_record(
+            objective_id,
+            kind,
+            channel=channel,
+            tx_hash=submitted.tx_hash if submitted else b"",
+            nonce=submitted.nonce if submitted else 0,
+            asset=asset,
+            failure=item.failure,
+        )
+        self._log(step, record)
+        attempts = self._attempts.get(key, 0) + 1
+        self._attempts[key] = attempts
+        self._retry_at[key] = trio.current_time() + self.config.tx_retry_ms / 1000
+        entry = self.state.entry(objective_id)
+        if attempts >= engine_tx_attempts_max and entry is not None and entry.running:
+            self._fail(step, objective_id, f"{kind.value} refused {attempts} times: {item.failure}")
+
+    def _forget_transactions(self, objective_id: ObjectiveId) -> None:
+        """An objective ended: its retry bookkeeping goes (the maps stay bounded)."""
+        for key in [k for k in self._attempts if k[0] == objective_id]:
+            del self._attempts[key]
+        for key in [k for k in self._retry_at if k[0] == objective_id]:
+            del self._retry_at[key]
+
+
+def _reclaim_request(reclaim: SubmitReclaim) -> ReclaimRequest:
+    return ReclaimRequest(
+        source_channel_id=reclaim.ledger_id,
+        source_state_hash=reclaim.ledger_state_hash,
+        source_outcome=encode_exit(reclaim.ledger_outcome),
+        source_asset_index=_ASSET_INDEX,
+        index_of_target_in_source=reclaim.target_index,
+        target_state_hash=reclaim.target_state_hash,
+        target_outcome=encode_exit(reclaim.target_outcome),
+        target_asset_index=_ASSET_INDEX,
+    )

@@ -1,0 +1,35 @@
+"""What the engine is told at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from node.core.constants import engine_snapshot_interval_records, engine_tx_retry_ms
+from node.protocols import ApprovalPolicy
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine is told at start.
+
+    Attributes:
+        consensus_app: the ConsensusApp's address (ledger channels' app).
+        policy: decides on objectives peers propose.
+        confirmations: blocks an event needs before it is logged.
+        start_block: first block to watch on a fresh log.
+        tx_retry_ms: wait before a refused transaction is asked for again.
+        payment_app: the VirtualPaymentApp's address ("": no virtual channels).
+        snapshot_interval_records: records between two snapshots of the state.
+    """
+
+    consensus_app: str
+    policy: ApprovalPolicy
+    confirmations: int = 0
+    start_block: int = 0
+    tx_retry_ms: int = engine_tx_retry_ms
+    payment_app: str = ""
+    snapshot_interval_records: int = engine_snapshot_interval_records
+
+    def __post_init__(self) -> None:
+        assert self.confirmations >= 0
+        assert self.snapshot_interval_records > 0

@@ -1,0 +1,225 @@
+"""Cranking objectives in the step: views in, effects out, matched exhaustively.
+
+Before each round the module folds what the step has logged so far, so a crank
+reads the channels as they will be once the step is durable. The states an
+objective signs are logged before any message carrying them is made; ledger
+changes become records of the ledger side; transactions start after the write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+from typing import assert_never
+
+from node.core import SignedState, Signer, signed_state_to_proto, state_hash
+from node.core.constants import engine_crank_rounds_max
+from node.core.errors import ProtocolError
+from node.engine._errors import CommandRefusedError
+from node.engine._records import accepted_state_record, decision_record
+from node.engine._state import EngineState
+from node.engine._step import Step
+from node.engine._views import ViewCache
+from node.proto import log_pb2, wire_pb2
+from node.protocols import (
+    ChannelSnapshot,
+    DirectDefund,
+    DirectFund,
+    Effect,
+    LedgerChannel,
+    LedgerEffect,
+    Objective,
+    ObjectiveId,
+    ObjectiveView,
+    ProposeLedgerUpdate,
+    RecordSignedState,
+    SendSignedState,
+    Settle,
+    SignLedgerProposal,
+    SubmitChallenge,
+    SubmitConclude,
+    SubmitConcludeAndTransfer,
+    SubmitDeposit,
+    SubmitReclaim,
+    SubmitTransfer,
+    VirtualDefund,
+    VirtualFund,
+    crank,
+    guaranteed_targets,
+    settled_ledger_state,
+)
+
+logger = logging.getLogger("node.engine")
+
+
+class CrankingMixin:
+    """The engine's objective side (mixed into ``Engine``, which provides the state)."""
+
+    address: str
+    signer: Signer
+    state: EngineState
+    views: ViewCache
+    _chain_time_s: int
+    _log: Callable[[Step, log_pb2.LogRecord], None]
+    _fold_module: Callable[[Step], None]
+    _ledger_request: Callable[[Step, LedgerEffect], None]
+    _ledgers_with: Callable[[str], Iterable[LedgerChannel]]
+
+    def _crank_rounds(self, step: Step) -> None:
+        """Crank until no objective asks to sign anything new."""
+        for _ in range(engine_crank_rounds_max):
+            self._fold_module(step)
+            dirty = step.take_dirty()
+            if not dirty:
+                return
+            for objective_id in dirty:
+                self._crank_one(step, objective_id)
+        # Our bug, not an input's: say so, and do not spin on it.
+        logger.error("engine: objectives %s did not settle", sorted(map(str, step.dirty)))
+        step.dirty.clear()
+
+    def _crank_one(self, step: Step, objective_id: ObjectiveId) -> None:
+        entry = self.state.entry(objective_id)
+        if entry is None or not entry.running:
+            return
+        try:
+            view = self._objective_view(entry.objective)
+            result = crank(entry.objective, view, self.signer)
+        except ProtocolError as error:
+            self._fail(step, objective_id, f"crank: {error}")
+            return
+        if result.waiting_for is not entry.waiting_for or result.objective != entry.objective:
+            if result.waiting_for is not entry.waiting_for:
+                logger.info("%s: waiting for %s", objective_id, result.waiting_for.value)
+            changed = dataclasses.replace(
+                entry, objective=result.objective, waiting_for=result.waiting_for
+            )
+            self.state.put_entry(objective_id, changed)
+        if result.done:
+            step.changed.add(objective_id)
+        for effect in result.effects:
+            self._effect(step, objective_id, effect)
+
+    def _effect(self, step: Step, objective_id: ObjectiveId, effect: Effect) -> None:
+        match effect:
+            case SendSignedState():
+                self._record_signed(step, effect.signed_state)
+                payload = wire_pb2.Payload(
+                    objective_id=str(effect.objective_id),
+                    signed_state=signed_state_to_proto(effect.signed_state),
+                )
+                step.send(effect.recipient, payload)
+                step.dirty.add(objective_id)
+            case RecordSignedState():
+                self._record_signed(step, effect.signed_state)
+                step.dirty.add(objective_id)
+            case ProposeLedgerUpdate() | SignLedgerProposal():
+                try:
+                    self._ledger_request(step, effect)
+                except CommandRefusedError as error:
+                    self._fail(step, objective_id, f"ledger: {error.message}")
+                    return
+                step.dirty.add(objective_id)
+            case (
+                SubmitDeposit()
+                | SubmitConcludeAndTransfer()
+                | SubmitConclude()
+                | SubmitChallenge()
+                | SubmitReclaim()
+                | SubmitTransfer()
+            ):
+                step.transactions.append((objective_id, effect))
+            case _:
+                assert_never(effect)
+
+    def _record_signed(self, step: Step, signed: SignedState) -> None:
+        """Log a state we signed, once per step: it is durable before it leaves."""
+        key = state_hash(signed.state) + bytes(sorted(signed.signer_indices))
+        if key in step.signed:
+            return
+        step.signed.add(key)
+        self._log(step, accepted_state_record(signed))
+
+    def _fail(self, step: Step, objective_id: ObjectiveId, reason: str) -> None:
+        """Give up an objective, for the log and for whoever waits on it."""
+        logger.warning("%s failed: %s", objective_id, reason)
+        self._log(step, decision_record(objective_id, approved=False, reason=reason))
+        step.changed.add(objective_id)
+
+    # ------------------------------------------------------------------ views
+
+    def _objective_view(self, objective: Objective) -> ObjectiveView:
+        """What ``objective``'s crank reads, from the module's views and our state."""
+        snapshot = self.views.snapshot(_channel_of(objective)) or ChannelSnapshot(objective.fixed)
+        match objective:
+            case DirectFund() | DirectDefund():
+                return ObjectiveView(snapshot)
+            case VirtualFund() | VirtualDefund():
+                participants = objective.fixed.participants
+                me = objective.my_index
+                left = self._ledger_with(participants[me - 1]) if me > 0 else None
+                last = len(participants) - 1
+                right = self._ledger_with(participants[me + 1]) if me < last else None
+                return ObjectiveView(snapshot, left, right)
+            case Settle():
+                return self._settle_view(snapshot)
+            case _:
+                assert_never(objective)
+
+    def _settle_view(self, ledger: ChannelSnapshot) -> ObjectiveView:
+        guaranteed: dict[bytes, ChannelSnapshot] = {}
+        try:
+            targets = guaranteed_targets(settled_ledger_state(ledger))
+        except ProtocolError:
+            targets = []
+        for target in targets:
+            snapshot = self.views.snapshot(target)
+            if snapshot is not None:
+                guaranteed[target] = snapshot
+        vouchers = {t: self.state.received[t] for t in targets if t in self.state.received}
+        return ObjectiveView(
+            ledger, guaranteed=guaranteed, vouchers=vouchers, chain_time_s=self._chain_time_s
+        )
+
+    def _ledger_with(self, peer: str) -> LedgerChannel | None:
+        """Our open ledger with ``peer`` (the first by channel id)."""
+        return next(iter(self._ledgers_with(peer)), None)
+
+    def _resend_latest_state(self, step: Step, objective_id: ObjectiveId) -> None:
+        """Our latest state of a running objective, to every other participant again."""
+        entry = self.state.entry(objective_id)
+        if entry is None or not entry.running or isinstance(entry.objective, Settle):
+            return
+        snapshot = self.views.snapshot(_channel_of(entry.objective))
+        if snapshot is None:
+            return
+        latest = snapshot.latest_signed_by(entry.objective.my_index)
+        if latest is None or not _belongs(entry.objective, latest):
+            return
+        payload = wire_pb2.Payload(
+            objective_id=str(objective_id), signed_state=signed_state_to_proto(latest)
+        )
+        for peer in entry.objective.fixed.participants:
+            if peer != self.address:
+                step.send(peer, payload)
+
+
+def _channel_of(objective: Objective) -> bytes:
+    """The channel an objective is cranked on (a settlement: its ledger)."""
+    if isinstance(objective, Settle):
+        return objective.ledger_id
+    return objective.channel_id
+
+
+def _belongs(objective: Objective, latest: SignedState) -> bool:
+    """Whether ``latest`` is a state ``objective`` sends (so a peer expects it)."""
+    match objective:
+        case DirectFund() | VirtualFund():
+            return latest.state in (objective.setup_state(0), objective.setup_state(1))
+        case DirectDefund() | VirtualDefund():
+            return latest.state == objective.final_state
+        case Settle():
+            return False
+        case _:
+            assert_never(objective)

@@ -1,0 +1,62 @@
+"""What the loop tells the API after a step: channels that changed, objectives that ended.
+
+Notifications go out only once the step that caused them is durable, read from the
+views the module derives then.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from node.derive import Deriver
+from node.engine._state import EngineState
+from node.engine._step import Step
+from node.engine._views import JsonObject, ViewCache, ledger_channel_info, payment_channel_info
+from node.protocols import DirectDefund, DirectFund, ObjectiveId
+
+logger = logging.getLogger("node.engine")
+
+Notify = Callable[[str, Mapping[str, Any]], object]
+
+
+class NoticesMixin:
+    """The engine's notifications (mixed into ``Engine``, which provides the state)."""
+
+    address: str
+    notify: Notify | None
+    state: EngineState
+    views: ViewCache
+    deriver: Deriver
+    objective_info: Callable[[ObjectiveId], JsonObject]
+    _finished: Callable[[ObjectiveId], None]
+    _forget_objective: Callable[[ObjectiveId], None]
+
+    def _notify(self, step: Step) -> None:
+        """Publish what the durable step changed; wake whoever waits on an objective."""
+        touched = set(step.touched)
+        touched.update(oid.channel_id for oid in step.changed)
+        for channel in sorted(touched):
+            view = self.deriver.channel(channel)
+            if view is None:
+                continue
+            snapshot = self.views.snapshot(channel)
+            if snapshot is not None and self.views.is_virtual(snapshot):
+                self._publish("payment_channel_updated", payment_channel_info(view, self.address))
+            else:
+                self._publish("ledger_channel_updated", ledger_channel_info(view, self.address))
+        for objective_id in sorted(step.changed, key=str):
+            entry = self.state.entry(objective_id)
+            if entry is None or entry.running:
+                continue
+            if isinstance(entry.objective, DirectFund | DirectDefund):
+                step.ledgers_changed = True
+            name = "objective_completed" if entry.failure is None else "objective_failed"
+            self._publish(name, self.objective_info(objective_id))
+            self._finished(objective_id)
+            self._forget_objective(objective_id)
+
+    def _publish(self, method: str, params: Mapping[str, object]) -> None:
+        if self.notify is not None:
+            self.notify(method, params)

@@ -1,0 +1,214 @@
+"""Reads of the engine's state for the API, answered by the loop between steps.
+
+A step folds its records into the state before they are durable; a read made
+meanwhile could see what a failed write then takes back. So every read is a
+``Query`` input: the loop runs it at the start of a step, when all it sees is
+in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from itertools import pairwise
+from typing import Any, TypeVar, cast
+
+import trio
+
+from node.core import address_from_bytes
+from node.derive import Deriver
+from node.engine._errors import CommandRefusedError, Refusal
+from node.engine._inputs import Input, Query, Reply
+from node.engine._state import EngineState
+from node.engine._views import (
+    JsonObject,
+    ViewCache,
+    ledger_channel_info,
+    payment_channel_info,
+)
+from node.proto import derive_pb2
+from node.protocols import (
+    ChannelSnapshot,
+    LedgerChannel,
+    ObjectiveId,
+    ObjectiveView,
+    Settle,
+    settlement_amounts,
+)
+
+logger = logging.getLogger("node.engine")
+
+Read = TypeVar("Read")
+
+
+class QueriesMixin:
+    """The engine's read side (mixed into ``Engine``, which provides the state)."""
+
+    address: str
+    consensus_app: str
+    payment_app: str
+    state: EngineState
+    views: ViewCache
+    deriver: Deriver
+    _nursery: trio.Nursery | None
+    _inputs_send: trio.MemorySendChannel[Input]
+    _objective_view: Callable[[Any], ObjectiveView]
+    ledger_runtime: Callable[[bytes], LedgerChannel | None]
+
+    async def _query(self, read: Callable[[], Read]) -> Read:
+        """``read()`` run by the loop between steps (directly while it does not run)."""
+        if self._nursery is None:
+            return read()
+        reply: Reply[object] = Reply()
+        await self._inputs_send.send(Query(read, reply))
+        return cast(Read, await reply.wait())
+
+    def _answer_queries(self, queries: list[Query]) -> None:
+        for query in queries:
+            try:
+                query.reply.answer(query.read())
+            except CommandRefusedError as error:
+                query.reply.fail(error)
+            except Exception as error:
+                # Our bug: the caller hears of it, the loop goes on.
+                logger.exception("a read of the engine state failed")
+                query.reply.fail(CommandRefusedError(Refusal.INVALID, f"internal error: {error}"))
+
+    # ------------------------------------------------------------------ channels
+
+    def ledger_channel(self, channel: bytes) -> Awaitable[JsonObject]:
+        """One ledger channel as the module derives it.
+
+        Raises:
+            CommandRefusedError: no such ledger channel.
+        """
+
+        def read() -> JsonObject:
+            view = self.deriver.channel(channel)
+            if view is None or not self._is_ledger(view):
+                raise CommandRefusedError(Refusal.NOT_FOUND, f"no ledger channel 0x{channel.hex()}")
+            return ledger_channel_info(view, self.address)
+
+        return self._query(read)
+
+    def ledger_channels(self) -> Awaitable[list[JsonObject]]:
+        """Every ledger channel the module knows, in channel id order."""
+        return self._query(
+            lambda: [
+                ledger_channel_info(view, self.address)
+                for view in self.deriver.channels()
+                if self._is_ledger(view)
+            ]
+        )
+
+    def payment_channel(self, channel: bytes) -> Awaitable[JsonObject]:
+        """One virtual channel as the module derives it.
+
+        Raises:
+            CommandRefusedError: no such virtual channel.
+        """
+
+        def read() -> JsonObject:
+            view = self.deriver.channel(channel)
+            if view is None or not self._is_virtual_view(view):
+                raise CommandRefusedError(
+                    Refusal.NOT_FOUND, f"no payment channel 0x{channel.hex()}"
+                )
+            return payment_channel_info(view, self.address)
+
+        return self._query(read)
+
+    def payment_channels_by_ledger(self, ledger: bytes) -> Awaitable[list[JsonObject]]:
+        """The virtual channels whose path crosses ledger channel ``ledger``'s two parties.
+
+        Raises:
+            CommandRefusedError: no such ledger channel.
+        """
+
+        def read() -> list[JsonObject]:
+            view = self.deriver.channel(ledger)
+            if view is None or self._is_virtual_view(view):
+                raise CommandRefusedError(Refusal.NOT_FOUND, f"no ledger channel 0x{ledger.hex()}")
+            pair = {bytes(p) for p in view.fixed.participants}
+            found = []
+            for virtual in self.deriver.channels():
+                if not self._is_virtual_view(virtual):
+                    continue
+                path = [bytes(p) for p in virtual.fixed.participants]
+                if any({left, right} == pair for left, right in pairwise(path)):
+                    found.append(payment_channel_info(virtual, self.address))
+            return found
+
+        return self._query(read)
+
+    def channel_snapshot(self, channel: bytes) -> Awaitable[ChannelSnapshot | None]:
+        """What the module says of ``channel`` (None: it knows no such channel)."""
+        return self._query(lambda: self.views.snapshot(channel))
+
+    def ledger(self, ledger_id: bytes) -> Awaitable[LedgerChannel | None]:
+        """Our run-time view of an open ledger (None: no such open ledger)."""
+        return self._query(lambda: self.ledger_runtime(ledger_id))
+
+    def _is_ledger(self, view: derive_pb2.ChannelView) -> bool:
+        app = view.fixed.app_definition
+        return len(app) == 20 and address_from_bytes(app) == self.consensus_app
+
+    def _is_virtual_view(self, view: derive_pb2.ChannelView) -> bool:
+        app = view.fixed.app_definition
+        return bool(self.payment_app) and address_from_bytes(app) == self.payment_app
+
+    # ------------------------------------------------------------------ objectives
+
+    def objective(self, objective_id: ObjectiveId) -> Awaitable[JsonObject]:
+        """An objective as JSON: kind, channel, status, pause point, failure.
+
+        Raises:
+            CommandRefusedError: NOT_FOUND, no such objective.
+        """
+        return self._query(lambda: self.objective_info(objective_id))
+
+    def objective_info(self, objective_id: ObjectiveId) -> JsonObject:
+        """An objective as JSON, read now (in the loop, or while it does not run).
+
+        Raises:
+            CommandRefusedError: NOT_FOUND, no such objective.
+        """
+        entry = self.state.entry(objective_id)
+        if entry is None:
+            raise CommandRefusedError(Refusal.OBJECTIVE_NOT_FOUND, f"no objective {objective_id}")
+        waiting = entry.waiting_for.value if entry.waiting_for is not None else None
+        status = "FAILED" if entry.failure else "DONE" if entry.done else "RUNNING"
+        info: JsonObject = {
+            "id": str(objective_id),
+            "kind": objective_id.kind.value,
+            "channel_id": "0x" + objective_id.channel_id.hex(),
+            "status": status,
+            "waiting_for": waiting,
+            "failure": entry.failure,
+        }
+        if isinstance(entry.objective, Settle):
+            info["settlement"] = self._settlement(entry.objective)
+        return info
+
+    def _settlement(self, objective: Settle) -> JsonObject:
+        """A settlement's figures: when it finalizes, what it pays."""
+        try:
+            view = self._objective_view(objective)
+        except Exception as error:  # a view that cannot be built: say so, do not fail
+            return {"ledger_id": "0x" + objective.ledger_id.hex(), "problem": str(error)}
+        paid, payout = settlement_amounts(objective, view)
+        channels = [view.channel, *view.guaranteed.values()]
+        return {
+            "ledger_id": "0x" + objective.ledger_id.hex(),
+            "finalizes_at": max((c.finalizes_at for c in channels), default=0),
+            "chain_time": view.chain_time_s,
+            "paid": None if paid is None else str(paid),
+            "payout": None if payout is None else str(payout),
+            "submitted": sorted(
+                f"{kind.value}:0x{channel.hex()}" for kind, channel in objective.submitted
+            ),
+        }
+
+    def objectives_running(self) -> Awaitable[int]:
+        """How many objectives run."""
+        return self._query(lambda: len(self.state.running))

@@ -1,0 +1,413 @@
+"""The engine's state that is not channel state, as a fold of the event log.
+
+Channel state lives in the derivation module (DESIGN.md, rule 3). What the
+engine keeps beside it is folded from the same records by ``EngineState.apply``:
+
+* objectives and the progress the log recorded (transactions sent, refusals);
+* per ledger channel, the proposals logged from its consensus turn on;
+* the largest voucher received and the largest sent, per channel;
+* per peer: the id of our next message, our messages not yet acknowledged, and
+  the ids of its messages we handled;
+* the chain cursor (the last block and adjudicator event logged).
+
+The live engine folds each record as it builds it and a restart folds the
+records after the newest snapshot: one function, so both agree. Every change
+goes through the journal so that a step whose write fails is undone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from node.core import (
+    State,
+    Voucher,
+    fixed_part_from_proto,
+    single_asset_exit_from_proto,
+    state_from_proto,
+    to_checksum_address,
+    voucher_from_proto,
+)
+from node.core.errors import InvalidValueError, ProtocolError
+from node.engine._journal import Journal
+from node.engine._ledger_codec import signed_proposal_from_proto
+from node.engine._records import TX_KIND_FROM_LOG
+from node.proto import log_pb2
+from node.protocols import (
+    ChannelSnapshot,
+    DirectDefund,
+    Objective,
+    ObjectiveId,
+    ObjectiveKind,
+    Settle,
+    SignedProposal,
+    TransactionFailed,
+    TransactionSubmitted,
+    VirtualDefund,
+    WaitingFor,
+    is_done,
+    new_direct_defund,
+    new_direct_fund,
+    new_virtual_defund,
+    new_virtual_fund,
+    parse_objective_id,
+    update,
+)
+
+logger = logging.getLogger("node.engine")
+
+# Finished objectives kept for the API, oldest dropped first.
+FINISHED_KEPT: Final = 10_000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One objective the node takes part in.
+
+    Attributes:
+        objective: the objective after every event applied so far.
+        waiting_for: the pause point of its last crank (None: not cranked yet).
+        failure: why it failed (None while it runs or once done).
+    """
+
+    objective: Objective
+    waiting_for: WaitingFor | None = None
+    failure: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.waiting_for is not None and is_done(self.waiting_for)
+
+    @property
+    def running(self) -> bool:
+        return self.failure is None and not self.done
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The ids of a peer's messages handled: all of 1..contiguous_max, and ``above``."""
+
+    contiguous_max: int = 0
+    above: frozenset[int] = frozenset()
+
+    def __contains__(self, message_id: object) -> bool:
+        if not isinstance(message_id, int):
+            return False
+        return 0 < message_id <= self.contiguous_max or message_id in self.above
+
+    def with_ids(self, message_ids: list[int] | tuple[int, ...]) -> Seen:
+        """These ids added; the watermark kept as high as possible."""
+        contiguous = self.contiguous_max
+        above = set(self.above)
+        above.update(message_id for message_id in message_ids if message_id > contiguous)
+        while contiguous + 1 in above:
+            contiguous += 1
+            above.remove(contiguous)
+        return Seen(contiguous, frozenset(above))
+
+
+@dataclass(frozen=True)
+class ChainCursor:
+    """How far the chain watcher's events are logged.
+
+    Attributes:
+        last_block: the last BlockProcessed logged (None: none yet).
+        last_event: (block, log index) of the last adjudicator event logged.
+    """
+
+    last_block: int | None = None
+    last_event: tuple[int, int] | None = None
+
+
+_CURSOR: Final = "chain"
+
+
+class EngineState:
+    """Everything the engine knows that the derivation module does not.
+
+    Args:
+        me: our address.
+        consensus_app: the ConsensusApp's address (ledger channels).
+        payment_app: the VirtualPaymentApp's address ("": none).
+    """
+
+    def __init__(self, me: str, consensus_app: str, payment_app: str) -> None:
+        self.me = me
+        self.consensus_app = consensus_app
+        self.payment_app = payment_app
+        self.journal = Journal()
+        self.objectives: dict[ObjectiveId, Entry] = {}
+        self.running: dict[ObjectiveId, None] = {}  # an ordered set
+        self.finished: dict[ObjectiveId, None] = {}  # oldest first
+        self.ledger_proposals: dict[bytes, tuple[SignedProposal, ...]] = {}
+        self.received: dict[bytes, Voucher] = {}
+        self.paid: dict[bytes, int] = {}
+        self.outbox: dict[bytes, dict[int, bytes]] = {}  # peer -> id -> Envelope bytes
+        self.next_ids: dict[bytes, int] = {}
+        self.seen: dict[bytes, Seen] = {}
+        self._scalars: dict[str, ChainCursor] = {_CURSOR: ChainCursor()}
+        # Closes logged before records carried their final state: built from the
+        # channel's view once the module has caught up (``complete_closes``).
+        self.closes_to_complete: dict[ObjectiveId, None] = {}
+        self._previous_state: tuple[bytes, State] | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def cursor(self) -> ChainCursor:
+        return self._scalars[_CURSOR]
+
+    def entry(self, objective_id: ObjectiveId) -> Entry | None:
+        return self.objectives.get(objective_id)
+
+    def running_entries(self) -> Iterator[tuple[ObjectiveId, Entry]]:
+        """Running objectives, in the order they started."""
+        for objective_id in list(self.running):
+            yield objective_id, self.objectives[objective_id]
+
+    def outbox_of(self, peer: bytes) -> dict[int, bytes]:
+        return self.outbox.get(peer, {})
+
+    def next_id(self, peer: bytes) -> int:
+        return self.next_ids.get(peer, 1)
+
+    def seen_of(self, peer: bytes) -> Seen:
+        return self.seen.get(peer, Seen())
+
+    # ------------------------------------------------------------------ changes
+
+    def put_entry(self, objective_id: ObjectiveId, entry: Entry) -> None:
+        """Add or replace an objective, keeping the running and finished sets."""
+        journal = self.journal
+        journal.set(self.objectives, objective_id, entry)
+        if entry.running:
+            journal.set(self.running, objective_id, None)
+            journal.delete(self.finished, objective_id)
+        else:
+            journal.delete(self.running, objective_id)
+            journal.set(self.finished, objective_id, None)
+
+    def set_cursor(self, cursor: ChainCursor) -> None:
+        self.journal.set(self._scalars, _CURSOR, cursor)
+
+    def add_sent(self, peer: bytes, message_id: int, envelope: bytes) -> None:
+        """A message of ours, logged: unacknowledged until the peer says so."""
+        box = self.outbox.get(peer)
+        if box is None:
+            box = {}
+            self.journal.set(self.outbox, peer, box)
+        self.journal.set(box, message_id, envelope)
+        if message_id >= self.next_id(peer):
+            self.journal.set(self.next_ids, peer, message_id + 1)
+
+    def acknowledged(self, peer: bytes, message_ids: list[int] | tuple[int, ...]) -> list[int]:
+        """Drop what a peer acknowledged; returns the ids that were outstanding."""
+        box = self.outbox.get(peer)
+        if not box:
+            return []
+        removed = [message_id for message_id in message_ids if message_id in box]
+        for message_id in removed:
+            self.journal.delete(box, message_id)
+        return removed
+
+    def forget_acknowledged(self, peer: bytes, message_ids: tuple[int, ...]) -> None:
+        """Drop what a peer acknowledged, outside the journal: an acknowledged message
+        never needs sending again, whatever becomes of the step (so no record either;
+        a snapshot simply no longer holds it)."""
+        box = self.outbox.get(peer)
+        if box:
+            for message_id in message_ids:
+                box.pop(message_id, None)
+
+    def add_seen(self, peer: bytes, message_ids: list[int] | tuple[int, ...]) -> None:
+        self.journal.set(self.seen, peer, self.seen_of(peer).with_ids(message_ids))
+
+    def prune(self) -> None:
+        """After a commit: forget the oldest finished objectives beyond the bound."""
+        assert len(self.journal) == 0, "prune only what is committed"
+        while len(self.finished) > FINISHED_KEPT:
+            oldest = next(iter(self.finished))
+            del self.finished[oldest]
+            self.objectives.pop(oldest, None)
+
+    # ------------------------------------------------------------------ the fold
+
+    def apply(self, record: log_pb2.LogRecord) -> None:
+        """Fold one record (one the live engine built, or one read from the log)."""
+        case = record.WhichOneof("payload")
+        previous, self._previous_state = self._previous_state, None
+        if case == "accepted_state":
+            self._apply_state(record.accepted_state)
+        elif case == "command":
+            self._apply_command(record.command, previous)
+        elif case == "submitted_transaction":
+            self._apply_transaction(record.submitted_transaction)
+        elif case == "accepted_voucher":
+            self._apply_voucher(record.accepted_voucher)
+        elif case == "accepted_proposal":
+            self._apply_proposal(signed_proposal_from_proto(record.accepted_proposal.proposal))
+        elif case == "sent_message":
+            sent = record.sent_message
+            envelope = sent.envelope
+            self.add_sent(sent.peer, envelope.id, envelope.SerializeToString())
+        elif case == "acknowledgement":
+            self.acknowledged(record.acknowledgement.peer, list(record.acknowledgement.message_ids))
+        elif case == "received_messages":
+            self.add_seen(record.received_messages.peer, list(record.received_messages.message_ids))
+        elif case == "chain_event":
+            self._apply_chain_event(record.chain_event)
+
+    def _apply_state(self, accepted: log_pb2.AcceptedState) -> None:
+        channel = accepted.channel_id
+        signed = accepted.signed_state
+        if channel in self.ledger_proposals and len(signed.signatures) == 2:
+            # A new ledger consensus: proposals below it are settled.
+            turn = signed.state.turn_num
+            kept = tuple(p for p in self.ledger_proposals[channel] if p.turn_num >= turn)
+            self.journal.set(self.ledger_proposals, channel, kept)
+        self._previous_state = (channel, state_from_proto(signed.state))
+
+    def _apply_proposal(self, signed: SignedProposal) -> None:
+        queued = self.ledger_proposals.get(signed.ledger_id, ())
+        kept = tuple(p for p in queued if p.turn_num != signed.turn_num)
+        ordered = tuple(sorted((*kept, signed), key=lambda p: p.turn_num))
+        self.journal.set(self.ledger_proposals, signed.ledger_id, ordered)
+
+    def _apply_voucher(self, accepted: log_pb2.AcceptedVoucher) -> None:
+        voucher = voucher_from_proto(accepted.voucher)
+        channel = voucher.channel_id
+        if accepted.sent:
+            if voucher.amount > self.paid.get(channel, 0):
+                self.journal.set(self.paid, channel, voucher.amount)
+            return
+        known = self.received.get(channel)
+        if known is None or known.amount < voucher.amount:
+            self.journal.set(self.received, channel, voucher)
+
+    def _apply_chain_event(self, event: log_pb2.ChainEvent) -> None:
+        cursor = self.cursor
+        if event.WhichOneof("event") == "block_processed":
+            block = event.block_processed.block_number
+            self.set_cursor(dataclasses.replace(cursor, last_block=block))
+        else:
+            key = (event.block_number, event.log_index)
+            self.set_cursor(dataclasses.replace(cursor, last_event=key))
+
+    def _apply_transaction(self, tx: log_pb2.SubmittedTransaction) -> None:
+        kind = TX_KIND_FROM_LOG.get(tx.tx_kind)
+        if kind is None:
+            return  # an approval: audit only
+        try:
+            objective_id = parse_objective_id(tx.objective_id)
+        except InvalidValueError:
+            return  # written by an older version under an id no objective has
+        entry = self.objectives.get(objective_id)
+        if entry is None:
+            return
+        asset = to_checksum_address(tx.asset, "asset") if tx.asset else None
+        event = (
+            TransactionFailed(kind, tx.channel_id, asset)
+            if tx.failed
+            else TransactionSubmitted(kind, tx.channel_id, asset)
+        )
+        try:
+            objective = update(entry.objective, event)
+        except ProtocolError as error:
+            logger.warning("%s: transaction record not applied: %s", objective_id, error)
+            return
+        self.put_entry(objective_id, dataclasses.replace(entry, objective=objective))
+
+    def _apply_command(
+        self, command: log_pb2.Command, previous: tuple[bytes, State] | None
+    ) -> None:
+        objective_id = parse_objective_id(command.objective_id)
+        case = command.WhichOneof("command")
+        if case == "objective_decision":
+            self._apply_decision(objective_id, command.objective_decision, previous)
+            return
+        objective = self._objective_of_command(objective_id, command)
+        if objective is None:
+            self.journal.set(self.closes_to_complete, objective_id, None)
+            return
+        self.put_entry(objective_id, Entry(objective))
+
+    def _objective_of_command(
+        self, objective_id: ObjectiveId, command: log_pb2.Command
+    ) -> Objective | None:
+        case = command.WhichOneof("command")
+        if case == "create_ledger_channel":
+            create = command.create_ledger_channel
+            fixed = fixed_part_from_proto(create.fixed)
+            outcome = [single_asset_exit_from_proto(item) for item in create.outcome]
+            return new_direct_fund(fixed, outcome, self.me, self.consensus_app)
+        if case == "create_payment_channel":
+            virtual = command.create_payment_channel
+            fixed = fixed_part_from_proto(virtual.fixed)
+            outcome = [single_asset_exit_from_proto(item) for item in virtual.outcome]
+            return new_virtual_fund(fixed, outcome, self.me, self.payment_app)
+        if case in ("close_ledger_channel", "close_payment_channel"):
+            close = getattr(command, case)
+            if not close.HasField("final_state"):
+                return None
+            final = state_from_proto(close.final_state)
+            index = final.fixed.participants.index(self.me)
+            if case == "close_ledger_channel":
+                return DirectDefund(final, index)
+            return VirtualDefund(final, index)
+        assert case == "settle_channel", case
+        settle = command.settle_channel
+        ledger = fixed_part_from_proto(settle.ledger)
+        return Settle(settle.channel_id, ledger, ledger.participants.index(self.me))
+
+    def _apply_decision(
+        self,
+        objective_id: ObjectiveId,
+        decision: log_pb2.ObjectiveDecision,
+        previous: tuple[bytes, State] | None,
+    ) -> None:
+        entry = self.objectives.get(objective_id)
+        if not decision.approved:
+            if entry is not None:
+                self.put_entry(objective_id, dataclasses.replace(entry, failure=decision.reason))
+            return
+        # A peer's proposal: the state it sent was logged just before the decision.
+        assert previous is not None, objective_id
+        assert previous[0] == objective_id.channel_id, objective_id
+        self.put_entry(objective_id, Entry(self._proposed(objective_id, previous[1])))
+
+    def _proposed(self, objective_id: ObjectiveId, state: State) -> Objective:
+        index = state.fixed.participants.index(self.me)
+        match objective_id.kind:
+            case ObjectiveKind.DIRECT_FUND:
+                return new_direct_fund(state.fixed, state.outcome, self.me, self.consensus_app)
+            case ObjectiveKind.VIRTUAL_FUND:
+                return new_virtual_fund(state.fixed, state.outcome, self.me, self.payment_app)
+            case ObjectiveKind.DIRECT_DEFUND:
+                return DirectDefund(state, index)
+            case ObjectiveKind.VIRTUAL_DEFUND:
+                return VirtualDefund(state, index)
+            case ObjectiveKind.SETTLE:
+                raise ProtocolError(f"{objective_id}: a settlement is never a peer's proposal")
+
+    def complete_closes(self, snapshot_of: Callable[[bytes], ChannelSnapshot | None]) -> None:
+        """Build the closes that older records logged without their final state, from
+        the channels as the module now sees them (after a restart's catch-up)."""
+        for objective_id in list(self.closes_to_complete):
+            snapshot = snapshot_of(objective_id.channel_id)
+            assert snapshot is not None, f"{objective_id}: a logged close of an unknown channel"
+            objective: Objective
+            if objective_id.kind is ObjectiveKind.DIRECT_DEFUND:
+                objective = new_direct_defund(snapshot, self.me)
+            else:
+                latest = snapshot.latest_signed_by(0)
+                if latest is not None and latest.state.is_final:
+                    objective = VirtualDefund(latest.state, 0)
+                else:
+                    paid = self.paid.get(objective_id.channel_id, 0)
+                    objective = new_virtual_defund(snapshot, self.me, paid)
+            self.put_entry(objective_id, Entry(objective))
+            self.journal.delete(self.closes_to_complete, objective_id)

@@ -3,9 +3,10 @@
 Usage:
     python scripts/bench_p2p.py [--count 100000] [--size 200] [--probes 300]
 
-The sender queues COUNT messages of SIZE bytes; both ends log durably (the
-sender its SentMessage and Acknowledgement records, the receiver its
-ReceivedMessages records) and the receiver acknowledges. Throughput counts
+The sender logs COUNT messages of SIZE bytes as SentMessage records (256 per
+append, as the engine logs a step's messages) and hands them to the messenger;
+the receiver logs each delivery as ReceivedMessages (one append) and only then
+acknowledges. Throughput counts
 acknowledged messages. Then PROBES messages go one at a time (low load) for the
 round-trip time from send() to the ack. The last line is one JSON object.
 """

@@ -6,7 +6,9 @@ Starts a devnet and two nodes, Alice and Bob, as ``scnode run`` processes; opens
 ledger channel between them and a payment channel funded by it, and pays a few
 times. Then Alice is stopped and her log is grown, record by record as a payer's log
 grows (a signed voucher logged as sent, the message that carries it, and an
-acknowledgement every 50 messages), to each size in turn. At each size Alice is
+acknowledgement every 50 messages), to each size in turn. At each size the newest
+snapshot stands just short of an interval before the end (Alice starts once, then the
+log grows again): the worst tail a node killed at that moment folds. Then Alice is
 started again R times and the time from process start to her first answered JSON-RPC
 call is measured (median); her ``get_node_info`` says how many records she replayed.
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,18 +32,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from devnet_nodes import ScriptNode, start_node, start_path, wait_done, wait_until
+from devnet_nodes import ScriptNode, start_path, wait_done, wait_until
 
 from node.chain import devnet_down, devnet_up
-from node.core import Signer, voucher_to_proto
+from node.core import Signer, constants, voucher_to_proto
 from node.home import NodeHome
 from node.log import EventLog
 from node.proto import log_pb2, wire_pb2
+from node.rpc import RpcConnectionError, RpcError, RpcSyncClient, load_rpc_token
+from node.testing import node_command
 
 ETH = 10**18
 TIMEOUT_S = 120.0
 ACK_EVERY = 50
 APPEND_RECORDS = 9_000
+POLL_S = 0.002
+# Records after the newest snapshot: one short of the interval between snapshots.
+TAIL_RECORDS = constants.engine_snapshot_interval_records - 1
 
 
 def open_channel(alice: ScriptNode, bob: ScriptNode) -> str:
@@ -132,20 +141,69 @@ class PayerLog:
         self.log.close()
 
 
-def time_restart(home: Path, devnet: Path, runs: int) -> tuple[float, Any]:
-    """Median ms from process start to the first answered call, and the replay report."""
-    times = []
-    replay: Any = None
-    for _ in range(runs):
-        start = time.perf_counter()
-        node = start_node("Alice", home, devnet, [], verbose=False)
+def first_answer_ms(home: Path, devnet: Path) -> tuple[float, Any]:
+    """Start the node; ms from process start until it answers ``get_address``; then its
+    replay report; then stop it."""
+    rpc_file = home / "rpc.url"
+    rpc_file.unlink(missing_ok=True)
+    command = node_command(home, devnet=devnet, peers=[], verbose=False)
+    with open(home / "node.log.txt", "a") as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
         try:
-            node.call("get_address")
-            times.append((time.perf_counter() - start) * 1000)
-            replay = node.call("get_node_info").get("restart")
+            client = None
+            while client is None or not _answers(client):
+                if process.poll() is not None:
+                    raise RuntimeError(f"the node exited; see {home / 'node.log.txt'}")
+                if client is None and rpc_file.exists():
+                    client = RpcSyncClient(
+                        rpc_file.read_text().strip(), load_rpc_token(NodeHome(home))
+                    )
+                time.sleep(POLL_S)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            report = client.call("get_node_info")["restart"]
         finally:
-            node.stop()
-    return statistics.median(times), replay
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    return elapsed_ms, report
+
+
+def _answers(client: RpcSyncClient) -> bool:
+    try:
+        client.call("get_address")
+    except (RpcConnectionError, RpcError):
+        return False
+    return True
+
+
+def time_restart(home: Path, devnet: Path, runs: int) -> tuple[float, Any]:
+    """Median ms from process start to the first answered call, and the replay report.
+
+    Each run starts from the same copy of the log: a start that folds a long tail
+    snapshots soon after, and the next run would see no tail.
+    """
+    log_path = NodeHome(home).log_path
+    pristine = log_path.with_name("log.pristine")
+    shutil.rmtree(pristine, ignore_errors=True)
+    if log_path.exists():
+        shutil.copytree(log_path, pristine)
+    times = []
+    report: Any = None
+    for _ in range(runs):
+        shutil.rmtree(log_path, ignore_errors=True)
+        if pristine.exists():
+            shutil.copytree(pristine, log_path)
+        elapsed_ms, report = first_answer_ms(home, devnet)
+        times.append(elapsed_ms)
+    shutil.rmtree(pristine, ignore_errors=True)
+    return statistics.median(times), report
+
+
+def warm_up(home: Path, devnet: Path) -> None:
+    """A start that folds what this script wrote behind the node's back, as a node folds
+    what it writes while it runs: it snapshots its state (the records after a snapshot
+    are the tail every later start folds)."""
+    first_answer_ms(home, devnet)
 
 
 def run(directory: Path, sizes: list[int], runs: int) -> dict[str, Any]:
@@ -173,9 +231,14 @@ def run(directory: Path, sizes: list[int], runs: int) -> dict[str, Any]:
         try:
             for size in sorted(s for s in sizes if s > 0):
                 started = time.perf_counter()
-                grower.grow_to(size)
-                print(f"log grown to {size:,} records in {time.perf_counter() - started:.1f} s")
+                # The worst tail: a snapshot was taken just over an interval ago.
+                grower.grow_to(max(grower.log.last_seq, size - TAIL_RECORDS))
                 grower.close()
+                warm_up(alice.home, devnet_dir)
+                grower.log = EventLog.open(NodeHome(alice.home).log_path)
+                grower.grow_to(size)
+                grower.close()
+                print(f"log grown to {size:,} records in {time.perf_counter() - started:.1f} s")
                 restart_ms[str(size)], tails[str(size)] = time_restart(alice.home, devnet_dir, runs)
                 print(f"{size:,} records: {restart_ms[str(size)]:.0f} ms", flush=True)
                 grower.log = EventLog.open(NodeHome(alice.home).log_path)

@@ -126,3 +126,71 @@ def test_the_checks_see_the_tree() -> None:
         module for path in (NODE / "cli").rglob("*.py") for _, module in imported_modules(path)
     }
     assert {"node.engine", "node.log", "node.derive", "node.chain", "node.p2p"} <= cli_imports
+
+
+# The calls that write records into an event log (node.log.EventLog).
+LOG_WRITES = ("append_batch", "append_payloads", "commit")
+
+
+def log_writes(path: Path) -> Iterator[tuple[int, str]]:
+    """Every (line, method) call of ``x.<method>(...)`` that writes records."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in LOG_WRITES
+        ):
+            yield node.lineno, node.func.attr
+
+
+def test_only_the_engine_writes_records_to_the_log() -> None:
+    """DESIGN.md rule 1: the engine loop is the only writer of the log (the log package
+    implements the writes; the test harnesses own logs of their own)."""
+    offences = []
+    for path in runtime_files():
+        if package_of(path) in ("engine", "log"):
+            continue
+        for line, method in log_writes(path):
+            offences.append(f"{path.relative_to(NODE.parent)}:{line} calls .{method}()")
+    assert offences == []
+    engine_writes = {m for p in (NODE / "engine").rglob("*.py") for _, m in log_writes(p)}
+    assert engine_writes == {"commit"}  # one write per step, nothing else
+
+
+def test_no_package_has_an_import_cycle_between_its_modules() -> None:
+    offences = []
+    for package in sorted(p for p in NODE.iterdir() if (p / "__init__.py").is_file()):
+        graph = {
+            f"node.{package.name}.{path.stem}": {
+                module
+                for _, module in imported_modules(path)
+                if module.startswith(f"node.{package.name}._")
+            }
+            for path in package.glob("_*.py")
+        }
+        offences += [f"{package.name}: {' -> '.join(cycle)}" for cycle in _cycles(graph)]
+    assert offences == []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each module that lies on one (depth-first search)."""
+    found: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        stack.append(module)
+        for dependency in sorted(graph.get(module, ())):
+            if state.get(dependency) == 1:
+                found.append([*stack[stack.index(dependency) :], dependency])
+            elif dependency not in state:
+                visit(dependency)
+        stack.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    return found

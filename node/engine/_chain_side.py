@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, assert_never
 
 import trio
 
-from node.chain import ChainService, ReclaimRequest, Submitted
 from node.core import encode_exit
 from node.core.constants import (
     chain_retry_interval_ms_max,
@@ -47,9 +46,11 @@ from node.protocols import (
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
+    from node.chain import ChainService, ReclaimRequest, Submitted
+
 logger = logging.getLogger("node.engine")
 
-OnSubmitted = Callable[[Submitted], Awaitable[None]]
+OnSubmitted = Callable[["Submitted"], Awaitable[None]]
 _ASSET_INDEX = 0  # ledger and virtual channels hold one asset
 
 
@@ -68,6 +69,7 @@ class ChainMixin:
 
     def _init_chain_side(self) -> None:
         self._chain_time_s = 0
+        self._start_block = 0
         self._chain_ready_block: int | None = None
         self._last_block_logged_at = -math.inf
         self._pending_block = False  # an event was logged: log the next block mark too
@@ -88,19 +90,19 @@ class ChainMixin:
         """The timestamp of the latest block the watcher reported."""
         return self._chain_time_s
 
-    async def _start_chain(self, nursery: trio.Nursery) -> None:
-        assert self.chain is not None
-        head = await self.chain.block_number() - self.config.confirmations
+    def _attach_chain_now(self, chain: ChainService, start_block: int, head: int) -> None:
+        """Use ``chain`` from now on; ``head`` is its block (less the confirmations)."""
+        self.chain = chain
+        self._start_block = start_block
         # Transactions wait until the watcher has back-filled to the head: a deposit
         # computed from stale holdings would only be refused.
         self._chain_ready_block = head if head >= self._from_block() else None
-        await nursery.start(self._watch_chain)
 
     def _from_block(self) -> int:
         cursor = self.state.cursor
         if cursor.last_block is not None:
             return cursor.last_block + 1
-        return self.config.start_block
+        return self._start_block
 
     async def _watch_chain(
         self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -301,6 +303,8 @@ class ChainMixin:
 
 
 def _reclaim_request(reclaim: SubmitReclaim) -> ReclaimRequest:
+    from node.chain import ReclaimRequest  # the chain package loads web3: only when used
+
     return ReclaimRequest(
         source_channel_id=reclaim.ledger_id,
         source_state_hash=reclaim.ledger_state_hash,

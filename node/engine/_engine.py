@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Final, assert_never
 
 import trio
 
-from node.chain import ChainService
 from node.core import Signer
 from node.core.constants import (
     derive_snapshot_interval_records,
@@ -74,6 +73,8 @@ from node.protocols import ObjectiveId
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
+
+    from node.chain import ChainService
 
 logger = logging.getLogger("node.engine")
 
@@ -152,6 +153,8 @@ class Engine(
         self.state.journal.commit()
         self._snapshot_seq = self.restored.snapshot_seq
         self._kept_module_seq = 0
+        if self.restored.tail_records >= config.snapshot_interval_records:
+            self.take_snapshot()  # a long tail is folded once, not at every start
         logger.info(
             "engine %s: restored from the snapshot at %d and %d records after it"
             " (%d objectives, %d running)",
@@ -183,13 +186,34 @@ class Engine(
         return deriver, Restored(at, self.log.last_seq - at)
 
     def attach(self, transport: Transport) -> None:
-        """Use ``transport`` for peer messages; it resends what is unacknowledged."""
+        """Before ``run``: use ``transport`` for peer messages; it sends again what the
+        log holds unacknowledged, and knows which of the peers' ids were handled."""
+        assert self._nursery is None, "a running engine takes a transport with attach_running"
+        self._attach_now(transport)
+
+    async def attach_running(self, transport: Transport) -> None:
+        """``attach`` for a running engine: done by the loop between steps, so that no
+        message of a step is missed or sent before it is durable."""
+        await self._query(lambda: self._attach_now(transport))
+        if self._nursery is not None:
+            self._nursery.start_soon(self._pump_deliveries, transport)
+
+    def _attach_now(self, transport: Transport) -> None:
         self.transport = transport
         outboxes = {peer: dict(box) for peer, box in self.state.outbox.items() if box}
         seen = {
             peer: (ids.contiguous_max, tuple(ids.above)) for peer, ids in self.state.seen.items()
         }
         transport.restore(outboxes, seen)
+
+    async def attach_chain(self, chain: ChainService, start_block: int) -> None:
+        """Give a running engine its chain: the watcher starts from the log's cursor (or
+        ``start_block`` on a new log), and objectives transact once it has caught up."""
+        assert self._nursery is not None, "attach_chain joins a running engine"
+        head = await chain.block_number() - self.config.confirmations
+        await self._query(lambda: self._attach_chain_now(chain, start_block, head))
+        await self._nursery.start(self._watch_chain)
+        await self._inputs_send.send(Timer("chain"))
 
     # ------------------------------------------------------------------ serving
 
@@ -199,7 +223,9 @@ class Engine(
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 if self.chain is not None:
-                    await self._start_chain(nursery)
+                    head = await self.chain.block_number() - self.config.confirmations
+                    self._attach_chain_now(self.chain, self.config.start_block, head)
+                    await nursery.start(self._watch_chain)
                 if self.transport is not None:
                     nursery.start_soon(self._pump_deliveries, self.transport)
                 nursery.start_soon(self._ledger_ticks, ledger_resend_interval_ms / 1000)
@@ -246,7 +272,7 @@ class Engine(
                 if not isinstance(item, Query):
                     self._take(step, item)
             self._crank_rounds(step)
-            build_messages(self, step)
+            build_messages(self.state, step)
             self._fold_module(step)
         except DeriveError as error:
             # The module refused or trapped on records this node built: nothing of
@@ -418,6 +444,8 @@ class Engine(
             case "transaction":
                 assert isinstance(timer.key, ObjectiveId)
                 step.dirty.add(timer.key)
+            case "chain":
+                step.dirty.update(self.state.running)  # deposits may be due now
             case _:
                 raise AssertionError(f"unknown timer {timer.reason}")
 

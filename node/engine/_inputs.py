@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import trio
 
-from node.chain import Submitted
 from node.core import FixedPart, SingleAssetExit, Voucher
 from node.engine._errors import CommandRefusedError
 from node.proto import log_pb2, wire_pb2
 from node.protocols import LedgerEffect, ObjectiveId, Transaction, TransactionKind, VirtualFund
+
+if TYPE_CHECKING:
+    from node.chain import Submitted
 
 Answer = TypeVar("Answer")
 

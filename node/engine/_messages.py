@@ -8,16 +8,14 @@ so the transport can send it again after any crash until the peer acknowledges.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from node.core import address_to_bytes
 from node.core.constants import message_payloads_max, message_size_bytes_max
 from node.engine._records import now_ms
+from node.engine._state import EngineState
 from node.engine._step import Step
 from node.proto import log_pb2, wire_pb2
-
-if TYPE_CHECKING:
-    from node.engine._engine import Engine
 
 # Room for an Envelope's id, addresses and each payload's tag and length.
 _ENVELOPE_OVERHEAD_BYTES: Final = 128
@@ -40,14 +38,14 @@ def message_chunks(payloads: Sequence[wire_pb2.Payload]) -> list[list[wire_pb2.P
     return [chunk for chunk in chunks if chunk]
 
 
-def build_messages(engine: Engine, step: Step) -> None:
+def build_messages(state: EngineState, step: Step) -> None:
     """Log the step's outgoing payloads as messages; the transport gets them after the write."""
-    sender = address_to_bytes(engine.address)
+    sender = address_to_bytes(state.me)
     time_ms = now_ms()
     for recipient, payloads in step.outgoing.items():
         peer = address_to_bytes(recipient)
         for chunk in message_chunks(payloads):
-            message_id = engine.state.next_id(peer)
+            message_id = state.next_id(peer)
             envelope = wire_pb2.Envelope(
                 id=message_id, sender=sender, recipient=peer, payloads=chunk
             )
@@ -56,7 +54,7 @@ def build_messages(engine: Engine, step: Step) -> None:
             record.sent_message.envelope.CopyFrom(envelope)
             encoded = envelope.SerializeToString()
             # As the fold of this record would, without encoding the envelope again.
-            engine.state.add_sent(peer, message_id, encoded)
+            state.add_sent(peer, message_id, encoded)
             step.records.append(record)
             step.messages.setdefault(peer, []).append((message_id, encoded))
     step.outgoing.clear()

@@ -11,11 +11,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from node.chain import ChainClient, ChainService, Devnet, read_devnet
+from node.chain import Devnet, read_devnet
 from node.core import Signer, constants, to_checksum_address
 from node.core.errors import ChainError, InvalidValueError, ScnodeError
 from node.derive import DeriveModule
@@ -35,6 +35,7 @@ logger = logging.getLogger("node.engine")
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_MODULE = PROJECT / "wasm" / "channels.wasm"
 RPC_URL_FILE = "rpc.url"
+_MODULE_CACHE = "cache"  # compiled derivation modules, so a restart does not compile again
 
 
 class NodeConfigError(ScnodeError):
@@ -160,94 +161,148 @@ async def run_node(
 ) -> None:
     """Start every service of a node, report ``NodeStarted``, serve until cancelled.
 
+    The API answers as soon as the engine is restored from its log; the chain client
+    and libp2p (whose libraries alone take more than a second to load) join the
+    running engine once loaded, and ``NodeStarted`` comes after them.
+
     Raises:
         NodeConfigError, HomeError, LogError, DeriveError, ChainError: cannot start.
     """
-    from node.p2p import P2PConfig, P2PNode
-
     home = NodeHome(options.home)
     key = home.node_key()
     settings = _chain_settings(options)
-    module = DeriveModule.from_file(options.module)
-    client = ChainClient(settings.url, home.chain_key(), settings.adjudicator)
+    module = DeriveModule.from_file(options.module, cache_dir=home.root / _MODULE_CACHE)
     registry = MethodRegistry()
     server = RpcServer(registry, load_or_create_rpc_token(home), port=options.rpc_port)
     with EventLog.open(home.log_path) as log:
-        engine = await _engine(options, settings, client, log, module, key, server)
-        p2p = P2PNode(
-            private_key=key,
-            state_dir=home.p2p_path,
-            config=P2PConfig(
-                listen_host=options.listen_host, port=options.listen_port, gossip=options.gossip
-            ),
-            ledgers=engine.ledger_offers,
-        )
-        engine.attach(p2p)
-        engine.announced = lambda: [(e.address, e.ledgers) for e in p2p.directory.entries()]
-        if p2p.gossip is not None:
-            engine.on_ledgers_changed = p2p.gossip.announce_soon
-        chain_id = await trio.to_thread.run_sync(lambda: int(client.w3.eth.chain_id))
-
-        def node_info() -> dict[str, JsonValue]:
-            return {
-                "address": engine.address,
-                "peer_id": p2p.peer_id,
-                "multiaddrs": list(p2p.multiaddrs()),
-                "chain": {
-                    "url": settings.url,
-                    "chain_id": chain_id,
-                    "adjudicator": settings.adjudicator,
-                    "consensus_app": settings.consensus_app,
-                    "chain_key_address": client.address,
-                },
-                "module": {"name": module.name, "sha256": module.sha256.hex()},
-                "log_last_seq": log.last_seq,
-                "objectives_running": len(engine.state.running),
-                "restart": {
-                    "snapshot_seq": engine.restored.snapshot_seq,
-                    "tail_records": engine.restored.tail_records,
-                },
-            }
-
-        register_node_methods(registry, engine, node_info)
+        engine = _engine(options, settings, log, module, key, server)
+        facts = _NodeFacts(engine, settings, module)
+        register_node_methods(registry, engine, facts.node_info)
         async with trio.open_nursery() as nursery:
-            multiaddrs = await nursery.start(p2p.run)
             url = await nursery.start(server.run)
             write_rpc_url(home, url)
             await nursery.start(engine.run)
+            await trio.to_thread.run_sync(_load_network_libraries)
+            multiaddrs = await _join_network(nursery, options, home, engine, facts)
+            await _join_chain(options, settings, home, engine, facts)
             for peer in options.peers:
-                await _connect(p2p, peer)
+                await _connect(facts.p2p, peer)
             started = NodeStarted(
-                engine.address, p2p.peer_id, tuple(multiaddrs), url, settings.url, module.sha256_hex
+                engine.address,
+                facts.p2p.peer_id,
+                tuple(multiaddrs),
+                url,
+                settings.url,
+                module.sha256_hex,
             )
             task_status.started(started)
             await trio.sleep_forever()
 
 
-async def _engine(
+def _load_network_libraries() -> None:
+    """web3 and libp2p, loaded in a worker thread while the API answers."""
+    from node.chain import ChainService
+    from node.p2p import P2PNode
+
+    assert ChainService is not None
+    assert P2PNode is not None
+
+
+class _NodeFacts:
+    """What ``get_node_info`` says; the network parts once they have joined."""
+
+    def __init__(self, engine: Engine, settings: _Chain, module: DeriveModule) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.module = module
+        self.p2p: Any = None
+        self.chain_id: int | None = None
+        self.chain_key_address: str | None = None
+
+    def node_info(self) -> dict[str, JsonValue]:
+        engine, settings = self.engine, self.settings
+        return {
+            "address": engine.address,
+            "peer_id": self.p2p.peer_id if self.p2p is not None else None,
+            "multiaddrs": list(self.p2p.multiaddrs()) if self.p2p is not None else [],
+            "chain": {
+                "url": settings.url,
+                "chain_id": self.chain_id,
+                "adjudicator": settings.adjudicator,
+                "consensus_app": settings.consensus_app,
+                "chain_key_address": self.chain_key_address,
+            },
+            "module": {"name": self.module.name, "sha256": self.module.sha256.hex()},
+            "log_last_seq": engine.log.last_seq,
+            "objectives_running": len(engine.state.running),
+            "restart": {
+                "snapshot_seq": engine.restored.snapshot_seq,
+                "tail_records": engine.restored.tail_records,
+            },
+        }
+
+
+async def _join_network(
+    nursery: trio.Nursery,
+    options: NodeOptions,
+    home: NodeHome,
+    engine: Engine,
+    facts: _NodeFacts,
+) -> list[str]:
+    """libp2p on the node key, handed to the running engine as its transport."""
+    from node.p2p import P2PConfig, P2PNode
+
+    p2p = P2PNode(
+        private_key=home.node_key(),
+        state_dir=home.p2p_path,
+        config=P2PConfig(
+            listen_host=options.listen_host, port=options.listen_port, gossip=options.gossip
+        ),
+        ledgers=engine.ledger_offers,
+    )
+    facts.p2p = p2p
+    engine.announced = lambda: [(e.address, e.ledgers) for e in p2p.directory.entries()]
+    if p2p.gossip is not None:
+        engine.on_ledgers_changed = p2p.gossip.announce_soon
+    await engine.attach_running(p2p)
+    multiaddrs: list[str] = await nursery.start(p2p.run)
+    return multiaddrs
+
+
+async def _join_chain(
+    options: NodeOptions, settings: _Chain, home: NodeHome, engine: Engine, facts: _NodeFacts
+) -> None:
+    """The chain client, handed to the running engine."""
+    from node.chain import ChainClient, ChainService
+
+    client = ChainClient(settings.url, home.chain_key(), settings.adjudicator)
+    facts.chain_key_address = client.address
+    facts.chain_id = await trio.to_thread.run_sync(lambda: int(client.w3.eth.chain_id))
+    start_block = settings.start_block
+    if start_block is None:
+        start_block = await trio.to_thread.run_sync(client.block_number)
+    await engine.attach_chain(ChainService(client), start_block)
+
+
+def _engine(
     options: NodeOptions,
     settings: _Chain,
-    client: ChainClient,
     log: EventLog,
     module: DeriveModule,
     key: bytes,
     server: RpcServer,
 ) -> Engine:
-    """The engine, rebuilt from the log, with the policy the options set."""
-    start_block = settings.start_block
-    if start_block is None:
-        start_block = await trio.to_thread.run_sync(client.block_number)
+    """The engine, rebuilt from the log, with the policy the options set (no chain yet)."""
     limits = dict.fromkeys((NATIVE_ASSET, *settings.tokens), options.deposit_max)
     return Engine(
         log=log,
         module=module,
         signer=Signer(key),
-        chain=ChainService(client),
+        chain=None,
         config=EngineConfig(
             settings.consensus_app,
             limits_policy(PolicyLimits(limits)),
             confirmations=options.confirmations,
-            start_block=start_block,
             payment_app=settings.payment_app,
         ),
         notify=server.publish,

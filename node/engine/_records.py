@@ -85,19 +85,18 @@ def create_payment_record(
 
 def close_payment_record(objective_id: ObjectiveId, final: State) -> log_pb2.LogRecord:
     """The API asked to close a virtual (payment) channel with the final state ``final``."""
-    record = log_pb2.LogRecord(time_ms=now_ms())
-    record.command.objective_id = str(objective_id)
-    close = record.command.close_payment_channel
-    close.channel_id = objective_id.channel_id
-    close.final_state.CopyFrom(state_to_proto(final))
-    return record
+    return _close_record(objective_id, final, "close_payment_channel")
 
 
 def close_command_record(objective_id: ObjectiveId, final: State) -> log_pb2.LogRecord:
     """The API asked to close a ledger channel with the final state ``final``."""
+    return _close_record(objective_id, final, "close_ledger_channel")
+
+
+def _close_record(objective_id: ObjectiveId, final: State, case: str) -> log_pb2.LogRecord:
     record = log_pb2.LogRecord(time_ms=now_ms())
     record.command.objective_id = str(objective_id)
-    close = record.command.close_ledger_channel
+    close = getattr(record.command, case)
     close.channel_id = objective_id.channel_id
     close.final_state.CopyFrom(state_to_proto(final))
     return record

@@ -71,6 +71,7 @@ _Packet = tuple[str, wire_pb2.Envelope | None, tuple[int, ...]]
 # The bound of an in-process inbox: large (a test may stop an engine for a while).
 _INBOX_PACKETS_MAX = 64 * engine_inputs_max
 _INJECTED_ID_FIRST = 1 << 40
+_RESEND_AFTER_S = 0.5  # an unacknowledged message goes again after this
 
 
 class MemoryNetwork:
@@ -136,6 +137,7 @@ class MemoryTransport:
         self._deliveries_send = send_channel
         self._deliveries = receive_channel
         self._unacked: dict[str, dict[int, wire_pb2.Envelope]] = {}
+        self._posted_at: dict[tuple[str, int], float] = {}
         self._seen: dict[str, set[int]] = {}
         self._in_flight: dict[str, set[int]] = {}
         self.sent = 0
@@ -156,6 +158,7 @@ class MemoryTransport:
             for message_id, envelope in envelopes:
                 self._unacked.setdefault(recipient, {})[message_id] = envelope
                 self._network.post(self.address, recipient, (self.address, envelope, ()))
+                self._posted_at[(recipient, message_id)] = 0.0
         for peer, (contiguous_max, above) in seen.items():
             ids = self._seen.setdefault(to_checksum_address("0x" + peer.hex()), set())
             ids.update(range(1, contiguous_max + 1))
@@ -168,7 +171,11 @@ class MemoryTransport:
             assert envelope.id == message_id
             self._unacked.setdefault(target, {})[message_id] = envelope
             self.sent += 1
-            self._network.post(self.address, target, (self.address, envelope, ()))
+            self._post(target, envelope)
+
+    def _post(self, recipient: str, envelope: wire_pb2.Envelope) -> None:
+        self._posted_at[(recipient, envelope.id)] = trio.current_time()
+        self._network.post(self.address, recipient, (self.address, envelope, ()))
 
     def acknowledge(self, sender: str | bytes, message_ids: Sequence[int]) -> None:
         peer = _address(sender)
@@ -183,7 +190,22 @@ class MemoryTransport:
         return len(self._unacked.get(_address(recipient), {}))
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Take packets from the inbox and hand them to the engine in batches."""
+        """Take packets from the inbox and hand them to the engine in batches; send again
+        what is not acknowledged after a while, as the network transport does."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._resend_loop)
+            await self._receive_loop(task_status)
+
+    async def _resend_loop(self) -> None:
+        while True:
+            await trio.sleep(_RESEND_AFTER_S / 2)
+            stale = trio.current_time() - _RESEND_AFTER_S
+            for recipient, envelopes in self._unacked.items():
+                for message_id, envelope in envelopes.items():
+                    if self._posted_at.get((recipient, message_id), stale) <= stale:
+                        self._post(recipient, envelope)
+
+    async def _receive_loop(self, task_status: TaskStatus[None]) -> None:
         _, inbox = self._network.inbox(self.address)
         task_status.started()
         while True:
@@ -212,6 +234,8 @@ class MemoryTransport:
                     fresh = (envelope,)
             unacked = self._unacked.get(sender, {})
             done = tuple(i for i in acked if unacked.pop(i, None) is not None)
+            for message_id in done:
+                self._posted_at.pop((sender, message_id), None)
             if not fresh and not done:
                 continue
             if deliveries and deliveries[-1].sender == sender:

@@ -21,6 +21,7 @@ from node.proto import derive_pb2, log_pb2
 from node.protocols import ChannelSnapshot, PaymentChannel, payment_channel_from_snapshot
 
 JsonObject = dict[str, object]
+_VIEWS_KEPT_MAX = 4096  # decoded views kept between steps
 
 
 def snapshot_from_view(view: derive_pb2.ChannelView) -> ChannelSnapshot:
@@ -191,6 +192,8 @@ class ViewCache:
         view = self._deriver.channel(channel)
         snapshot = snapshot_from_view(view) if view is not None else None
         if channel not in self._pending:
+            if len(self._snapshots) >= _VIEWS_KEPT_MAX:
+                self._snapshots.clear()  # a bound, not an eviction policy: views are cheap
             self._snapshots[channel] = snapshot
         return snapshot
 
@@ -203,6 +206,8 @@ class ViewCache:
         if snapshot is not None and self.is_virtual(snapshot):
             facts = payment_channel_from_snapshot(snapshot)
         if channel not in self._pending:
+            if len(self._payments) >= _VIEWS_KEPT_MAX:
+                self._payments.clear()
             self._payments[channel] = facts
         return facts
 

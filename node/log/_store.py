@@ -521,17 +521,7 @@ class EventLog:
         Raises:
             InvalidValueError: a bad key, seq or blob.
         """
-        handles = self._live()
-        _check_snapshot_key(key)
-        if not 0 <= seq <= self._last_seq:
-            raise InvalidValueError("seq", f"{seq} is outside 0..{self._last_seq} (last_seq)")
-        if not isinstance(blob, bytes) or len(blob) > log_snapshot_bytes_max:
-            raise InvalidValueError("blob", f"must be bytes of at most {log_snapshot_bytes_max}")
-        if self._read_only:
-            raise LogError(f"event log {self._path} is open read-only")
-        batch = WriteBatch(raw_mode=True)
-        batch.put(key + seq_key(seq), blob, handles.snapshots_cf)
-        self._write_durably(handles, batch, "writing a snapshot to")
+        self.put_snapshots([Snapshot(key, seq, blob)])
 
     def put_snapshots(
         self, snapshots: Sequence[Snapshot], *, delete: Sequence[tuple[bytes, int]] = ()

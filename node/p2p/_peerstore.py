@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -140,18 +141,29 @@ class PeerStore:
             return 0
 
     def save(self) -> None:
-        """Write the store atomically (temporary file, fsync, rename)."""
+        """Write the store atomically (a temporary file of its own, fsync, rename).
+
+        Saves may run at once (a save in a worker thread outlives the task that
+        started it, and the node saves again when it stops): each writes its own
+        temporary file, so the file on disk is always one whole document.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "version": _FORMAT_VERSION,
             "peers": [record.to_json() for record in self.records()],
         }
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "w") as handle:
-            json.dump(document, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        descriptor, name = tempfile.mkstemp(
+            prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent
+        )
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(document, handle, indent=1)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(name, self.path)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
 
     def records(self) -> list[PeerRecord]:
         """Every known peer, most recently seen first."""

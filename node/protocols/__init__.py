@@ -19,7 +19,6 @@ from node.protocols._directfund import funding_thresholds as funding_thresholds
 from node.protocols._directfund import new_direct_fund as new_direct_fund
 from node.protocols._directfund import update_direct_fund as update_direct_fund
 from node.protocols._dispute import REDEMPTION_TURN_NUM as REDEMPTION_TURN_NUM
-from node.protocols._dispute import ChainChallenge as ChainChallenge
 from node.protocols._dispute import FundingLedger as FundingLedger
 from node.protocols._dispute import LedgerPayout as LedgerPayout
 from node.protocols._dispute import concluded_with as concluded_with

@@ -39,32 +39,13 @@ from node.core import (
 )
 from node.core.errors import InvalidValueError, ProtocolError
 from node.protocols._checks import participant_index
+from node.protocols._effects import SubmitChallenge
 from node.protocols._ledger import ledger_outcome_from_exit
 from node.protocols._snapshot import ChannelSnapshot
 from node.protocols._vouchers import voucher_app_data
 
 REDEMPTION_TURN_NUM = constants.postfund_turn_num + 1
 _FINGERPRINT_BITS = 160
-
-
-@dataclass(frozen=True)
-class ChainChallenge:
-    """What ``challenge`` takes: a supported candidate, its proof, the challenger's signature.
-
-    Attributes:
-        candidate: the state the channel finalizes with unless a newer one is registered.
-        proof: the states that, with the candidate, make it supported by the app.
-        signature: the challenger's signature on the candidate's ``forceMove`` message.
-    """
-
-    candidate: SignedState
-    proof: tuple[SignedState, ...]
-    signature: bytes
-
-    @property
-    def channel_id(self) -> bytes:
-        """The challenged channel's id."""
-        return channel_id(self.candidate.state.fixed)
 
 
 @dataclass(frozen=True)
@@ -147,7 +128,7 @@ def _payment_allocations(postfund: State) -> tuple[Allocation, Allocation]:
 
 def virtual_challenge(
     snapshot: ChannelSnapshot, signer: Signer, largest: Voucher | None
-) -> ChainChallenge:
+) -> SubmitChallenge:
     """The challenge that enforces what ``signer`` holds on the virtual channel.
 
     The payee with a voucher challenges with the redemption state it signs,
@@ -179,11 +160,11 @@ def virtual_challenge(
     is_payee = my_index == len(fixed.participants) - 1
     redeem = setup.state.turn_num == constants.postfund_turn_num and is_payee
     if not redeem or largest is None or largest.amount == 0:
-        return ChainChallenge(setup, (), signer.sign_challenge(setup.state))
+        return SubmitChallenge(setup, (), signer.sign_challenge(setup.state))
     postfund = setup
     state = redemption_state(postfund.state, largest)
     candidate = SignedState(state, {my_index: signer.sign_state(state)})
-    return ChainChallenge(candidate, (postfund,), signer.sign_challenge(state))
+    return SubmitChallenge(candidate, (postfund,), signer.sign_challenge(state))
 
 
 def virtual_conclusion(snapshot: ChannelSnapshot, me: str) -> SignedState | None:
@@ -271,7 +252,7 @@ def _guaranteeing(
     return FundingLedger(supported, index, ledger.fixed.participants.index(me))
 
 
-def ledger_challenge(funding: FundingLedger, signer: Signer) -> ChainChallenge:
+def ledger_challenge(funding: FundingLedger, signer: Signer) -> SubmitChallenge:
     """The challenge of the ledger with its latest supported state (ConsensusApp: no proof).
 
     Raises:
@@ -281,7 +262,7 @@ def ledger_challenge(funding: FundingLedger, signer: Signer) -> ChainChallenge:
     if fixed.participants[funding.my_index] != signer.address:
         raise ProtocolError(f"signer: {signer.address} is not participant {funding.my_index}")
     state = funding.supported.state
-    return ChainChallenge(funding.supported, (), signer.sign_challenge(state))
+    return SubmitChallenge(funding.supported, (), signer.sign_challenge(state))
 
 
 def fingerprint(state_hash_: bytes, outcome: Sequence[SingleAssetExit]) -> int:

@@ -135,7 +135,8 @@ class SubmitConclude:
 
 @dataclass(frozen=True)
 class SubmitChallenge:
-    """Call ``challenge(fixed part, proof, candidate, challenger signature)``.
+    """Call ``challenge(fixed part, proof, candidate, challenger signature)``: what the
+    adjudicator's ``challenge`` takes, a supported candidate, its proof, our signature.
 
     Attributes:
         candidate: the state the channel finalizes with unless a newer one is registered.

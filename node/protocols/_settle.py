@@ -245,7 +245,7 @@ def _enforce_channel(
     ):
         # Our signature on the redemption state is logged before it leaves.
         effects.append(RecordSignedState(candidate))
-    effects.append(SubmitChallenge(candidate, challenge.proof, challenge.signature))
+    effects.append(challenge)
     return effects, False
 
 

@@ -377,3 +377,46 @@ def test_a_snapshot_that_does_not_fit_is_refused_and_the_state_kept() -> None:
     with pytest.raises(RecordRejectedError, match="snapshot returned error code 6: out of memory"):
         instance.snapshot()
     assert totals(instance).channels == 1000
+
+
+def test_records_folded_ahead_of_the_log_are_confirmed_or_rolled_back(tmp_path: Path) -> None:
+    """The engine folds a step's records before they are written: once written they are
+    confirmed; if the write fails the state is the log's again, as if never folded."""
+    records = scripted_records(300, disputes=True)
+    module = load_module(CHANNELS_WASM)
+    with EventLog.open(tmp_path / "log") as log:
+        log.append_batch(records[:100])
+        deriver = Deriver(log, module, batch_records_max=40)
+        deriver.catch_up()
+        logged = list(log.read())
+        before = [deriver.instance.query(q) for q in all_queries(reference_at(logged, 100))]
+        prepared = log.prepare(records[100:200])
+        deriver.fold_ahead(101, prepared.values)
+        assert (deriver.cursor, deriver.tentative) == (200, True)
+        stored = [log_pb2.LogRecord.FromString(value) for value in prepared.values]
+        assert_matches(deriver.instance, reference_at(logged + stored, 200))
+        deriver.roll_back()  # the write failed
+        assert (deriver.cursor, deriver.tentative) == (100, False)
+        after = [deriver.instance.query(q) for q in all_queries(reference_at(logged, 100))]
+        assert after == before
+        prepared = log.prepare(records[100:300])
+        deriver.fold_ahead(101, prepared.values)
+        log.commit(prepared)
+        deriver.confirm()
+        assert (deriver.cursor, deriver.tentative) == (300, False)
+        assert_matches(deriver.instance, reference_at(list(log.read()), 300))
+        blob = deriver.snapshot_blob()
+        restored = DeriveInstance(module)
+        restored.restore(blob)
+        assert_matches(restored, reference_at(list(log.read()), 300))
+
+
+def test_a_deriver_can_start_where_a_snapshot_of_the_engine_stands(tmp_path: Path) -> None:
+    records = scripted_records(250)
+    module = load_module(CHANNELS_WASM)
+    with EventLog.open(tmp_path / "log") as log:
+        log.append_batch(records)
+        Deriver(log, module, snapshot_interval_records=100).catch_up()
+        at = Deriver(log, module, at_seq=150)
+        assert at.cursor == 150
+        assert_matches(at.instance, reference_at(list(log.read()), 150))

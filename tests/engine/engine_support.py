@@ -54,9 +54,11 @@ def make_party(
     chain_index: int,
     start_block: int = 0,
     deposit_max: int = 10**20,
+    log_class: type[EventLog] = EventLog,
 ) -> Party:
-    """A party whose engine is rebuilt from ``directory/name/log`` (new or existing)."""
-    log = EventLog.open(directory / name / "log")
+    """A party whose engine is rebuilt from ``directory/name/log`` (new or existing);
+    ``log_class`` may be a subclass of the real log that counts or fails writes."""
+    log = log_class.open(directory / name / "log")
     chain = ChainService(ChainClient(rpc_url, dev_key(chain_index), deployment.adjudicator))
     assets = [NATIVE] if deployment.token is None else [NATIVE, deployment.token]
     policy = limits_policy(PolicyLimits(dict.fromkeys(assets, deposit_max)))
@@ -104,7 +106,13 @@ class Setting:
         return cls(directory, module, deployment, anvil.url, start_block)
 
     def party(
-        self, name: str, signer: Signer, chain_index: int, *, deposit_max: int = 10**20
+        self,
+        name: str,
+        signer: Signer,
+        chain_index: int,
+        *,
+        deposit_max: int = 10**20,
+        log_class: type[EventLog] = EventLog,
     ) -> Party:
         """A party (new, or rebuilt from its log) paying gas from dev account ``chain_index``."""
         return make_party(
@@ -118,6 +126,7 @@ class Setting:
             chain_index=chain_index,
             start_block=self.start_block,
             deposit_max=deposit_max,
+            log_class=log_class,
         )
 
     def pair(self) -> tuple[Party, Party]:

@@ -133,3 +133,65 @@ def opened(node: NodeProcess, channel: str) -> bool | None:
 
 def received(node: NodeProcess, channel: str) -> int:
     return int(node.call("get_payment_channel", channel_id=channel)["received"])
+
+
+@pytest.mark.parametrize("moment", ["challenges sent", "challenges registered"])
+def test_payee_killed_mid_settlement_finishes_it_after_a_restart(
+    tmp_path: Path, devnet: Path, moment: str
+) -> None:
+    irene = start_node("irene", init_home(tmp_path, "irene", 1), devnet)
+    alice = start_node("alice", init_home(tmp_path, "alice", 0), devnet, peers=(irene.multiaddr,))
+    bob = start_node("bob", init_home(tmp_path, "bob", 2), devnet, peers=(irene.multiaddr,))
+    data = read_devnet(devnet)
+    client = ChainClient(data.rpc_url, devnet_node_key(0), data.adjudicator)
+    try:
+        open_ledger(alice, irene, DEPOSIT)
+        right = open_ledger(irene, bob, DEPOSIT, BOB_DEPOSIT)
+        channel = open_and_pay(alice, irene, bob)
+        paid = sum(PAYMENTS)
+        alice.kill()
+        chain_key = bob.call("get_node_info")["chain"]["chain_key_address"]
+        before, first_block = client.balance(chain_key), client.block_number()
+        settle(bob, channel)
+        if moment == "challenges registered":
+            wait_for(
+                "the challenges", lambda: settle(bob, channel)["stage"] == "CHALLENGED" or None
+            )
+        bob.kill()
+        bob = start_node("bob", bob.home, devnet, peers=(irene.multiaddr,), port=bob.port)
+        wait_for("the challenges", lambda: settle(bob, channel)["stage"] == "CHALLENGED" or None)
+        client.rpc("time", "evm_increaseTime", CHALLENGE_S + 1)
+        client.rpc("mine", "evm_mine")
+        settled = wait_for(
+            "the payout", lambda: ((s := settle(bob, channel))["stage"] == "SETTLED" and s) or None
+        )
+        assert (settled["paid"], settled["payout"]) == (str(paid), str(BOB_DEPOSIT + paid))
+        gas = gas_paid(client, chain_key, range(first_block + 1, client.block_number() + 1))
+        assert client.balance(chain_key) - before == BOB_DEPOSIT + paid - gas
+        assert client.holdings("0x" + "00" * 20, bytes.fromhex(right[2:])) == 0
+    finally:
+        for node in (alice, irene, bob):
+            if node.process.poll() is None:
+                node.stop()
+    with EventLog.open(bob.home / "log", read_only=True) as log:
+        assert log.verify().ok
+    assert "Traceback" not in bob.errors()
+
+
+def open_and_pay(alice: NodeProcess, irene: NodeProcess, bob: NodeProcess) -> str:
+    """A payment channel Alice -> Irene -> Bob, paid PAYMENTS; its id once Bob holds them."""
+    created = alice.call(
+        "create_payment_channel",
+        counterparty=bob.address,
+        amount=str(FUNDS),
+        intermediaries=[irene.address],
+        challenge_duration=CHALLENGE_S,
+    )
+    channel = str(created["channel_id"])
+    for node in (alice, irene, bob):
+        wait_done(node, created["objective_id"])
+    wait_for("the channel to open", lambda: opened(alice, channel))
+    for amount in PAYMENTS:
+        alice.call("pay", channel_id=channel, amount=str(amount))
+    wait_for("Bob's vouchers", lambda: received(bob, channel) == sum(PAYMENTS) or None)
+    return channel

@@ -10,6 +10,7 @@ adjudicator paid out, to the wei.
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -489,6 +490,40 @@ def test_sigkill_the_payer_mid_stream(net: Net) -> None:
     assert all(a < b for a, b in itertools.pairwise(accepted)), "a voucher was accepted twice"
     close_channel(net, "alice", channel)
     net.settled(moved(before, "alice", "bob", ["irene"], paid + 1))
+    assert_no_guarantees(net)
+    assert_idle(net)
+
+
+@pytest.mark.timeout(180)
+def test_payee_and_payer_killed_at_random_moments(net: Net) -> None:
+    """SIGKILL at moments drawn from a fixed seed, the payee and the payer in turn, while
+    payments stream: every payment answered to the caller reaches the payee, once."""
+    before = net.current()
+    channel = open_channel(net, "alice", "bob", ["irene"])
+    chooser = random.Random(20261202)
+    answered = 0
+    for victim in ("bob", "alice", "bob"):
+        streamer = Streamer(net["alice"], channel)
+        thread = threading.Thread(target=streamer.run)
+        thread.start()
+        try:
+            wait_for("payments to flow", lambda s=streamer, floor=answered: s.paid > floor or None)
+            time.sleep(chooser.uniform(0.0, 0.4))
+            net[victim].kill()
+        finally:
+            streamer.stop.set()
+            thread.join(timeout=60)
+        assert not thread.is_alive()
+        answered = max(answered, streamer.paid)
+        net.restart(victim)
+    paid = int(net["alice"].call("get_payment_channel", channel_id=channel)["paid"])
+    assert paid >= answered  # a payment is logged before it is answered
+    wait_received(net, "bob", channel, paid)
+    accepted = vouchers_accepted(net["bob"].home, channel)
+    assert accepted[-1] == paid
+    assert all(a < b for a, b in itertools.pairwise(accepted)), "a voucher was accepted twice"
+    close_channel(net, "alice", channel)
+    net.settled(moved(before, "alice", "bob", ["irene"], paid))
     assert_no_guarantees(net)
     assert_idle(net)
 

@@ -94,3 +94,24 @@ def test_latest_snapshot_refuses_bad_arguments(log: EventLog) -> None:
         log.latest_snapshot(b"short")
     with pytest.raises(InvalidValueError, match="at_or_before"):
         log.latest_snapshot(MODULE_A, at_or_before=-1)
+
+
+def test_snapshots_written_together_replace_older_ones(log: EventLog) -> None:
+    log.put_snapshots([Snapshot(MODULE_A, 100, b"a100"), Snapshot(MODULE_B, 100, b"b100")])
+    log.put_snapshots(
+        [Snapshot(MODULE_A, 200, b"a200"), Snapshot(MODULE_B, 200, b"b200")],
+        delete=[(MODULE_B, 100)],
+    )
+    assert log.latest_snapshot(MODULE_A, at_or_before=150) == Snapshot(MODULE_A, 100, b"a100")
+    assert log.latest_snapshot(MODULE_B, at_or_before=150) is None
+    assert log.latest_snapshot(MODULE_B) == Snapshot(MODULE_B, 200, b"b200")
+
+
+def test_snapshots_written_together_are_checked_before_anything_is_written(
+    log: EventLog,
+) -> None:
+    with pytest.raises(InvalidValueError, match="seq"):
+        log.put_snapshots([Snapshot(MODULE_A, 10, b"ok"), Snapshot(MODULE_B, 301, b"late")])
+    with pytest.raises(InvalidValueError, match="key"):
+        log.put_snapshots([Snapshot(MODULE_A, 10, b"ok")], delete=[(b"short", 1)])
+    assert log.latest_snapshot(MODULE_A) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from node.cli import _peers
 from node.core.errors import InvalidValueError
 from node.home import NodeHome
 from node.p2p import PeerStore, parse_peer_multiaddr
-from tests.p2p.conftest import ALICE, BOB, IRENE
+from tests.p2p.conftest import ACTORS, ALICE, BOB, IRENE
 
 BOB_ADDR = f"/ip4/127.0.0.1/tcp/4001/p2p/{BOB.peer_id}"
 ED25519_PEER = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
@@ -127,3 +128,19 @@ def test_cli_connect_refuses_a_bad_multiaddr(
 ) -> None:
     assert scnode_main(["connect", "/ip4/1.2.3.4/tcp/1", "--home", str(tmp_path)]) == 1
     assert "no /p2p/" in capsys.readouterr().out
+
+
+def test_saves_at_the_same_time_leave_one_whole_document(tmp_path: Path) -> None:
+    """A save in a worker thread may still run when the node saves again as it stops."""
+    store = PeerStore.load(tmp_path)
+    for actor in ACTORS:
+        store.add(actor.peer_id, [f"/ip4/127.0.0.1/tcp/{4000 + len(actor.name)}"], dial=True)
+    threads = [threading.Thread(target=store.save) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.peer_id for r in PeerStore.load(tmp_path).records()] == [
+        r.peer_id for r in store.records()
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["peers.json"]  # no temporary left

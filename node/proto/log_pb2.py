@@ -26,19 +26,19 @@ from node.proto import nitro_pb2 as scnode_dot_v1_dot_nitro__pb2
 from node.proto import wire_pb2 as scnode_dot_v1_dot_wire__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13scnode/v1/log.proto\x12\tscnode.v1\x1a\x15scnode/v1/nitro.proto\x1a\x14scnode/v1/wire.proto\"\x8b\x05\n\tLogRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x16\n\x0e\x66ormat_version\x18\x02 \x01(\r\x12#\n\x04kind\x18\x03 \x01(\x0e\x32\x15.scnode.v1.RecordKind\x12\x11\n\tprev_hash\x18\x04 \x01(\x0c\x12\x0f\n\x07time_ms\x18\x05 \x01(\x04\x12\x32\n\x0e\x61\x63\x63\x65pted_state\x18\n \x01(\x0b\x32\x18.scnode.v1.AcceptedStateH\x00\x12,\n\x0b\x63hain_event\x18\x0b \x01(\x0b\x32\x15.scnode.v1.ChainEventH\x00\x12%\n\x07\x63ommand\x18\x0c \x01(\x0b\x32\x12.scnode.v1.CommandH\x00\x12.\n\x0csent_message\x18\r \x01(\x0b\x32\x16.scnode.v1.SentMessageH\x00\x12\x35\n\x0f\x61\x63knowledgement\x18\x0e \x01(\x0b\x32\x1a.scnode.v1.AcknowledgementH\x00\x12@\n\x15submitted_transaction\x18\x0f \x01(\x0b\x32\x1f.scnode.v1.SubmittedTransactionH\x00\x12\'\n\x08rejected\x18\x10 \x01(\x0b\x32\x13.scnode.v1.RejectedH\x00\x12\x36\n\x10\x61\x63\x63\x65pted_voucher\x18\x11 \x01(\x0b\x32\x1a.scnode.v1.AcceptedVoucherH\x00\x12\x38\n\x11received_messages\x18\x12 \x01(\x0b\x32\x1b.scnode.v1.ReceivedMessagesH\x00\x12\x38\n\x11\x61\x63\x63\x65pted_proposal\x18\x13 \x01(\x0b\x32\x1b.scnode.v1.AcceptedProposalH\x00\x42\t\n\x07payload\"e\n\rAcceptedState\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x12\n\nstate_hash\x18\x02 \x01(\x0c\x12,\n\x0csigned_state\x18\x03 \x01(\x0b\x32\x16.scnode.v1.SignedState\"D\n\x0f\x41\x63\x63\x65ptedVoucher\x12#\n\x07voucher\x18\x01 \x01(\x0b\x32\x12.scnode.v1.Voucher\x12\x0c\n\x04sent\x18\x02 \x01(\x08\"?\n\x10\x41\x63\x63\x65ptedProposal\x12+\n\x08proposal\x18\x01 \x01(\x0b\x32\x19.scnode.v1.LedgerProposal\"\xd2\x03\n\nChainEvent\x12\x14\n\x0c\x62lock_number\x18\x01 \x01(\x04\x12\x11\n\tlog_index\x18\x02 \x01(\r\x12\x0f\n\x07tx_hash\x18\x03 \x01(\x0c\x12\x14\n\x0c\x62lock_time_s\x18\x04 \x01(\x04\x12)\n\tdeposited\x18\n \x01(\x0b\x32\x14.scnode.v1.DepositedH\x00\x12:\n\x12\x61llocation_updated\x18\x0b \x01(\x0b\x32\x1c.scnode.v1.AllocationUpdatedH\x00\x12)\n\tconcluded\x18\x0c \x01(\x0b\x32\x14.scnode.v1.ConcludedH\x00\x12>\n\x14\x63hallenge_registered\x18\r \x01(\x0b\x32\x1e.scnode.v1.ChallengeRegisteredH\x00\x12\x38\n\x11\x63hallenge_cleared\x18\x0e \x01(\x0b\x32\x1b.scnode.v1.ChallengeClearedH\x00\x12)\n\treclaimed\x18\x0f \x01(\x0b\x32\x14.scnode.v1.ReclaimedH\x00\x12\x34\n\x0f\x62lock_processed\x18\x10 \x01(\x0b\x32\x19.scnode.v1.BlockProcessedH\x00\x42\x07\n\x05\x65vent\"L\n\tDeposited\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\r\n\x05\x61sset\x18\x02 \x01(\x0c\x12\x1c\n\x14\x64\x65stination_holdings\x18\x03 \x01(\x0c\"}\n\x11\x41llocationUpdated\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x13\n\x0b\x61sset_index\x18\x02 \x01(\r\x12\r\n\x05\x61sset\x18\x03 \x01(\x0c\x12\x18\n\x10initial_holdings\x18\x04 \x01(\x0c\x12\x16\n\x0e\x66inal_holdings\x18\x05 \x01(\x0c\"5\n\tConcluded\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x14\n\x0c\x66inalizes_at\x18\x02 \x01(\x04\"j\n\x13\x43hallengeRegistered\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x14\n\x0c\x66inalizes_at\x18\x02 \x01(\x04\x12)\n\tcandidate\x18\x03 \x01(\x0b\x32\x16.scnode.v1.SignedState\"C\n\x10\x43hallengeCleared\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x1b\n\x13new_turn_num_record\x18\x02 \x01(\x04\"4\n\tReclaimed\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x13\n\x0b\x61sset_index\x18\x02 \x01(\r\"&\n\x0e\x42lockProcessed\x12\x14\n\x0c\x62lock_number\x18\x01 \x01(\x04\"\x91\x03\n\x07\x43ommand\x12\x14\n\x0cobjective_id\x18\x01 \x01(\t\x12?\n\x15\x63reate_ledger_channel\x18\n \x01(\x0b\x32\x1e.scnode.v1.CreateLedgerChannelH\x00\x12\x37\n\x14\x63lose_ledger_channel\x18\x0b \x01(\x0b\x32\x17.scnode.v1.CloseChannelH\x00\x12\x41\n\x16\x63reate_payment_channel\x18\x0c \x01(\x0b\x32\x1f.scnode.v1.CreatePaymentChannelH\x00\x12\x38\n\x15\x63lose_payment_channel\x18\r \x01(\x0b\x32\x17.scnode.v1.CloseChannelH\x00\x12:\n\x12objective_decision\x18\x0e \x01(\x0b\x32\x1c.scnode.v1.ObjectiveDecisionH\x00\x12\x32\n\x0esettle_channel\x18\x0f \x01(\x0b\x32\x18.scnode.v1.SettleChannelH\x00\x42\t\n\x07\x63ommand\"g\n\x13\x43reateLedgerChannel\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12+\n\x07outcome\x18\x02 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\"h\n\x14\x43reatePaymentChannel\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12+\n\x07outcome\x18\x02 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\"I\n\x0c\x43loseChannel\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12%\n\x0b\x66inal_state\x18\x02 \x01(\x0b\x32\x10.scnode.v1.State\"I\n\rSettleChannel\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12$\n\x06ledger\x18\x02 \x01(\x0b\x32\x14.scnode.v1.FixedPart\"5\n\x11ObjectiveDecision\x12\x10\n\x08\x61pproved\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"B\n\x0bSentMessage\x12\x0c\n\x04peer\x18\x01 \x01(\x0c\x12%\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x13.scnode.v1.Envelope\"4\n\x0f\x41\x63knowledgement\x12\x0c\n\x04peer\x18\x01 \x01(\x0c\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x04\"5\n\x10ReceivedMessages\x12\x0c\n\x04peer\x18\x01 \x01(\x0c\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x04\"\xcd\x01\n\x14SubmittedTransaction\x12\x14\n\x0cobjective_id\x18\x01 \x01(\t\x12+\n\x07tx_kind\x18\x02 \x01(\x0e\x32\x1a.scnode.v1.TransactionKind\x12\x12\n\nchannel_id\x18\x03 \x01(\x0c\x12\x0f\n\x07tx_hash\x18\x04 \x01(\x0c\x12\r\n\x05nonce\x18\x05 \x01(\x04\x12\x0e\n\x06\x61mount\x18\x06 \x01(\x0c\x12\r\n\x05\x61sset\x18\x07 \x01(\x0c\x12\x0e\n\x06\x66\x61iled\x18\x08 \x01(\x08\x12\x0f\n\x07\x66\x61ilure\x18\t \x01(\t\"j\n\x08Rejected\x12*\n\x06source\x18\x01 \x01(\x0e\x32\x1a.scnode.v1.RejectionSource\x12\x0c\n\x04peer\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0cinput_sha256\x18\x04 \x01(\x0c*\xe7\x02\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRECORD_KIND_ACCEPTED_STATE\x10\n\x12\x1b\n\x17RECORD_KIND_CHAIN_EVENT\x10\x0b\x12\x17\n\x13RECORD_KIND_COMMAND\x10\x0c\x12\x1c\n\x18RECORD_KIND_SENT_MESSAGE\x10\r\x12\x1f\n\x1bRECORD_KIND_ACKNOWLEDGEMENT\x10\x0e\x12%\n!RECORD_KIND_SUBMITTED_TRANSACTION\x10\x0f\x12\x18\n\x14RECORD_KIND_REJECTED\x10\x10\x12 \n\x1cRECORD_KIND_ACCEPTED_VOUCHER\x10\x11\x12!\n\x1dRECORD_KIND_RECEIVED_MESSAGES\x10\x12\x12!\n\x1dRECORD_KIND_ACCEPTED_PROPOSAL\x10\x13*\xb8\x02\n\x0fTransactionKind\x12 \n\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRANSACTION_KIND_DEPOSIT\x10\x01\x12*\n&TRANSACTION_KIND_CONCLUDE_AND_TRANSFER\x10\x02\x12\x1e\n\x1aTRANSACTION_KIND_CHALLENGE\x10\x03\x12\x1f\n\x1bTRANSACTION_KIND_CHECKPOINT\x10\x04\x12\x1d\n\x19TRANSACTION_KIND_TRANSFER\x10\x05\x12\x1c\n\x18TRANSACTION_KIND_RECLAIM\x10\x06\x12\x1c\n\x18TRANSACTION_KIND_APPROVE\x10\x07\x12\x1d\n\x19TRANSACTION_KIND_CONCLUDE\x10\x08*\x84\x01\n\x0fRejectionSource\x12 \n\x1cREJECTION_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n\x15REJECTION_SOURCE_PEER\x10\x01\x12\x18\n\x14REJECTION_SOURCE_API\x10\x02\x12\x1a\n\x16REJECTION_SOURCE_CHAIN\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13scnode/v1/log.proto\x12\tscnode.v1\x1a\x15scnode/v1/nitro.proto\x1a\x14scnode/v1/wire.proto\"\x8b\x05\n\tLogRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x16\n\x0e\x66ormat_version\x18\x02 \x01(\r\x12#\n\x04kind\x18\x03 \x01(\x0e\x32\x15.scnode.v1.RecordKind\x12\x11\n\tprev_hash\x18\x04 \x01(\x0c\x12\x0f\n\x07time_ms\x18\x05 \x01(\x04\x12\x32\n\x0e\x61\x63\x63\x65pted_state\x18\n \x01(\x0b\x32\x18.scnode.v1.AcceptedStateH\x00\x12,\n\x0b\x63hain_event\x18\x0b \x01(\x0b\x32\x15.scnode.v1.ChainEventH\x00\x12%\n\x07\x63ommand\x18\x0c \x01(\x0b\x32\x12.scnode.v1.CommandH\x00\x12.\n\x0csent_message\x18\r \x01(\x0b\x32\x16.scnode.v1.SentMessageH\x00\x12\x35\n\x0f\x61\x63knowledgement\x18\x0e \x01(\x0b\x32\x1a.scnode.v1.AcknowledgementH\x00\x12@\n\x15submitted_transaction\x18\x0f \x01(\x0b\x32\x1f.scnode.v1.SubmittedTransactionH\x00\x12\'\n\x08rejected\x18\x10 \x01(\x0b\x32\x13.scnode.v1.RejectedH\x00\x12\x36\n\x10\x61\x63\x63\x65pted_voucher\x18\x11 \x01(\x0b\x32\x1a.scnode.v1.AcceptedVoucherH\x00\x12\x38\n\x11received_messages\x18\x12 \x01(\x0b\x32\x1b.scnode.v1.ReceivedMessagesH\x00\x12\x38\n\x11\x61\x63\x63\x65pted_proposal\x18\x13 \x01(\x0b\x32\x1b.scnode.v1.AcceptedProposalH\x00\x42\t\n\x07payload\"e\n\rAcceptedState\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x12\n\nstate_hash\x18\x02 \x01(\x0c\x12,\n\x0csigned_state\x18\x03 \x01(\x0b\x32\x16.scnode.v1.SignedState\"D\n\x0f\x41\x63\x63\x65ptedVoucher\x12#\n\x07voucher\x18\x01 \x01(\x0b\x32\x12.scnode.v1.Voucher\x12\x0c\n\x04sent\x18\x02 \x01(\x08\"?\n\x10\x41\x63\x63\x65ptedProposal\x12+\n\x08proposal\x18\x01 \x01(\x0b\x32\x19.scnode.v1.LedgerProposal\"\x88\x04\n\nChainEvent\x12\x14\n\x0c\x62lock_number\x18\x01 \x01(\x04\x12\x11\n\tlog_index\x18\x02 \x01(\r\x12\x0f\n\x07tx_hash\x18\x03 \x01(\x0c\x12\x14\n\x0c\x62lock_time_s\x18\x04 \x01(\x04\x12)\n\tdeposited\x18\n \x01(\x0b\x32\x14.scnode.v1.DepositedH\x00\x12:\n\x12\x61llocation_updated\x18\x0b \x01(\x0b\x32\x1c.scnode.v1.AllocationUpdatedH\x00\x12)\n\tconcluded\x18\x0c \x01(\x0b\x32\x14.scnode.v1.ConcludedH\x00\x12>\n\x14\x63hallenge_registered\x18\r \x01(\x0b\x32\x1e.scnode.v1.ChallengeRegisteredH\x00\x12\x38\n\x11\x63hallenge_cleared\x18\x0e \x01(\x0b\x32\x1b.scnode.v1.ChallengeClearedH\x00\x12)\n\treclaimed\x18\x0f \x01(\x0b\x32\x14.scnode.v1.ReclaimedH\x00\x12\x34\n\x0f\x62lock_processed\x18\x10 \x01(\x0b\x32\x19.scnode.v1.BlockProcessedH\x00\x12\x34\n\x0f\x62locks_reverted\x18\x11 \x01(\x0b\x32\x19.scnode.v1.BlocksRevertedH\x00\x42\x07\n\x05\x65vent\"L\n\tDeposited\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\r\n\x05\x61sset\x18\x02 \x01(\x0c\x12\x1c\n\x14\x64\x65stination_holdings\x18\x03 \x01(\x0c\"}\n\x11\x41llocationUpdated\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x13\n\x0b\x61sset_index\x18\x02 \x01(\r\x12\r\n\x05\x61sset\x18\x03 \x01(\x0c\x12\x18\n\x10initial_holdings\x18\x04 \x01(\x0c\x12\x16\n\x0e\x66inal_holdings\x18\x05 \x01(\x0c\"5\n\tConcluded\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x14\n\x0c\x66inalizes_at\x18\x02 \x01(\x04\"\xb9\x01\n\x13\x43hallengeRegistered\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x14\n\x0c\x66inalizes_at\x18\x02 \x01(\x04\x12)\n\tcandidate\x18\x03 \x01(\x0b\x32\x16.scnode.v1.SignedState\x12/\n\x0e\x63\x61ndidate_part\x18\x04 \x01(\x0b\x32\x17.scnode.v1.VariablePart\x12\x1c\n\x14\x63\x61ndidate_signatures\x18\x05 \x03(\x0c\"C\n\x10\x43hallengeCleared\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x1b\n\x13new_turn_num_record\x18\x02 \x01(\x04\"4\n\tReclaimed\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x13\n\x0b\x61sset_index\x18\x02 \x01(\r\"&\n\x0e\x42lockProcessed\x12\x14\n\x0c\x62lock_number\x18\x01 \x01(\x04\"%\n\x0e\x42locksReverted\x12\x13\n\x0b\x66irst_block\x18\x01 \x01(\x04\"\x91\x03\n\x07\x43ommand\x12\x14\n\x0cobjective_id\x18\x01 \x01(\t\x12?\n\x15\x63reate_ledger_channel\x18\n \x01(\x0b\x32\x1e.scnode.v1.CreateLedgerChannelH\x00\x12\x37\n\x14\x63lose_ledger_channel\x18\x0b \x01(\x0b\x32\x17.scnode.v1.CloseChannelH\x00\x12\x41\n\x16\x63reate_payment_channel\x18\x0c \x01(\x0b\x32\x1f.scnode.v1.CreatePaymentChannelH\x00\x12\x38\n\x15\x63lose_payment_channel\x18\r \x01(\x0b\x32\x17.scnode.v1.CloseChannelH\x00\x12:\n\x12objective_decision\x18\x0e \x01(\x0b\x32\x1c.scnode.v1.ObjectiveDecisionH\x00\x12\x32\n\x0esettle_channel\x18\x0f \x01(\x0b\x32\x18.scnode.v1.SettleChannelH\x00\x42\t\n\x07\x63ommand\"g\n\x13\x43reateLedgerChannel\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12+\n\x07outcome\x18\x02 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\"h\n\x14\x43reatePaymentChannel\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12+\n\x07outcome\x18\x02 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\"I\n\x0c\x43loseChannel\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12%\n\x0b\x66inal_state\x18\x02 \x01(\x0b\x32\x10.scnode.v1.State\"I\n\rSettleChannel\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12$\n\x06ledger\x18\x02 \x01(\x0b\x32\x14.scnode.v1.FixedPart\"5\n\x11ObjectiveDecision\x12\x10\n\x08\x61pproved\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"B\n\x0bSentMessage\x12\x0c\n\x04peer\x18\x01 \x01(\x0c\x12%\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x13.scnode.v1.Envelope\"4\n\x0f\x41\x63knowledgement\x12\x0c\n\x04peer\x18\x01 \x01(\x0c\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x04\"5\n\x10ReceivedMessages\x12\x0c\n\x04peer\x18\x01 \x01(\x0c\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x04\"\xcd\x01\n\x14SubmittedTransaction\x12\x14\n\x0cobjective_id\x18\x01 \x01(\t\x12+\n\x07tx_kind\x18\x02 \x01(\x0e\x32\x1a.scnode.v1.TransactionKind\x12\x12\n\nchannel_id\x18\x03 \x01(\x0c\x12\x0f\n\x07tx_hash\x18\x04 \x01(\x0c\x12\r\n\x05nonce\x18\x05 \x01(\x04\x12\x0e\n\x06\x61mount\x18\x06 \x01(\x0c\x12\r\n\x05\x61sset\x18\x07 \x01(\x0c\x12\x0e\n\x06\x66\x61iled\x18\x08 \x01(\x08\x12\x0f\n\x07\x66\x61ilure\x18\t \x01(\t\"j\n\x08Rejected\x12*\n\x06source\x18\x01 \x01(\x0e\x32\x1a.scnode.v1.RejectionSource\x12\x0c\n\x04peer\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0cinput_sha256\x18\x04 \x01(\x0c*\xe7\x02\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRECORD_KIND_ACCEPTED_STATE\x10\n\x12\x1b\n\x17RECORD_KIND_CHAIN_EVENT\x10\x0b\x12\x17\n\x13RECORD_KIND_COMMAND\x10\x0c\x12\x1c\n\x18RECORD_KIND_SENT_MESSAGE\x10\r\x12\x1f\n\x1bRECORD_KIND_ACKNOWLEDGEMENT\x10\x0e\x12%\n!RECORD_KIND_SUBMITTED_TRANSACTION\x10\x0f\x12\x18\n\x14RECORD_KIND_REJECTED\x10\x10\x12 \n\x1cRECORD_KIND_ACCEPTED_VOUCHER\x10\x11\x12!\n\x1dRECORD_KIND_RECEIVED_MESSAGES\x10\x12\x12!\n\x1dRECORD_KIND_ACCEPTED_PROPOSAL\x10\x13*\xb8\x02\n\x0fTransactionKind\x12 \n\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRANSACTION_KIND_DEPOSIT\x10\x01\x12*\n&TRANSACTION_KIND_CONCLUDE_AND_TRANSFER\x10\x02\x12\x1e\n\x1aTRANSACTION_KIND_CHALLENGE\x10\x03\x12\x1f\n\x1bTRANSACTION_KIND_CHECKPOINT\x10\x04\x12\x1d\n\x19TRANSACTION_KIND_TRANSFER\x10\x05\x12\x1c\n\x18TRANSACTION_KIND_RECLAIM\x10\x06\x12\x1c\n\x18TRANSACTION_KIND_APPROVE\x10\x07\x12\x1d\n\x19TRANSACTION_KIND_CONCLUDE\x10\x08*\x84\x01\n\x0fRejectionSource\x12 \n\x1cREJECTION_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n\x15REJECTION_SOURCE_PEER\x10\x01\x12\x18\n\x14REJECTION_SOURCE_API\x10\x02\x12\x1a\n\x16REJECTION_SOURCE_CHAIN\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'scnode.v1.log_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDKIND']._serialized_start=3285
-  _globals['_RECORDKIND']._serialized_end=3644
-  _globals['_TRANSACTIONKIND']._serialized_start=3647
-  _globals['_TRANSACTIONKIND']._serialized_end=3959
-  _globals['_REJECTIONSOURCE']._serialized_start=3962
-  _globals['_REJECTIONSOURCE']._serialized_end=4094
+  _globals['_RECORDKIND']._serialized_start=3458
+  _globals['_RECORDKIND']._serialized_end=3817
+  _globals['_TRANSACTIONKIND']._serialized_start=3820
+  _globals['_TRANSACTIONKIND']._serialized_end=4132
+  _globals['_REJECTIONSOURCE']._serialized_start=4135
+  _globals['_REJECTIONSOURCE']._serialized_end=4267
   _globals['_LOGRECORD']._serialized_start=80
   _globals['_LOGRECORD']._serialized_end=731
   _globals['_ACCEPTEDSTATE']._serialized_start=733
@@ -48,41 +48,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCEPTEDPROPOSAL']._serialized_start=906
   _globals['_ACCEPTEDPROPOSAL']._serialized_end=969
   _globals['_CHAINEVENT']._serialized_start=972
-  _globals['_CHAINEVENT']._serialized_end=1438
-  _globals['_DEPOSITED']._serialized_start=1440
-  _globals['_DEPOSITED']._serialized_end=1516
-  _globals['_ALLOCATIONUPDATED']._serialized_start=1518
-  _globals['_ALLOCATIONUPDATED']._serialized_end=1643
-  _globals['_CONCLUDED']._serialized_start=1645
-  _globals['_CONCLUDED']._serialized_end=1698
-  _globals['_CHALLENGEREGISTERED']._serialized_start=1700
-  _globals['_CHALLENGEREGISTERED']._serialized_end=1806
-  _globals['_CHALLENGECLEARED']._serialized_start=1808
-  _globals['_CHALLENGECLEARED']._serialized_end=1875
-  _globals['_RECLAIMED']._serialized_start=1877
-  _globals['_RECLAIMED']._serialized_end=1929
-  _globals['_BLOCKPROCESSED']._serialized_start=1931
-  _globals['_BLOCKPROCESSED']._serialized_end=1969
-  _globals['_COMMAND']._serialized_start=1972
-  _globals['_COMMAND']._serialized_end=2373
-  _globals['_CREATELEDGERCHANNEL']._serialized_start=2375
-  _globals['_CREATELEDGERCHANNEL']._serialized_end=2478
-  _globals['_CREATEPAYMENTCHANNEL']._serialized_start=2480
-  _globals['_CREATEPAYMENTCHANNEL']._serialized_end=2584
-  _globals['_CLOSECHANNEL']._serialized_start=2586
-  _globals['_CLOSECHANNEL']._serialized_end=2659
-  _globals['_SETTLECHANNEL']._serialized_start=2661
-  _globals['_SETTLECHANNEL']._serialized_end=2734
-  _globals['_OBJECTIVEDECISION']._serialized_start=2736
-  _globals['_OBJECTIVEDECISION']._serialized_end=2789
-  _globals['_SENTMESSAGE']._serialized_start=2791
-  _globals['_SENTMESSAGE']._serialized_end=2857
-  _globals['_ACKNOWLEDGEMENT']._serialized_start=2859
-  _globals['_ACKNOWLEDGEMENT']._serialized_end=2911
-  _globals['_RECEIVEDMESSAGES']._serialized_start=2913
-  _globals['_RECEIVEDMESSAGES']._serialized_end=2966
-  _globals['_SUBMITTEDTRANSACTION']._serialized_start=2969
-  _globals['_SUBMITTEDTRANSACTION']._serialized_end=3174
-  _globals['_REJECTED']._serialized_start=3176
-  _globals['_REJECTED']._serialized_end=3282
+  _globals['_CHAINEVENT']._serialized_end=1492
+  _globals['_DEPOSITED']._serialized_start=1494
+  _globals['_DEPOSITED']._serialized_end=1570
+  _globals['_ALLOCATIONUPDATED']._serialized_start=1572
+  _globals['_ALLOCATIONUPDATED']._serialized_end=1697
+  _globals['_CONCLUDED']._serialized_start=1699
+  _globals['_CONCLUDED']._serialized_end=1752
+  _globals['_CHALLENGEREGISTERED']._serialized_start=1755
+  _globals['_CHALLENGEREGISTERED']._serialized_end=1940
+  _globals['_CHALLENGECLEARED']._serialized_start=1942
+  _globals['_CHALLENGECLEARED']._serialized_end=2009
+  _globals['_RECLAIMED']._serialized_start=2011
+  _globals['_RECLAIMED']._serialized_end=2063
+  _globals['_BLOCKPROCESSED']._serialized_start=2065
+  _globals['_BLOCKPROCESSED']._serialized_end=2103
+  _globals['_BLOCKSREVERTED']._serialized_start=2105
+  _globals['_BLOCKSREVERTED']._serialized_end=2142
+  _globals['_COMMAND']._serialized_start=2145
+  _globals['_COMMAND']._serialized_end=2546
+  _globals['_CREATELEDGERCHANNEL']._serialized_start=2548
+  _globals['_CREATELEDGERCHANNEL']._serialized_end=2651
+  _globals['_CREATEPAYMENTCHANNEL']._serialized_start=2653
+  _globals['_CREATEPAYMENTCHANNEL']._serialized_end=2757
+  _globals['_CLOSECHANNEL']._serialized_start=2759
+  _globals['_CLOSECHANNEL']._serialized_end=2832
+  _globals['_SETTLECHANNEL']._serialized_start=2834
+  _globals['_SETTLECHANNEL']._serialized_end=2907
+  _globals['_OBJECTIVEDECISION']._serialized_start=2909
+  _globals['_OBJECTIVEDECISION']._serialized_end=2962
+  _globals['_SENTMESSAGE']._serialized_start=2964
+  _globals['_SENTMESSAGE']._serialized_end=3030
+  _globals['_ACKNOWLEDGEMENT']._serialized_start=3032
+  _globals['_ACKNOWLEDGEMENT']._serialized_end=3084
+  _globals['_RECEIVEDMESSAGES']._serialized_start=3086
+  _globals['_RECEIVEDMESSAGES']._serialized_end=3139
+  _globals['_SUBMITTEDTRANSACTION']._serialized_start=3142
+  _globals['_SUBMITTEDTRANSACTION']._serialized_end=3347
+  _globals['_REJECTED']._serialized_start=3349
+  _globals['_REJECTED']._serialized_end=3455
 # @@protoc_insertion_point(module_scope)

@@ -125,7 +125,7 @@ class AcceptedProposal(_message.Message):
     def __init__(self, proposal: _Optional[_Union[_nitro_pb2.LedgerProposal, _Mapping]] = ...) -> None: ...
 
 class ChainEvent(_message.Message):
-    __slots__ = ("block_number", "log_index", "tx_hash", "block_time_s", "deposited", "allocation_updated", "concluded", "challenge_registered", "challenge_cleared", "reclaimed", "block_processed")
+    __slots__ = ("block_number", "log_index", "tx_hash", "block_time_s", "deposited", "allocation_updated", "concluded", "challenge_registered", "challenge_cleared", "reclaimed", "block_processed", "blocks_reverted")
     BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
     LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
     TX_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +137,7 @@ class ChainEvent(_message.Message):
     CHALLENGE_CLEARED_FIELD_NUMBER: _ClassVar[int]
     RECLAIMED_FIELD_NUMBER: _ClassVar[int]
     BLOCK_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_REVERTED_FIELD_NUMBER: _ClassVar[int]
     block_number: int
     log_index: int
     tx_hash: bytes
@@ -148,7 +149,8 @@ class ChainEvent(_message.Message):
     challenge_cleared: ChallengeCleared
     reclaimed: Reclaimed
     block_processed: BlockProcessed
-    def __init__(self, block_number: _Optional[int] = ..., log_index: _Optional[int] = ..., tx_hash: _Optional[bytes] = ..., block_time_s: _Optional[int] = ..., deposited: _Optional[_Union[Deposited, _Mapping]] = ..., allocation_updated: _Optional[_Union[AllocationUpdated, _Mapping]] = ..., concluded: _Optional[_Union[Concluded, _Mapping]] = ..., challenge_registered: _Optional[_Union[ChallengeRegistered, _Mapping]] = ..., challenge_cleared: _Optional[_Union[ChallengeCleared, _Mapping]] = ..., reclaimed: _Optional[_Union[Reclaimed, _Mapping]] = ..., block_processed: _Optional[_Union[BlockProcessed, _Mapping]] = ...) -> None: ...
+    blocks_reverted: BlocksReverted
+    def __init__(self, block_number: _Optional[int] = ..., log_index: _Optional[int] = ..., tx_hash: _Optional[bytes] = ..., block_time_s: _Optional[int] = ..., deposited: _Optional[_Union[Deposited, _Mapping]] = ..., allocation_updated: _Optional[_Union[AllocationUpdated, _Mapping]] = ..., concluded: _Optional[_Union[Concluded, _Mapping]] = ..., challenge_registered: _Optional[_Union[ChallengeRegistered, _Mapping]] = ..., challenge_cleared: _Optional[_Union[ChallengeCleared, _Mapping]] = ..., reclaimed: _Optional[_Union[Reclaimed, _Mapping]] = ..., block_processed: _Optional[_Union[BlockProcessed, _Mapping]] = ..., blocks_reverted: _Optional[_Union[BlocksReverted, _Mapping]] = ...) -> None: ...
 
 class Deposited(_message.Message):
     __slots__ = ("channel_id", "asset", "destination_holdings")
@@ -183,14 +185,18 @@ class Concluded(_message.Message):
     def __init__(self, channel_id: _Optional[bytes] = ..., finalizes_at: _Optional[int] = ...) -> None: ...
 
 class ChallengeRegistered(_message.Message):
-    __slots__ = ("channel_id", "finalizes_at", "candidate")
+    __slots__ = ("channel_id", "finalizes_at", "candidate", "candidate_part", "candidate_signatures")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     FINALIZES_AT_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_PART_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_SIGNATURES_FIELD_NUMBER: _ClassVar[int]
     channel_id: bytes
     finalizes_at: int
     candidate: _nitro_pb2.SignedState
-    def __init__(self, channel_id: _Optional[bytes] = ..., finalizes_at: _Optional[int] = ..., candidate: _Optional[_Union[_nitro_pb2.SignedState, _Mapping]] = ...) -> None: ...
+    candidate_part: _nitro_pb2.VariablePart
+    candidate_signatures: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, channel_id: _Optional[bytes] = ..., finalizes_at: _Optional[int] = ..., candidate: _Optional[_Union[_nitro_pb2.SignedState, _Mapping]] = ..., candidate_part: _Optional[_Union[_nitro_pb2.VariablePart, _Mapping]] = ..., candidate_signatures: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ChallengeCleared(_message.Message):
     __slots__ = ("channel_id", "new_turn_num_record")
@@ -213,6 +219,12 @@ class BlockProcessed(_message.Message):
     BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
     block_number: int
     def __init__(self, block_number: _Optional[int] = ...) -> None: ...
+
+class BlocksReverted(_message.Message):
+    __slots__ = ("first_block",)
+    FIRST_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    first_block: int
+    def __init__(self, first_block: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("objective_id", "create_ledger_channel", "close_ledger_channel", "create_payment_channel", "close_payment_channel", "objective_decision", "settle_channel")

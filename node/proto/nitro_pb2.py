@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15scnode/v1/nitro.proto\x12\tscnode.v1\"\\\n\nAllocation\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x0c\x12\x17\n\x0f\x61llocation_type\x18\x03 \x01(\r\x12\x10\n\x08metadata\x18\x04 \x01(\x0c\"x\n\x0fSingleAssetExit\x12\r\n\x05\x61sset\x18\x01 \x01(\x0c\x12\x12\n\nasset_type\x18\x02 \x01(\r\x12\x16\n\x0e\x61sset_metadata\x18\x03 \x01(\x0c\x12*\n\x0b\x61llocations\x18\x04 \x03(\x0b\x32\x15.scnode.v1.Allocation\"l\n\tFixedPart\x12\x14\n\x0cparticipants\x18\x01 \x03(\x0c\x12\x15\n\rchannel_nonce\x18\x02 \x01(\x04\x12\x16\n\x0e\x61pp_definition\x18\x03 \x01(\x0c\x12\x1a\n\x12\x63hallenge_duration\x18\x04 \x01(\x04\"\x8f\x01\n\x05State\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12\x10\n\x08\x61pp_data\x18\x02 \x01(\x0c\x12+\n\x07outcome\x18\x03 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\x12\x10\n\x08turn_num\x18\x04 \x01(\x04\x12\x10\n\x08is_final\x18\x05 \x01(\x08\"D\n\x14ParticipantSignature\x12\x19\n\x11participant_index\x18\x01 \x01(\r\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"c\n\x0bSignedState\x12\x1f\n\x05state\x18\x01 \x01(\x0b\x32\x10.scnode.v1.State\x12\x33\n\nsignatures\x18\x02 \x03(\x0b\x32\x1f.scnode.v1.ParticipantSignature\"@\n\x07Voucher\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"H\n\tGuarantee\x12\x0e\n\x06target\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x0c\x12\x0c\n\x04left\x18\x03 \x01(\x0c\x12\r\n\x05right\x18\x04 \x01(\x0c\"\xa8\x01\n\x0eLedgerProposal\x12\x11\n\tledger_id\x18\x01 \x01(\x0c\x12\x10\n\x08turn_num\x18\x02 \x01(\x04\x12&\n\x03\x61\x64\x64\x18\x03 \x01(\x0b\x32\x17.scnode.v1.AddGuaranteeH\x00\x12,\n\x06remove\x18\x04 \x01(\x0b\x32\x1a.scnode.v1.RemoveGuaranteeH\x00\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x42\x08\n\x06\x63hange\"M\n\x0c\x41\x64\x64Guarantee\x12\'\n\tguarantee\x18\x01 \x01(\x0b\x32\x14.scnode.v1.Guarantee\x12\x14\n\x0cleft_deposit\x18\x02 \x01(\x0c\"6\n\x0fRemoveGuarantee\x12\x0e\n\x06target\x18\x01 \x01(\x0c\x12\x13\n\x0bleft_amount\x18\x02 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15scnode/v1/nitro.proto\x12\tscnode.v1\"\\\n\nAllocation\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x0c\x12\x17\n\x0f\x61llocation_type\x18\x03 \x01(\r\x12\x10\n\x08metadata\x18\x04 \x01(\x0c\"x\n\x0fSingleAssetExit\x12\r\n\x05\x61sset\x18\x01 \x01(\x0c\x12\x12\n\nasset_type\x18\x02 \x01(\r\x12\x16\n\x0e\x61sset_metadata\x18\x03 \x01(\x0c\x12*\n\x0b\x61llocations\x18\x04 \x03(\x0b\x32\x15.scnode.v1.Allocation\"l\n\tFixedPart\x12\x14\n\x0cparticipants\x18\x01 \x03(\x0c\x12\x15\n\rchannel_nonce\x18\x02 \x01(\x04\x12\x16\n\x0e\x61pp_definition\x18\x03 \x01(\x0c\x12\x1a\n\x12\x63hallenge_duration\x18\x04 \x01(\x04\"\x8f\x01\n\x05State\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12\x10\n\x08\x61pp_data\x18\x02 \x01(\x0c\x12+\n\x07outcome\x18\x03 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\x12\x10\n\x08turn_num\x18\x04 \x01(\x04\x12\x10\n\x08is_final\x18\x05 \x01(\x08\"q\n\x0cVariablePart\x12+\n\x07outcome\x18\x01 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\x12\x10\n\x08\x61pp_data\x18\x02 \x01(\x0c\x12\x10\n\x08turn_num\x18\x03 \x01(\x04\x12\x10\n\x08is_final\x18\x04 \x01(\x08\"D\n\x14ParticipantSignature\x12\x19\n\x11participant_index\x18\x01 \x01(\r\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"c\n\x0bSignedState\x12\x1f\n\x05state\x18\x01 \x01(\x0b\x32\x10.scnode.v1.State\x12\x33\n\nsignatures\x18\x02 \x03(\x0b\x32\x1f.scnode.v1.ParticipantSignature\"@\n\x07Voucher\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"H\n\tGuarantee\x12\x0e\n\x06target\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x0c\x12\x0c\n\x04left\x18\x03 \x01(\x0c\x12\r\n\x05right\x18\x04 \x01(\x0c\"\xa8\x01\n\x0eLedgerProposal\x12\x11\n\tledger_id\x18\x01 \x01(\x0c\x12\x10\n\x08turn_num\x18\x02 \x01(\x04\x12&\n\x03\x61\x64\x64\x18\x03 \x01(\x0b\x32\x17.scnode.v1.AddGuaranteeH\x00\x12,\n\x06remove\x18\x04 \x01(\x0b\x32\x1a.scnode.v1.RemoveGuaranteeH\x00\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x42\x08\n\x06\x63hange\"M\n\x0c\x41\x64\x64Guarantee\x12\'\n\tguarantee\x18\x01 \x01(\x0b\x32\x14.scnode.v1.Guarantee\x12\x14\n\x0cleft_deposit\x18\x02 \x01(\x0c\"6\n\x0fRemoveGuarantee\x12\x0e\n\x06target\x18\x01 \x01(\x0c\x12\x13\n\x0bleft_amount\x18\x02 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,18 +39,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIXEDPART']._serialized_end=360
   _globals['_STATE']._serialized_start=363
   _globals['_STATE']._serialized_end=506
-  _globals['_PARTICIPANTSIGNATURE']._serialized_start=508
-  _globals['_PARTICIPANTSIGNATURE']._serialized_end=576
-  _globals['_SIGNEDSTATE']._serialized_start=578
-  _globals['_SIGNEDSTATE']._serialized_end=677
-  _globals['_VOUCHER']._serialized_start=679
-  _globals['_VOUCHER']._serialized_end=743
-  _globals['_GUARANTEE']._serialized_start=745
-  _globals['_GUARANTEE']._serialized_end=817
-  _globals['_LEDGERPROPOSAL']._serialized_start=820
-  _globals['_LEDGERPROPOSAL']._serialized_end=988
-  _globals['_ADDGUARANTEE']._serialized_start=990
-  _globals['_ADDGUARANTEE']._serialized_end=1067
-  _globals['_REMOVEGUARANTEE']._serialized_start=1069
-  _globals['_REMOVEGUARANTEE']._serialized_end=1123
+  _globals['_VARIABLEPART']._serialized_start=508
+  _globals['_VARIABLEPART']._serialized_end=621
+  _globals['_PARTICIPANTSIGNATURE']._serialized_start=623
+  _globals['_PARTICIPANTSIGNATURE']._serialized_end=691
+  _globals['_SIGNEDSTATE']._serialized_start=693
+  _globals['_SIGNEDSTATE']._serialized_end=792
+  _globals['_VOUCHER']._serialized_start=794
+  _globals['_VOUCHER']._serialized_end=858
+  _globals['_GUARANTEE']._serialized_start=860
+  _globals['_GUARANTEE']._serialized_end=932
+  _globals['_LEDGERPROPOSAL']._serialized_start=935
+  _globals['_LEDGERPROPOSAL']._serialized_end=1103
+  _globals['_ADDGUARANTEE']._serialized_start=1105
+  _globals['_ADDGUARANTEE']._serialized_end=1182
+  _globals['_REMOVEGUARANTEE']._serialized_start=1184
+  _globals['_REMOVEGUARANTEE']._serialized_end=1238
 # @@protoc_insertion_point(module_scope)

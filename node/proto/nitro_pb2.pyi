@@ -56,6 +56,18 @@ class State(_message.Message):
     is_final: bool
     def __init__(self, fixed: _Optional[_Union[FixedPart, _Mapping]] = ..., app_data: _Optional[bytes] = ..., outcome: _Optional[_Iterable[_Union[SingleAssetExit, _Mapping]]] = ..., turn_num: _Optional[int] = ..., is_final: _Optional[bool] = ...) -> None: ...
 
+class VariablePart(_message.Message):
+    __slots__ = ("outcome", "app_data", "turn_num", "is_final")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    APP_DATA_FIELD_NUMBER: _ClassVar[int]
+    TURN_NUM_FIELD_NUMBER: _ClassVar[int]
+    IS_FINAL_FIELD_NUMBER: _ClassVar[int]
+    outcome: _containers.RepeatedCompositeFieldContainer[SingleAssetExit]
+    app_data: bytes
+    turn_num: int
+    is_final: bool
+    def __init__(self, outcome: _Optional[_Iterable[_Union[SingleAssetExit, _Mapping]]] = ..., app_data: _Optional[bytes] = ..., turn_num: _Optional[int] = ..., is_final: _Optional[bool] = ...) -> None: ...
+
 class ParticipantSignature(_message.Message):
     __slots__ = ("participant_index", "signature")
     PARTICIPANT_INDEX_FIELD_NUMBER: _ClassVar[int]

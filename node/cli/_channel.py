@@ -4,20 +4,16 @@ node."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from node.cli._common import fail, parse_amount, rpc_client, run_objective
-from node.cli._tables import payments_table, wei_text
+from node.cli._settling import add_settle_arguments, run_settlement
+from node.cli._tables import payments_table
 from node.core.errors import ScnodeError
-
-_SETTLE_POLL_S = 2.0
 
 
 def register(subparsers: Any) -> None:
@@ -45,12 +41,8 @@ def register(subparsers: Any) -> None:
     settle = commands.add_parser(
         "settle", help="enforce a payment channel on chain (its other party is gone)"
     )
-    settle.add_argument("--channel", required=True, help="the channel id (0x...)")
+    add_settle_arguments(settle)
     settle.add_argument("--ledger", help="our ledger to settle through (default: the first)")
-    settle.add_argument(
-        "--wait", action="store_true", help="wait out the challenge and pay out (else run again)"
-    )
-    settle.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait")
     for command in (open_, close):
         command.add_argument("--no-wait", action="store_true", help="return once started")
         command.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
@@ -136,39 +128,7 @@ def channel_list_command(namespace: argparse.Namespace) -> int:
 def channel_settle_command(namespace: argparse.Namespace) -> int:
     """Start the settlement and wait until its challenges are on chain (with --wait: until
     it is paid out); the node finishes it by itself either way."""
-    from node.rpc import RpcConnectionError, RpcError
-
     params = {"channel_id": namespace.channel}
     if namespace.ledger:
         params["ledger_id"] = namespace.ledger
-    console = None if namespace.json else Console()
-    deadline = time.monotonic() + namespace.timeout
-    wanted = ("SETTLED",) if namespace.wait else ("CHALLENGED", "PAYING_OUT", "SETTLED")
-    try:
-        client = rpc_client(namespace.home)
-        answer = client.call("settle_payment_channel", **params)
-        status = console.status("settling on chain") if console else None
-        with status or contextlib.nullcontext():
-            while answer["stage"] not in (*wanted, "FAILED"):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"still {answer['stage']} after {namespace.timeout:g} s")
-                time.sleep(_SETTLE_POLL_S)
-                answer = client.call("settle_payment_channel", **params)
-    except (ScnodeError, RpcError, RpcConnectionError, TimeoutError) as error:
-        return fail("channel settle", error)
-    if console is None:
-        print(json.dumps(answer, indent=2))
-    elif answer["stage"] == "FAILED":
-        console.print(f"[red]settlement failed:[/red] {answer['failure']}", soft_wrap=True)
-    elif answer["stage"] == "SETTLED":
-        console.print(
-            f"settled on chain: paid {wei_text(str(answer['paid']))} by vouchers;"
-            f" paid out to us {wei_text(str(answer['payout']))}",
-            soft_wrap=True,
-        )
-    else:
-        when = datetime.fromtimestamp(int(answer["finalizes_at"]), UTC).isoformat()
-        console.print(
-            f"challenged on chain; the node pays out by itself after {when} (--wait to wait for it)"
-        )
-    return 1 if answer["stage"] == "FAILED" else 0
+    return run_settlement(namespace, "channel settle", "settle_payment_channel", params)

@@ -1,4 +1,4 @@
-"""``scnode ledger open|close|list``: ledger channels through the running node."""
+"""``scnode ledger open|close|list|settle``: ledger channels through the running node."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Any
 from rich.console import Console
 
 from node.cli._common import fail, parse_amount, rpc_client, run_objective
+from node.cli._settling import add_settle_arguments, run_settlement
 from node.cli._tables import channels_table
 from node.core.errors import ScnodeError
 
 
 def register(subparsers: Any) -> None:
-    """Add ``ledger open|close|list``."""
+    """Add ``ledger open|close|list|settle``."""
     ledger = subparsers.add_parser("ledger", help="open, close and list ledger channels")
     commands = ledger.add_subparsers(dest="ledger_command", metavar="COMMAND", required=True)
     open_ = commands.add_parser("open", help="open and fund a ledger channel with a peer")
@@ -29,7 +30,12 @@ def register(subparsers: Any) -> None:
     close = commands.add_parser("close", help="close a ledger channel and pay it out")
     close.add_argument("--channel", required=True, help="the channel id (0x...)")
     listing = commands.add_parser("list", help="the ledger channels and their state")
-    for command in (open_, close, listing):
+    settle = commands.add_parser(
+        "settle",
+        help="leave a ledger channel on chain without its counterparty (it is gone or stalls)",
+    )
+    add_settle_arguments(settle)
+    for command in (open_, close, listing, settle):
         command.add_argument("--home", required=True, type=Path, help="the node's home")
         command.add_argument("--json", action="store_true", help="print JSON")
     for command in (open_, close):
@@ -38,6 +44,7 @@ def register(subparsers: Any) -> None:
     open_.set_defaults(handler=ledger_open_command)
     close.set_defaults(handler=ledger_close_command)
     listing.set_defaults(handler=ledger_list_command)
+    settle.set_defaults(handler=ledger_settle_command)
 
 
 def _run_ledger_objective(
@@ -88,3 +95,10 @@ def ledger_list_command(namespace: argparse.Namespace) -> int:
     else:
         Console().print(channels_table(channels))
     return 0
+
+
+def ledger_settle_command(namespace: argparse.Namespace) -> int:
+    """Challenge the ledger with its latest supported state (and every channel it funds),
+    wait until the challenges are on chain (with --wait: until it is paid out)."""
+    params = {"channel_id": namespace.channel}
+    return run_settlement(namespace, "ledger settle", "settle_ledger_channel", params)

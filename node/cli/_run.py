@@ -54,6 +54,23 @@ def register(subparsers: Any) -> None:
         help="the most a peer's channel may ask us to deposit, per asset",
     )
     run.add_argument("--confirmations", type=int, default=constants.chain_confirmations_default)
+    run.add_argument(
+        "--challenge-duration-min",
+        type=int,
+        help="the shortest challenge duration (s) accepted in a channel "
+        "(default: an hour; with --devnet, 10 s)",
+    )
+    run.add_argument(
+        "--challenge-duration-max",
+        type=int,
+        help="the longest challenge duration (s) accepted (default: 30 days; with --devnet, a day)",
+    )
+    run.add_argument(
+        "--challenge-duration",
+        type=int,
+        help="the challenge duration (s) of the channels this node proposes "
+        "(default: a day; with --devnet, 60 s)",
+    )
     run.add_argument("--no-gossip", action="store_true", help="do not announce on gossip")
     run.add_argument("--verbose", action="store_true", help="log every step")
     run.set_defaults(handler=run_command)
@@ -85,6 +102,9 @@ def run_command(namespace: argparse.Namespace) -> int:
         deposit_max=namespace.deposit_max,
         confirmations=namespace.confirmations,
         gossip=not namespace.no_gossip,
+        challenge_duration_min=namespace.challenge_duration_min,
+        challenge_duration_max=namespace.challenge_duration_max,
+        challenge_duration=namespace.challenge_duration,
         **({"module": namespace.module} if namespace.module else {}),
     )
 

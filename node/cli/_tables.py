@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ def channels_table(channels: list[Any]) -> Table:
         for balance in rows:
             table.add_row(
                 channel["id"][:18] + "...",
-                channel["status"],
+                status_text(channel),
                 channel["counterparty"] or "-",
                 str(channel["turn_num"]),
                 _asset_name(balance["asset"]),
@@ -58,7 +59,7 @@ def payments_table(channels: list[Any]) -> Table:
     for channel in channels:
         table.add_row(
             channel["id"][:18] + "...",
-            channel["status"],
+            status_text(channel),
             _short(channel["payer"]),
             _short(channel["payee"]),
             ", ".join(_short(hop) for hop in channel["intermediaries"]) or "direct",
@@ -67,6 +68,24 @@ def payments_table(channels: list[Any]) -> Table:
             wei_text(channel["received"]),
         )
     return table
+
+
+def status_text(channel: dict[str, Any]) -> str:
+    """The status, and the dispute on chain if any: the turn challenged, ``stale`` when
+    a later state answers it, and when it finalizes (UTC)."""
+    dispute = channel.get("dispute")
+    if not dispute:
+        return str(channel["status"])
+    parts = [str(channel["status"])]
+    if dispute["challenge_turn_num"] is not None:
+        stale = " stale" if dispute["stale"] else ""
+        parts.append(f"turn {dispute['challenge_turn_num']}{stale}")
+    if dispute["concluded"]:
+        parts.append("concluded")
+    if dispute["finalizes_at"]:
+        when = datetime.fromtimestamp(int(dispute["finalizes_at"]), UTC)
+        parts.append(f"until {when:%Y-%m-%d %H:%M:%S}")
+    return " ".join(parts)
 
 
 def _short(address: str) -> str:

@@ -147,7 +147,15 @@ engine_block_record_interval_ms: Final = 10_000
 # at most this many records in Python after loading them).
 engine_snapshot_interval_records: Final = 10_000
 engine_policy_deposit_max_default: Final = 100 * 10**18  # per channel and asset, unless configured
-engine_challenge_duration_s_default: Final = 86_400
+engine_challenge_duration_s_default: Final = 86_400  # of the channels this node proposes
+# Challenge durations of the channels peers propose: shorter ones could finalize a stale
+# challenge before the node answers it; longer ones lock funds that long in a dispute.
+challenge_duration_s_min_default: Final = 3_600
+challenge_duration_s_max_default: Final = 30 * 86_400
+# On a development chain (a devnet): short, so that disputes can be tried in seconds.
+devnet_challenge_duration_s_min: Final = 10
+devnet_challenge_duration_s_max: Final = 86_400
+devnet_challenge_duration_s_default: Final = 60
 # Settling a channel on chain re-reads the adjudicator's status this often while it waits.
 dispute_poll_interval_ms: Final = 200
 # A challenge by someone else reaches the log once the watcher confirms it: reads before giving up.

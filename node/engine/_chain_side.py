@@ -32,9 +32,11 @@ from node.engine._step import Step
 from node.engine._views import ViewCache
 from node.proto import log_pb2
 from node.protocols import (
+    ChannelSnapshot,
     ObjectiveId,
     Settle,
     SubmitChallenge,
+    SubmitCheckpoint,
     SubmitConclude,
     SubmitConcludeAndTransfer,
     SubmitDeposit,
@@ -66,6 +68,8 @@ class ChainMixin:
     _log: Callable[[Step, log_pb2.LogRecord], None]
     _after: Callable[[float, Timer], None]
     _fail: Callable[[Step, ObjectiveId, str], None]
+    _complete_event: Callable[[log_pb2.ChainEvent, ChannelSnapshot], None]
+    _answer_challenge: Callable[[Step, ChannelSnapshot, log_pb2.ChallengeRegistered], None]
 
     def _init_chain_side(self) -> None:
         self._chain_time_s = 0
@@ -136,14 +140,20 @@ class ChainMixin:
         if case == "block_processed":
             self._take_block(step, event)
             return
+        if case == "blocks_reverted":
+            self._take_revert(step, event)
+            return
         last = self.state.cursor.last_event
         if last is not None and (event.block_number, event.log_index) <= last:
             return  # delivered again by a restarted watcher: logged already
         channel = getattr(event, case).channel_id if case is not None else b""
         touched = [oid for oid in self.state.running if oid.channel_id == channel]
-        if not touched and self.views.snapshot(channel) is None:
+        snapshot = self.views.snapshot(channel)
+        if not touched and snapshot is None:
             logger.debug("chain event %s for channel 0x%s: not ours", case, channel.hex())
             return
+        if snapshot is not None:
+            self._complete_event(event, snapshot)
         step.dirty.update(touched)
         self._wake_settlements(step)
         self._pending_block = True
@@ -151,6 +161,16 @@ class ChainMixin:
         step.touched.add(channel)
         if case in ("challenge_registered", "concluded"):
             step.ledgers_changed = True  # a disputed ledger is no longer offered
+        if case == "challenge_registered" and snapshot is not None:
+            self._answer_challenge(step, snapshot, event.challenge_registered)
+
+    def _take_revert(self, step: Step, event: log_pb2.ChainEvent) -> None:
+        """Blocks we logged events of were replaced: the module undoes those events, and
+        everything that read them looks again (the watcher delivers the canonical ones)."""
+        first = event.blocks_reverted.first_block
+        logger.warning("chain: blocks from %d were replaced by a reorganisation", first)
+        self._log(step, chain_event_record(event))
+        step.dirty.update(self.state.running)
 
     def _take_block(self, step: Step, event: log_pb2.ChainEvent) -> None:
         block = event.block_processed.block_number
@@ -230,6 +250,10 @@ class ChainMixin:
                     transaction.signature,
                     transaction.proof,
                     on_submitted=on_submitted,
+                )
+            case SubmitCheckpoint():
+                return await chain.checkpoint(
+                    transaction.candidate, transaction.proof, on_submitted=on_submitted
                 )
             case SubmitReclaim():
                 return await chain.reclaim(_reclaim_request(transaction), on_submitted=on_submitted)

@@ -25,6 +25,7 @@ from node.core import (
 )
 from node.core.constants import channel_nonce_max, uint256_max
 from node.core.errors import InvalidValueError, ProtocolError
+from node.engine._config import EngineConfig
 from node.engine._errors import CommandRefusedError, Refusal
 from node.engine._inputs import (
     CloseLedger,
@@ -52,11 +53,13 @@ from node.protocols import (
     ChannelSnapshot,
     ObjectiveId,
     ObjectiveKind,
+    PolicyLimits,
     new_direct_defund,
     new_direct_fund,
     new_settle,
     new_virtual_defund,
     new_virtual_fund,
+    settle_ledger,
 )
 
 logger = logging.getLogger("node.engine")
@@ -71,6 +74,8 @@ class CommandsMixin(QueriesMixin):
     address: str
     consensus_app: str
     payment_app: str
+    config: EngineConfig
+    limits: PolicyLimits
     state: EngineState
     views: ViewCache
     _inputs_send: trio.MemorySendChannel[Input]
@@ -88,11 +93,12 @@ class CommandsMixin(QueriesMixin):
         *,
         counterparty_amount: int = 0,
         asset: str = NATIVE_ASSET,
-        challenge_duration: int,
+        challenge_duration: int | None = None,
         nonce: int | None = None,
     ) -> ObjectiveId:
         """Ask the loop to open a ledger channel with ``counterparty``; returns the
-        DirectFund objective's id once the command is in the log.
+        DirectFund objective's id once the command is in the log (``challenge_duration``:
+        the node's default when None).
 
         Raises:
             CommandRefusedError: the parameters break a rule; nothing was started.
@@ -107,9 +113,8 @@ class CommandsMixin(QueriesMixin):
             if amount + counterparty_amount > uint256_max:
                 raise InvalidValueError("amount", "the channel's total exceeds uint256")
             chosen_nonce = nonce if nonce is not None else secrets.randbelow(channel_nonce_max)
-            fixed = FixedPart(
-                [self.address, peer], chosen_nonce, self.consensus_app, challenge_duration
-            )
+            duration = self._challenge_duration(challenge_duration)
+            fixed = FixedPart([self.address, peer], chosen_nonce, self.consensus_app, duration)
             outcome = (
                 SingleAssetExit(
                     token,
@@ -138,7 +143,7 @@ class CommandsMixin(QueriesMixin):
         amount: int,
         *,
         asset: str = NATIVE_ASSET,
-        challenge_duration: int = 3600,
+        challenge_duration: int | None = None,
         nonce: int | None = None,
     ) -> ObjectiveId:
         """Ask the loop to open a virtual channel paying ``counterparty`` up to ``amount``
@@ -162,9 +167,8 @@ class CommandsMixin(QueriesMixin):
                 )
             path = [to_checksum_address(address, "intermediaries") for address in intermediaries]
             chosen_nonce = nonce if nonce is not None else secrets.randbelow(channel_nonce_max)
-            fixed = FixedPart(
-                [self.address, *path, peer], chosen_nonce, self.payment_app, challenge_duration
-            )
+            duration = self._challenge_duration(challenge_duration)
+            fixed = FixedPart([self.address, *path, peer], chosen_nonce, self.payment_app, duration)
             allocations = [
                 Allocation(address_to_destination(self.address), amount),
                 Allocation(address_to_destination(peer), 0),
@@ -197,6 +201,31 @@ class CommandsMixin(QueriesMixin):
         """
         return await self._ask(lambda reply: SettleChannel(channel, ledger, reply))
 
+    async def settle_ledger_channel(self, ledger: bytes) -> ObjectiveId:
+        """Ask the loop to leave a ledger channel on chain without its counterparty: challenge
+        it with its latest supported state, enforce every channel it guarantees, wait out
+        the challenges, reclaim, pay out. Returns the Settle objective's id (the one that
+        runs already, if any).
+
+        Raises:
+            CommandRefusedError: no such ledger channel, nothing supported in it yet, or
+                this node has no chain.
+        """
+        return await self._ask(lambda reply: SettleChannel(ledger, ledger, reply))
+
+    def _challenge_duration(self, asked: int | None) -> int:
+        """The duration asked for (the node's default if none), within what this node
+        accepts of its peers: a channel it proposes must be one it would accept.
+
+        Raises:
+            InvalidValueError: outside the bounds.
+        """
+        seconds = self.config.challenge_duration_s if asked is None else asked
+        decision = self.limits.check_challenge_duration(seconds)
+        if not decision.approved:
+            raise InvalidValueError("challenge_duration", decision.reason)
+        return seconds
+
     async def _ask(self, command: Callable[[Reply[ObjectiveId]], Input]) -> ObjectiveId:
         reply: Reply[ObjectiveId] = Reply()
         await self._inputs_send.send(command(reply))
@@ -208,6 +237,9 @@ class CommandsMixin(QueriesMixin):
         """Log a command's record and answer once durable; a refusal is answered at once."""
         try:
             objective_id, record = self._command_record(command)
+            if record is None:  # it runs already: the answer is its id
+                command.reply.answer(objective_id)
+                return
         except CommandRefusedError as error:
             logger.warning("refused an API command: %s", error)
             command.reply.fail(error)
@@ -223,7 +255,9 @@ class CommandsMixin(QueriesMixin):
         step.refusals.append(lambda: reply.fail(_unlogged()))
         logger.info("%s: started by the API", objective_id)
 
-    def _command_record(self, command: ObjectiveCommand) -> tuple[ObjectiveId, log_pb2.LogRecord]:
+    def _command_record(
+        self, command: ObjectiveCommand
+    ) -> tuple[ObjectiveId, log_pb2.LogRecord | None]:
         match command:
             case CreateLedger():
                 return self._create_ledger(command)
@@ -292,24 +326,36 @@ class CommandsMixin(QueriesMixin):
             raise CommandRefusedError(Refusal.CONFLICT, str(error)) from None
         return objective_id, close_payment_record(objective_id, objective.final_state)
 
-    def _settle(self, command: SettleChannel) -> tuple[ObjectiveId, log_pb2.LogRecord]:
+    def _settle(self, command: SettleChannel) -> tuple[ObjectiveId, log_pb2.LogRecord | None]:
+        """A settlement through the ledger that funds the channel (the ledger itself: its
+        exit); the one that runs or ran through that ledger if there is one."""
         channel = command.channel_id
-        objective_id = ObjectiveId(ObjectiveKind.SETTLE, channel)
         if not self._has_chain():
             raise CommandRefusedError(Refusal.CONFLICT, "this node has no chain to settle on")
-        snapshot = self._payment_snapshot(channel)
+        snapshot = self.views.snapshot(channel)
+        is_ledger = command.ledger_id == channel  # a ledger's own exit
+        if is_ledger and (snapshot is None or snapshot.fixed.app_definition != self.consensus_app):
+            raise CommandRefusedError(Refusal.NOT_FOUND, f"no ledger channel 0x{channel.hex()}")
+        if not is_ledger:
+            snapshot = self._payment_snapshot(channel)
+        assert snapshot is not None
         if self.address not in snapshot.fixed.participants:
             raise CommandRefusedError(
                 Refusal.INVALID,
                 f"this node ({self.address}) is not a participant of 0x{channel.hex()}",
             )
-        self._check_not_running(objective_id, f"{objective_id} runs already")
-        ledgers = self._ledger_snapshots()
         try:
-            objective = new_settle(snapshot, self.address, ledgers, command.ledger_id)
+            if is_ledger:
+                objective = settle_ledger(snapshot, self.address)
+            else:
+                ledgers = self._ledger_snapshots()
+                objective = new_settle(snapshot, self.address, ledgers, command.ledger_id)
         except ProtocolError as error:
             raise CommandRefusedError(Refusal.CONFLICT, str(error)) from None
-        return objective_id, settle_record(objective_id, objective.ledger)
+        existing = self.state.entry(objective.id)
+        if existing is not None and existing.failure is None:
+            return objective.id, None
+        return objective.id, settle_record(objective.id, channel, objective.ledger)
 
     def _payment_snapshot(self, channel: bytes) -> ChannelSnapshot:
         snapshot = self.views.snapshot(channel)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from node.core.constants import engine_snapshot_interval_records, engine_tx_retry_ms
-from node.protocols import ApprovalPolicy
+from node.core.constants import (
+    engine_challenge_duration_s_default,
+    engine_snapshot_interval_records,
+    engine_tx_retry_ms,
+)
+from node.protocols import ApprovalPolicy, PolicyLimits
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,10 @@ class EngineConfig:
         tx_retry_ms: wait before a refused transaction is asked for again.
         payment_app: the VirtualPaymentApp's address ("": no virtual channels).
         snapshot_interval_records: records between two snapshots of the state.
+        challenge_duration_s: the challenge duration of the channels this node proposes
+            when the caller names none.
+        limits: the bounds this node's own proposals keep to (the challenge duration: a
+            channel it proposes must be one it would accept from a peer).
     """
 
     consensus_app: str
@@ -29,6 +37,8 @@ class EngineConfig:
     tx_retry_ms: int = engine_tx_retry_ms
     payment_app: str = ""
     snapshot_interval_records: int = engine_snapshot_interval_records
+    challenge_duration_s: int = engine_challenge_duration_s_default
+    limits: PolicyLimits = field(default_factory=PolicyLimits)
 
     def __post_init__(self) -> None:
         assert self.confirmations >= 0

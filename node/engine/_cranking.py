@@ -24,6 +24,7 @@ from node.engine._views import ViewCache
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
     ChannelSnapshot,
+    Defend,
     DirectDefund,
     DirectFund,
     Effect,
@@ -38,6 +39,7 @@ from node.protocols import (
     Settle,
     SignLedgerProposal,
     SubmitChallenge,
+    SubmitCheckpoint,
     SubmitConclude,
     SubmitConcludeAndTransfer,
     SubmitDeposit,
@@ -126,6 +128,7 @@ class CrankingMixin:
                 | SubmitConcludeAndTransfer()
                 | SubmitConclude()
                 | SubmitChallenge()
+                | SubmitCheckpoint()
                 | SubmitReclaim()
                 | SubmitTransfer()
             ):
@@ -164,6 +167,8 @@ class CrankingMixin:
                 return ObjectiveView(snapshot, left, right)
             case Settle():
                 return self._settle_view(snapshot)
+            case Defend():
+                return ObjectiveView(snapshot, chain_time_s=self._chain_time_s)
             case _:
                 assert_never(objective)
 
@@ -189,7 +194,7 @@ class CrankingMixin:
     def _resend_latest_state(self, step: Step, objective_id: ObjectiveId) -> None:
         """Our latest state of a running objective, to every other participant again."""
         entry = self.state.entry(objective_id)
-        if entry is None or not entry.running or isinstance(entry.objective, Settle):
+        if entry is None or not entry.running or isinstance(entry.objective, Settle | Defend):
             return
         snapshot = self.views.snapshot(_channel_of(entry.objective))
         if snapshot is None:
@@ -219,7 +224,7 @@ def _belongs(objective: Objective, latest: SignedState) -> bool:
             return latest.state in (objective.setup_state(0), objective.setup_state(1))
         case DirectDefund() | VirtualDefund():
             return latest.state == objective.final_state
-        case Settle():
+        case Settle() | Defend():
             return False
         case _:
             assert_never(objective)

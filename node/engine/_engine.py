@@ -37,6 +37,7 @@ from node.engine._chain_side import ChainMixin
 from node.engine._commands import CommandsMixin
 from node.engine._config import EngineConfig
 from node.engine._cranking import CrankingMixin
+from node.engine._disputes import DisputesMixin
 from node.engine._errors import EngineFatalError
 from node.engine._inputs import (
     ChainInput,
@@ -101,6 +102,7 @@ class Engine(
     LedgersMixin,
     PaymentsMixin,
     CrankingMixin,
+    DisputesMixin,
     ChainMixin,
     RoutingMixin,
 ):
@@ -132,6 +134,7 @@ class Engine(
         self.chain = chain
         self.config = config
         self.policy = config.policy
+        self.limits = config.limits
         self.consensus_app = config.consensus_app
         self.payment_app = config.payment_app
         self.notify = notify

@@ -62,6 +62,11 @@ class NodeOptions:
         deposit_max: the most the policy lets a peer's channel take from us, per asset.
         confirmations: blocks an adjudicator event needs before it is logged.
         gossip: announce this node on the gossip topic.
+        challenge_duration_min: the shortest challenge duration accepted in a channel
+            (None: an hour; on a devnet, 10 s).
+        challenge_duration_max: the longest (None: 30 days; on a devnet, a day).
+        challenge_duration: that of the channels this node proposes when the caller
+            names none (None: a day; on a devnet, 60 s).
     """
 
     home: Path
@@ -78,6 +83,9 @@ class NodeOptions:
     deposit_max: int = constants.engine_policy_deposit_max_default
     confirmations: int = constants.chain_confirmations_default
     gossip: bool = True
+    challenge_duration_min: int | None = None
+    challenge_duration_max: int | None = None
+    challenge_duration: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ class _Chain:
     start_block: int | None
     tokens: tuple[str, ...]
     payment_app: str = ""
+    devnet: bool = False
 
 
 def _chain_settings(options: NodeOptions) -> _Chain:
@@ -131,7 +140,51 @@ def _chain_settings(options: NodeOptions) -> _Chain:
     except InvalidValueError as error:
         raise NodeConfigError(str(error)) from None
     payment_app = addresses[2] if payment_app else ""
-    return _Chain(url, addresses[0], addresses[1], start, tokens, payment_app)
+    return _Chain(url, addresses[0], addresses[1], start, tokens, payment_app, devnet is not None)
+
+
+@dataclass(frozen=True)
+class _Durations:
+    minimum: int
+    maximum: int
+    default: int
+
+
+def _challenge_durations(options: NodeOptions, devnet: bool) -> _Durations:
+    """The bounds and default of challenge durations: the options', else a devnet's
+    short ones or the safe ones of a real chain.
+
+    Raises:
+        NodeConfigError: the default is outside the bounds, or the bounds are crossed.
+    """
+    if devnet:
+        base = _Durations(
+            constants.devnet_challenge_duration_s_min,
+            constants.devnet_challenge_duration_s_max,
+            constants.devnet_challenge_duration_s_default,
+        )
+    else:
+        base = _Durations(
+            constants.challenge_duration_s_min_default,
+            constants.challenge_duration_s_max_default,
+            constants.engine_challenge_duration_s_default,
+        )
+    durations = _Durations(
+        base.minimum if options.challenge_duration_min is None else options.challenge_duration_min,
+        base.maximum if options.challenge_duration_max is None else options.challenge_duration_max,
+        base.default if options.challenge_duration is None else options.challenge_duration,
+    )
+    if not 0 < durations.minimum <= durations.maximum <= constants.challenge_duration_s_max:
+        raise NodeConfigError(
+            f"--challenge-duration-min {durations.minimum} and --challenge-duration-max "
+            f"{durations.maximum}: need 0 < min <= max < 2^48"
+        )
+    if not durations.minimum <= durations.default <= durations.maximum:
+        raise NodeConfigError(
+            f"--challenge-duration {durations.default} is outside "
+            f"{durations.minimum}..{durations.maximum}"
+        )
+    return durations
 
 
 def write_rpc_url(home: NodeHome, url: str) -> None:
@@ -293,7 +346,12 @@ def _engine(
     server: RpcServer,
 ) -> Engine:
     """The engine, rebuilt from the log, with the policy the options set (no chain yet)."""
-    limits = dict.fromkeys((NATIVE_ASSET, *settings.tokens), options.deposit_max)
+    durations = _challenge_durations(options, settings.devnet)
+    limits = PolicyLimits(
+        dict.fromkeys((NATIVE_ASSET, *settings.tokens), options.deposit_max),
+        challenge_duration_s_min=durations.minimum,
+        challenge_duration_s_max=durations.maximum,
+    )
     return Engine(
         log=log,
         module=module,
@@ -301,9 +359,11 @@ def _engine(
         chain=None,
         config=EngineConfig(
             settings.consensus_app,
-            limits_policy(PolicyLimits(limits)),
+            limits_policy(limits),
             confirmations=options.confirmations,
             payment_app=settings.payment_app,
+            challenge_duration_s=durations.default,
+            limits=limits,
         ),
         notify=server.publish,
     )

@@ -44,6 +44,7 @@ from node.engine._views import ViewCache
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
     ApprovalPolicy,
+    Defend,
     DirectDefund,
     DirectFund,
     Objective,
@@ -307,7 +308,7 @@ def check_totals(objective: Objective) -> None:
             outcome = objective.outcome
         case DirectDefund() | VirtualDefund():
             outcome = objective.final_state.outcome
-        case Settle():
+        case Settle() | Defend():
             return
         case _:
             assert_never(objective)

@@ -36,6 +36,7 @@ TX_KIND_TO_LOG: dict[TransactionKind, int] = {
     TransactionKind.CONCLUDE: log_pb2.TRANSACTION_KIND_CONCLUDE,
     TransactionKind.RECLAIM: log_pb2.TRANSACTION_KIND_RECLAIM,
     TransactionKind.TRANSFER: log_pb2.TRANSACTION_KIND_TRANSFER,
+    TransactionKind.CHECKPOINT: log_pb2.TRANSACTION_KIND_CHECKPOINT,
 }
 TX_KIND_FROM_LOG = {value: kind for kind, value in TX_KIND_TO_LOG.items()}
 
@@ -102,13 +103,25 @@ def _close_record(objective_id: ObjectiveId, final: State, case: str) -> log_pb2
     return record
 
 
-def settle_record(objective_id: ObjectiveId, ledger: FixedPart) -> log_pb2.LogRecord:
-    """The API asked to enforce a payment channel on chain through our ledger ``ledger``."""
+def settle_record(
+    objective_id: ObjectiveId, channel: bytes, ledger: FixedPart
+) -> log_pb2.LogRecord:
+    """Enforce ``channel`` on chain through our ledger ``ledger`` (the ledger itself: exit)."""
     record = log_pb2.LogRecord(time_ms=now_ms())
     record.command.objective_id = str(objective_id)
     settle = record.command.settle_channel
-    settle.channel_id = objective_id.channel_id
+    settle.channel_id = channel
     settle.ledger.CopyFrom(fixed_part_to_proto(ledger))
+    return record
+
+
+def defend_record(objective_id: ObjectiveId, fixed: FixedPart) -> log_pb2.LogRecord:
+    """Answer a stale challenge of the channel ``fixed`` names."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    record.command.objective_id = str(objective_id)
+    defend = record.command.defend_channel
+    defend.channel_id = objective_id.channel_id
+    defend.fixed.CopyFrom(fixed_part_to_proto(fixed))
     return record
 
 

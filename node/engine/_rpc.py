@@ -9,7 +9,7 @@ from node.core import Voucher, constants
 from node.core.errors import InvalidValueError
 from node.engine._engine import Engine
 from node.engine._errors import CommandRefusedError, Refusal
-from node.protocols import ObjectiveId, ObjectiveKind, parse_objective_id
+from node.protocols import ObjectiveId, parse_objective_id
 from node.rpc import (
     ADDRESS,
     BYTES32,
@@ -77,7 +77,7 @@ class _NodeMethods:
         amount: int,
         counterparty_amount: int,
         asset: str,
-        challenge_duration: int,
+        challenge_duration: int | None,
         nonce: int | None,
     ) -> dict[str, JsonValue]:
         with _answering():
@@ -109,7 +109,7 @@ class _NodeMethods:
         amount: int,
         intermediaries: list[str] | None,
         asset: str,
-        challenge_duration: int,
+        challenge_duration: int | None,
         nonce: int | None,
     ) -> dict[str, JsonValue]:
         with _answering():
@@ -166,16 +166,15 @@ class _NodeMethods:
         self, channel_id: bytes, ledger_id: bytes | None
     ) -> dict[str, JsonValue]:
         """Start the settlement unless one runs or ran; answer where it stands."""
-        objective_id = ObjectiveId(ObjectiveKind.SETTLE, channel_id)
         with _answering():
-            try:
-                info = await self.engine.objective(objective_id)
-            except CommandRefusedError as error:
-                if error.refusal is not Refusal.OBJECTIVE_NOT_FOUND:
-                    raise
-                await self.engine.settle_payment_channel(channel_id, ledger_id)
-                info = await self.engine.objective(objective_id)
-        return settlement_json(info)
+            objective_id = await self.engine.settle_payment_channel(channel_id, ledger_id)
+            return settlement_json(await self.engine.objective(objective_id))
+
+    async def settle_ledger_channel(self, channel_id: bytes) -> dict[str, JsonValue]:
+        """Start the ledger's exit unless one runs or ran; answer where it stands."""
+        with _answering():
+            objective_id = await self.engine.settle_ledger_channel(channel_id)
+            return settlement_json(await self.engine.objective(objective_id))
 
 
 def _objective_id(text: str) -> ObjectiveId:
@@ -210,9 +209,9 @@ _CREATE = [
     Param("asset", ADDRESS, required=False, default=NATIVE_ASSET),
     Param(
         "challenge_duration",
-        integer(1, constants.challenge_duration_s_max, name="seconds"),
+        integer(0, constants.challenge_duration_s_max, name="seconds"),
         required=False,
-        default=constants.engine_challenge_duration_s_default,
+        default=None,
     ),
     Param("nonce", UINT64, required=False, default=None),
 ]
@@ -259,6 +258,12 @@ def register_node_methods(registry: MethodRegistry, engine: Engine, node_info: N
         ("create_voucher", _PAY, "Sign a voucher for `amount` more, logged but not sent."),
         ("receive_voucher", _VOUCHER, "Accept a voucher handed over out of band."),
         ("get_objective", [Param("objective_id", STRING)], "An objective and its pause point."),
+        (
+            "settle_ledger_channel",
+            _CHANNEL,
+            "Leave a ledger channel on chain without its counterparty (a Settle objective:"
+            " challenge, wait, reclaim what it guarantees, pay out); again: where it stands.",
+        ),
         (
             "settle_payment_channel",
             [*_CHANNEL, Param("ledger_id", BYTES32, required=False, default=None)],

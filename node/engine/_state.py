@@ -39,6 +39,7 @@ from node.engine._records import TX_KIND_FROM_LOG
 from node.proto import log_pb2
 from node.protocols import (
     ChannelSnapshot,
+    Defend,
     DirectDefund,
     Objective,
     ObjectiveId,
@@ -124,6 +125,7 @@ class ChainCursor:
 
 
 _CURSOR: Final = "chain"
+_LOG_INDEX_MAX: Final = 2**32 - 1  # above every log index of a block
 
 
 class EngineState:
@@ -290,9 +292,20 @@ class EngineState:
 
     def _apply_chain_event(self, event: log_pb2.ChainEvent) -> None:
         cursor = self.cursor
-        if event.WhichOneof("event") == "block_processed":
+        case = event.WhichOneof("event")
+        if case == "block_processed":
             block = event.block_processed.block_number
             self.set_cursor(dataclasses.replace(cursor, last_block=block))
+        elif case == "blocks_reverted":
+            # The watcher reads again from the first replaced block.
+            before = event.blocks_reverted.first_block - 1
+            last_block = cursor.last_block
+            last_event = cursor.last_event
+            if last_block is not None and last_block > before:
+                last_block = before
+            if last_event is not None and last_event[0] > before:
+                last_event = (before, _LOG_INDEX_MAX)
+            self.set_cursor(ChainCursor(last_block, last_event))
         else:
             key = (event.block_number, event.log_index)
             self.set_cursor(dataclasses.replace(cursor, last_event=key))
@@ -358,10 +371,15 @@ class EngineState:
             if case == "close_ledger_channel":
                 return DirectDefund(final, index)
             return VirtualDefund(final, index)
+        if case == "defend_channel":
+            fixed = fixed_part_from_proto(command.defend_channel.fixed)
+            return Defend(fixed, fixed.participants.index(self.me))
         assert case == "settle_channel", case
         settle = command.settle_channel
         ledger = fixed_part_from_proto(settle.ledger)
-        return Settle(settle.channel_id, ledger, ledger.participants.index(self.me))
+        settlement = Settle(settle.channel_id, ledger, ledger.participants.index(self.me))
+        assert settlement.id == objective_id, (settlement.id, objective_id)
+        return settlement
 
     def _apply_decision(
         self,
@@ -390,8 +408,8 @@ class EngineState:
                 return DirectDefund(state, index)
             case ObjectiveKind.VIRTUAL_DEFUND:
                 return VirtualDefund(state, index)
-            case ObjectiveKind.SETTLE:
-                raise ProtocolError(f"{objective_id}: a settlement is never a peer's proposal")
+            case ObjectiveKind.SETTLE | ObjectiveKind.DEFEND:
+                raise ProtocolError(f"{objective_id}: a dispute is never a peer's proposal")
 
     def complete_closes(self, snapshot_of: Callable[[bytes], ChannelSnapshot | None]) -> None:
         """Build the closes that older records logged without their final state, from

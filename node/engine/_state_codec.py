@@ -7,7 +7,8 @@ aside: an acknowledged message never needs sending again, so it is not kept).
 
 from __future__ import annotations
 
-from typing import Final, assert_never
+from collections.abc import Iterable
+from typing import Any, Final, assert_never
 
 from node.core import (
     address_from_bytes,
@@ -29,6 +30,8 @@ from node.engine._records import TX_KIND_FROM_LOG, TX_KIND_TO_LOG
 from node.engine._state import ChainCursor, EngineState, Entry, Seen
 from node.proto import engine_pb2, wire_pb2
 from node.protocols import (
+    Defend,
+    DefendWaitingFor,
     DirectDefund,
     DirectDefundWaitingFor,
     DirectFund,
@@ -36,6 +39,7 @@ from node.protocols import (
     Objective,
     Settle,
     SettleWaitingFor,
+    TransactionKind,
     VirtualDefund,
     VirtualDefundWaitingFor,
     VirtualFund,
@@ -155,11 +159,25 @@ def _entry_to_proto(entry: Entry) -> engine_pb2.ObjectiveEntry:
             settle.channel_id = objective.channel_id
             settle.ledger.CopyFrom(fixed_part_to_proto(objective.ledger))
             settle.my_index = objective.my_index
-            for kind, channel in sorted(objective.submitted, key=lambda k: (k[0].value, k[1])):
-                settle.submitted.add(kind=TX_KIND_TO_LOG[kind], channel_id=channel)
+            _submitted_to_proto(objective.submitted, settle.submitted)
+        case Defend():
+            item.defend.fixed.CopyFrom(fixed_part_to_proto(objective.fixed))
+            item.defend.my_index = objective.my_index
+            _submitted_to_proto(objective.submitted, item.defend.submitted)
         case _:
             assert_never(objective)
     return item
+
+
+def _submitted_to_proto(submitted: frozenset[tuple[TransactionKind, bytes]], into: Any) -> None:
+    for kind, channel in sorted(submitted, key=lambda key: (key[0].value, key[1])):
+        into.add(kind=TX_KIND_TO_LOG[kind], channel_id=channel)
+
+
+def _submitted_from_proto(
+    keys: Iterable[engine_pb2.SubmittedKey],
+) -> frozenset[tuple[TransactionKind, bytes]]:
+    return frozenset((TX_KIND_FROM_LOG[key.kind], key.channel_id) for key in keys)
 
 
 def _entry_from_proto(item: engine_pb2.ObjectiveEntry) -> Entry:
@@ -194,12 +212,14 @@ def _objective_from_proto(item: engine_pb2.ObjectiveEntry) -> Objective:
         return VirtualDefund(state_from_proto(closing.final_state), closing.my_index)
     if case == "settle":
         settle = item.settle
-        submitted = frozenset(
-            (TX_KIND_FROM_LOG[key.kind], key.channel_id) for key in settle.submitted
-        )
+        submitted = _submitted_from_proto(settle.submitted)
         return Settle(
             settle.channel_id, fixed_part_from_proto(settle.ledger), settle.my_index, submitted
         )
+    if case == "defend":
+        defend = item.defend
+        fixed = fixed_part_from_proto(defend.fixed)
+        return Defend(fixed, defend.my_index, _submitted_from_proto(defend.submitted))
     raise InvalidValueError("snapshot.objectives", f"an entry of unknown kind {case!r}")
 
 
@@ -215,5 +235,7 @@ def _done_of(objective: Objective) -> WaitingFor:
             return VirtualDefundWaitingFor.DONE
         case Settle():
             return SettleWaitingFor.DONE
+        case Defend():
+            return DefendWaitingFor.DONE
         case _:
             assert_never(objective)

@@ -104,6 +104,8 @@ def payment_channel_info(view: derive_pb2.ChannelView, me: str) -> JsonObject:
         "paid": str(_amount(view.paid)),
         "received": str(_amount(view.received)),
         "vouchers": view.vouchers,
+        "finalizes_at": snapshot.finalizes_at,
+        "dispute": dispute_info(snapshot),
         "last_seq": view.last_seq,
     }
 
@@ -150,7 +152,25 @@ def ledger_channel_info(view: derive_pb2.ChannelView, me: str) -> JsonObject:
             {"asset": asset, "amount": str(amount)} for asset, amount in snapshot.holdings
         ],
         "finalizes_at": snapshot.finalizes_at,
+        "dispute": dispute_info(snapshot),
         "last_seq": view.last_seq,
+    }
+
+
+def dispute_info(snapshot: ChannelSnapshot) -> JsonObject | None:
+    """What is on chain against a channel (None: nothing): the turn of the challenge
+    registered, whether a later state supersedes it (a stale challenge, to be answered),
+    when it finalizes, and whether the channel was concluded.
+    """
+    if snapshot.finalizes_at == 0 and snapshot.challenge is None and not snapshot.concluded:
+        return None
+    challenged = snapshot.challenge.state.turn_num if snapshot.challenge is not None else None
+    supported = snapshot.supported.state.turn_num if snapshot.supported is not None else None
+    return {
+        "challenge_turn_num": challenged,
+        "stale": challenged is not None and supported is not None and supported > challenged,
+        "finalizes_at": snapshot.finalizes_at,
+        "concluded": snapshot.concluded,
     }
 
 
@@ -184,6 +204,7 @@ class ViewCache:
         self._snapshots: dict[bytes, ChannelSnapshot | None] = {}
         self._payments: dict[bytes, PaymentChannel | None] = {}
         self._pending: set[bytes] = set()
+        self._everything_pending = False
 
     def snapshot(self, channel: bytes) -> ChannelSnapshot | None:
         """What the module says of ``channel`` (None: it knows no such channel)."""
@@ -191,7 +212,7 @@ class ViewCache:
             return self._snapshots[channel]
         view = self._deriver.channel(channel)
         snapshot = snapshot_from_view(view) if view is not None else None
-        if channel not in self._pending:
+        if channel not in self._pending and not self._everything_pending:
             if len(self._snapshots) >= _VIEWS_KEPT_MAX:
                 self._snapshots.clear()  # a bound, not an eviction policy: views are cheap
             self._snapshots[channel] = snapshot
@@ -205,7 +226,7 @@ class ViewCache:
         facts = None
         if snapshot is not None and self.is_virtual(snapshot):
             facts = payment_channel_from_snapshot(snapshot)
-        if channel not in self._pending:
+        if channel not in self._pending and not self._everything_pending:
             if len(self._payments) >= _VIEWS_KEPT_MAX:
                 self._payments.clear()
             self._payments[channel] = facts
@@ -218,6 +239,12 @@ class ViewCache:
 
     def saw(self, record: log_pb2.LogRecord) -> None:
         """A record was built: its channel's view is stale until the module folds it."""
+        if record.WhichOneof("payload") == "chain_event" and record.chain_event.HasField(
+            "blocks_reverted"
+        ):
+            self.clear()  # any channel may change: nothing is kept until folded
+            self._everything_pending = True
+            return
         channel = record_channel(record)
         if channel is not None and record.WhichOneof("payload") != "accepted_voucher":
             self._pending.add(channel)
@@ -230,9 +257,11 @@ class ViewCache:
             self._snapshots.pop(channel, None)
             self._payments.pop(channel, None)
         self._pending.clear()
+        self._everything_pending = False
 
     def clear(self) -> None:
         """Forget everything (the module was rolled back)."""
         self._snapshots.clear()
         self._payments.clear()
         self._pending.clear()
+        self._everything_pending = False

@@ -27,12 +27,13 @@ class EngineSnapshot(_message.Message):
     def __init__(self, format_version: _Optional[int] = ..., objectives: _Optional[_Iterable[_Union[ObjectiveEntry, _Mapping]]] = ..., ledgers: _Optional[_Iterable[_Union[LedgerProposals, _Mapping]]] = ..., received: _Optional[_Iterable[_Union[_nitro_pb2.Voucher, _Mapping]]] = ..., paid: _Optional[_Iterable[_Union[ChannelAmount, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerMessages, _Mapping]]] = ..., chain: _Optional[_Union[ChainCursor, _Mapping]] = ...) -> None: ...
 
 class ObjectiveEntry(_message.Message):
-    __slots__ = ("direct_fund", "direct_defund", "virtual_fund", "virtual_defund", "settle", "failure", "done")
+    __slots__ = ("direct_fund", "direct_defund", "virtual_fund", "virtual_defund", "settle", "defend", "failure", "done")
     DIRECT_FUND_FIELD_NUMBER: _ClassVar[int]
     DIRECT_DEFUND_FIELD_NUMBER: _ClassVar[int]
     VIRTUAL_FUND_FIELD_NUMBER: _ClassVar[int]
     VIRTUAL_DEFUND_FIELD_NUMBER: _ClassVar[int]
     SETTLE_FIELD_NUMBER: _ClassVar[int]
+    DEFEND_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     direct_fund: DirectFundObjective
@@ -40,9 +41,10 @@ class ObjectiveEntry(_message.Message):
     virtual_fund: VirtualFundObjective
     virtual_defund: VirtualDefundObjective
     settle: SettleObjective
+    defend: DefendObjective
     failure: str
     done: bool
-    def __init__(self, direct_fund: _Optional[_Union[DirectFundObjective, _Mapping]] = ..., direct_defund: _Optional[_Union[DirectDefundObjective, _Mapping]] = ..., virtual_fund: _Optional[_Union[VirtualFundObjective, _Mapping]] = ..., virtual_defund: _Optional[_Union[VirtualDefundObjective, _Mapping]] = ..., settle: _Optional[_Union[SettleObjective, _Mapping]] = ..., failure: _Optional[str] = ..., done: _Optional[bool] = ...) -> None: ...
+    def __init__(self, direct_fund: _Optional[_Union[DirectFundObjective, _Mapping]] = ..., direct_defund: _Optional[_Union[DirectDefundObjective, _Mapping]] = ..., virtual_fund: _Optional[_Union[VirtualFundObjective, _Mapping]] = ..., virtual_defund: _Optional[_Union[VirtualDefundObjective, _Mapping]] = ..., settle: _Optional[_Union[SettleObjective, _Mapping]] = ..., defend: _Optional[_Union[DefendObjective, _Mapping]] = ..., failure: _Optional[str] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class DirectFundObjective(_message.Message):
     __slots__ = ("fixed", "outcome", "my_index", "deposits_submitted")
@@ -95,6 +97,16 @@ class SettleObjective(_message.Message):
     my_index: int
     submitted: _containers.RepeatedCompositeFieldContainer[SubmittedKey]
     def __init__(self, channel_id: _Optional[bytes] = ..., ledger: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ..., my_index: _Optional[int] = ..., submitted: _Optional[_Iterable[_Union[SubmittedKey, _Mapping]]] = ...) -> None: ...
+
+class DefendObjective(_message.Message):
+    __slots__ = ("fixed", "my_index", "submitted")
+    FIXED_FIELD_NUMBER: _ClassVar[int]
+    MY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    fixed: _nitro_pb2.FixedPart
+    my_index: int
+    submitted: _containers.RepeatedCompositeFieldContainer[SubmittedKey]
+    def __init__(self, fixed: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ..., my_index: _Optional[int] = ..., submitted: _Optional[_Iterable[_Union[SubmittedKey, _Mapping]]] = ...) -> None: ...
 
 class SubmittedKey(_message.Message):
     __slots__ = ("kind", "channel_id")

@@ -227,7 +227,7 @@ class BlocksReverted(_message.Message):
     def __init__(self, first_block: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("objective_id", "create_ledger_channel", "close_ledger_channel", "create_payment_channel", "close_payment_channel", "objective_decision", "settle_channel")
+    __slots__ = ("objective_id", "create_ledger_channel", "close_ledger_channel", "create_payment_channel", "close_payment_channel", "objective_decision", "settle_channel", "defend_channel")
     OBJECTIVE_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_LEDGER_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CLOSE_LEDGER_CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +235,7 @@ class Command(_message.Message):
     CLOSE_PAYMENT_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_DECISION_FIELD_NUMBER: _ClassVar[int]
     SETTLE_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    DEFEND_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     objective_id: str
     create_ledger_channel: CreateLedgerChannel
     close_ledger_channel: CloseChannel
@@ -242,7 +243,8 @@ class Command(_message.Message):
     close_payment_channel: CloseChannel
     objective_decision: ObjectiveDecision
     settle_channel: SettleChannel
-    def __init__(self, objective_id: _Optional[str] = ..., create_ledger_channel: _Optional[_Union[CreateLedgerChannel, _Mapping]] = ..., close_ledger_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., create_payment_channel: _Optional[_Union[CreatePaymentChannel, _Mapping]] = ..., close_payment_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., objective_decision: _Optional[_Union[ObjectiveDecision, _Mapping]] = ..., settle_channel: _Optional[_Union[SettleChannel, _Mapping]] = ...) -> None: ...
+    defend_channel: DefendChannel
+    def __init__(self, objective_id: _Optional[str] = ..., create_ledger_channel: _Optional[_Union[CreateLedgerChannel, _Mapping]] = ..., close_ledger_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., create_payment_channel: _Optional[_Union[CreatePaymentChannel, _Mapping]] = ..., close_payment_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., objective_decision: _Optional[_Union[ObjectiveDecision, _Mapping]] = ..., settle_channel: _Optional[_Union[SettleChannel, _Mapping]] = ..., defend_channel: _Optional[_Union[DefendChannel, _Mapping]] = ...) -> None: ...
 
 class CreateLedgerChannel(_message.Message):
     __slots__ = ("fixed", "outcome")
@@ -267,6 +269,14 @@ class CloseChannel(_message.Message):
     channel_id: bytes
     final_state: _nitro_pb2.State
     def __init__(self, channel_id: _Optional[bytes] = ..., final_state: _Optional[_Union[_nitro_pb2.State, _Mapping]] = ...) -> None: ...
+
+class DefendChannel(_message.Message):
+    __slots__ = ("channel_id", "fixed")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FIXED_FIELD_NUMBER: _ClassVar[int]
+    channel_id: bytes
+    fixed: _nitro_pb2.FixedPart
+    def __init__(self, channel_id: _Optional[bytes] = ..., fixed: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ...) -> None: ...
 
 class SettleChannel(_message.Message):
     __slots__ = ("channel_id", "ledger")

@@ -7,6 +7,11 @@ point. The engine runs the effects and records what happened in the log.
 """
 
 from node.protocols._checks import check_peer_state as check_peer_state
+from node.protocols._defend import Defend as Defend
+from node.protocols._defend import crank_defend as crank_defend
+from node.protocols._defend import is_stale_challenge as is_stale_challenge
+from node.protocols._defend import new_defend as new_defend
+from node.protocols._defend import update_defend as update_defend
 from node.protocols._directdefund import DirectDefund as DirectDefund
 from node.protocols._directdefund import crank_direct_defund as crank_direct_defund
 from node.protocols._directdefund import direct_defund_from_final as direct_defund_from_final
@@ -43,6 +48,7 @@ from node.protocols._effects import SendSignedState as SendSignedState
 from node.protocols._effects import SignLedgerProposal as SignLedgerProposal
 from node.protocols._effects import StateReceived as StateReceived
 from node.protocols._effects import SubmitChallenge as SubmitChallenge
+from node.protocols._effects import SubmitCheckpoint as SubmitCheckpoint
 from node.protocols._effects import SubmitConclude as SubmitConclude
 from node.protocols._effects import SubmitConcludeAndTransfer as SubmitConcludeAndTransfer
 from node.protocols._effects import SubmitDeposit as SubmitDeposit
@@ -86,6 +92,7 @@ from node.protocols._settle import crank_settle as crank_settle
 from node.protocols._settle import finalized_outcome as finalized_outcome
 from node.protocols._settle import guaranteed_targets as guaranteed_targets
 from node.protocols._settle import new_settle as new_settle
+from node.protocols._settle import settle_ledger as settle_ledger
 from node.protocols._settle import settled_ledger_state as settled_ledger_state
 from node.protocols._settle import settlement_amounts as settlement_amounts
 from node.protocols._settle import update_settle as update_settle
@@ -116,6 +123,7 @@ from node.protocols._vouchers import accept_vouchers as accept_vouchers
 from node.protocols._vouchers import next_voucher as next_voucher
 from node.protocols._vouchers import payment_channel_from_snapshot as payment_channel_from_snapshot
 from node.protocols._vouchers import voucher_app_data as voucher_app_data
+from node.protocols._waiting import DefendWaitingFor as DefendWaitingFor
 from node.protocols._waiting import DirectDefundWaitingFor as DirectDefundWaitingFor
 from node.protocols._waiting import DirectFundWaitingFor as DirectFundWaitingFor
 from node.protocols._waiting import SettleWaitingFor as SettleWaitingFor

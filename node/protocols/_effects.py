@@ -28,6 +28,7 @@ class TransactionKind(enum.Enum):
     CONCLUDE = "CONCLUDE"
     RECLAIM = "RECLAIM"
     TRANSFER = "TRANSFER"
+    CHECKPOINT = "CHECKPOINT"
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,26 @@ class SubmitChallenge:
 
 
 @dataclass(frozen=True)
+class SubmitCheckpoint:
+    """Call ``checkpoint(fixed part, proof, candidate)``: record a newer supported state,
+    which clears a challenge registered with an older one.
+
+    Attributes:
+        candidate: a state supported by everyone's signatures (or by ``proof``).
+        proof: the states that, with the candidate, make it supported by the app.
+    """
+
+    candidate: SignedState
+    proof: tuple[SignedState, ...]
+
+    kind = TransactionKind.CHECKPOINT
+
+    @property
+    def channel_id(self) -> bytes:
+        return channel_id(self.candidate.state.fixed)
+
+
+@dataclass(frozen=True)
 class SubmitReclaim:
     """Call ``reclaim``: move a finalized target channel's outcome into the ledger that
     guarantees it, through the guarantee at ``target_index`` of the ledger's outcome.
@@ -241,6 +262,7 @@ Transaction = (
     | SubmitConcludeAndTransfer
     | SubmitConclude
     | SubmitChallenge
+    | SubmitCheckpoint
     | SubmitReclaim
     | SubmitTransfer
 )

@@ -19,6 +19,7 @@ class ObjectiveKind(enum.Enum):
     VIRTUAL_FUND = "VirtualFunding"
     VIRTUAL_DEFUND = "VirtualDefunding"
     SETTLE = "Settling"
+    DEFEND = "Defending"
 
 
 @dataclass(frozen=True)

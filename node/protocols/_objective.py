@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from node.core import Signer
+from node.protocols._defend import Defend, crank_defend, update_defend
 from node.protocols._directdefund import DirectDefund, crank_direct_defund, update_direct_defund
 from node.protocols._directfund import DirectFund, crank_direct_fund, update_direct_fund
 from node.protocols._effects import CrankResult, Event
@@ -22,7 +23,7 @@ from node.protocols._virtualdefund import (
 )
 from node.protocols._virtualfund import VirtualFund, crank_virtual_fund, update_virtual_fund
 
-Objective = DirectFund | DirectDefund | VirtualFund | VirtualDefund | Settle
+Objective = DirectFund | DirectDefund | VirtualFund | VirtualDefund | Settle | Defend
 
 
 def update(objective: Objective, event: Event) -> Objective:
@@ -43,6 +44,8 @@ def update(objective: Objective, event: Event) -> Objective:
             return update_virtual_defund(objective, event)
         case Settle():
             return update_settle(objective, event)
+        case Defend():
+            return update_defend(objective, event)
         case _:
             assert_never(objective)
 
@@ -66,6 +69,8 @@ def crank(objective: Objective, view: ObjectiveView, signer: Signer) -> CrankRes
             result = crank_virtual_defund(objective, view, signer)
         case Settle():
             result = crank_settle(objective, view, signer)
+        case Defend():
+            result = crank_defend(objective, view, signer)
         case _:
             assert_never(objective)
     return result

@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import assert_never
 
-from node.core import address_to_destination, to_checksum_address
+from node.core import address_to_destination, constants, to_checksum_address
 from node.core.errors import InvalidValueError
+from node.protocols._defend import Defend
 from node.protocols._directdefund import DirectDefund
 from node.protocols._directfund import DirectFund, funding_thresholds
 from node.protocols._objective import Objective
@@ -41,16 +42,32 @@ class PolicyLimits:
             an asset: a deposit on chain for a ledger channel, what our ledgers lock
             for a virtual channel; nothing in an asset not listed.
         counterparties: addresses we open channels with; None: anyone.
+        challenge_duration_s_min: the shortest challenge duration we accept: a shorter
+            one could let a stale challenge finalize before the node can answer it.
+        challenge_duration_s_max: the longest: funds stay locked that long in a dispute.
     """
 
     deposit_max: tuple[tuple[str, int], ...]
     counterparties: frozenset[str] | None = None
+    challenge_duration_s_min: int = constants.challenge_duration_s_min_default
+    challenge_duration_s_max: int = constants.challenge_duration_s_max_default
 
     def __init__(
         self,
         deposit_max: Mapping[str, int] | Iterable[tuple[str, int]] = (),
         counterparties: Iterable[str] | None = None,
+        *,
+        challenge_duration_s_min: int = constants.challenge_duration_s_min_default,
+        challenge_duration_s_max: int = constants.challenge_duration_s_max_default,
     ) -> None:
+        if not 0 <= challenge_duration_s_min <= challenge_duration_s_max:
+            raise InvalidValueError(
+                "challenge_duration_s_min", "must lie in 0..challenge_duration_s_max"
+            )
+        if challenge_duration_s_max > constants.challenge_duration_s_max:
+            raise InvalidValueError("challenge_duration_s_max", "exceeds uint48")
+        object.__setattr__(self, "challenge_duration_s_min", challenge_duration_s_min)
+        object.__setattr__(self, "challenge_duration_s_max", challenge_duration_s_max)
         pairs = deposit_max.items() if isinstance(deposit_max, Mapping) else deposit_max
         limits: dict[str, int] = {}
         for asset, amount in pairs:
@@ -65,6 +82,15 @@ class PolicyLimits:
             )
         object.__setattr__(self, "deposit_max", tuple(sorted(limits.items())))
         object.__setattr__(self, "counterparties", allowed)
+
+    def check_challenge_duration(self, seconds: int) -> Decision:
+        """Whether a channel with this challenge duration is acceptable."""
+        low, high = self.challenge_duration_s_min, self.challenge_duration_s_max
+        if not low <= seconds <= high:
+            return Decision(
+                False, f"challenge duration {seconds} s is outside the {low}..{high} s accepted"
+            )
+        return Decision(True)
 
     def deposit_max_of(self, asset: str) -> int:
         """The most we deposit in ``asset`` (0 if it is not listed)."""
@@ -81,8 +107,8 @@ def approve_within_limits(objective: Objective, limits: PolicyLimits) -> Decisio
             return _approve_virtual_fund(objective, limits)
         case DirectDefund() | VirtualDefund():
             return Decision(True)
-        case Settle():
-            return Decision(False, "a settlement is this node's own decision")
+        case Settle() | Defend():
+            return Decision(False, "a dispute is this node's own decision")
         case _:
             assert_never(objective)
 
@@ -96,8 +122,12 @@ def _refused_strangers(me: str, participants: Iterable[str], limits: PolicyLimit
 
 
 def _approve_virtual_fund(objective: VirtualFund, limits: PolicyLimits) -> Decision:
-    """Our neighbours on the path must be allowed, and what our ledgers lock within the
-    limit: the payer's amount towards the payee, the payee's amount towards the payer."""
+    """Our neighbours on the path must be allowed, the challenge duration within bounds,
+    and what our ledgers lock within the limit: the payer's amount towards the payee,
+    the payee's amount towards the payer."""
+    duration = limits.check_challenge_duration(objective.fixed.challenge_duration)
+    if not duration.approved:
+        return duration
     participants = objective.fixed.participants
     me = objective.my_index
     neighbours = participants[max(me - 1, 0) : me + 2]
@@ -113,6 +143,9 @@ def _approve_virtual_fund(objective: VirtualFund, limits: PolicyLimits) -> Decis
 
 
 def _approve_direct_fund(objective: DirectFund, limits: PolicyLimits) -> Decision:
+    duration = limits.check_challenge_duration(objective.fixed.challenge_duration)
+    if not duration.approved:
+        return duration
     me = objective.fixed.participants[objective.my_index]
     decision = _refused_strangers(me, objective.fixed.participants, limits)
     if not decision.approved:

@@ -67,8 +67,8 @@ class Settle:
     """A settlement on chain through one of our ledger channels.
 
     Attributes:
-        channel_id: the payment channel whose settlement was asked for (its id names
-            the objective).
+        channel_id: the channel whose settlement was asked for: a payment channel the
+            ledger funds, or the ledger itself (a unilateral exit).
         ledger: the fixed part of our ledger channel that funds it.
         my_index: our index among the ledger's participants.
         submitted: ``(kind, channel)`` of the transactions the log shows as sent
@@ -86,8 +86,8 @@ class Settle:
 
     @property
     def id(self) -> ObjectiveId:
-        """This objective's id."""
-        return ObjectiveId(ObjectiveKind.SETTLE, self.channel_id)
+        """This objective's id: one settlement per ledger, whichever channel asked for it."""
+        return ObjectiveId(ObjectiveKind.SETTLE, self.ledger_id)
 
     @property
     def fixed(self) -> FixedPart:
@@ -126,6 +126,19 @@ def new_settle(
         )
     funding = funding_ledger(channel.fixed, me, ledgers, chosen)
     return Settle(channel.channel_id, funding.supported.state.fixed, funding.my_index)
+
+
+def settle_ledger(ledger: ChannelSnapshot, me: str) -> Settle:
+    """The unilateral exit of our ledger ``ledger``: challenge it with its latest
+    supported state, enforce every channel it guarantees, reclaim, pay out.
+
+    Raises:
+        ProtocolError: we are not a participant, or no state of the ledger is supported.
+    """
+    my_index = participant_index(ledger.fixed, me)
+    if ledger.supported is None:
+        raise ProtocolError(f"ledger 0x{ledger.channel_id.hex()}: nothing to enforce yet")
+    return Settle(ledger.channel_id, ledger.fixed, my_index)
 
 
 def update_settle(objective: Settle, event: Event) -> Settle:

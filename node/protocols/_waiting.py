@@ -55,12 +55,20 @@ class SettleWaitingFor(enum.Enum):
     DONE = "DONE"
 
 
+class DefendWaitingFor(enum.Enum):
+    """Where a Defend objective stands."""
+
+    CLEARED = "CLEARED"  # our checkpoint to clear the stale challenge on chain
+    DONE = "DONE"
+
+
 WaitingFor = (
     DirectFundWaitingFor
     | DirectDefundWaitingFor
     | VirtualFundWaitingFor
     | VirtualDefundWaitingFor
     | SettleWaitingFor
+    | DefendWaitingFor
 )
 
 
@@ -77,5 +85,7 @@ def is_done(waiting_for: WaitingFor) -> bool:
             return waiting_for is VirtualDefundWaitingFor.DONE
         case SettleWaitingFor():
             return waiting_for is SettleWaitingFor.DONE
+        case DefendWaitingFor():
+            return waiting_for is DefendWaitingFor.DONE
         case _:
             assert_never(waiting_for)

@@ -10,7 +10,7 @@ from typing import TypeVar
 import trio
 
 from node.chain import Anvil, ChainClient, ChainService, Deployment
-from node.core import Signer
+from node.core import Signer, constants
 from node.derive import DeriveModule
 from node.engine import Engine, EngineConfig, MemoryNetwork, MemoryTransport
 from node.log import EventLog
@@ -61,7 +61,10 @@ def make_party(
     log = log_class.open(directory / name / "log")
     chain = ChainService(ChainClient(rpc_url, dev_key(chain_index), deployment.adjudicator))
     assets = [NATIVE] if deployment.token is None else [NATIVE, deployment.token]
-    policy = limits_policy(PolicyLimits(dict.fromkeys(assets, deposit_max)))
+    limits = PolicyLimits(
+        dict.fromkeys(assets, deposit_max),
+        challenge_duration_s_min=constants.devnet_challenge_duration_s_min,
+    )
     notifications: list[tuple[str, Mapping[str, object]]] = []
     engine = Engine(
         log=log,
@@ -70,8 +73,9 @@ def make_party(
         chain=chain,
         config=EngineConfig(
             deployment.consensus_app,
-            policy,
+            limits_policy(limits),
             start_block=start_block,
+            limits=limits,
             payment_app=deployment.virtual_payment_app,
         ),
         notify=lambda method, params: notifications.append((method, params)),

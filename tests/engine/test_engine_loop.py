@@ -42,13 +42,13 @@ class CountingLog(EventLog):
 def open_engine(path: Path, module: DeriveModule) -> tuple[CountingLog, Engine]:
     log = CountingLog.open(path)
     log.batches = []
-    policy = limits_policy(PolicyLimits({NATIVE: 10}))
+    limits = PolicyLimits({NATIVE: 10}, challenge_duration_s_min=10)
     engine = Engine(
         log=log,
         module=module,
         signer=ALICE,
         chain=None,
-        config=EngineConfig(APP, policy),
+        config=EngineConfig(APP, limits_policy(limits), limits=limits),
     )
     return log, engine
 

@@ -149,8 +149,8 @@ def test_the_fold_builds_objectives_and_their_progress() -> None:
     close_id = ObjectiveId(ObjectiveKind.DIRECT_DEFUND, fund_id.channel_id)
     state.apply(close_command_record(close_id, final))
     assert state.objectives[close_id].objective == DirectDefund(final, 0)
-    settle_id = ObjectiveId(ObjectiveKind.SETTLE, b"\x07" * 32)
-    state.apply(settle_record(settle_id, fixed))
+    settle_id = ObjectiveId(ObjectiveKind.SETTLE, fund_id.channel_id)
+    state.apply(settle_record(settle_id, b"\x07" * 32, fixed))
     settle = state.objectives[settle_id].objective
     assert isinstance(settle, Settle)
     assert (settle.ledger, settle.my_index) == (fixed, 0)
@@ -211,8 +211,8 @@ def _pool() -> list[log_pb2.LogRecord]:
         fund_id = ObjectiveId(ObjectiveKind.DIRECT_FUND, channel_id(fixed))
         pool.append(create_command_record(fund_id, fixed, outcome))
         pool.append(decision_record(fund_id, approved=False, reason=f"gone {nonce}"))
-        settle_id = ObjectiveId(ObjectiveKind.SETTLE, bytes([nonce]) * 32)
-        pool.append(settle_record(settle_id, fixed))
+        settle_id = ObjectiveId(ObjectiveKind.SETTLE, fund_id.channel_id)
+        pool.append(settle_record(settle_id, bytes([nonce]) * 32, fixed))
         challenge = submitted_record(
             settle_id, TransactionKind.CHALLENGE, channel=fund_id.channel_id, tx_hash=b"", nonce=0
         )

@@ -117,27 +117,34 @@ OUTCOME = (simple_exit(NATIVE, [(ALICE, 5), (BOB, 3)]), simple_exit(TOKEN, [(BOB
 BOBS = new_direct_fund(FIXED, OUTCOME, BOB.address, CONSENSUS_APP)
 
 
+def _limits(
+    deposit_max: dict[str, int] | None = None, counterparties: list[str] | None = None
+) -> PolicyLimits:
+    """Limits that accept the fakes' 60 s challenge duration."""
+    return PolicyLimits(deposit_max or {}, counterparties, challenge_duration_s_min=10)
+
+
 def test_policy_approves_within_limits() -> None:
-    limits = PolicyLimits({NATIVE: 3, TOKEN: 10}, counterparties=[ALICE.address])
+    limits = _limits({NATIVE: 3, TOKEN: 10}, counterparties=[ALICE.address])
     assert approve_within_limits(BOBS, limits) == Decision(True)
     assert limits_policy(limits)(BOBS) == Decision(True)
 
 
 def test_policy_refuses_a_deposit_over_the_limit() -> None:
-    decision = approve_within_limits(BOBS, PolicyLimits({NATIVE: 2, TOKEN: 10}))
+    decision = approve_within_limits(BOBS, _limits({NATIVE: 2, TOKEN: 10}))
     assert not decision.approved
     assert "deposit of 3" in decision.reason
 
 
 def test_policy_refuses_an_asset_it_does_not_list() -> None:
-    decision = approve_within_limits(BOBS, PolicyLimits({NATIVE: 3}))
+    decision = approve_within_limits(BOBS, _limits({NATIVE: 3}))
     assert not decision.approved
     assert TOKEN in decision.reason
 
 
 def test_policy_refuses_a_counterparty_not_allowed() -> None:
     decision = approve_within_limits(
-        BOBS, PolicyLimits({NATIVE: 3, TOKEN: 4}, counterparties=[IRENE.address])
+        BOBS, _limits({NATIVE: 3, TOKEN: 4}, counterparties=[IRENE.address])
     )
     assert not decision.approved
     assert ALICE.address in decision.reason
@@ -147,14 +154,14 @@ def test_policy_approves_a_channel_where_we_deposit_nothing() -> None:
     alices = new_direct_fund(
         FIXED, (simple_exit(NATIVE, [(BOB, 3)]),), ALICE.address, CONSENSUS_APP
     )
-    assert approve_within_limits(alices, PolicyLimits()) == Decision(True)
+    assert approve_within_limits(alices, _limits()) == Decision(True)
 
 
 def test_policy_always_agrees_to_close() -> None:
     postfund = State(FIXED, b"", OUTCOME, 1, False)
     signed = SignedState(postfund, {0: ALICE.sign_state(postfund), 1: BOB.sign_state(postfund)})
     defund = new_direct_defund(ChannelSnapshot(FIXED, (signed, signed), signed), BOB.address)
-    assert approve_within_limits(defund, PolicyLimits()) == Decision(True)
+    assert approve_within_limits(defund, _limits()) == Decision(True)
 
 
 def test_policy_limits_are_checked() -> None:
@@ -165,6 +172,28 @@ def test_policy_limits_are_checked() -> None:
     with pytest.raises(InvalidValueError, match="counterparties"):
         PolicyLimits(counterparties=["bob"])
     assert PolicyLimits([(NATIVE.lower(), 1)]).deposit_max_of(NATIVE) == 1
+    with pytest.raises(InvalidValueError, match="challenge_duration_s_min"):
+        PolicyLimits(challenge_duration_s_min=100, challenge_duration_s_max=99)
+    with pytest.raises(InvalidValueError, match="uint48"):
+        PolicyLimits(challenge_duration_s_max=2**48)
+
+
+def test_policy_refuses_a_challenge_duration_outside_its_bounds() -> None:
+    """A short duration lets a stale challenge finalize before we can answer; a long
+    one locks our funds: both refused, for ledger and virtual channels alike."""
+    deposits = {NATIVE: 100, TOKEN: 100}
+    assert PolicyLimits().check_challenge_duration(0).approved is False
+    for low, high in ((61, 1000), (10, 59)):
+        limits = PolicyLimits(deposits, challenge_duration_s_min=low, challenge_duration_s_max=high)
+        for objective in (BOBS, _virtual(1)):
+            decision = approve_within_limits(objective, limits)
+            assert not decision.approved
+            assert decision.reason == (
+                f"challenge duration 60 s is outside the {low}..{high} s accepted"
+            )
+    exact = PolicyLimits(deposits, challenge_duration_s_min=60, challenge_duration_s_max=60)
+    assert approve_within_limits(BOBS, exact) == Decision(True)
+    assert approve_within_limits(_virtual(1), exact) == Decision(True)
 
 
 # Policy on virtual channels: what our ledgers lock, and who our neighbours are.
@@ -179,16 +208,16 @@ def _virtual(me: int) -> VirtualFund:
 
 @pytest.mark.parametrize(("me", "locked"), [(1, 12), (2, 12), (3, 2)])
 def test_policy_on_a_virtual_channel_bounds_what_our_ledgers_lock(me: int, locked: int) -> None:
-    assert approve_within_limits(_virtual(me), PolicyLimits({NATIVE: locked})) == Decision(True)
-    decision = approve_within_limits(_virtual(me), PolicyLimits({NATIVE: locked - 1}))
+    assert approve_within_limits(_virtual(me), _limits({NATIVE: locked})) == Decision(True)
+    decision = approve_within_limits(_virtual(me), _limits({NATIVE: locked - 1}))
     assert not decision.approved
     assert f"locking {locked} of {NATIVE} exceeds the limit {locked - 1}" == decision.reason
 
 
 def test_policy_on_a_virtual_channel_checks_only_our_neighbours() -> None:
-    irene_knows = PolicyLimits({NATIVE: 100}, counterparties=[ALICE.address, IVAN.address])
+    irene_knows = _limits({NATIVE: 100}, counterparties=[ALICE.address, IVAN.address])
     assert approve_within_limits(_virtual(1), irene_knows) == Decision(True)
-    bob_knows = PolicyLimits({NATIVE: 100}, counterparties=[ALICE.address])
+    bob_knows = _limits({NATIVE: 100}, counterparties=[ALICE.address])
     decision = approve_within_limits(_virtual(3), bob_knows)
     assert not decision.approved
     assert IVAN.address in decision.reason

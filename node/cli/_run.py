@@ -71,6 +71,26 @@ def register(subparsers: Any) -> None:
         help="the challenge duration (s) of the channels this node proposes "
         "(default: a day; with --devnet, 60 s)",
     )
+    run.add_argument(
+        "--watchtower",
+        action="store_true",
+        help="serve as a watchtower: answer stale challenges of clients' channels (gas from"
+        " this node's chain key)",
+    )
+    run.add_argument(
+        "--watchtower-client",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="with --watchtower: a client served (repeat; default: any peer)",
+    )
+    run.add_argument(
+        "--use-watchtower",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="dial this watchtower and hand it our channels (repeat)",
+    )
     run.add_argument("--no-gossip", action="store_true", help="do not announce on gossip")
     run.add_argument("--verbose", action="store_true", help="log every step")
     run.set_defaults(handler=run_command)
@@ -105,6 +125,9 @@ def run_command(namespace: argparse.Namespace) -> int:
         challenge_duration_min=namespace.challenge_duration_min,
         challenge_duration_max=namespace.challenge_duration_max,
         challenge_duration=namespace.challenge_duration,
+        watchtower=namespace.watchtower,
+        watchtower_clients=tuple(namespace.watchtower_client),
+        use_watchtowers=tuple(namespace.use_watchtower),
         **({"module": namespace.module} if namespace.module else {}),
     )
 

@@ -156,6 +156,11 @@ challenge_duration_s_max_default: Final = 30 * 86_400
 devnet_challenge_duration_s_min: Final = 10
 devnet_challenge_duration_s_max: Final = 86_400
 devnet_challenge_duration_s_default: Final = 60
+
+# A watchtower's bounds: what a hostile client can make it hold (a request is about
+# 1 KB: 64 clients x 1,024 channels stays under 100 MB).
+watchtower_clients_max: Final = 64
+watchtower_channels_per_client_max: Final = 1_024
 # Settling a channel on chain re-reads the adjudicator's status this often while it waits.
 dispute_poll_interval_ms: Final = 200
 # A challenge by someone else reaches the log once the watcher confirms it: reads before giving up.

@@ -33,7 +33,10 @@ from node.engine._views import ViewCache
 from node.proto import log_pb2
 from node.protocols import (
     ChannelSnapshot,
+    Defend,
+    Guard,
     ObjectiveId,
+    ObjectiveKind,
     Settle,
     SubmitChallenge,
     SubmitCheckpoint,
@@ -70,6 +73,7 @@ class ChainMixin:
     _fail: Callable[[Step, ObjectiveId, str], None]
     _complete_event: Callable[[log_pb2.ChainEvent, ChannelSnapshot], None]
     _answer_challenge: Callable[[Step, ChannelSnapshot, log_pb2.ChallengeRegistered], None]
+    _take_watched_event: Callable[[Step, log_pb2.ChainEvent], None]
 
     def _init_chain_side(self) -> None:
         self._chain_time_s = 0
@@ -147,7 +151,14 @@ class ChainMixin:
         if last is not None and (event.block_number, event.log_index) <= last:
             return  # delivered again by a restarted watcher: logged already
         channel = getattr(event, case).channel_id if case is not None else b""
-        touched = [oid for oid in self.state.running if oid.channel_id == channel]
+        if channel in self.state.watched:
+            self._take_watched_event(step, event)
+        # A guard's channel is a client's: its events are the tower's records, not ours.
+        touched = [
+            oid
+            for oid in self.state.running
+            if oid.channel_id == channel and oid.kind is not ObjectiveKind.GUARD
+        ]
         snapshot = self.views.snapshot(channel)
         if not touched and snapshot is None:
             logger.debug("chain event %s for channel 0x%s: not ours", case, channel.hex())
@@ -191,9 +202,12 @@ class ChainMixin:
         self._log(step, chain_event_record(event))
 
     def _wake_settlements(self, step: Step) -> None:
-        """Settlements read the chain's time and every channel of their ledger."""
+        """Settlements read the chain's time and every channel of their ledger; defences
+        and guards end when a challenge finalizes."""
         running = self.state.running_entries()
-        step.dirty.update(oid for oid, entry in running if isinstance(entry.objective, Settle))
+        step.dirty.update(
+            oid for oid, entry in running if isinstance(entry.objective, Settle | Defend | Guard)
+        )
 
     # ------------------------------------------------------------------ transactions
 

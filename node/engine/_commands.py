@@ -28,6 +28,7 @@ from node.core.errors import InvalidValueError, ProtocolError
 from node.engine._config import EngineConfig
 from node.engine._errors import CommandRefusedError, Refusal
 from node.engine._inputs import (
+    AddWatchtower,
     CloseLedger,
     ClosePayment,
     CreateLedger,
@@ -212,6 +213,22 @@ class CommandsMixin(QueriesMixin):
                 this node has no chain.
         """
         return await self._ask(lambda reply: SettleChannel(ledger, ledger, reply))
+
+    async def add_watchtower(self, tower: str) -> bool:
+        """Hand our channels to watchtower ``tower`` from now on (every open one at once,
+        then each change); it answers stale challenges while this node is offline.
+        Returns False if it was one of our towers already.
+
+        Raises:
+            CommandRefusedError: not an address, or this node itself.
+        """
+        try:
+            address = to_checksum_address(tower, "tower")
+        except InvalidValueError as error:
+            raise CommandRefusedError(Refusal.INVALID, str(error)) from None
+        reply: Reply[bool] = Reply()
+        await self._inputs_send.send(AddWatchtower(address, reply))
+        return await reply.wait()
 
     def _challenge_duration(self, asked: int | None) -> int:
         """The duration asked for (the node's default if none), within what this node

@@ -28,6 +28,9 @@ class EngineConfig:
             when the caller names none.
         limits: the bounds this node's own proposals keep to (the challenge duration: a
             channel it proposes must be one it would accept from a peer).
+        watchtower: serve as a watchtower: keep what clients hand over, answer stale
+            challenges of their channels from this node's chain key.
+        watchtower_clients: the clients a watchtower serves (None: any peer).
     """
 
     consensus_app: str
@@ -39,6 +42,8 @@ class EngineConfig:
     snapshot_interval_records: int = engine_snapshot_interval_records
     challenge_duration_s: int = engine_challenge_duration_s_default
     limits: PolicyLimits = field(default_factory=PolicyLimits)
+    watchtower: bool = False
+    watchtower_clients: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         assert self.confirmations >= 0

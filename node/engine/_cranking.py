@@ -28,6 +28,7 @@ from node.protocols import (
     DirectDefund,
     DirectFund,
     Effect,
+    Guard,
     LedgerChannel,
     LedgerEffect,
     Objective,
@@ -169,6 +170,9 @@ class CrankingMixin:
                 return self._settle_view(snapshot)
             case Defend():
                 return ObjectiveView(snapshot, chain_time_s=self._chain_time_s)
+            case Guard():
+                watched = self.state.watched.get(objective.channel_id)
+                return ObjectiveView(snapshot, chain_time_s=self._chain_time_s, watched=watched)
             case _:
                 assert_never(objective)
 
@@ -194,7 +198,11 @@ class CrankingMixin:
     def _resend_latest_state(self, step: Step, objective_id: ObjectiveId) -> None:
         """Our latest state of a running objective, to every other participant again."""
         entry = self.state.entry(objective_id)
-        if entry is None or not entry.running or isinstance(entry.objective, Settle | Defend):
+        if (
+            entry is None
+            or not entry.running
+            or isinstance(entry.objective, Settle | Defend | Guard)
+        ):
             return
         snapshot = self.views.snapshot(_channel_of(entry.objective))
         if snapshot is None:
@@ -224,7 +232,7 @@ def _belongs(objective: Objective, latest: SignedState) -> bool:
             return latest.state in (objective.setup_state(0), objective.setup_state(1))
         case DirectDefund() | VirtualDefund():
             return latest.state == objective.final_state
-        case Settle() | Defend():
+        case Settle() | Defend() | Guard():
             return False
         case _:
             assert_never(objective)

@@ -40,6 +40,7 @@ from node.engine._cranking import CrankingMixin
 from node.engine._disputes import DisputesMixin
 from node.engine._errors import EngineFatalError
 from node.engine._inputs import (
+    AddWatchtower,
     ChainInput,
     CloseLedger,
     ClosePayment,
@@ -66,6 +67,7 @@ from node.engine._routing import Announced, RoutingMixin
 from node.engine._state import EngineState, Entry
 from node.engine._state_codec import ENGINE_SNAPSHOT_KEY, decode_state, encode_state
 from node.engine._step import Step
+from node.engine._tower import WatchtowerMixin
 from node.engine._transport import Transport
 from node.engine._views import ViewCache
 from node.log import EventLog, Snapshot
@@ -105,6 +107,7 @@ class Engine(
     DisputesMixin,
     ChainMixin,
     RoutingMixin,
+    WatchtowerMixin,
 ):
     """One node's engine: ``Engine(...)`` restores it from the log; ``run`` serves.
 
@@ -149,6 +152,7 @@ class Engine(
         self._init_payments()
         self._init_ledgers()
         self._init_peers()
+        self._init_tower()
         self.state = EngineState(self.address, self.consensus_app, self.payment_app)
         self.deriver, self.restored = self._restore()
         self.views = ViewCache(self.deriver, self.payment_app)
@@ -275,6 +279,9 @@ class Engine(
                 if not isinstance(item, Query):
                     self._take(step, item)
             self._crank_rounds(step)
+            if self.state.towers:
+                self._fold_module(step)  # the views the hand-over reads
+                self._hand_to_towers(step)
             build_messages(self.state, step)
             self._fold_module(step)
         except DeriveError as error:
@@ -302,6 +309,8 @@ class Engine(
                 self._take_command(step, item)
             case SettleChannel():
                 self._take_command(step, item)
+            case AddWatchtower():
+                self._take_add_watchtower(step, item)
             case UpdateLedger():
                 self._take_ledger_update(step, item)
             case Pay():

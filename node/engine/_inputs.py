@@ -95,6 +95,14 @@ class SettleChannel:
 
 
 @dataclass(frozen=True)
+class AddWatchtower:
+    """Hand our channels to ``tower`` from now on (answers False: it was already ours)."""
+
+    tower: str
+    reply: Reply[bool]
+
+
+@dataclass(frozen=True)
 class UpdateLedger:
     """Propose a ledger change (leader) or agree to countersign one (follower)."""
 
@@ -136,6 +144,7 @@ Command = (
     | CreatePayment
     | ClosePayment
     | SettleChannel
+    | AddWatchtower
     | UpdateLedger
     | Pay
     | HandInVoucher

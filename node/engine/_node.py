@@ -67,6 +67,9 @@ class NodeOptions:
         challenge_duration_max: the longest (None: 30 days; on a devnet, a day).
         challenge_duration: that of the channels this node proposes when the caller
             names none (None: a day; on a devnet, 60 s).
+        watchtower: serve as a watchtower for other nodes.
+        watchtower_clients: the only clients a watchtower serves (empty: any peer).
+        use_watchtowers: multiaddrs of watchtowers to dial and hand our channels to.
     """
 
     home: Path
@@ -86,6 +89,9 @@ class NodeOptions:
     challenge_duration_min: int | None = None
     challenge_duration_max: int | None = None
     challenge_duration: int | None = None
+    watchtower: bool = False
+    watchtower_clients: tuple[str, ...] = ()
+    use_watchtowers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,6 +246,10 @@ async def run_node(
             await _join_chain(options, settings, home, engine, facts)
             for peer in options.peers:
                 await _connect(facts.p2p, peer)
+            for multiaddr in options.use_watchtowers:
+                tower = await _connect(facts.p2p, multiaddr, "--use-watchtower")
+                if await engine.add_watchtower(tower):
+                    logger.warning("watchtower %s: our channels are handed to it", tower)
             started = NodeStarted(
                 engine.address,
                 facts.p2p.peer_id,
@@ -364,17 +374,38 @@ def _engine(
             payment_app=settings.payment_app,
             challenge_duration_s=durations.default,
             limits=limits,
+            watchtower=options.watchtower,
+            watchtower_clients=_watchtower_clients(options),
         ),
         notify=server.publish,
     )
 
 
-async def _connect(p2p: object, multiaddr: str) -> None:
+def _watchtower_clients(options: NodeOptions) -> frozenset[str] | None:
+    """The clients a watchtower serves (None: any).
+
+    Raises:
+        NodeConfigError: one is not an address.
+    """
+    if not options.watchtower_clients:
+        return None
+    try:
+        return frozenset(
+            to_checksum_address(client, "--watchtower-client")
+            for client in options.watchtower_clients
+        )
+    except InvalidValueError as error:
+        raise NodeConfigError(str(error)) from None
+
+
+async def _connect(p2p: object, multiaddr: str, option: str = "--peer") -> str:
+    """Dial a peer; its address."""
     from node.p2p import P2PNode
 
     assert isinstance(p2p, P2PNode)
     try:
         address = await p2p.connect(multiaddr)
     except InvalidValueError as error:
-        raise NodeConfigError(f"--peer {multiaddr}: {error}") from None
+        raise NodeConfigError(f"{option} {multiaddr}: {error}") from None
     logger.info("peer %s at %s", address, multiaddr)
+    return address

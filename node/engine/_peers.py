@@ -47,6 +47,7 @@ from node.protocols import (
     Defend,
     DirectDefund,
     DirectFund,
+    Guard,
     Objective,
     ObjectiveId,
     ObjectiveKind,
@@ -96,6 +97,7 @@ class PeersMixin:
     _peer_ledger_proposal: Callable[[Step, str, wire_pb2.Payload], None]
     _voucher_refused_early: Callable[[str, bytes], None]
     _touch_virtual: Callable[[Step], None]
+    _peer_watch_request: Callable[[Step, str, wire_pb2.Payload], None]
 
     def _init_peers(self) -> None:
         self._rejection_resends: dict[ObjectiveId, int] = {}
@@ -142,6 +144,8 @@ class PeersMixin:
                 self._touch_virtual(step)
             elif body == "signed_state":
                 self._peer_state(step, peer, payload)
+            elif body == "watch_request":
+                self._peer_watch_request(step, peer, payload)
             else:
                 raise PeerStateError(PeerFault.MALFORMED, f"payload {body}: not handled here")
         except PolicyRefusal as error:
@@ -308,7 +312,7 @@ def check_totals(objective: Objective) -> None:
             outcome = objective.outcome
         case DirectDefund() | VirtualDefund():
             outcome = objective.final_state.outcome
-        case Settle() | Defend():
+        case Settle() | Defend() | Guard():
             return
         case _:
             assert_never(objective)

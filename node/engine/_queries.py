@@ -17,6 +17,7 @@ import trio
 
 from node.core import address_from_bytes
 from node.derive import Deriver
+from node.engine._config import EngineConfig
 from node.engine._errors import CommandRefusedError, Refusal
 from node.engine._inputs import Input, Query, Reply
 from node.engine._state import EngineState
@@ -47,6 +48,7 @@ class QueriesMixin:
     address: str
     consensus_app: str
     payment_app: str
+    config: EngineConfig
     state: EngineState
     views: ViewCache
     deriver: Deriver
@@ -208,6 +210,65 @@ class QueriesMixin:
                 f"{kind.value}:0x{channel.hex()}" for kind, channel in objective.submitted
             ),
         }
+
+    def watchtower_info(self) -> Awaitable[JsonObject]:
+        """Both watchtower roles: the towers we hand our channels to, and, serving as
+        one, how many clients and channels we watch and the channels challenged now."""
+
+        def read() -> JsonObject:
+            challenged: list[object] = [
+                {
+                    "channel_id": "0x" + channel.hex(),
+                    "clients": [client for client, _ in watched.requests],
+                    "challenge_turn_num": watched.challenge_turn,
+                    "finalizes_at": watched.finalizes_at,
+                }
+                for channel, watched in sorted(self.state.watched.items())
+                if watched.challenge_turn is not None
+            ]
+            return {
+                "towers": list(self.state.towers),
+                "serving": self.config.watchtower,
+                "clients": len(self.state.watch_counts),
+                "channels_watched": len(self.state.watched),
+                "challenged": challenged,
+            }
+
+        return self._query(read)
+
+    def watched_channel(self, channel: bytes) -> Awaitable[JsonObject]:
+        """As a watchtower: what the clients handed over of ``channel``, what the chain
+        says of it.
+
+        Raises:
+            CommandRefusedError: this node watches no such channel.
+        """
+
+        def read() -> JsonObject:
+            watched = self.state.watched.get(channel)
+            if watched is None:
+                raise CommandRefusedError(
+                    Refusal.NOT_FOUND, f"this node watches no channel 0x{channel.hex()}"
+                )
+            clients: list[object] = [
+                {
+                    "client": client,
+                    "supported_turn_num": request.supported.state.turn_num,
+                    "counter_turn_num": (
+                        request.counter.candidate.state.turn_num if request.counter else None
+                    ),
+                }
+                for client, request in watched.requests
+            ]
+            return {
+                "channel_id": "0x" + channel.hex(),
+                "clients": clients,
+                "challenge_turn_num": watched.challenge_turn,
+                "finalizes_at": watched.finalizes_at,
+                "concluded": watched.concluded,
+            }
+
+        return self._query(read)
 
     def objectives_running(self) -> Awaitable[int]:
         """How many objectives run."""

@@ -125,6 +125,16 @@ def defend_record(objective_id: ObjectiveId, fixed: FixedPart) -> log_pb2.LogRec
     return record
 
 
+def guard_record(objective_id: ObjectiveId, fixed: FixedPart) -> log_pb2.LogRecord:
+    """As a watchtower: answer a stale challenge of a client's channel ``fixed`` names."""
+    record = log_pb2.LogRecord(time_ms=now_ms())
+    record.command.objective_id = str(objective_id)
+    guard = record.command.guard_channel
+    guard.channel_id = objective_id.channel_id
+    guard.fixed.CopyFrom(fixed_part_to_proto(fixed))
+    return record
+
+
 def decision_record(objective_id: ObjectiveId, *, approved: bool, reason: str) -> log_pb2.LogRecord:
     """The policy's answer to an objective a peer proposed, or a peer's refusal of ours."""
     record = log_pb2.LogRecord(time_ms=now_ms())

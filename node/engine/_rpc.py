@@ -170,6 +170,18 @@ class _NodeMethods:
             objective_id = await self.engine.settle_payment_channel(channel_id, ledger_id)
             return settlement_json(await self.engine.objective(objective_id))
 
+    async def add_watchtower(self, tower: str) -> dict[str, JsonValue]:
+        with _answering():
+            added = await self.engine.add_watchtower(tower)
+        return {"tower": tower, "added": added}
+
+    async def get_watched_channel(self, channel_id: bytes) -> JsonValue:
+        with _answering():
+            return await self.engine.watched_channel(channel_id)  # type: ignore[return-value]
+
+    async def get_watchtower(self) -> JsonValue:
+        return await self.engine.watchtower_info()  # type: ignore[return-value]
+
     async def settle_ledger_channel(self, channel_id: bytes) -> dict[str, JsonValue]:
         """Start the ledger's exit unless one runs or ran; answer where it stands."""
         with _answering():
@@ -269,6 +281,23 @@ def register_node_methods(registry: MethodRegistry, engine: Engine, node_info: N
             [*_CHANNEL, Param("ledger_id", BYTES32, required=False, default=None)],
             "Enforce a payment channel on chain through our ledger that funds it (a Settle"
             " objective, which goes on by itself); again: where it stands.",
+        ),
+        (
+            "add_watchtower",
+            [Param("tower", ADDRESS)],
+            "Hand our channels to this watchtower from now on (it answers stale challenges"
+            " while we are offline); false if it was one already.",
+        ),
+        (
+            "get_watched_channel",
+            _CHANNEL,
+            "As a watchtower: what the clients handed over of a channel, and its dispute.",
+        ),
+        (
+            "get_watchtower",
+            None,
+            "Our watchtowers, and what this node watches as one (clients, channels, the"
+            " channels challenged now).",
         ),
     ):
         registry.register(name, getattr(methods, name), params=params, description=description)

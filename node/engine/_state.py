@@ -8,7 +8,8 @@ engine keeps beside it is folded from the same records by ``EngineState.apply``:
 * the largest voucher received and the largest sent, per channel;
 * per peer: the id of our next message, our messages not yet acknowledged, and
   the ids of its messages we handled;
-* the chain cursor (the last block and adjudicator event logged).
+* the chain cursor (the last block and adjudicator event logged);
+* as a watchtower, the clients' channels it watches; as a client, its towers.
 
 The live engine folds each record as it builds it and a restart folds the
 records after the newest snapshot: one function, so both agree. Every change
@@ -26,6 +27,7 @@ from typing import Final
 from node.core import (
     State,
     Voucher,
+    address_from_bytes,
     fixed_part_from_proto,
     single_asset_exit_from_proto,
     state_from_proto,
@@ -36,11 +38,13 @@ from node.core.errors import InvalidValueError, ProtocolError
 from node.engine._journal import Journal
 from node.engine._ledger_codec import signed_proposal_from_proto
 from node.engine._records import TX_KIND_FROM_LOG
+from node.engine._watch_codec import watch_request_from_proto
 from node.proto import log_pb2
 from node.protocols import (
     ChannelSnapshot,
     Defend,
     DirectDefund,
+    Guard,
     Objective,
     ObjectiveId,
     ObjectiveKind,
@@ -50,6 +54,7 @@ from node.protocols import (
     TransactionSubmitted,
     VirtualDefund,
     WaitingFor,
+    WatchedChannel,
     is_done,
     new_direct_defund,
     new_direct_fund,
@@ -155,6 +160,9 @@ class EngineState:
         # Closes logged before records carried their final state: built from the
         # channel's view once the module has caught up (``complete_closes``).
         self.closes_to_complete: dict[ObjectiveId, None] = {}
+        self.watched: dict[bytes, WatchedChannel] = {}  # as a tower, by channel
+        self.watch_counts: dict[str, int] = {}  # as a tower: channels watched per client
+        self.towers: dict[str, None] = {}  # as a client: an ordered set
         self._previous_state: tuple[bytes, State] | None = None
 
     # ------------------------------------------------------------------ reading
@@ -262,6 +270,8 @@ class EngineState:
             self.add_seen(record.received_messages.peer, list(record.received_messages.message_ids))
         elif case == "chain_event":
             self._apply_chain_event(record.chain_event)
+        elif case == "watch":
+            self._apply_watch(record.watch)
 
     def _apply_state(self, accepted: log_pb2.AcceptedState) -> None:
         channel = accepted.channel_id
@@ -306,9 +316,63 @@ class EngineState:
             if last_event is not None and last_event[0] > before:
                 last_event = (before, _LOG_INDEX_MAX)
             self.set_cursor(ChainCursor(last_block, last_event))
+            self._revert_watched(event.blocks_reverted.first_block)
         else:
             key = (event.block_number, event.log_index)
             self.set_cursor(dataclasses.replace(cursor, last_event=key))
+
+    def _apply_watch(self, watch: log_pb2.Watch) -> None:
+        case = watch.WhichOneof("body")
+        if case == "tower":
+            self.journal.set(self.towers, address_from_bytes(watch.tower, "watch.tower"), None)
+        elif case == "channel":
+            client = address_from_bytes(watch.channel.client, "watch.channel.client")
+            request = watch_request_from_proto(watch.channel.request)
+            channel = request.channel_id
+            known = self.watched.get(channel)
+            had = known is not None and known.request_of(client) is not None
+            if request.release:
+                if known is not None and had:
+                    left = known.without(client)
+                    if left is None:
+                        self.journal.delete(self.watched, channel)
+                    else:
+                        self.journal.set(self.watched, channel, left)
+                    self._count_watched(client, -1)
+                return
+            if not had:
+                self._count_watched(client, 1)
+            if known is None:
+                watched = WatchedChannel(((client, request),))
+            else:
+                watched = known.with_request(client, request)
+            self.journal.set(self.watched, channel, watched)
+        elif case == "event":
+            event = watch.event
+            self.set_cursor(
+                dataclasses.replace(self.cursor, last_event=(event.block_number, event.log_index))
+            )
+            kind = event.WhichOneof("event")
+            if kind is None:
+                return
+            channel = getattr(event, kind).channel_id
+            known = self.watched.get(channel)
+            if known is not None:
+                self.journal.set(self.watched, channel, watched_after(known, event))
+
+    def _count_watched(self, client: str, change: int) -> None:
+        count = self.watch_counts.get(client, 0) + change
+        if count:
+            self.journal.set(self.watch_counts, client, count)
+        else:
+            self.journal.delete(self.watch_counts, client)
+
+    def _revert_watched(self, first_block: int) -> None:
+        """Forget what orphaned blocks said of watched channels (the watcher delivers
+        the canonical events again)."""
+        for channel, watched in list(self.watched.items()):
+            if watched.event_block >= first_block:
+                self.journal.set(self.watched, channel, watched.forget_chain())
 
     def _apply_transaction(self, tx: log_pb2.SubmittedTransaction) -> None:
         kind = TX_KIND_FROM_LOG.get(tx.tx_kind)
@@ -374,6 +438,8 @@ class EngineState:
         if case == "defend_channel":
             fixed = fixed_part_from_proto(command.defend_channel.fixed)
             return Defend(fixed, fixed.participants.index(self.me))
+        if case == "guard_channel":
+            return Guard(fixed_part_from_proto(command.guard_channel.fixed))
         assert case == "settle_channel", case
         settle = command.settle_channel
         ledger = fixed_part_from_proto(settle.ledger)
@@ -408,7 +474,7 @@ class EngineState:
                 return DirectDefund(state, index)
             case ObjectiveKind.VIRTUAL_DEFUND:
                 return VirtualDefund(state, index)
-            case ObjectiveKind.SETTLE | ObjectiveKind.DEFEND:
+            case ObjectiveKind.SETTLE | ObjectiveKind.DEFEND | ObjectiveKind.GUARD:
                 raise ProtocolError(f"{objective_id}: a dispute is never a peer's proposal")
 
     def complete_closes(self, snapshot_of: Callable[[bytes], ChannelSnapshot | None]) -> None:
@@ -429,3 +495,30 @@ class EngineState:
                     objective = new_virtual_defund(snapshot, self.me, paid)
             self.put_entry(objective_id, Entry(objective))
             self.journal.delete(self.closes_to_complete, objective_id)
+
+
+def watched_after(entry: WatchedChannel, event: log_pb2.ChainEvent) -> WatchedChannel:
+    """A watched channel after an adjudicator event of it."""
+    kind = event.WhichOneof("event")
+    block = event.block_number
+    if kind == "challenge_registered":
+        registered = event.challenge_registered
+        if registered.HasField("candidate_part"):
+            turn = registered.candidate_part.turn_num
+        elif registered.HasField("candidate"):
+            turn = registered.candidate.state.turn_num
+        else:
+            turn = 0  # not known: any supported state of ours is at least as late
+        return dataclasses.replace(
+            entry, challenge_turn=turn, finalizes_at=registered.finalizes_at, event_block=block
+        )
+    if kind == "challenge_cleared":
+        finalizes_at = entry.finalizes_at if entry.concluded else 0
+        return dataclasses.replace(
+            entry, challenge_turn=None, finalizes_at=finalizes_at, event_block=block
+        )
+    if kind == "concluded":
+        return dataclasses.replace(
+            entry, concluded=True, finalizes_at=event.concluded.finalizes_at, event_block=block
+        )
+    return entry

@@ -28,6 +28,7 @@ from node.core.errors import InvalidValueError
 from node.engine._ledger_codec import signed_proposal_from_proto, signed_proposal_to_proto
 from node.engine._records import TX_KIND_FROM_LOG, TX_KIND_TO_LOG
 from node.engine._state import ChainCursor, EngineState, Entry, Seen
+from node.engine._watch_codec import watched_from_proto, watched_to_proto
 from node.proto import engine_pb2, wire_pb2
 from node.protocols import (
     Defend,
@@ -36,6 +37,7 @@ from node.protocols import (
     DirectDefundWaitingFor,
     DirectFund,
     DirectFundWaitingFor,
+    Guard,
     Objective,
     Settle,
     SettleWaitingFor,
@@ -83,6 +85,9 @@ def encode_state(state: EngineState) -> bytes:
     if cursor.last_event is not None:
         snapshot.chain.has_event = True
         snapshot.chain.event_block, snapshot.chain.event_log_index = cursor.last_event
+    for _, watched in sorted(state.watched.items()):
+        snapshot.watched.append(watched_to_proto(watched))
+    snapshot.towers.extend(address_to_bytes(tower) for tower in state.towers)
     return snapshot.SerializeToString()
 
 
@@ -127,6 +132,13 @@ def decode_state(blob: bytes, state: EngineState) -> None:
             (chain.event_block, chain.event_log_index) if chain.has_event else None,
         )
     )
+    for watched_item in snapshot.watched:
+        watched = watched_from_proto(watched_item)
+        state.watched[watched.channel_id] = watched
+        for client, _ in watched.requests:
+            state.watch_counts[client] = state.watch_counts.get(client, 0) + 1
+    for tower in snapshot.towers:
+        state.towers[address_from_bytes(tower, "snapshot.towers")] = None
     state.journal.commit()
 
 
@@ -164,6 +176,9 @@ def _entry_to_proto(entry: Entry) -> engine_pb2.ObjectiveEntry:
             item.defend.fixed.CopyFrom(fixed_part_to_proto(objective.fixed))
             item.defend.my_index = objective.my_index
             _submitted_to_proto(objective.submitted, item.defend.submitted)
+        case Guard():
+            item.guard.fixed.CopyFrom(fixed_part_to_proto(objective.fixed))
+            _submitted_to_proto(objective.submitted, item.guard.submitted)
         case _:
             assert_never(objective)
     return item
@@ -220,6 +235,9 @@ def _objective_from_proto(item: engine_pb2.ObjectiveEntry) -> Objective:
         defend = item.defend
         fixed = fixed_part_from_proto(defend.fixed)
         return Defend(fixed, defend.my_index, _submitted_from_proto(defend.submitted))
+    if case == "guard":
+        guard = item.guard
+        return Guard(fixed_part_from_proto(guard.fixed), _submitted_from_proto(guard.submitted))
     raise InvalidValueError("snapshot.objectives", f"an entry of unknown kind {case!r}")
 
 
@@ -235,7 +253,7 @@ def _done_of(objective: Objective) -> WaitingFor:
             return VirtualDefundWaitingFor.DONE
         case Settle():
             return SettleWaitingFor.DONE
-        case Defend():
+        case Defend() | Guard():
             return DefendWaitingFor.DONE
         case _:
             assert_never(objective)

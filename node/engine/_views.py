@@ -182,8 +182,8 @@ def record_channel(record: log_pb2.LogRecord) -> bytes | None:
     if case == "chain_event":
         event = record.chain_event
         which = event.WhichOneof("event")
-        if which is None or which == "block_processed":
-            return None
+        if which is None or which in ("block_processed", "blocks_reverted"):
+            return None  # a revert may change any channel: see ViewCache.saw
         channel: bytes = getattr(event, which).channel_id
         return channel
     if case == "accepted_voucher":

@@ -92,6 +92,22 @@ def _accepted_proposal(payload: log_pb2.AcceptedProposal) -> str:
     return f"{change} on ledger {short_hex(proposal.ledger_id)} at turn {proposal.turn_num}"
 
 
+def _watch(payload: log_pb2.Watch) -> str:
+    body = payload.WhichOneof("body")
+    if body == "tower":
+        return f"watchtower {short_hex(payload.tower)} added"
+    if body == "channel":
+        watched = payload.channel
+        request = watched.request
+        state = request.supported.state
+        what = "released" if request.release else f"turn {state.turn_num}"
+        counter = " with a counter-challenge" if request.HasField("counter") else ""
+        return f"watching for {short_hex(watched.client)}: {what}{counter}"
+    if body == "event":
+        return "watched " + _chain_event(payload.event)
+    return "watch (empty)"
+
+
 _SUMMARIES: Final[dict[str, Callable[[Any], str]]] = {
     "accepted_state": _accepted_state,
     "chain_event": _chain_event,
@@ -103,6 +119,7 @@ _SUMMARIES: Final[dict[str, Callable[[Any], str]]] = {
     "rejected": _rejected,
     "accepted_voucher": _accepted_voucher,
     "accepted_proposal": _accepted_proposal,
+    "watch": _watch,
 }
 
 

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EngineSnapshot(_message.Message):
-    __slots__ = ("format_version", "objectives", "ledgers", "received", "paid", "peers", "chain")
+    __slots__ = ("format_version", "objectives", "ledgers", "received", "paid", "peers", "chain", "watched", "towers")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVES_FIELD_NUMBER: _ClassVar[int]
     LEDGERS_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,8 @@ class EngineSnapshot(_message.Message):
     PAID_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     CHAIN_FIELD_NUMBER: _ClassVar[int]
+    WATCHED_FIELD_NUMBER: _ClassVar[int]
+    TOWERS_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     objectives: _containers.RepeatedCompositeFieldContainer[ObjectiveEntry]
     ledgers: _containers.RepeatedCompositeFieldContainer[LedgerProposals]
@@ -24,16 +26,19 @@ class EngineSnapshot(_message.Message):
     paid: _containers.RepeatedCompositeFieldContainer[ChannelAmount]
     peers: _containers.RepeatedCompositeFieldContainer[PeerMessages]
     chain: ChainCursor
-    def __init__(self, format_version: _Optional[int] = ..., objectives: _Optional[_Iterable[_Union[ObjectiveEntry, _Mapping]]] = ..., ledgers: _Optional[_Iterable[_Union[LedgerProposals, _Mapping]]] = ..., received: _Optional[_Iterable[_Union[_nitro_pb2.Voucher, _Mapping]]] = ..., paid: _Optional[_Iterable[_Union[ChannelAmount, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerMessages, _Mapping]]] = ..., chain: _Optional[_Union[ChainCursor, _Mapping]] = ...) -> None: ...
+    watched: _containers.RepeatedCompositeFieldContainer[WatchedEntry]
+    towers: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, format_version: _Optional[int] = ..., objectives: _Optional[_Iterable[_Union[ObjectiveEntry, _Mapping]]] = ..., ledgers: _Optional[_Iterable[_Union[LedgerProposals, _Mapping]]] = ..., received: _Optional[_Iterable[_Union[_nitro_pb2.Voucher, _Mapping]]] = ..., paid: _Optional[_Iterable[_Union[ChannelAmount, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerMessages, _Mapping]]] = ..., chain: _Optional[_Union[ChainCursor, _Mapping]] = ..., watched: _Optional[_Iterable[_Union[WatchedEntry, _Mapping]]] = ..., towers: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ObjectiveEntry(_message.Message):
-    __slots__ = ("direct_fund", "direct_defund", "virtual_fund", "virtual_defund", "settle", "defend", "failure", "done")
+    __slots__ = ("direct_fund", "direct_defund", "virtual_fund", "virtual_defund", "settle", "defend", "guard", "failure", "done")
     DIRECT_FUND_FIELD_NUMBER: _ClassVar[int]
     DIRECT_DEFUND_FIELD_NUMBER: _ClassVar[int]
     VIRTUAL_FUND_FIELD_NUMBER: _ClassVar[int]
     VIRTUAL_DEFUND_FIELD_NUMBER: _ClassVar[int]
     SETTLE_FIELD_NUMBER: _ClassVar[int]
     DEFEND_FIELD_NUMBER: _ClassVar[int]
+    GUARD_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     direct_fund: DirectFundObjective
@@ -42,9 +47,10 @@ class ObjectiveEntry(_message.Message):
     virtual_defund: VirtualDefundObjective
     settle: SettleObjective
     defend: DefendObjective
+    guard: GuardObjective
     failure: str
     done: bool
-    def __init__(self, direct_fund: _Optional[_Union[DirectFundObjective, _Mapping]] = ..., direct_defund: _Optional[_Union[DirectDefundObjective, _Mapping]] = ..., virtual_fund: _Optional[_Union[VirtualFundObjective, _Mapping]] = ..., virtual_defund: _Optional[_Union[VirtualDefundObjective, _Mapping]] = ..., settle: _Optional[_Union[SettleObjective, _Mapping]] = ..., defend: _Optional[_Union[DefendObjective, _Mapping]] = ..., failure: _Optional[str] = ..., done: _Optional[bool] = ...) -> None: ...
+    def __init__(self, direct_fund: _Optional[_Union[DirectFundObjective, _Mapping]] = ..., direct_defund: _Optional[_Union[DirectDefundObjective, _Mapping]] = ..., virtual_fund: _Optional[_Union[VirtualFundObjective, _Mapping]] = ..., virtual_defund: _Optional[_Union[VirtualDefundObjective, _Mapping]] = ..., settle: _Optional[_Union[SettleObjective, _Mapping]] = ..., defend: _Optional[_Union[DefendObjective, _Mapping]] = ..., guard: _Optional[_Union[GuardObjective, _Mapping]] = ..., failure: _Optional[str] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class DirectFundObjective(_message.Message):
     __slots__ = ("fixed", "outcome", "my_index", "deposits_submitted")
@@ -107,6 +113,30 @@ class DefendObjective(_message.Message):
     my_index: int
     submitted: _containers.RepeatedCompositeFieldContainer[SubmittedKey]
     def __init__(self, fixed: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ..., my_index: _Optional[int] = ..., submitted: _Optional[_Iterable[_Union[SubmittedKey, _Mapping]]] = ...) -> None: ...
+
+class GuardObjective(_message.Message):
+    __slots__ = ("fixed", "submitted")
+    FIXED_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    fixed: _nitro_pb2.FixedPart
+    submitted: _containers.RepeatedCompositeFieldContainer[SubmittedKey]
+    def __init__(self, fixed: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ..., submitted: _Optional[_Iterable[_Union[SubmittedKey, _Mapping]]] = ...) -> None: ...
+
+class WatchedEntry(_message.Message):
+    __slots__ = ("requests", "challenged", "challenge_turn", "finalizes_at", "concluded", "event_block")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGED_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_TURN_FIELD_NUMBER: _ClassVar[int]
+    FINALIZES_AT_FIELD_NUMBER: _ClassVar[int]
+    CONCLUDED_FIELD_NUMBER: _ClassVar[int]
+    EVENT_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[_log_pb2.WatchedChannel]
+    challenged: bool
+    challenge_turn: int
+    finalizes_at: int
+    concluded: bool
+    event_block: int
+    def __init__(self, requests: _Optional[_Iterable[_Union[_log_pb2.WatchedChannel, _Mapping]]] = ..., challenged: _Optional[bool] = ..., challenge_turn: _Optional[int] = ..., finalizes_at: _Optional[int] = ..., concluded: _Optional[bool] = ..., event_block: _Optional[int] = ...) -> None: ...
 
 class SubmittedKey(_message.Message):
     __slots__ = ("kind", "channel_id")

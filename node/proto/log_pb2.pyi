@@ -22,6 +22,7 @@ class RecordKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECORD_KIND_ACCEPTED_VOUCHER: _ClassVar[RecordKind]
     RECORD_KIND_RECEIVED_MESSAGES: _ClassVar[RecordKind]
     RECORD_KIND_ACCEPTED_PROPOSAL: _ClassVar[RecordKind]
+    RECORD_KIND_WATCH: _ClassVar[RecordKind]
 
 class TransactionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -52,6 +53,7 @@ RECORD_KIND_REJECTED: RecordKind
 RECORD_KIND_ACCEPTED_VOUCHER: RecordKind
 RECORD_KIND_RECEIVED_MESSAGES: RecordKind
 RECORD_KIND_ACCEPTED_PROPOSAL: RecordKind
+RECORD_KIND_WATCH: RecordKind
 TRANSACTION_KIND_UNSPECIFIED: TransactionKind
 TRANSACTION_KIND_DEPOSIT: TransactionKind
 TRANSACTION_KIND_CONCLUDE_AND_TRANSFER: TransactionKind
@@ -67,7 +69,7 @@ REJECTION_SOURCE_API: RejectionSource
 REJECTION_SOURCE_CHAIN: RejectionSource
 
 class LogRecord(_message.Message):
-    __slots__ = ("seq", "format_version", "kind", "prev_hash", "time_ms", "accepted_state", "chain_event", "command", "sent_message", "acknowledgement", "submitted_transaction", "rejected", "accepted_voucher", "received_messages", "accepted_proposal")
+    __slots__ = ("seq", "format_version", "kind", "prev_hash", "time_ms", "accepted_state", "chain_event", "command", "sent_message", "acknowledgement", "submitted_transaction", "rejected", "accepted_voucher", "received_messages", "accepted_proposal", "watch")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +85,7 @@ class LogRecord(_message.Message):
     ACCEPTED_VOUCHER_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_PROPOSAL_FIELD_NUMBER: _ClassVar[int]
+    WATCH_FIELD_NUMBER: _ClassVar[int]
     seq: int
     format_version: int
     kind: RecordKind
@@ -98,7 +101,26 @@ class LogRecord(_message.Message):
     accepted_voucher: AcceptedVoucher
     received_messages: ReceivedMessages
     accepted_proposal: AcceptedProposal
-    def __init__(self, seq: _Optional[int] = ..., format_version: _Optional[int] = ..., kind: _Optional[_Union[RecordKind, str]] = ..., prev_hash: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., accepted_state: _Optional[_Union[AcceptedState, _Mapping]] = ..., chain_event: _Optional[_Union[ChainEvent, _Mapping]] = ..., command: _Optional[_Union[Command, _Mapping]] = ..., sent_message: _Optional[_Union[SentMessage, _Mapping]] = ..., acknowledgement: _Optional[_Union[Acknowledgement, _Mapping]] = ..., submitted_transaction: _Optional[_Union[SubmittedTransaction, _Mapping]] = ..., rejected: _Optional[_Union[Rejected, _Mapping]] = ..., accepted_voucher: _Optional[_Union[AcceptedVoucher, _Mapping]] = ..., received_messages: _Optional[_Union[ReceivedMessages, _Mapping]] = ..., accepted_proposal: _Optional[_Union[AcceptedProposal, _Mapping]] = ...) -> None: ...
+    watch: Watch
+    def __init__(self, seq: _Optional[int] = ..., format_version: _Optional[int] = ..., kind: _Optional[_Union[RecordKind, str]] = ..., prev_hash: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., accepted_state: _Optional[_Union[AcceptedState, _Mapping]] = ..., chain_event: _Optional[_Union[ChainEvent, _Mapping]] = ..., command: _Optional[_Union[Command, _Mapping]] = ..., sent_message: _Optional[_Union[SentMessage, _Mapping]] = ..., acknowledgement: _Optional[_Union[Acknowledgement, _Mapping]] = ..., submitted_transaction: _Optional[_Union[SubmittedTransaction, _Mapping]] = ..., rejected: _Optional[_Union[Rejected, _Mapping]] = ..., accepted_voucher: _Optional[_Union[AcceptedVoucher, _Mapping]] = ..., received_messages: _Optional[_Union[ReceivedMessages, _Mapping]] = ..., accepted_proposal: _Optional[_Union[AcceptedProposal, _Mapping]] = ..., watch: _Optional[_Union[Watch, _Mapping]] = ...) -> None: ...
+
+class Watch(_message.Message):
+    __slots__ = ("channel", "event", "tower")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    TOWER_FIELD_NUMBER: _ClassVar[int]
+    channel: WatchedChannel
+    event: ChainEvent
+    tower: bytes
+    def __init__(self, channel: _Optional[_Union[WatchedChannel, _Mapping]] = ..., event: _Optional[_Union[ChainEvent, _Mapping]] = ..., tower: _Optional[bytes] = ...) -> None: ...
+
+class WatchedChannel(_message.Message):
+    __slots__ = ("client", "request")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    client: bytes
+    request: _wire_pb2.WatchRequest
+    def __init__(self, client: _Optional[bytes] = ..., request: _Optional[_Union[_wire_pb2.WatchRequest, _Mapping]] = ...) -> None: ...
 
 class AcceptedState(_message.Message):
     __slots__ = ("channel_id", "state_hash", "signed_state")
@@ -227,7 +249,7 @@ class BlocksReverted(_message.Message):
     def __init__(self, first_block: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("objective_id", "create_ledger_channel", "close_ledger_channel", "create_payment_channel", "close_payment_channel", "objective_decision", "settle_channel", "defend_channel")
+    __slots__ = ("objective_id", "create_ledger_channel", "close_ledger_channel", "create_payment_channel", "close_payment_channel", "objective_decision", "settle_channel", "defend_channel", "guard_channel")
     OBJECTIVE_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_LEDGER_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CLOSE_LEDGER_CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +258,7 @@ class Command(_message.Message):
     OBJECTIVE_DECISION_FIELD_NUMBER: _ClassVar[int]
     SETTLE_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     DEFEND_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    GUARD_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     objective_id: str
     create_ledger_channel: CreateLedgerChannel
     close_ledger_channel: CloseChannel
@@ -244,7 +267,8 @@ class Command(_message.Message):
     objective_decision: ObjectiveDecision
     settle_channel: SettleChannel
     defend_channel: DefendChannel
-    def __init__(self, objective_id: _Optional[str] = ..., create_ledger_channel: _Optional[_Union[CreateLedgerChannel, _Mapping]] = ..., close_ledger_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., create_payment_channel: _Optional[_Union[CreatePaymentChannel, _Mapping]] = ..., close_payment_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., objective_decision: _Optional[_Union[ObjectiveDecision, _Mapping]] = ..., settle_channel: _Optional[_Union[SettleChannel, _Mapping]] = ..., defend_channel: _Optional[_Union[DefendChannel, _Mapping]] = ...) -> None: ...
+    guard_channel: GuardChannel
+    def __init__(self, objective_id: _Optional[str] = ..., create_ledger_channel: _Optional[_Union[CreateLedgerChannel, _Mapping]] = ..., close_ledger_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., create_payment_channel: _Optional[_Union[CreatePaymentChannel, _Mapping]] = ..., close_payment_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., objective_decision: _Optional[_Union[ObjectiveDecision, _Mapping]] = ..., settle_channel: _Optional[_Union[SettleChannel, _Mapping]] = ..., defend_channel: _Optional[_Union[DefendChannel, _Mapping]] = ..., guard_channel: _Optional[_Union[GuardChannel, _Mapping]] = ...) -> None: ...
 
 class CreateLedgerChannel(_message.Message):
     __slots__ = ("fixed", "outcome")
@@ -271,6 +295,14 @@ class CloseChannel(_message.Message):
     def __init__(self, channel_id: _Optional[bytes] = ..., final_state: _Optional[_Union[_nitro_pb2.State, _Mapping]] = ...) -> None: ...
 
 class DefendChannel(_message.Message):
+    __slots__ = ("channel_id", "fixed")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FIXED_FIELD_NUMBER: _ClassVar[int]
+    channel_id: bytes
+    fixed: _nitro_pb2.FixedPart
+    def __init__(self, channel_id: _Optional[bytes] = ..., fixed: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ...) -> None: ...
+
+class GuardChannel(_message.Message):
     __slots__ = ("channel_id", "fixed")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     FIXED_FIELD_NUMBER: _ClassVar[int]

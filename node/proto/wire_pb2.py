@@ -25,29 +25,31 @@ _sym_db = _symbol_database.Default()
 from node.proto import nitro_pb2 as scnode_dot_v1_dot_nitro__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14scnode/v1/wire.proto\x12\tscnode.v1\x1a\x15scnode/v1/nitro.proto\"M\n\x05\x46rame\x12\x0f\n\x07version\x18\x01 \x01(\r\x12%\n\x08messages\x18\x02 \x03(\x0b\x32\x13.scnode.v1.Envelope\x12\x0c\n\x04\x61\x63ks\x18\x03 \x03(\x04\"_\n\x08\x45nvelope\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x0c\x12\x11\n\trecipient\x18\x03 \x01(\x0c\x12$\n\x08payloads\x18\x04 \x03(\x0b\x32\x12.scnode.v1.Payload\"\xfe\x01\n\x07Payload\x12\x14\n\x0cobjective_id\x18\x01 \x01(\t\x12.\n\x0csigned_state\x18\x02 \x01(\x0b\x32\x16.scnode.v1.SignedStateH\x00\x12\x34\n\x0fledger_proposal\x18\x03 \x01(\x0b\x32\x19.scnode.v1.LedgerProposalH\x00\x12%\n\x07voucher\x18\x04 \x01(\x0b\x32\x12.scnode.v1.VoucherH\x00\x12)\n\trejection\x18\x05 \x01(\x0b\x32\x14.scnode.v1.RejectionH\x00\x12\x1d\n\x03\x61\x63k\x18\x06 \x01(\x0b\x32\x0e.scnode.v1.AckH\x00\x42\x06\n\x04\x62ody\"[\n\tRejection\x12\x12\n\nmessage_id\x18\x01 \x01(\x04\x12*\n\x06reason\x18\x02 \x01(\x0e\x32\x1a.scnode.v1.RejectionReason\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x1a\n\x03\x41\x63k\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\x04\"~\n\x0c\x41nnouncement\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0c\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\x12\x12\n\nmultiaddrs\x18\x03 \x03(\t\x12\'\n\x07ledgers\x18\x04 \x03(\x0b\x32\x16.scnode.v1.LedgerOffer\x12\x0f\n\x07time_ms\x18\x05 \x01(\x04\"X\n\x0bLedgerOffer\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ounterparty\x18\x02 \x01(\x0c\x12\r\n\x05\x61sset\x18\x03 \x01(\x0c\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x0c\"=\n\x12SignedAnnouncement\x12\x14\n\x0c\x61nnouncement\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c*\xf7\x02\n\x0fRejectionReason\x12 \n\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1aREJECTION_REASON_MALFORMED\x10\x01\x12\"\n\x1eREJECTION_REASON_BAD_SIGNATURE\x10\x02\x12\x1f\n\x1bREJECTION_REASON_WRONG_TURN\x10\x03\x12$\n REJECTION_REASON_UNKNOWN_CHANNEL\x10\x04\x12&\n\"REJECTION_REASON_NOT_A_PARTICIPANT\x10\x05\x12\"\n\x1eREJECTION_REASON_STALE_VOUCHER\x10\x06\x12\'\n#REJECTION_REASON_INSUFFICIENT_FUNDS\x10\x07\x12\x1b\n\x17REJECTION_REASON_POLICY\x10\x08\x12%\n!REJECTION_REASON_CHANNEL_NOT_OPEN\x10\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14scnode/v1/wire.proto\x12\tscnode.v1\x1a\x15scnode/v1/nitro.proto\"M\n\x05\x46rame\x12\x0f\n\x07version\x18\x01 \x01(\r\x12%\n\x08messages\x18\x02 \x03(\x0b\x32\x13.scnode.v1.Envelope\x12\x0c\n\x04\x61\x63ks\x18\x03 \x03(\x04\"_\n\x08\x45nvelope\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x0c\x12\x11\n\trecipient\x18\x03 \x01(\x0c\x12$\n\x08payloads\x18\x04 \x03(\x0b\x32\x12.scnode.v1.Payload\"\xb0\x02\n\x07Payload\x12\x14\n\x0cobjective_id\x18\x01 \x01(\t\x12.\n\x0csigned_state\x18\x02 \x01(\x0b\x32\x16.scnode.v1.SignedStateH\x00\x12\x34\n\x0fledger_proposal\x18\x03 \x01(\x0b\x32\x19.scnode.v1.LedgerProposalH\x00\x12%\n\x07voucher\x18\x04 \x01(\x0b\x32\x12.scnode.v1.VoucherH\x00\x12)\n\trejection\x18\x05 \x01(\x0b\x32\x14.scnode.v1.RejectionH\x00\x12\x1d\n\x03\x61\x63k\x18\x06 \x01(\x0b\x32\x0e.scnode.v1.AckH\x00\x12\x30\n\rwatch_request\x18\x07 \x01(\x0b\x32\x17.scnode.v1.WatchRequestH\x00\x42\x06\n\x04\x62ody\"\x8e\x01\n\x0cWatchRequest\x12)\n\tsupported\x18\x01 \x01(\x0b\x32\x16.scnode.v1.SignedState\x12\'\n\x07\x63ounter\x18\x02 \x01(\x0b\x32\x16.scnode.v1.SignedState\x12\x19\n\x11\x63ounter_signature\x18\x03 \x01(\x0c\x12\x0f\n\x07release\x18\x04 \x01(\x08\"[\n\tRejection\x12\x12\n\nmessage_id\x18\x01 \x01(\x04\x12*\n\x06reason\x18\x02 \x01(\x0e\x32\x1a.scnode.v1.RejectionReason\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x1a\n\x03\x41\x63k\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\x04\"~\n\x0c\x41nnouncement\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0c\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\x12\x12\n\nmultiaddrs\x18\x03 \x03(\t\x12\'\n\x07ledgers\x18\x04 \x03(\x0b\x32\x16.scnode.v1.LedgerOffer\x12\x0f\n\x07time_ms\x18\x05 \x01(\x04\"X\n\x0bLedgerOffer\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ounterparty\x18\x02 \x01(\x0c\x12\r\n\x05\x61sset\x18\x03 \x01(\x0c\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x0c\"=\n\x12SignedAnnouncement\x12\x14\n\x0c\x61nnouncement\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c*\xf7\x02\n\x0fRejectionReason\x12 \n\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1aREJECTION_REASON_MALFORMED\x10\x01\x12\"\n\x1eREJECTION_REASON_BAD_SIGNATURE\x10\x02\x12\x1f\n\x1bREJECTION_REASON_WRONG_TURN\x10\x03\x12$\n REJECTION_REASON_UNKNOWN_CHANNEL\x10\x04\x12&\n\"REJECTION_REASON_NOT_A_PARTICIPANT\x10\x05\x12\"\n\x1eREJECTION_REASON_STALE_VOUCHER\x10\x06\x12\'\n#REJECTION_REASON_INSUFFICIENT_FUNDS\x10\x07\x12\x1b\n\x17REJECTION_REASON_POLICY\x10\x08\x12%\n!REJECTION_REASON_CHANNEL_NOT_OPEN\x10\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'scnode.v1.wire_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REJECTIONREASON']._serialized_start=894
-  _globals['_REJECTIONREASON']._serialized_end=1269
+  _globals['_REJECTIONREASON']._serialized_start=1089
+  _globals['_REJECTIONREASON']._serialized_end=1464
   _globals['_FRAME']._serialized_start=58
   _globals['_FRAME']._serialized_end=135
   _globals['_ENVELOPE']._serialized_start=137
   _globals['_ENVELOPE']._serialized_end=232
   _globals['_PAYLOAD']._serialized_start=235
-  _globals['_PAYLOAD']._serialized_end=489
-  _globals['_REJECTION']._serialized_start=491
-  _globals['_REJECTION']._serialized_end=582
-  _globals['_ACK']._serialized_start=584
-  _globals['_ACK']._serialized_end=610
-  _globals['_ANNOUNCEMENT']._serialized_start=612
-  _globals['_ANNOUNCEMENT']._serialized_end=738
-  _globals['_LEDGEROFFER']._serialized_start=740
-  _globals['_LEDGEROFFER']._serialized_end=828
-  _globals['_SIGNEDANNOUNCEMENT']._serialized_start=830
-  _globals['_SIGNEDANNOUNCEMENT']._serialized_end=891
+  _globals['_PAYLOAD']._serialized_end=539
+  _globals['_WATCHREQUEST']._serialized_start=542
+  _globals['_WATCHREQUEST']._serialized_end=684
+  _globals['_REJECTION']._serialized_start=686
+  _globals['_REJECTION']._serialized_end=777
+  _globals['_ACK']._serialized_start=779
+  _globals['_ACK']._serialized_end=805
+  _globals['_ANNOUNCEMENT']._serialized_start=807
+  _globals['_ANNOUNCEMENT']._serialized_end=933
+  _globals['_LEDGEROFFER']._serialized_start=935
+  _globals['_LEDGEROFFER']._serialized_end=1023
+  _globals['_SIGNEDANNOUNCEMENT']._serialized_start=1025
+  _globals['_SIGNEDANNOUNCEMENT']._serialized_end=1086
 # @@protoc_insertion_point(module_scope)

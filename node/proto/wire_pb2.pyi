@@ -54,20 +54,34 @@ class Envelope(_message.Message):
     def __init__(self, id: _Optional[int] = ..., sender: _Optional[bytes] = ..., recipient: _Optional[bytes] = ..., payloads: _Optional[_Iterable[_Union[Payload, _Mapping]]] = ...) -> None: ...
 
 class Payload(_message.Message):
-    __slots__ = ("objective_id", "signed_state", "ledger_proposal", "voucher", "rejection", "ack")
+    __slots__ = ("objective_id", "signed_state", "ledger_proposal", "voucher", "rejection", "ack", "watch_request")
     OBJECTIVE_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNED_STATE_FIELD_NUMBER: _ClassVar[int]
     LEDGER_PROPOSAL_FIELD_NUMBER: _ClassVar[int]
     VOUCHER_FIELD_NUMBER: _ClassVar[int]
     REJECTION_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    WATCH_REQUEST_FIELD_NUMBER: _ClassVar[int]
     objective_id: str
     signed_state: _nitro_pb2.SignedState
     ledger_proposal: _nitro_pb2.LedgerProposal
     voucher: _nitro_pb2.Voucher
     rejection: Rejection
     ack: Ack
-    def __init__(self, objective_id: _Optional[str] = ..., signed_state: _Optional[_Union[_nitro_pb2.SignedState, _Mapping]] = ..., ledger_proposal: _Optional[_Union[_nitro_pb2.LedgerProposal, _Mapping]] = ..., voucher: _Optional[_Union[_nitro_pb2.Voucher, _Mapping]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ...) -> None: ...
+    watch_request: WatchRequest
+    def __init__(self, objective_id: _Optional[str] = ..., signed_state: _Optional[_Union[_nitro_pb2.SignedState, _Mapping]] = ..., ledger_proposal: _Optional[_Union[_nitro_pb2.LedgerProposal, _Mapping]] = ..., voucher: _Optional[_Union[_nitro_pb2.Voucher, _Mapping]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., watch_request: _Optional[_Union[WatchRequest, _Mapping]] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("supported", "counter", "counter_signature", "release")
+    SUPPORTED_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    supported: _nitro_pb2.SignedState
+    counter: _nitro_pb2.SignedState
+    counter_signature: bytes
+    release: bool
+    def __init__(self, supported: _Optional[_Union[_nitro_pb2.SignedState, _Mapping]] = ..., counter: _Optional[_Union[_nitro_pb2.SignedState, _Mapping]] = ..., counter_signature: _Optional[bytes] = ..., release: _Optional[bool] = ...) -> None: ...
 
 class Rejection(_message.Message):
     __slots__ = ("message_id", "reason", "detail")

@@ -1,5 +1,6 @@
 """Protocol objectives as pure functions: DirectFund, DirectDefund, the ledger channel,
-VirtualFund, VirtualDefund, Settle, vouchers and route finding.
+VirtualFund, VirtualDefund, Settle, Defend, a watchtower's Guard, vouchers and route
+finding.
 
 No I/O here: ``update`` checks an event and returns the objective after it;
 ``crank`` reads a ``ChannelSnapshot`` and returns the effects due and the pause
@@ -58,6 +59,10 @@ from node.protocols._effects import Transaction as Transaction
 from node.protocols._effects import TransactionFailed as TransactionFailed
 from node.protocols._effects import TransactionKind as TransactionKind
 from node.protocols._effects import TransactionSubmitted as TransactionSubmitted
+from node.protocols._guard import Guard as Guard
+from node.protocols._guard import crank_guard as crank_guard
+from node.protocols._guard import stale_answer as stale_answer
+from node.protocols._guard import update_guard as update_guard
 from node.protocols._ids import ObjectiveId as ObjectiveId
 from node.protocols._ids import ObjectiveKind as ObjectiveKind
 from node.protocols._ids import parse_objective_id as parse_objective_id
@@ -131,3 +136,8 @@ from node.protocols._waiting import VirtualDefundWaitingFor as VirtualDefundWait
 from node.protocols._waiting import VirtualFundWaitingFor as VirtualFundWaitingFor
 from node.protocols._waiting import WaitingFor as WaitingFor
 from node.protocols._waiting import is_done as is_done
+from node.protocols._watch import WatchedChannel as WatchedChannel
+from node.protocols._watch import WatchRequest as WatchRequest
+from node.protocols._watch import check_watch_request as check_watch_request
+from node.protocols._watch import replaces as replaces
+from node.protocols._watch import watch_request_for as watch_request_for

@@ -20,6 +20,7 @@ class ObjectiveKind(enum.Enum):
     VIRTUAL_DEFUND = "VirtualDefunding"
     SETTLE = "Settling"
     DEFEND = "Defending"
+    GUARD = "Guarding"
 
 
 @dataclass(frozen=True)

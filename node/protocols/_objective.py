@@ -14,6 +14,7 @@ from node.protocols._defend import Defend, crank_defend, update_defend
 from node.protocols._directdefund import DirectDefund, crank_direct_defund, update_direct_defund
 from node.protocols._directfund import DirectFund, crank_direct_fund, update_direct_fund
 from node.protocols._effects import CrankResult, Event
+from node.protocols._guard import Guard, crank_guard, update_guard
 from node.protocols._settle import Settle, crank_settle, update_settle
 from node.protocols._view import ObjectiveView
 from node.protocols._virtualdefund import (
@@ -23,7 +24,7 @@ from node.protocols._virtualdefund import (
 )
 from node.protocols._virtualfund import VirtualFund, crank_virtual_fund, update_virtual_fund
 
-Objective = DirectFund | DirectDefund | VirtualFund | VirtualDefund | Settle | Defend
+Objective = DirectFund | DirectDefund | VirtualFund | VirtualDefund | Settle | Defend | Guard
 
 
 def update(objective: Objective, event: Event) -> Objective:
@@ -46,6 +47,8 @@ def update(objective: Objective, event: Event) -> Objective:
             return update_settle(objective, event)
         case Defend():
             return update_defend(objective, event)
+        case Guard():
+            return update_guard(objective, event)
         case _:
             assert_never(objective)
 
@@ -71,6 +74,8 @@ def crank(objective: Objective, view: ObjectiveView, signer: Signer) -> CrankRes
             result = crank_settle(objective, view, signer)
         case Defend():
             result = crank_defend(objective, view, signer)
+        case Guard():
+            result = crank_guard(objective, view)
         case _:
             assert_never(objective)
     return result

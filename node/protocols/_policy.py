@@ -11,6 +11,7 @@ from node.core.errors import InvalidValueError
 from node.protocols._defend import Defend
 from node.protocols._directdefund import DirectDefund
 from node.protocols._directfund import DirectFund, funding_thresholds
+from node.protocols._guard import Guard
 from node.protocols._objective import Objective
 from node.protocols._settle import Settle
 from node.protocols._virtualdefund import VirtualDefund
@@ -107,7 +108,7 @@ def approve_within_limits(objective: Objective, limits: PolicyLimits) -> Decisio
             return _approve_virtual_fund(objective, limits)
         case DirectDefund() | VirtualDefund():
             return Decision(True)
-        case Settle() | Defend():
+        case Settle() | Defend() | Guard():
             return Decision(False, "a dispute is this node's own decision")
         case _:
             assert_never(objective)

@@ -51,15 +51,17 @@ def node_command(
     listen_port: int = 0,
     verbose: bool = False,
     python_options: Sequence[str] = (),
+    options: Sequence[str] = (),
 ) -> list[str]:
-    """The command line of a child node (pure); ``python_options`` go before ``-m``."""
+    """The command line of a child node (pure); ``python_options`` go before ``-m``,
+    ``options`` (more ``scnode run`` options) at the end."""
     command = [sys.executable, *python_options, "-m", "node.cli", "run"]
     command += ["--home", str(home), "--devnet", str(devnet)]
     command += ["--listen", f"/ip4/127.0.0.1/tcp/{listen_port}"]
     command += ["--verbose"] if verbose else []
     for peer in peers:
         command += ["--peer", peer]
-    return command
+    return [*command, *options]
 
 
 def spawn_node(command: list[str], stderr: Path, *, timeout_s: float) -> SpawnedNode:

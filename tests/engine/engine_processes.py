@@ -93,11 +93,20 @@ def init_home(root: Path, name: str, index: int) -> Path:
 
 
 def start_node(
-    name: str, home: Path, devnet: Path, *, peers: tuple[str, ...] = (), port: int = 0
+    name: str,
+    home: Path,
+    devnet: Path,
+    *,
+    peers: tuple[str, ...] = (),
+    port: int = 0,
+    options: tuple[str, ...] = (),
 ) -> NodeProcess:
-    """Start a node and wait for the lines that say it is up."""
+    """Start a node (``options``: more ``scnode run`` options) and wait for the lines
+    that say it is up."""
     stderr_path = home / f"{name}.stderr"
-    command = node_command(home, devnet=devnet, peers=peers, listen_port=port, verbose=True)
+    command = node_command(
+        home, devnet=devnet, peers=peers, listen_port=port, verbose=True, options=options
+    )
     try:
         spawned = spawn_node(command, stderr_path, timeout_s=START_TIMEOUT_S)
     except SpawnError:

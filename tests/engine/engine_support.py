@@ -55,9 +55,11 @@ def make_party(
     start_block: int = 0,
     deposit_max: int = 10**20,
     log_class: type[EventLog] = EventLog,
+    watchtower: bool = False,
 ) -> Party:
     """A party whose engine is rebuilt from ``directory/name/log`` (new or existing);
-    ``log_class`` may be a subclass of the real log that counts or fails writes."""
+    ``log_class`` may be a subclass of the real log that counts or fails writes;
+    ``watchtower``: it serves as one."""
     log = log_class.open(directory / name / "log")
     chain = ChainService(ChainClient(rpc_url, dev_key(chain_index), deployment.adjudicator))
     assets = [NATIVE] if deployment.token is None else [NATIVE, deployment.token]
@@ -76,6 +78,7 @@ def make_party(
             limits_policy(limits),
             start_block=start_block,
             limits=limits,
+            watchtower=watchtower,
             payment_app=deployment.virtual_payment_app,
         ),
         notify=lambda method, params: notifications.append((method, params)),
@@ -117,6 +120,7 @@ class Setting:
         *,
         deposit_max: int = 10**20,
         log_class: type[EventLog] = EventLog,
+        watchtower: bool = False,
     ) -> Party:
         """A party (new, or rebuilt from its log) paying gas from dev account ``chain_index``."""
         return make_party(
@@ -131,6 +135,7 @@ class Setting:
             start_block=self.start_block,
             deposit_max=deposit_max,
             log_class=log_class,
+            watchtower=watchtower,
         )
 
     def pair(self) -> tuple[Party, Party]:

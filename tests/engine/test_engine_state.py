@@ -32,9 +32,11 @@ from node.engine._records import (
     close_command_record,
     create_command_record,
     decision_record,
+    guard_record,
     settle_record,
     submitted_record,
 )
+from node.engine._watch_codec import tower_record, watched_event_record, watched_record
 from node.proto import engine_pb2, log_pb2, wire_pb2
 from node.protocols import (
     Add,
@@ -45,6 +47,7 @@ from node.protocols import (
     Settle,
     SignedProposal,
     TransactionKind,
+    WatchRequest,
 )
 from tests.actors import ALICE, BOB, IRENE
 
@@ -217,6 +220,36 @@ def _pool() -> list[log_pb2.LogRecord]:
             settle_id, TransactionKind.CHALLENGE, channel=fund_id.channel_id, tx_hash=b"", nonce=0
         )
         pool.append(challenge)
+    return pool + _watch_pool()
+
+
+def _watch_pool() -> list[log_pb2.LogRecord]:
+    """A tower's records (two clients' requests, releases, the chain's events of the
+    channels, guards, reorganisations) and a client's towers."""
+    pool = [tower_record(IRENE.address), tower_record(BOB.address)]
+    for nonce in (8, 9):
+        fixed, outcome = ledger(nonce)
+        for turn in (1, 3):
+            state = State(fixed, b"", outcome, turn, False)
+            signed = SignedState(state, {0: ALICE.sign_state(state), 1: BOB.sign_state(state)})
+            for client in (ALICE, BOB):
+                pool.append(watched_record(client.address, WatchRequest(signed)))
+                pool.append(watched_record(client.address, WatchRequest(signed, release=True)))
+        channel = channel_id(fixed)
+        registered = log_pb2.ChainEvent(block_number=nonce, log_index=1)
+        registered.challenge_registered.channel_id = channel
+        registered.challenge_registered.finalizes_at = 1_000
+        registered.challenge_registered.candidate_part.turn_num = 1
+        cleared = log_pb2.ChainEvent(block_number=nonce + 1, log_index=1)
+        cleared.challenge_cleared.channel_id = channel
+        concluded = log_pb2.ChainEvent(block_number=nonce + 2, log_index=1)
+        concluded.concluded.channel_id = channel
+        concluded.concluded.finalizes_at = 900
+        pool += [watched_event_record(e) for e in (registered, cleared, concluded)]
+        pool.append(guard_record(ObjectiveId(ObjectiveKind.GUARD, channel), fixed))
+    reverted = log_pb2.LogRecord()
+    reverted.chain_event.blocks_reverted.first_block = 9
+    pool.append(reverted)
     return pool
 
 
@@ -262,6 +295,45 @@ def test_rolling_back_a_step_leaves_the_state_as_it_was(
         state.apply(record)
     state.journal.roll_back()
     assert encode_state(state) == snapshot
+
+
+@given(RECORDS)
+@settings(max_examples=60, deadline=None)
+def test_a_tower_counts_each_clients_channels(records: list[log_pb2.LogRecord]) -> None:
+    state = fresh()
+    for record in records:
+        state.apply(record)
+    counts: dict[str, int] = {}
+    for watched in state.watched.values():
+        assert watched.requests, "a channel nobody asks for is forgotten"
+        for client, _ in watched.requests:
+            counts[client] = counts.get(client, 0) + 1
+    assert state.watch_counts == counts
+
+
+def test_a_tower_folds_the_chain_facts_of_a_watched_channel() -> None:
+    state = fresh()
+    for record in _watch_pool()[2:4]:  # Alice's request at turn 1 and its release
+        state.apply(record)
+    assert state.watched == {}
+    requests = [r for r in _watch_pool() if r.WhichOneof("payload") == "watch"]
+    channel_records = [r for r in requests if r.watch.WhichOneof("body") == "channel"]
+    state.apply(channel_records[4])  # Alice, turn 3
+    events = [r for r in requests if r.watch.WhichOneof("body") == "event"][:3]
+    state.apply(events[0])
+    (watched,) = state.watched.values()
+    assert (watched.challenge_turn, watched.finalizes_at, watched.event_block) == (1, 1_000, 8)
+    state.apply(events[1])
+    (watched,) = state.watched.values()
+    assert (watched.challenge_turn, watched.finalizes_at) == (None, 0)
+    state.apply(events[2])
+    (watched,) = state.watched.values()
+    assert (watched.concluded, watched.finalizes_at) == (True, 900)
+    reverted = log_pb2.LogRecord()
+    reverted.chain_event.blocks_reverted.first_block = 8
+    state.apply(reverted)
+    (watched,) = state.watched.values()
+    assert (watched.concluded, watched.finalizes_at, watched.event_block) == (False, 0, 0)
 
 
 def test_a_snapshot_of_another_format_is_refused() -> None:

@@ -100,6 +100,17 @@ def payload_record(case: str, rng: random.Random) -> log_pb2.LogRecord:
                 signature=rng.randbytes(65),
             )
         ),
+        "watch": lambda: log_pb2.Watch(
+            channel=log_pb2.WatchedChannel(
+                client=rng.randbytes(20),
+                request=wire_pb2.WatchRequest(
+                    supported=nitro_pb2.SignedState(
+                        state=nitro_pb2.State(turn_num=rng.randrange(2**20))
+                    ),
+                    counter_signature=rng.randbytes(65),
+                ),
+            )
+        ),
     }
     assert set(builders) == set(KIND_BY_CASE)
     record = log_pb2.LogRecord()

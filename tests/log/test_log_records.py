@@ -39,7 +39,7 @@ def canonical(record: log_pb2.LogRecord, *, seq: int, prev_hash: bytes) -> bytes
 
 
 def test_kind_is_the_payload_field_number_and_names_match() -> None:
-    assert len(KIND_BY_CASE) == 10
+    assert len(KIND_BY_CASE) == 11
     for case, kind in KIND_BY_CASE.items():
         assert log_pb2.RecordKind.Name(kind) == "RECORD_KIND_" + case.upper()
         assert KIND_NAMES[kind] == case.upper()

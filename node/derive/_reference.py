@@ -7,6 +7,7 @@ record. It is slow and unbounded in memory: never use it on the hot path.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -20,11 +21,17 @@ LIST_LIMIT_DEFAULT: Final = 256
 LIST_LIMIT_MAX: Final = 1024
 TURN_NUM_MAX: Final = 2**48 - 1
 UINT256_MAX: Final = 2**256 - 1
+# Chain events the undo journal keeps (channels.zig `chain_undo_entries_max`).
+CHAIN_UNDO_ENTRIES_MAX: Final = 1024
 
 CODE_MALFORMED: Final = 2
 CODE_INVALID: Final = 3
 CODE_SEQUENCE: Final = 4
 CODE_FIXED_MISMATCH: Final = 5
+CODE_REVERT_TOO_DEEP: Final = 8
+
+_HOLDING_EVENTS: Final = ("deposited", "allocation_updated")
+_CHALLENGE_EVENTS: Final = ("challenge_registered", "challenge_cleared")
 
 Status = derive_pb2
 
@@ -59,6 +66,30 @@ class _Channel:
     last_seq: int = 0
 
 
+@dataclass
+class _Undo:
+    """How to undo one folded chain event: what it changed, as it was before.
+
+    Only the facts its kind changes are meaningful: a holding for Deposited and
+    AllocationUpdated, concluded and finalizes_at for Concluded, challenged,
+    finalizes_at and the candidate for ChallengeRegistered and ChallengeCleared,
+    reclaims for Reclaimed.
+    """
+
+    block: int
+    chain_time_s: int
+    kind: str | None  # the ChainEvent's event case
+    channel_id: bytes | None = None  # None: the event names no channel
+    created: bool = False  # the event created the channel
+    asset: bytes = b""
+    holding: int | None = None  # None: the channel held none of `asset`
+    concluded: bool = False
+    challenged: bool = False
+    finalizes_at: int = 0
+    challenge: nitro_pb2.SignedState | None = None
+    reclaims: int = 0
+
+
 def _reject(code: int, seq: int, message: str) -> RecordRejectedError:
     return RecordRejectedError("apply_batch", code, f"record {seq}: {message}")
 
@@ -84,6 +115,10 @@ class ReferenceFold:
         self.vouchers = 0
         self.chain_time_s = 0
         self.channels: dict[bytes, _Channel] = {}
+        # Oldest first, blocks in order; a revert undoes from the newest end.
+        self.journal: deque[_Undo] = deque()
+        # A revert from a block below this one can no longer be undone exactly.
+        self.undo_floor_block = 0
 
     # ------------------------------------------------------------ records
 
@@ -188,35 +223,86 @@ class ReferenceFold:
 
     def _chain_event(self, event: log_pb2.ChainEvent, seq: int) -> None:
         case = event.WhichOneof("event")
-        self.chain_time_s = max(self.chain_time_s, event.block_time_s)
+        if case == "blocks_reverted":
+            self._revert(event.blocks_reverted.first_block, seq)
+            return
+        undo = _Undo(block=event.block_number, chain_time_s=self.chain_time_s, kind=case)
         if case is None or case == "block_processed":
+            self.chain_time_s = max(self.chain_time_s, event.block_time_s)
+            self._journal_push(undo)
             return
         payload = getattr(event, case)
         channel_id = _exact(payload.channel_id, 32, seq, "chain_event.channel_id")
+        asset, amount = b"", 0
         if case == "deposited":
             asset = _exact(payload.asset, 20, seq, "chain_event.asset")
             amount = _amount(payload.destination_holdings, seq, "chain_event.holdings")
         elif case == "allocation_updated":
             asset = _exact(payload.asset, 20, seq, "chain_event.asset")
             amount = _amount(payload.final_holdings, seq, "chain_event.holdings")
+        self.chain_time_s = max(self.chain_time_s, event.block_time_s)
+        undo.channel_id = channel_id
+        undo.created = channel_id not in self.channels
         channel = self._channel(channel_id)
         channel.last_seq = seq
-        if case in ("deposited", "allocation_updated"):
-            channel.holdings[asset] = amount
-        elif case == "concluded":
-            channel.concluded = True
-            channel.finalizes_at = payload.finalizes_at
-        elif case == "challenge_registered":
-            channel.challenged = True
-            channel.finalizes_at = payload.finalizes_at
-            channel.challenge = _candidate(payload)
-        elif case == "challenge_cleared":
-            channel.challenged = False
-            channel.challenge = None
-            if not channel.concluded:
-                channel.finalizes_at = 0
-        elif case == "reclaimed":
-            channel.reclaims += 1
+        undo.concluded, undo.challenged = channel.concluded, channel.challenged
+        undo.finalizes_at, undo.reclaims = channel.finalizes_at, channel.reclaims
+        undo.challenge = channel.challenge
+        undo.asset, undo.holding = asset, channel.holdings.get(asset)
+        _change(channel, event, asset, amount)
+        self._journal_push(undo)
+
+    def _journal_push(self, undo: _Undo) -> None:
+        """Journal a folded chain event: whole blocks, in block order, at most the bound."""
+        journal = self.journal
+        if journal and undo.block < journal[-1].block:
+            # Out of block order (a watcher never logs that): undoing the newer blocks
+            # alone would no longer be exact, so they can no longer be reverted.
+            self.undo_floor_block = journal[-1].block + 1
+            journal.clear()
+        if len(journal) == CHAIN_UNDO_ENTRIES_MAX:
+            oldest = journal[0].block
+            while journal and journal[0].block == oldest:
+                journal.popleft()
+            self.undo_floor_block = oldest + 1
+        if undo.block >= self.undo_floor_block:
+            journal.append(undo)
+
+    def _revert(self, first_block: int, seq: int) -> None:
+        """Undo every chain event folded from a block at or after ``first_block``."""
+        if first_block < self.undo_floor_block:
+            raise _reject(
+                CODE_REVERT_TOO_DEEP,
+                seq,
+                f"blocks_reverted.first_block {first_block} is below block "
+                f"{self.undo_floor_block}, the oldest the undo journal can revert",
+            )
+        while self.journal and self.journal[-1].block >= first_block:
+            self._undo(self.journal.pop(), seq)
+
+    def _undo(self, undo: _Undo, seq: int) -> None:
+        self.chain_time_s = undo.chain_time_s
+        if undo.channel_id is None:
+            return
+        channel = self.channels[undo.channel_id]
+        if undo.kind in _HOLDING_EVENTS:
+            if undo.holding is None:
+                del channel.holdings[undo.asset]
+            else:
+                channel.holdings[undo.asset] = undo.holding
+        elif undo.kind == "concluded":
+            channel.concluded = undo.concluded
+            channel.finalizes_at = undo.finalizes_at
+        elif undo.kind in _CHALLENGE_EVENTS:
+            channel.challenged = undo.challenged
+            channel.finalizes_at = undo.finalizes_at
+            channel.challenge = undo.challenge
+        elif undo.kind == "reclaimed":
+            channel.reclaims = undo.reclaims
+        if undo.created and channel.fixed is None and channel.vouchers == 0:
+            del self.channels[undo.channel_id]  # it existed only through reverted events
+        else:
+            channel.last_seq = seq
 
     def _voucher(self, accepted: log_pb2.AcceptedVoucher, seq: int) -> None:
         if not accepted.HasField("voucher"):
@@ -392,6 +478,27 @@ def _prune(channel: _Channel) -> None:
                 victim = index
         assert victim is not None
         _remove(channel, victim)
+
+
+def _change(channel: _Channel, event: log_pb2.ChainEvent, asset: bytes, amount: int) -> None:
+    """What a chain event that names ``channel`` changes on it."""
+    case = event.WhichOneof("event")
+    if case in _HOLDING_EVENTS:
+        channel.holdings[asset] = amount
+    elif case == "concluded":
+        channel.concluded = True
+        channel.finalizes_at = event.concluded.finalizes_at
+    elif case == "challenge_registered":
+        channel.challenged = True
+        channel.finalizes_at = event.challenge_registered.finalizes_at
+        channel.challenge = _candidate(event.challenge_registered)
+    elif case == "challenge_cleared":
+        channel.challenged = False
+        channel.challenge = None
+        if not channel.concluded:
+            channel.finalizes_at = 0
+    elif case == "reclaimed":
+        channel.reclaims += 1
 
 
 def _candidate(registered: log_pb2.ChallengeRegistered) -> nitro_pb2.SignedState | None:

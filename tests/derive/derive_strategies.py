@@ -151,6 +151,26 @@ def _voucher_record(draw: st.DrawFn, spec: ChannelSpec) -> log_pb2.LogRecord:
     return record
 
 
+def blocks_reverted(first_block: int, *, time_s: int = 0) -> log_pb2.LogRecord:
+    """A reorganisation: the chain events of blocks ``first_block`` on are undone."""
+    record = log_pb2.LogRecord()
+    record.chain_event.block_time_s = time_s  # not folded: a revert moves no clock
+    record.chain_event.blocks_reverted.first_block = first_block
+    return record
+
+
+def remined(record: log_pb2.LogRecord, block: int) -> log_pb2.LogRecord:
+    """A copy of chain event ``record`` as if mined again in ``block`` (block time = block)."""
+    copy = log_pb2.LogRecord()
+    copy.CopyFrom(record)
+    copy.ClearField("seq")
+    copy.chain_event.block_number = block
+    copy.chain_event.block_time_s = block
+    if copy.chain_event.WhichOneof("event") == "block_processed":
+        copy.chain_event.block_processed.block_number = block
+    return copy
+
+
 def _other_record(number: int) -> log_pb2.LogRecord:
     record = log_pb2.LogRecord(time_ms=number)
     if number % 2:
@@ -161,30 +181,76 @@ def _other_record(number: int) -> log_pb2.LogRecord:
     return record
 
 
+class _LogBuilder:
+    """Records as they are drawn, folded into an oracle only to know how far back a
+    revert may reach (the blocks the undo journal still holds)."""
+
+    def __init__(self) -> None:
+        self.records: list[log_pb2.LogRecord] = []
+        self.oracle = ReferenceFold()
+
+    def add(self, record: log_pb2.LogRecord) -> None:
+        (numbered,) = number_records([record], len(self.records) + 1)
+        self.oracle.apply(numbered)
+        self.records.append(record)
+
+    def chain_events_from(self, first_block: int) -> list[log_pb2.LogRecord]:
+        """The chain events logged from ``first_block`` on, reverts aside."""
+        return [
+            record
+            for record in self.records
+            if record.WhichOneof("payload") == "chain_event"
+            and record.chain_event.WhichOneof("event") != "blocks_reverted"
+            and record.chain_event.block_number >= first_block
+        ]
+
+
+@st.composite
+def _reorganise(draw: st.DrawFn, log: _LogBuilder, time_s: int) -> int:
+    """A BlocksReverted the journal can undo, then some of the orphaned events mined
+    again in the canonical blocks. Returns the block the chain goes on from."""
+    first = max(log.oracle.undo_floor_block, time_s - draw(st.integers(0, 40)))
+    orphans = log.chain_events_from(first)
+    log.add(blocks_reverted(first, time_s=draw(st.sampled_from([0, time_s]))))
+    block = first
+    for orphan in orphans[: draw(st.integers(0, 3))]:
+        block += draw(st.integers(0, 2))
+        log.add(remined(orphan, block))
+    return block
+
+
 @st.composite
 def valid_logs(draw: st.DrawFn, max_records: int = 40) -> list[log_pb2.LogRecord]:
-    """A valid log: records numbered from 1, over a few channels."""
+    """A valid log: records numbered from 1, over a few channels. Chain events come in
+    block order (block number = block time) but now and then one from an older block;
+    reorganisations revert recent blocks, and the canonical chain goes on from there."""
     specs = [
         channel_spec(number, draw(st.integers(1, 4))) for number in range(draw(st.integers(1, 3)))
     ]
-    records: list[log_pb2.LogRecord] = []
+    log = _LogBuilder()
     time_s = 1000
     for _ in range(draw(st.integers(0, max_records))):
         spec = draw(st.sampled_from(specs))
         kind = draw(
-            st.sampled_from(["state", "state", "state", "chain", "chain", "voucher", "other"])
+            st.sampled_from(
+                ["state", "state", "state", "chain", "chain", "voucher", "other", "revert"]
+            )
         )
         time_s += draw(st.integers(0, 10))
         if kind == "state":
-            record = draw(_state_record(spec))
+            log.add(draw(_state_record(spec)))
         elif kind == "chain":
             record = draw(_chain_record(spec, time_s))
+            if draw(st.integers(0, 15)) == 0:  # from a block older than the last one
+                record.chain_event.block_number -= draw(st.integers(1, 30))
+            log.add(record)
         elif kind == "voucher":
-            record = draw(_voucher_record(spec))
+            log.add(draw(_voucher_record(spec)))
+        elif kind == "revert":
+            time_s = draw(_reorganise(log, time_s))
         else:
-            record = _other_record(len(records))
-        records.append(record)
-    return number_records(records)
+            log.add(_other_record(len(log.records)))
+    return number_records(log.records)
 
 
 def number_records(records: Sequence[log_pb2.LogRecord], first: int = 1) -> list[log_pb2.LogRecord]:

@@ -21,6 +21,7 @@ from tests.derive.derive_strategies import (
     ASSETS,
     accepted_state,
     all_queries,
+    blocks_reverted,
     channel_spec,
     number_records,
     u256,
@@ -166,6 +167,26 @@ def disputes() -> list[log_pb2.LogRecord]:
     ]
 
 
+def reorg() -> list[log_pb2.LogRecord]:
+    """A reorganisation orphans a deposit, a challenge and the only event of a channel;
+    the voucher stays, chain time goes back, the deposit is mined again later."""
+    spec, stranger = channel_spec(40, 2), channel_spec(41, 2)
+    postfund = accepted_state(spec, turn=1, is_final=False, amounts=[5, 5], signers={0, 1})
+    block = _chain(6003)
+    block.chain_event.block_processed.block_number = 5003
+    return [
+        postfund,
+        _deposit(spec.channel_id, 5, 6000),
+        _deposit(spec.channel_id, 10, 6001),
+        _challenge(spec.channel_id, postfund, 6002, 6002),
+        _deposit(stranger.channel_id, 3, 6002),
+        _voucher(spec.channel_id, 2, sent=True),
+        block,
+        blocks_reverted(5001),
+        _deposit(spec.channel_id, 10, 6004),
+    ]
+
+
 def many_channels() -> list[log_pb2.LogRecord]:
     """300 channels: a listing takes two pages."""
     return [
@@ -187,6 +208,7 @@ SCENARIOS: dict[str, Callable[[], list[log_pb2.LogRecord]]] = {
     "close_and_defund": close_and_defund,
     "challenges": challenges,
     "disputes": disputes,
+    "reorg": reorg,
     "many_channels": many_channels,
     "sequence_gap": sequence_gap,
 }

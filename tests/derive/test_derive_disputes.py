@@ -327,8 +327,9 @@ def test_a_snapshot_with_a_candidate_but_no_challenge_is_refused() -> None:
 
 def test_a_snapshot_of_the_previous_format_is_refused() -> None:
     blob, _ = _challenged_snapshot()
-    assert blob[4:8] == (2).to_bytes(4, "little")
-    previous = blob[:4] + (1).to_bytes(4, "little") + blob[8:]
-    with pytest.raises(RecordRejectedError, match="snapshot version 1") as caught:
-        DeriveInstance(load_module(CHANNELS_WASM)).restore(previous)
-    assert caught.value.code == 3
+    assert blob[4:8] == (3).to_bytes(4, "little")
+    for version in (1, 2):
+        previous = blob[:4] + version.to_bytes(4, "little") + blob[8:]
+        with pytest.raises(RecordRejectedError, match=f"snapshot version {version}") as caught:
+            DeriveInstance(load_module(CHANNELS_WASM)).restore(previous)
+        assert caught.value.code == 3

@@ -40,6 +40,8 @@ pub const Error = error{
     FixedMismatch,
     OutOfMemory,
     BadArgument,
+    /// A BlocksReverted goes back further than the module can undo.
+    RevertTooDeep,
 };
 
 /// Return codes of apply_batch and restore (docs/derive-abi.md).
@@ -52,6 +54,7 @@ pub fn errorCode(err: Error) i32 {
         error.FixedMismatch => 5,
         error.OutOfMemory => 6,
         error.BadArgument => 7,
+        error.RevertTooDeep => 8,
     };
 }
 

@@ -3,10 +3,11 @@
 //! It folds scnode LogRecords into per-channel views: the fixed part, the
 //! latest state each participant signed, the supported state, holdings per
 //! asset, guarantees, voucher totals, a status and what disputes on chain left
-//! (the registered challenge's candidate, whether it concluded, reclaims). Same
-//! records in, same bytes out: no clock, no randomness, channels kept sorted by
-//! id. A bad record is answered with an error code and a detail message; a trap
-//! is a bug.
+//! (the registered challenge's candidate, whether it concluded, reclaims). A
+//! bounded undo journal of the most recent chain events lets a BlocksReverted
+//! (a reorganisation) undo the events of the blocks it names. Same records in,
+//! same bytes out: no clock, no randomness, channels kept sorted by id. A bad
+//! record is answered with an error code and a detail message; a trap is a bug.
 //! The ABI plumbing (buffers, batch framing, the record header, the snapshot
 //! header and the exports) is abi.zig's; this file folds, answers and snapshots.
 
@@ -31,7 +32,7 @@ comptime {
 
 pub const options: abi.Options = .{
     .snapshot_magic = "SCDV",
-    .snapshot_version = 2,
+    .snapshot_version = 3,
     .record_what = "record",
     .payload_what = "record.payload",
     .bad_argument_names_record = true,
@@ -48,6 +49,9 @@ const turn_num_max: u64 = (1 << 48) - 1;
 /// guarantee = 2; the adjudicator reclaims only type 2 (docs/adr/0004).
 const allocation_type_guarantee: u64 = 2;
 const none: u8 = 0xff;
+/// Chain events the undo journal keeps for BlocksReverted: the most recent ones,
+/// whole blocks at a time. A revert can reach back to the oldest block it holds.
+const chain_undo_entries_max = 1024;
 
 comptime {
     // Referenced states (latest per participant + supported) must always leave
@@ -55,6 +59,18 @@ comptime {
     std.debug.assert(participants_max + 1 < channel_states_max);
     std.debug.assert(channel_states_max < none);
 }
+
+// The event field numbers of log.proto's ChainEvent.
+const Event = struct {
+    const deposited: u8 = 10;
+    const allocation_updated: u8 = 11;
+    const concluded: u8 = 12;
+    const challenge_registered: u8 = 13;
+    const challenge_cleared: u8 = 14;
+    const reclaimed: u8 = 15;
+    const block_processed: u8 = 16;
+    const blocks_reverted: u8 = 17;
+};
 
 // ChannelStatus values of derive.proto.
 const Status = struct {
@@ -139,11 +155,71 @@ comptime {
     std.debug.assert(@sizeOf(Channel) + @sizeOf(usize) <= 256);
 }
 
+/// How to undo one folded chain event: what it changed, as it was before. `kind`
+/// is the event's field number (0: none) and says which facts are meaningful:
+/// a holding (deposited, allocation_updated), concluded and finalizes_at
+/// (concluded), challenged, finalizes_at and the candidate (challenge_registered,
+/// challenge_cleared), reclaims (reclaimed); every kind restores chain time.
+const Undo = struct {
+    block: u64,
+    /// The node's chain time before the event.
+    chain_time_s: u64,
+    kind: u8,
+    /// The event created the channel.
+    created: bool = false,
+    holding_present: bool = false,
+    concluded: bool = false,
+    challenged: bool = false,
+    channel_id: [32]u8 = @splat(0),
+    asset: [20]u8 = @splat(0),
+    finalizes_at: u64 = 0,
+    reclaims: u64 = 0,
+    holding: u256 = 0,
+    /// The candidate the event replaced (owned), or null.
+    challenge: ?[]u8 = null,
+
+    fn namesChannel(undo: *const Undo) bool {
+        return undo.kind >= Event.deposited and undo.kind <= Event.reclaimed;
+    }
+};
+
+/// The most recent chain events, oldest first and in block order, in a ring.
+const Journal = struct {
+    /// chain_undo_entries_max slots, allocated with the first chain event.
+    ring: []Undo = &.{},
+    /// The slot of the oldest entry.
+    head: u32 = 0,
+    count: u32 = 0,
+    /// A revert from a block below this one can no longer be undone exactly: the
+    /// journal dropped an event of the block before it.
+    floor_block: u64 = 0,
+
+    fn at(journal: *const Journal, index: u32) *Undo {
+        assert(index < journal.count);
+        return &journal.ring[(journal.head + index) % chain_undo_entries_max];
+    }
+
+    fn newest(journal: *const Journal) *Undo {
+        return journal.at(journal.count - 1);
+    }
+};
+
+comptime {
+    // The snapshot counts entries in a u32, and the ring, allocated whole, must
+    // stay a small fixed share of memory.
+    std.debug.assert(chain_undo_entries_max > 0);
+    std.debug.assert(chain_undo_entries_max <= std.math.maxInt(u32));
+    std.debug.assert(@sizeOf(Undo) * chain_undo_entries_max <= 256 * 1024);
+    std.debug.assert(Event.deposited < Event.reclaimed);
+    std.debug.assert(Event.reclaimed < Event.block_processed);
+}
+
 pub const Fold = struct {
     /// Sorted by id, strictly ascending.
     channels: std.ArrayList(*Channel) = .empty,
     vouchers: u64 = 0,
     chain_time_s: u64 = 0,
+    journal: Journal = .{},
 };
 
 pub var fold: Fold = .{};
@@ -201,13 +277,19 @@ fn channelKey(id: [32]u8) u256 {
     return pb.loadUint256(&id);
 }
 
+const Search = struct { found: bool, index: usize };
+
 /// The index of the channel with this key, or where it would be inserted.
-fn channelSearch(key: u256) struct { found: bool, index: usize } {
+fn channelSearch(key: u256) Search {
+    return channelSearchIn(fold.channels.items, key);
+}
+
+fn channelSearchIn(channels: []const *Channel, key: u256) Search {
     var low: usize = 0;
-    var high: usize = fold.channels.items.len;
+    var high: usize = channels.len;
     while (low < high) {
         const middle = low + (high - low) / 2;
-        const middle_key = fold.channels.items[middle].key;
+        const middle_key = channels[middle].key;
         if (middle_key == key) return .{ .found = true, .index = middle };
         if (middle_key < key) low = middle + 1 else high = middle;
     }
@@ -252,6 +334,9 @@ fn channelFree(channel: *Channel) void {
 pub fn foldFree(target: *Fold) void {
     for (target.channels.items) |channel| channelFree(channel);
     target.channels.deinit(gpa);
+    const journal = &target.journal;
+    while (journal.count > 0) journalDropOldest(journal);
+    if (journal.ring.len > 0) gpa.free(journal.ring);
     target.* = .{};
 }
 
@@ -636,51 +721,82 @@ fn parseChannelEvent(
 }
 
 fn applyChainEvent(bytes: []const u8, seq: u64) abi.Error!void {
+    var block: u64 = 0;
     var block_time_s: u64 = 0;
     var event: ?pb.Field = null;
     var reader = pb.Reader.init(bytes);
     while (try nextField(&reader, "chain_event")) |field| switch (field.number) {
+        1 => block = try intField(field, "chain_event.block_number"),
         4 => block_time_s = try intField(field, "chain_event.block_time_s"),
-        10...16 => {
+        Event.deposited...Event.blocks_reverted => {
             _ = try lengthField(field, "chain_event.event");
             event = field;
         },
         else => {},
     };
+    const kind: u8 = if (event) |field| @intCast(field.number) else 0;
+    if (kind == Event.blocks_reverted) return revert(try parseReverted(event.?.bytes), seq);
     // Validate the whole event before changing anything.
-    const change: ChainChange = if (event) |field| switch (field.number) {
-        10 => try parseChannelEvent(field.bytes, 2, 3, 0, 0),
-        11 => try parseChannelEvent(field.bytes, 3, 5, 0, 0),
-        12 => try parseChannelEvent(field.bytes, 0, 0, 2, 0),
-        13 => try parseChannelEvent(field.bytes, 0, 0, 2, 3),
-        14, 15 => try parseChannelEvent(field.bytes, 0, 0, 0, 0),
+    const payload: []const u8 = if (event) |field| field.bytes else &.{};
+    const change: ChainChange = switch (kind) {
+        Event.deposited => try parseChannelEvent(payload, 2, 3, 0, 0),
+        Event.allocation_updated => try parseChannelEvent(payload, 3, 5, 0, 0),
+        Event.concluded => try parseChannelEvent(payload, 0, 0, 2, 0),
+        Event.challenge_registered => try parseChannelEvent(payload, 0, 0, 2, 3),
+        Event.challenge_cleared, Event.reclaimed => try parseChannelEvent(payload, 0, 0, 0, 0),
         else => .{},
-    } else .{};
+    };
+    try journalReserve(&fold.journal);
+    var undo: Undo = .{ .block = block, .chain_time_s = fold.chain_time_s, .kind = kind };
+    assert((change.channel_id != null) == undo.namesChannel());
+    if (change.channel_id != null) try applyChannelEvent(&undo, change, seq);
     fold.chain_time_s = @max(fold.chain_time_s, block_time_s);
-    const channel_id = change.channel_id orelse return;
+    journalPush(&fold.journal, undo);
+}
+
+/// Applies an event that names a channel, recording in `undo` what it changes.
+fn applyChannelEvent(undo: *Undo, change: ChainChange, seq: u64) abi.Error!void {
     // Copied before the channel changes, so running out of memory changes nothing.
     const candidate: ?[]u8 = if (change.candidate) |given| try gpa.dupe(u8, given) else null;
     errdefer if (candidate) |owned| gpa.free(owned);
-    const channel = try channelGetOrCreate(channel_id);
+    const key = channelKey(change.channel_id.?);
+    const found = channelSearch(key);
+    const channel = try channelAt(found.found, found.index, change.channel_id.?, key);
     channel.last_seq = seq;
-    switch (event.?.number) {
-        10, 11 => try holdingSet(channel, change.asset.?, change.amount),
-        12 => {
+    undo.channel_id = channel.id;
+    undo.created = !found.found;
+    switch (undo.kind) {
+        Event.deposited, Event.allocation_updated => {
+            undo.asset = change.asset.?;
+            if (holdingFind(channel, undo.asset)) |index| {
+                undo.holding_present = true;
+                undo.holding = channel.holdings.items[index].amount;
+            }
+            try holdingSet(channel, change.asset.?, change.amount);
+        },
+        Event.concluded => {
+            undo.concluded = channel.concluded;
+            undo.finalizes_at = channel.finalizes_at;
             channel.concluded = true;
             channel.finalizes_at = change.finalizes_at;
         },
-        13 => {
-            try challengeSet(channel, candidate);
-            channel.challenged = true;
-            channel.finalizes_at = change.finalizes_at;
+        Event.challenge_registered, Event.challenge_cleared => {
+            undo.challenged = channel.challenged;
+            undo.finalizes_at = channel.finalizes_at;
+            const registered = undo.kind == Event.challenge_registered;
+            undo.challenge = try challengeSwap(channel, if (registered) candidate else null);
+            channel.challenged = registered;
+            if (registered) {
+                channel.finalizes_at = change.finalizes_at;
+            } else if (!channel.concluded) {
+                channel.finalizes_at = 0;
+            }
         },
-        14 => {
-            try challengeSet(channel, null);
-            channel.challenged = false;
-            if (!channel.concluded) channel.finalizes_at = 0;
+        Event.reclaimed => {
+            undo.reclaims = channel.reclaims();
+            (try disputeGet(channel)).reclaims += 1;
         },
-        15 => (try disputeGet(channel)).reclaims += 1,
-        else => {},
+        else => unreachable,
     }
     assert(channel.challenge() == null or channel.challenged);
 }
@@ -701,13 +817,137 @@ fn disputeFree(channel: *Channel) void {
     channel.dispute = null;
 }
 
-/// Replaces the registered challenge's candidate by `candidate` (owned, or null).
-fn challengeSet(channel: *Channel, candidate: ?[]u8) abi.Error!void {
-    if (candidate == null and channel.dispute == null) return;
+/// Makes `candidate` (owned, or null) the registered challenge's candidate and
+/// returns the one it replaces, which the caller then owns.
+fn challengeSwap(channel: *Channel, candidate: ?[]u8) abi.Error!?[]u8 {
+    if (candidate == null and channel.dispute == null) return null;
     const dispute = try disputeGet(channel);
-    if (dispute.challenge) |previous| gpa.free(previous);
+    const previous = dispute.challenge;
     dispute.challenge = candidate;
     if (dispute.challenge == null and dispute.reclaims == 0) disputeFree(channel);
+    return previous;
+}
+
+fn reclaimsSet(channel: *Channel, reclaims: u64) abi.Error!void {
+    if (reclaims == 0 and channel.dispute == null) return;
+    const dispute = try disputeGet(channel);
+    dispute.reclaims = reclaims;
+    if (dispute.challenge == null and dispute.reclaims == 0) disputeFree(channel);
+}
+
+fn holdingFind(channel: *const Channel, asset: [20]u8) ?usize {
+    for (channel.holdings.items, 0..) |holding, index| {
+        if (std.mem.eql(u8, &holding.asset, &asset)) return index;
+    }
+    return null;
+}
+
+// ---------------------------------------------------------------- reorganisations
+
+fn journalReserve(journal: *Journal) error{OutOfMemory}!void {
+    if (journal.ring.len > 0) return;
+    journal.ring = try gpa.alloc(Undo, chain_undo_entries_max);
+}
+
+fn journalDropOldest(journal: *Journal) void {
+    const oldest = journal.at(0);
+    if (oldest.challenge) |candidate| gpa.free(candidate);
+    oldest.challenge = null;
+    journal.head = (journal.head + 1) % chain_undo_entries_max;
+    journal.count -= 1;
+}
+
+/// Journals a folded chain event (taking its candidate): whole blocks, in block order,
+/// at most chain_undo_entries_max events.
+fn journalPush(journal: *Journal, undo: Undo) void {
+    assert(journal.ring.len == chain_undo_entries_max);
+    if (journal.count > 0 and undo.block < journal.newest().block) {
+        // Out of block order (a watcher never logs that): undoing the newer blocks
+        // alone would no longer be exact, so they can no longer be reverted.
+        assert(journal.floor_block <= journal.newest().block);
+        journal.floor_block = journal.newest().block + 1;
+        while (journal.count > 0) journalDropOldest(journal);
+    }
+    if (journal.count == chain_undo_entries_max) {
+        const oldest = journal.at(0).block;
+        while (journal.count > 0 and journal.at(0).block == oldest) journalDropOldest(journal);
+        assert(journal.floor_block <= oldest);
+        journal.floor_block = oldest + 1;
+    }
+    if (undo.block < journal.floor_block) {
+        if (undo.challenge) |candidate| gpa.free(candidate);
+        return;
+    }
+    assert(journal.count < chain_undo_entries_max);
+    journal.ring[(journal.head + journal.count) % chain_undo_entries_max] = undo;
+    journal.count += 1;
+}
+
+fn parseReverted(bytes: []const u8) abi.Error!u64 {
+    var first_block: u64 = 0;
+    var reader = pb.Reader.init(bytes);
+    while (try nextField(&reader, "blocks_reverted")) |field| {
+        if (field.number == 1) first_block = try intField(field, "blocks_reverted.first_block");
+    }
+    return first_block;
+}
+
+/// Undoes every chain event folded from a block at or after `first_block`, newest
+/// first, as if it had never been folded.
+fn revert(first_block: u64, seq: u64) abi.Error!void {
+    const journal = &fold.journal;
+    if (first_block < journal.floor_block) {
+        return fail(error.RevertTooDeep, "blocks_reverted.first_block {d} is below block {d}, " ++
+            "the oldest the undo journal can revert", .{ first_block, journal.floor_block });
+    }
+    while (journal.count > 0 and journal.newest().block >= first_block) {
+        var undo = journal.newest().*;
+        journal.newest().challenge = null;
+        journal.count -= 1;
+        errdefer if (undo.challenge) |candidate| gpa.free(candidate);
+        try undoApply(&undo, seq);
+    }
+    assert(journal.count == 0 or journal.newest().block < first_block);
+}
+
+/// Restores what one chain event changed (taking `undo.challenge`). A channel that
+/// the event created goes with it unless a state or a voucher names it too; one
+/// that stays records the revert's seq as its last_seq.
+fn undoApply(undo: *Undo, seq: u64) abi.Error!void {
+    fold.chain_time_s = undo.chain_time_s;
+    if (!undo.namesChannel()) return;
+    const found = channelSearch(channelKey(undo.channel_id));
+    assert(found.found);
+    const channel = fold.channels.items[found.index];
+    switch (undo.kind) {
+        Event.deposited, Event.allocation_updated => {
+            if (undo.holding_present) {
+                try holdingSet(channel, undo.asset, undo.holding);
+            } else if (holdingFind(channel, undo.asset)) |index| {
+                _ = channel.holdings.orderedRemove(index);
+            }
+        },
+        Event.concluded => {
+            channel.concluded = undo.concluded;
+            channel.finalizes_at = undo.finalizes_at;
+        },
+        Event.challenge_registered, Event.challenge_cleared => {
+            const replaced = try challengeSwap(channel, undo.challenge);
+            undo.challenge = null;
+            if (replaced) |candidate| gpa.free(candidate);
+            channel.challenged = undo.challenged;
+            channel.finalizes_at = undo.finalizes_at;
+        },
+        Event.reclaimed => try reclaimsSet(channel, undo.reclaims),
+        else => unreachable,
+    }
+    assert(channel.challenge() == null or channel.challenged);
+    if (undo.created and channel.fixed.len == 0 and channel.vouchers == 0) {
+        _ = fold.channels.orderedRemove(found.index);
+        channelFree(channel);
+    } else {
+        channel.last_seq = seq;
+    }
 }
 
 fn applyVoucher(bytes: []const u8, seq: u64) abi.Error!void {
@@ -997,11 +1237,50 @@ fn snapshotChannel(writer: abi.SnapshotWriter, channel: *const Channel) !void {
     try writer.int(u64, channel.last_seq);
 }
 
+fn snapshotUndo(writer: abi.SnapshotWriter, undo: *const Undo) !void {
+    try writer.int(u64, undo.block);
+    try writer.int(u64, undo.chain_time_s);
+    try writer.byte(undo.kind);
+    if (!undo.namesChannel()) return;
+    try writer.array(&undo.channel_id);
+    try writer.flag(undo.created);
+    switch (undo.kind) {
+        Event.deposited, Event.allocation_updated => {
+            try writer.array(&undo.asset);
+            try writer.flag(undo.holding_present);
+            if (undo.holding_present) try writer.amount(undo.holding);
+        },
+        Event.concluded => {
+            try writer.flag(undo.concluded);
+            try writer.int(u64, undo.finalizes_at);
+        },
+        Event.challenge_registered, Event.challenge_cleared => {
+            assert(undo.challenge == null or undo.challenged);
+            try writer.flag(undo.challenged);
+            try writer.int(u64, undo.finalizes_at);
+            try writer.flag(undo.challenge != null);
+            if (undo.challenge) |candidate| try writer.bytes(candidate);
+        },
+        Event.reclaimed => try writer.int(u64, undo.reclaims),
+        else => unreachable,
+    }
+}
+
+/// The journal, oldest entry first (never the ring's layout).
+fn snapshotJournal(writer: abi.SnapshotWriter) !void {
+    const journal = &fold.journal;
+    try writer.int(u64, journal.floor_block);
+    try writer.int(u32, journal.count);
+    var index: u32 = 0;
+    while (index < journal.count) : (index += 1) try snapshotUndo(writer, journal.at(index));
+}
+
 pub fn snapshotWrite(writer: abi.SnapshotWriter) error{OutOfMemory}!void {
     try writer.int(u64, fold.vouchers);
     try writer.int(u64, fold.chain_time_s);
     try writer.int(u32, @intCast(fold.channels.items.len));
     for (fold.channels.items) |channel| try snapshotChannel(writer, channel);
+    try snapshotJournal(writer);
 }
 
 fn restoreReference(
@@ -1105,6 +1384,98 @@ fn restoreChannel(reader: *abi.SnapshotReader, channel: *Channel) abi.Error!void
     channel.last_seq = try reader.int(u64);
 }
 
+/// Reads the facts of one journal entry (after its kind, channel and `created`); a
+/// candidate read is owned by `undo`.
+fn restoreUndoFacts(reader: *abi.SnapshotReader, undo: *Undo) abi.Error!void {
+    switch (undo.kind) {
+        Event.deposited, Event.allocation_updated => {
+            undo.asset = try reader.array(20);
+            undo.holding_present = try reader.flag();
+            if (undo.holding_present) undo.holding = try reader.amount();
+        },
+        Event.concluded => {
+            undo.concluded = try reader.flag();
+            undo.finalizes_at = try reader.int(u64);
+        },
+        Event.challenge_registered, Event.challenge_cleared => {
+            undo.challenged = try reader.flag();
+            undo.finalizes_at = try reader.int(u64);
+            if (try reader.flag()) {
+                undo.challenge = try reader.owned();
+                // Undoing puts it back in a view: check it as a record's candidate.
+                try wellFormed(&candidate_shape, undo.challenge.?, 0);
+                if (!undo.challenged) {
+                    const detail = "snapshot undo has a challenge, not challenged";
+                    return fail(error.Invalid, detail, .{});
+                }
+            }
+        },
+        Event.reclaimed => undo.reclaims = try reader.int(u64),
+        else => unreachable,
+    }
+    const untouched = !undo.holding_present and !undo.concluded and !undo.challenged and
+        undo.finalizes_at == 0 and undo.reclaims == 0;
+    if (undo.created and !untouched) {
+        return fail(error.Invalid, "snapshot undo creates a channel that had facts", .{});
+    }
+}
+
+/// Reads one journal entry and checks it against the entries before it and the
+/// restored channels, so that undoing it can never fail a safety check.
+fn restoreUndo(reader: *abi.SnapshotReader, target: *Fold, undo: *Undo) abi.Error!void {
+    const journal = &target.journal;
+    undo.block = try reader.int(u64);
+    undo.chain_time_s = try reader.int(u64);
+    undo.kind = try reader.byte();
+    const previous: ?*const Undo = if (journal.count > 0) journal.newest() else null;
+    const block_min = if (previous) |entry| entry.block else journal.floor_block;
+    const time_min = if (previous) |entry| entry.chain_time_s else 0;
+    if (undo.block < block_min or undo.chain_time_s < time_min or
+        undo.chain_time_s > target.chain_time_s)
+    {
+        return fail(error.Invalid, "snapshot undo journal is out of order", .{});
+    }
+    if (undo.kind != 0 and (undo.kind < Event.deposited or undo.kind > Event.block_processed)) {
+        return fail(error.Invalid, "snapshot undo kind {d}", .{undo.kind});
+    }
+    if (!undo.namesChannel()) return;
+    undo.channel_id = try reader.array(32);
+    undo.created = try reader.flag();
+    const key = channelKey(undo.channel_id);
+    if (!channelSearchIn(target.channels.items, key).found) {
+        return fail(error.Invalid, "snapshot undo names an unknown channel", .{});
+    }
+    // Undoing the event that created a channel may remove it: no older entry may name it.
+    var index: u32 = 0;
+    while (undo.created and index < journal.count) : (index += 1) {
+        const entry = journal.at(index);
+        if (entry.namesChannel() and channelKey(entry.channel_id) == key) {
+            return fail(error.Invalid, "snapshot undo creates a channel named before", .{});
+        }
+    }
+    try restoreUndoFacts(reader, undo);
+}
+
+fn restoreJournal(reader: *abi.SnapshotReader, target: *Fold) abi.Error!void {
+    const journal = &target.journal;
+    journal.floor_block = try reader.int(u64);
+    const count = try reader.int(u32);
+    if (count > chain_undo_entries_max) {
+        return fail(error.Invalid, "snapshot undo journal has {d} entries", .{count});
+    }
+    if (count == 0) return;
+    try journalReserve(journal);
+    for (0..count) |_| {
+        var undo: Undo = .{ .block = 0, .chain_time_s = 0, .kind = 0 };
+        restoreUndo(reader, target, &undo) catch |err| {
+            if (undo.challenge) |candidate| gpa.free(candidate);
+            return err;
+        };
+        journal.ring[journal.count] = undo;
+        journal.count += 1;
+    }
+}
+
 pub fn restoreInto(reader: *abi.SnapshotReader, target: *Fold) abi.Error!void {
     target.vouchers = try reader.int(u64);
     target.chain_time_s = try reader.int(u64);
@@ -1127,6 +1498,7 @@ pub fn restoreInto(reader: *abi.SnapshotReader, target: *Fold) abi.Error!void {
         };
         try restoreChannel(reader, channel);
     }
+    try restoreJournal(reader, target);
 }
 
 fn assert(ok: bool) void {

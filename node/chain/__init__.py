@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from node.chain._client import ChannelStatus as ChannelStatus
     from node.chain._client import Submitted as Submitted
     from node.chain._client import TxResult as TxResult
+    from node.chain._confirmations import default_confirmations as default_confirmations
     from node.chain._devnet import devnet_down as devnet_down
     from node.chain._devnet import devnet_up as devnet_up
     from node.chain._devnet_file import DEVNET_FILE as DEVNET_FILE

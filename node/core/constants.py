@@ -80,6 +80,10 @@ p2p_announcement_age_ms_max: Final = 10 * 60 * 1000
 
 # Chain (node/chain).
 chain_confirmations_default: Final = 0  # anvil: blocks are final when mined
+# Confirmations on a chain that is not a development chain (node.chain.default_confirmations).
+chain_confirmations_safe: Final = 12
+# Development chains (anvil and hardhat, ganache and geth --dev): blocks are final when mined.
+chain_development_ids: Final = (31337, 1337)
 chain_poll_interval_ms: Final = 200  # how often the watcher asks for new blocks
 chain_log_query_blocks_max: Final = 2_000  # blocks per eth_getLogs request
 chain_receipt_timeout_ms: Final = 120_000

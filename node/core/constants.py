@@ -84,6 +84,9 @@ chain_confirmations_default: Final = 0  # anvil: blocks are final when mined
 chain_confirmations_safe: Final = 12
 # Development chains (anvil and hardhat, ganache and geth --dev): blocks are final when mined.
 chain_development_ids: Final = (31337, 1337)
+# The watcher keeps the hashes of this many processed blocks; it survives a reorg whose
+# fork point lies among them (a deeper one is a ChainError).
+chain_reorg_window_blocks: Final = 64
 chain_poll_interval_ms: Final = 200  # how often the watcher asks for new blocks
 chain_log_query_blocks_max: Final = 2_000  # blocks per eth_getLogs request
 chain_receipt_timeout_ms: Final = 120_000

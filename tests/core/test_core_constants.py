@@ -63,3 +63,12 @@ def test_wire_and_log_limits() -> None:
         constants.address_bytes + constants.signature_bytes + 8
     )
     assert signed_state_bytes_max < constants.message_size_bytes_max
+
+
+def test_chain_depths() -> None:
+    assert constants.chain_confirmations_default == 0  # anvil
+    assert constants.chain_confirmations_safe > 0
+    # The watcher reads a block `confirmations` deep, then remembers its hash while
+    # `chain_reorg_window_blocks` more are processed: a margin well past the depth.
+    assert constants.chain_reorg_window_blocks >= 2 * constants.chain_confirmations_safe
+    assert 0 not in constants.chain_development_ids

@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING
 from node._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from node.chain._abi import candidate_parts as candidate_parts
     from node.chain._abi import encode_outcome as encode_outcome
     from node.chain._abi import fixed_part_tuple as fixed_part_tuple
     from node.chain._abi import outcome_tuple as outcome_tuple
     from node.chain._abi import sign_state_tuples as sign_state_tuples
+    from node.chain._abi import signature_bytes_of as signature_bytes_of
     from node.chain._abi import signature_tuple as signature_tuple
     from node.chain._abi import signed_variable_part as signed_variable_part
     from node.chain._abi import state_hash_of as state_hash_of
+    from node.chain._abi import variable_part_proto as variable_part_proto
     from node.chain._abi import variable_part_tuple as variable_part_tuple
     from node.chain._anvil import ANVIL_DEV_KEYS as ANVIL_DEV_KEYS
     from node.chain._anvil import Anvil as Anvil

@@ -36,7 +36,7 @@ from web3.exceptions import Web3Exception
 from web3.providers.base import JSONBaseProvider
 from web3.types import RPCEndpoint
 
-from node.chain._abi import EXIT_ABI, exit_proto, signed_state_proto
+from node.chain._abi import EXIT_ABI, candidate_parts, exit_proto, signed_state_proto
 from node.chain._client import ChainClient, chain_error
 from node.core import constants
 from node.core.errors import ChainError, InvalidValueError
@@ -413,8 +413,16 @@ class ChainWatcher:
         return exit_proto(outcome[asset_index]).asset
 
     def _challenge(self, args: Any, tx_hash: bytes) -> log_pb2.ChallengeRegistered:
+        """The event's candidate as its data carries it (``candidate_part`` and
+        ``candidate_signatures``, whoever called the adjudicator), and as a whole
+        ``candidate`` too when the transaction called the adjudicator directly
+        (its input has the fixed part)."""
+        part, signatures = candidate_parts(args["candidate"])
         message = log_pb2.ChallengeRegistered(
-            channel_id=bytes(args["channelId"]), finalizes_at=int(args["finalizesAt"])
+            channel_id=bytes(args["channelId"]),
+            finalizes_at=int(args["finalizesAt"]),
+            candidate_part=part,
+            candidate_signatures=signatures,
         )
         call = self._input_of(tx_hash)
         if call is not None and call[0] == "challenge":

@@ -7,7 +7,16 @@ from functools import partial
 import pytest
 import trio
 
-from node.chain import BLOCK_PROCESSED_LOG_INDEX, NATIVE_ASSET, ChainClient, ChainWatcher
+from node.chain import (
+    BLOCK_PROCESSED_LOG_INDEX,
+    NATIVE_ASSET,
+    Artifact,
+    ChainClient,
+    ChainWatcher,
+    fixed_part_tuple,
+    signature_tuple,
+    signed_variable_part,
+)
 from node.core import (
     Allocation,
     SignedState,
@@ -16,18 +25,31 @@ from node.core import (
     address_to_destination,
     channel_id,
     constants,
+    fixed_part_to_proto,
     signed_state_from_proto,
+    state_to_proto,
 )
 from node.core.errors import ChainError
-from node.proto import log_pb2
+from node.proto import log_pb2, nitro_pb2
 from tests.actors import ALICE, BOB, dev_key
 from tests.chain.conftest import Chain
+from tests.chain.solidity import FORWARDER_SOURCE, compile_contract
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def kinds(events: list[log_pb2.ChainEvent]) -> list[str]:
     return [str(e.WhichOneof("event")) for e in events]
+
+
+def variable_part(state: State) -> nitro_pb2.VariablePart:
+    whole = state_to_proto(state)
+    return nitro_pb2.VariablePart(
+        outcome=whole.outcome,
+        app_data=whole.app_data,
+        turn_num=whole.turn_num,
+        is_final=whole.is_final,
+    )
 
 
 def final_state(chain: Chain, nonce: int, alice: int, bob: int, turn: int = 3) -> SignedState:
@@ -100,7 +122,65 @@ async def test_challenge_event_carries_the_signed_candidate(chain: Chain) -> Non
     message = registered.challenge_registered
     assert message.channel_id == channel_id(candidate.state.fixed)
     assert signed_state_from_proto(message.candidate) == candidate
+    assert message.candidate_part == variable_part(candidate.state)
+    assert list(message.candidate_signatures) == [sig for _, sig in candidate.signatures]
     assert cleared.challenge_cleared.new_turn_num_record == 8
+
+
+@pytest.fixture(scope="module")
+def forwarder_artifact() -> Artifact:
+    return compile_contract(FORWARDER_SOURCE, "Forwarder")
+
+
+async def test_a_challenge_through_a_contract_still_carries_its_candidate(
+    chain: Chain, forwarder_artifact: Artifact
+) -> None:
+    """A contract wallet's challenge: the transaction's input is the wallet's call,
+    so only the event's own data tells the candidate (the fixed part is the channel's)."""
+    client = chain.client(2)
+    forwarder = client.contract(
+        forwarder_artifact, str(client.deploy(forwarder_artifact).contract_address)
+    )
+    final = final_state(chain, 29, 4, 6, turn=5)
+    candidate = SignedState(State(final.state.fixed, b"\x07", final.state.outcome, 5, False))
+    candidate = ALICE.countersign(BOB.countersign(candidate))
+    adjudicator = client.require_adjudicator()
+    call = adjudicator.encode_abi(
+        "challenge",
+        args=[
+            fixed_part_tuple(candidate.state),
+            [],
+            signed_variable_part(candidate),
+            signature_tuple(BOB.sign_challenge(candidate.state)),
+        ],
+    )
+    start = client.block_number() + 1
+    sent = client.transact(
+        "challenge via forwarder", forwarder.functions.forward(adjudicator.address, call)
+    )
+    events = list(ChainWatcher(chain.client(0), from_block=start).poll().events)
+    assert kinds(events) == ["challenge_registered", "block_processed"]
+    assert events[0].tx_hash == sent.tx_hash
+    message = events[0].challenge_registered
+    assert message.channel_id == channel_id(candidate.state.fixed)
+    assert not message.HasField("candidate")  # the input is the forwarder's call
+    assert message.candidate_part == variable_part(candidate.state)
+    assert list(message.candidate_signatures) == [sig for _, sig in candidate.signatures]
+    # With the channel's fixed part, that is the whole candidate again.
+    whole = nitro_pb2.SignedState(
+        state=nitro_pb2.State(
+            fixed=fixed_part_to_proto(candidate.state.fixed),
+            outcome=message.candidate_part.outcome,
+            app_data=message.candidate_part.app_data,
+            turn_num=message.candidate_part.turn_num,
+            is_final=message.candidate_part.is_final,
+        ),
+        signatures=[
+            nitro_pb2.ParticipantSignature(participant_index=index, signature=signature)
+            for index, signature in enumerate(message.candidate_signatures)
+        ],
+    )
+    assert signed_state_from_proto(whole) == candidate
 
 
 async def test_restarted_watcher_back_fills_what_it_missed(chain: Chain) -> None:

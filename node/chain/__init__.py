@@ -1,7 +1,9 @@
 """The chain side of the node: adjudicator transactions, events, and local devnets.
 
-``ChainService`` sends transactions (from trio, through ``trio.to_thread``),
-``ChainWatcher`` turns confirmed adjudicator logs into ``log_pb2.ChainEvent``,
+``ChainService`` sends transactions (from trio, through ``trio.to_thread``) and
+sends them again with higher fees when they are not mined, ``ChainWatcher``
+turns confirmed adjudicator logs into ``log_pb2.ChainEvent`` and survives
+reorgs, ``default_confirmations`` says how deep an event must be on a chain,
 ``running_anvil`` / ``start_anvil`` run a local chain for tests and devnets.
 """
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from node.chain._client import ChannelStatus as ChannelStatus
     from node.chain._client import Submitted as Submitted
     from node.chain._client import TxResult as TxResult
+    from node.chain._client import bump_fees as bump_fees
     from node.chain._confirmations import default_confirmations as default_confirmations
     from node.chain._devnet import devnet_down as devnet_down
     from node.chain._devnet import devnet_up as devnet_up

@@ -87,6 +87,14 @@ chain_development_ids: Final = (31337, 1337)
 # The watcher keeps the hashes of this many processed blocks; it survives a reorg whose
 # fork point lies among them (a deeper one is a ChainError).
 chain_reorg_window_blocks: Final = 64
+# A sent transaction not mined after this is sent again, same nonce, higher fee...
+chain_resend_after_ms: Final = 30_000
+chain_resends_max: Final = 5  # ...at most this many times
+# Each resend raises the fee caps by at least 1/8 (12.5 %), the usual replacement rule.
+chain_fee_bump_numerator: Final = 9
+chain_fee_bump_denominator: Final = 8
+chain_receipt_poll_interval_ms: Final = 100  # receipt checks while a transaction waits
+chain_pending_transactions_max: Final = 256  # sent and not waited for, kept for resends
 chain_poll_interval_ms: Final = 200  # how often the watcher asks for new blocks
 chain_log_query_blocks_max: Final = 2_000  # blocks per eth_getLogs request
 chain_receipt_timeout_ms: Final = 120_000

@@ -1,7 +1,9 @@
 """The chain side of the node: adjudicator transactions, events, and local devnets.
 
-``ChainService`` sends transactions (from trio, through ``trio.to_thread``),
-``ChainWatcher`` turns confirmed adjudicator logs into ``log_pb2.ChainEvent``,
+``ChainService`` sends transactions (from trio, through ``trio.to_thread``) and
+sends them again with higher fees when they are not mined, ``ChainWatcher``
+turns confirmed adjudicator logs into ``log_pb2.ChainEvent`` and survives
+reorgs, ``default_confirmations`` says how deep an event must be on a chain,
 ``running_anvil`` / ``start_anvil`` run a local chain for tests and devnets.
 """
 
@@ -10,13 +12,16 @@ from typing import TYPE_CHECKING
 from node._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from node.chain._abi import candidate_parts as candidate_parts
     from node.chain._abi import encode_outcome as encode_outcome
     from node.chain._abi import fixed_part_tuple as fixed_part_tuple
     from node.chain._abi import outcome_tuple as outcome_tuple
     from node.chain._abi import sign_state_tuples as sign_state_tuples
+    from node.chain._abi import signature_bytes_of as signature_bytes_of
     from node.chain._abi import signature_tuple as signature_tuple
     from node.chain._abi import signed_variable_part as signed_variable_part
     from node.chain._abi import state_hash_of as state_hash_of
+    from node.chain._abi import variable_part_proto as variable_part_proto
     from node.chain._abi import variable_part_tuple as variable_part_tuple
     from node.chain._anvil import ANVIL_DEV_KEYS as ANVIL_DEV_KEYS
     from node.chain._anvil import Anvil as Anvil
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
     from node.chain._client import ChannelStatus as ChannelStatus
     from node.chain._client import Submitted as Submitted
     from node.chain._client import TxResult as TxResult
+    from node.chain._client import bump_fees as bump_fees
+    from node.chain._confirmations import default_confirmations as default_confirmations
     from node.chain._devnet import devnet_down as devnet_down
     from node.chain._devnet import devnet_up as devnet_up
     from node.chain._devnet_file import DEVNET_FILE as DEVNET_FILE

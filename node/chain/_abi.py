@@ -156,6 +156,34 @@ def _plain_variable(variable: Any) -> VariableTuple:
     )
 
 
+def variable_part_proto(decoded: Any) -> nitro_pb2.VariablePart:
+    """A decoded ``VariablePart`` (as in a ``ChallengeRegistered`` event) as protobuf."""
+    plain = _plain_variable(decoded)
+    return nitro_pb2.VariablePart(
+        outcome=[exit_proto(e) for e in _field(decoded, "outcome", 0)],
+        app_data=plain[1],
+        turn_num=plain[2],
+        is_final=plain[3],
+    )
+
+
+def signature_bytes_of(decoded: Any) -> bytes:
+    """A decoded ``Signature`` ``(v, r, s)`` as ``r || s || v`` (65 bytes)."""
+    v = int(_field(decoded, "v", 0))
+    raw = bytes(_field(decoded, "r", 1)) + bytes(_field(decoded, "s", 2)) + bytes([v % 256])
+    assert len(raw) == constants.signature_bytes
+    return raw
+
+
+def candidate_parts(signed_variable: Any) -> tuple[nitro_pb2.VariablePart, list[bytes]]:
+    """A decoded ``SignedVariablePart`` as its variable part and its signatures
+    (``r || s || v``, in the order given): all a ``ChallengeRegistered`` event
+    says of its candidate, the fixed part being the channel's."""
+    variable = variable_part_proto(_field(signed_variable, "variablePart", 0))
+    signatures = [signature_bytes_of(sig) for sig in _field(signed_variable, "sigs", 1)]
+    return variable, signatures
+
+
 def signed_state_proto(fixed: Any, signed_variable: Any) -> nitro_pb2.SignedState:
     """A decoded ``(FixedPart, SignedVariablePart)`` as a protobuf SignedState.
 
@@ -181,8 +209,7 @@ def signed_state_proto(fixed: Any, signed_variable: Any) -> nitro_pb2.SignedStat
     participants = [_address_bytes(p) for p in fixed_plain[0]]
     message = nitro_pb2.SignedState(state=state)
     for sig in _field(signed_variable, "sigs", 1):
-        v = int(_field(sig, "v", 0))
-        raw = bytes(_field(sig, "r", 1)) + bytes(_field(sig, "s", 2)) + bytes([v % 256])
+        raw = signature_bytes_of(sig)
         signer = recover_signer(digest, raw)
         if signer in participants:
             message.signatures.append(

@@ -3,7 +3,10 @@
 Each method runs the blocking ``ChainClient`` in ``trio.to_thread`` and returns
 once the transaction is mined (``TxResult``) or raises ``ChainError``. An
 optional ``on_submitted`` callback sees each transaction as soon as it is sent
-(hash and nonce), before its receipt: the engine logs it there.
+(hash and nonce), before its receipt: the engine logs it there. A transaction
+not mined in time is sent again with a higher fee and the same nonce
+(``ChainClient.wait``); each resend is reported too, as a new ``Submitted``, and
+the result is whichever send was mined.
 """
 
 from __future__ import annotations
@@ -113,11 +116,18 @@ class ChainService:
         adjudicator: str,
         *,
         adjudicator_artifact: Artifact | None = None,
+        resend_after_ms: int = constants.chain_resend_after_ms,
+        resends_max: int = constants.chain_resends_max,
     ) -> ChainService:
         """A service on ``rpc_url`` that signs with ``private_key`` (the chain key,
-        which may differ from the channel key)."""
+        which may differ from the channel key); see ``ChainClient`` for the rest."""
         client = ChainClient(
-            rpc_url, private_key, adjudicator, adjudicator_artifact=adjudicator_artifact
+            rpc_url,
+            private_key,
+            adjudicator,
+            adjudicator_artifact=adjudicator_artifact,
+            resend_after_ms=resend_after_ms,
+            resends_max=resends_max,
         )
         return cls(client)
 
@@ -137,9 +147,18 @@ class ChainService:
         submitted = await trio.to_thread.run_sync(
             lambda: self.client.submit(operation, function, value=value)
         )
-        if on_submitted is not None:
-            await on_submitted(submitted)
-        return await trio.to_thread.run_sync(self.client.wait, submitted)
+        if on_submitted is None:
+            return await trio.to_thread.run_sync(self.client.wait, submitted)
+        await on_submitted(submitted)
+        report = on_submitted
+
+        def on_resent(resent: Submitted) -> None:
+            # Called in the waiting thread: the report runs in trio, then the wait goes on.
+            trio.from_thread.run(report, resent)
+
+        return await trio.to_thread.run_sync(
+            lambda: self.client.wait(submitted, on_resent=on_resent)
+        )
 
     async def run(
         self,

@@ -6,14 +6,25 @@ each batch it delivers a ``BlockProcessed`` event for the last block read;
 restarting with ``from_block`` = that number + 1 back-fills whatever was missed
 in between. Events come in chain order and are deduplicated by
 ``(block_number, log_index)``.
+
+Reorgs deeper than the confirmations are survived: the watcher keeps the hashes
+of the last ``reorg_window_blocks`` blocks it processed (at first, from the block
+before ``from_block`` on, as that block was when first read), and each poll first
+checks that the last of them is still canonical. If it is not, the watcher finds
+the fork point (the highest remembered block whose hash still matches), delivers
+``BlocksReverted(first_block)`` for the first replaced block before anything
+else, and reads the canonical blocks again from there, delivering their events
+anew. A reorg that replaces every remembered block (deeper than the window, or
+than the block before ``from_block``) is a ``ChainError``: the engine restarts
+the watcher from its log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 import trio
@@ -22,8 +33,10 @@ from eth_utils.abi import event_abi_to_log_topic
 from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.exceptions import Web3Exception
+from web3.providers.base import JSONBaseProvider
+from web3.types import RPCEndpoint
 
-from node.chain._abi import EXIT_ABI, exit_proto, signed_state_proto
+from node.chain._abi import EXIT_ABI, candidate_parts, exit_proto, signed_state_proto
 from node.chain._client import ChainClient, chain_error
 from node.core import constants
 from node.core.errors import ChainError, InvalidValueError
@@ -44,7 +57,8 @@ class Batch:
     """What one poll found.
 
     Attributes:
-        events: decoded events, in chain order, BlockProcessed last.
+        events: decoded events, in chain order, BlockProcessed last; a
+            BlocksReverted first when a reorg replaced processed blocks.
         last_block: the last block read (None: no new confirmed block).
         caught_up: whether the last block read is the newest confirmed one.
     """
@@ -54,8 +68,25 @@ class Batch:
     caught_up: bool
 
 
+@dataclass(frozen=True)
+class _Header:
+    """What the watcher needs of a block: its hash and time."""
+
+    hash: bytes
+    time_s: int
+
+
 def _uint256(value: int) -> bytes:
     return int(value).to_bytes(_UINT256_BYTES, "big")
+
+
+def _logs_match(logs: Sequence[Any], headers: dict[int, _Header | None]) -> bool:
+    """Whether every log of a block in ``headers`` comes from that very block."""
+    for log in logs:
+        header = headers.get(int(log["blockNumber"]))
+        if header is not None and bytes(log["blockHash"]) != header.hash:
+            return False
+    return True
 
 
 class ChainWatcher:
@@ -70,6 +101,7 @@ class ChainWatcher:
         poll_interval_ms: int = constants.chain_poll_interval_ms,
         blocks_per_query: int = constants.chain_log_query_blocks_max,
         after: tuple[int, int] | None = None,
+        reorg_window_blocks: int = constants.chain_reorg_window_blocks,
     ) -> None:
         """Prepares a watcher; nothing is read until ``poll`` or ``run``.
 
@@ -81,19 +113,26 @@ class ChainWatcher:
             blocks_per_query: widest block range of one eth_getLogs.
             after: ``(block_number, log_index)`` of the last event already
                 handled; it and earlier events are skipped.
+            reorg_window_blocks: processed blocks whose hashes are kept to find
+                the fork point of a reorg.
         """
-        if from_block < 0 or confirmations < 0 or poll_interval_ms < 0 or blocks_per_query < 1:
+        if from_block < 0 or confirmations < 0 or poll_interval_ms < 0:
             raise InvalidValueError(
                 "watcher", "from_block, confirmations, poll_interval_ms must be >= 0"
             )
+        if blocks_per_query < 1 or reorg_window_blocks < 1:
+            raise InvalidValueError("watcher", "blocks_per_query, reorg_window_blocks must be >= 1")
         self.client = client
         self.contract: Contract = client.require_adjudicator()
         self.next_block = from_block
         self.confirmations = confirmations
         self.poll_interval_ms = poll_interval_ms
         self.blocks_per_query = blocks_per_query
+        self.reorg_window_blocks = reorg_window_blocks
         self._last_key: tuple[int, int] = after if after is not None else (-1, -1)
-        self._last_hash: tuple[int, bytes] | None = None
+        # Hashes of the last processed blocks, consecutive, oldest first.
+        self._hashes: dict[int, bytes] = {}
+        self._reverted: log_pb2.ChainEvent | None = None  # found, not yet delivered
         self.unreachable_polls = 0
         self._events = {
             event_abi_to_log_topic(abi): self.contract.events[abi["name"]]()
@@ -111,11 +150,13 @@ class ChainWatcher:
 
         ``deliver`` may be a trio memory channel's ``send``. While the RPC
         endpoint cannot be reached the watcher keeps retrying, backing off up to
-        ``chain_retry_interval_ms_max``; nothing is skipped meanwhile.
+        ``chain_retry_interval_ms_max``; nothing is skipped meanwhile. After a
+        reorg, ``deliver`` gets a ``BlocksReverted`` event, then the events of the
+        canonical blocks from its ``first_block`` on, some perhaps delivered before.
 
         Raises:
             ChainError: the chain answered with an error, or was reorganised
-                deeper than the confirmations.
+                deeper than the blocks whose hashes the watcher keeps.
         """
         task_status.started()
         failures = 0
@@ -140,23 +181,44 @@ class ChainWatcher:
                 await trio.sleep(self.poll_interval_ms / 1000)
 
     def poll(self) -> Batch:
-        """Reads the next range of confirmed blocks (blocking)."""
+        """Reads the next range of confirmed blocks (blocking).
+
+        Raises:
+            ChainError: as ``run``; an unreachable chain too.
+        """
         try:
             return self._poll()
         except (Web3Exception, requests.exceptions.RequestException) as error:
             raise chain_error("watch adjudicator events", error) from error
 
     def _poll(self) -> Batch:
+        self._check_reorg()
+        batch = self._read()
+        # Taken only now, so that a revert found by a poll that failed later is not lost.
+        reverted, self._reverted = self._reverted, None
+        if reverted is None:
+            return batch
+        return Batch((reverted, *batch.events), batch.last_block, batch.caught_up)
+
+    def _read(self) -> Batch:
         eth = self.client.w3.eth
-        self._check_no_deep_reorg()
         safe = int(eth.block_number) - self.confirmations
         if safe < self.next_block:
             return Batch((), None, caught_up=True)
         last = min(safe, self.next_block + self.blocks_per_query - 1)
+        # Hashes first, logs second: a reorg in between shows in the logs' block
+        # hashes now, or as a changed last block at the next poll. The first read
+        # also takes the block before it as it is now, a fork point to fall back on.
+        first = self.next_block - 1 if not self._hashes and self.next_block > 0 else self.next_block
+        kept = range(max(first, last - self.reorg_window_blocks + 1), last + 1)
+        headers = self._headers(kept)
         logs = eth.get_logs(
             {"address": self.contract.address, "fromBlock": self.next_block, "toBlock": last}
         )
-        times: dict[int, int] = {}
+        if None in headers.values() or not _logs_match(logs, headers):
+            logger.info("chain reorganised while blocks %d..%d were read", self.next_block, last)
+            return Batch((), None, caught_up=True)
+        times = {number: header.time_s for number, header in headers.items() if header}
         events: list[log_pb2.ChainEvent] = []
         for log in sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"])):
             key = (int(log["blockNumber"]), int(log["logIndex"]))
@@ -166,29 +228,93 @@ class ChainWatcher:
             if event is not None:
                 events.append(event)
                 self._last_key = key
-        block = eth.get_block(last)
-        last_hash = bytes(block["hash"])
-        processed = log_pb2.ChainEvent(
-            block_number=last,
-            log_index=BLOCK_PROCESSED_LOG_INDEX,
-            block_time_s=int(block["timestamp"]),
-            block_processed=log_pb2.BlockProcessed(block_number=last),
+        events.append(
+            log_pb2.ChainEvent(
+                block_number=last,
+                log_index=BLOCK_PROCESSED_LOG_INDEX,
+                block_time_s=times[last],
+                block_processed=log_pb2.BlockProcessed(block_number=last),
+            )
         )
-        events.append(processed)
-        self._last_hash = (last, last_hash)
+        self._remember(headers, last)
         self.next_block = last + 1
         return Batch(tuple(events), last, caught_up=last == safe)
 
-    def _check_no_deep_reorg(self) -> None:
-        if self._last_hash is None:
+    def _remember(self, headers: dict[int, _Header | None], last: int) -> None:
+        """Keeps the hashes of the blocks just processed, and only the window's."""
+        for number, header in headers.items():
+            assert header is not None
+            self._hashes[number] = header.hash
+        oldest = last - self.reorg_window_blocks + 1
+        for number in [n for n in self._hashes if n < oldest]:
+            del self._hashes[number]
+        assert len(self._hashes) <= self.reorg_window_blocks
+        assert max(self._hashes) == last
+
+    def _check_reorg(self) -> None:
+        """Nothing while the last processed block is canonical; else rewinds to
+        the fork point and keeps the ``BlocksReverted`` event to deliver first.
+
+        Raises:
+            ChainError: no remembered block is canonical any more.
+        """
+        if not self._hashes:
             return
-        number, expected = self._last_hash
-        actual = bytes(self.client.w3.eth.get_block(number)["hash"])
-        if actual != expected:
+        numbers = sorted(self._hashes, reverse=True)
+        last = numbers[0]
+        if self._canonical([last]):
+            return
+        canonical = self._canonical(numbers[1:])
+        if not canonical:
             raise ChainError(
-                f"watch adjudicator events: block {number} changed after it was processed:"
-                f" a reorg deeper than {self.confirmations} confirmations"
+                f"watch adjudicator events: a reorg deeper than the watcher's window: every"
+                f" processed block it remembers ({numbers[-1]}..{last}) changed"
             )
+        first = max(canonical) + 1
+        for number in numbers:
+            if number >= first:
+                del self._hashes[number]
+        logger.warning("chain reorganised: blocks from %d on were replaced", first)
+        self.next_block = first
+        self._last_key = min(self._last_key, (first - 1, BLOCK_PROCESSED_LOG_INDEX))
+        if self._reverted is not None:  # an earlier revert not yet delivered
+            first = min(first, self._reverted.blocks_reverted.first_block)
+        self._reverted = log_pb2.ChainEvent(
+            block_number=first, blocks_reverted=log_pb2.BlocksReverted(first_block=first)
+        )
+
+    def _canonical(self, numbers: Sequence[int]) -> list[int]:
+        """Those of the remembered ``numbers`` whose block has the same hash now."""
+        headers = self._headers(numbers)
+        return [
+            number
+            for number in numbers
+            if (header := headers[number]) is not None and header.hash == self._hashes[number]
+        ]
+
+    def _headers(self, numbers: Sequence[int]) -> dict[int, _Header | None]:
+        """The hash and time of each block in ``numbers`` (None: the chain has no
+        such block now), in one batch request."""
+        if not numbers:
+            return {}
+        requests_ = [(RPCEndpoint("eth_getBlockByNumber"), [hex(n), False]) for n in numbers]
+        provider = cast(JSONBaseProvider, self.client.w3.provider)
+        answers = provider.make_batch_request(requests_)
+        if not isinstance(answers, list) or len(answers) != len(numbers):
+            raise ChainError(f"watch adjudicator events: eth_getBlockByNumber failed: {answers}")
+        headers: dict[int, _Header | None] = {}
+        for number, answer in zip(numbers, answers, strict=True):
+            if "error" in answer:
+                raise ChainError(
+                    f"watch adjudicator events: eth_getBlockByNumber {number}: {answer['error']}"
+                )
+            block = answer.get("result")
+            if block is None:
+                headers[number] = None
+                continue
+            assert int(block["number"], 16) == number, "batch answers out of order"
+            headers[number] = _Header(bytes(HexBytes(block["hash"])), int(block["timestamp"], 16))
+        return headers
 
     def _block_time(self, number: int, times: dict[int, int]) -> int:
         if number not in times:
@@ -287,8 +413,16 @@ class ChainWatcher:
         return exit_proto(outcome[asset_index]).asset
 
     def _challenge(self, args: Any, tx_hash: bytes) -> log_pb2.ChallengeRegistered:
+        """The event's candidate as its data carries it (``candidate_part`` and
+        ``candidate_signatures``, whoever called the adjudicator), and as a whole
+        ``candidate`` too when the transaction called the adjudicator directly
+        (its input has the fixed part)."""
+        part, signatures = candidate_parts(args["candidate"])
         message = log_pb2.ChallengeRegistered(
-            channel_id=bytes(args["channelId"]), finalizes_at=int(args["finalizesAt"])
+            channel_id=bytes(args["channelId"]),
+            finalizes_at=int(args["finalizesAt"]),
+            candidate_part=part,
+            candidate_signatures=signatures,
         )
         call = self._input_of(tx_hash)
         if call is not None and call[0] == "challenge":

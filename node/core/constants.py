@@ -80,6 +80,21 @@ p2p_announcement_age_ms_max: Final = 10 * 60 * 1000
 
 # Chain (node/chain).
 chain_confirmations_default: Final = 0  # anvil: blocks are final when mined
+# Confirmations on a chain that is not a development chain (node.chain.default_confirmations).
+chain_confirmations_safe: Final = 12
+# Development chains (anvil and hardhat, ganache and geth --dev): blocks are final when mined.
+chain_development_ids: Final = (31337, 1337)
+# The watcher keeps the hashes of this many processed blocks; it survives a reorg whose
+# fork point lies among them (a deeper one is a ChainError).
+chain_reorg_window_blocks: Final = 64
+# A sent transaction not mined after this is sent again, same nonce, higher fee...
+chain_resend_after_ms: Final = 30_000
+chain_resends_max: Final = 5  # ...at most this many times
+# Each resend raises the fee caps by at least 1/8 (12.5 %), the usual replacement rule.
+chain_fee_bump_numerator: Final = 9
+chain_fee_bump_denominator: Final = 8
+chain_receipt_poll_interval_ms: Final = 100  # receipt checks while a transaction waits
+chain_pending_transactions_max: Final = 256  # sent and not waited for, kept for resends
 chain_poll_interval_ms: Final = 200  # how often the watcher asks for new blocks
 chain_log_query_blocks_max: Final = 2_000  # blocks per eth_getLogs request
 chain_receipt_timeout_ms: Final = 120_000

@@ -63,3 +63,21 @@ def test_wire_and_log_limits() -> None:
         constants.address_bytes + constants.signature_bytes + 8
     )
     assert signed_state_bytes_max < constants.message_size_bytes_max
+
+
+def test_chain_depths() -> None:
+    assert constants.chain_confirmations_default == 0  # anvil
+    assert constants.chain_confirmations_safe > 0
+    # The watcher reads a block `confirmations` deep, then remembers its hash while
+    # `chain_reorg_window_blocks` more are processed: a margin well past the depth.
+    assert constants.chain_reorg_window_blocks >= 2 * constants.chain_confirmations_safe
+    assert 0 not in constants.chain_development_ids
+
+
+def test_chain_resends() -> None:
+    # A replacement must raise its fees by 12.5 % or more (10 % on most nodes).
+    assert constants.chain_fee_bump_numerator * 8 >= constants.chain_fee_bump_denominator * 9
+    assert constants.chain_resends_max >= 0
+    assert 0 < constants.chain_receipt_poll_interval_ms < constants.chain_resend_after_ms
+    # A resend happens only when it comes before the receipt timeout.
+    assert constants.chain_resend_after_ms < constants.chain_receipt_timeout_ms

@@ -53,7 +53,12 @@ def register(subparsers: Any) -> None:
         default=constants.engine_policy_deposit_max_default,
         help="the most a peer's channel may ask us to deposit, per asset",
     )
-    run.add_argument("--confirmations", type=int, default=constants.chain_confirmations_default)
+    run.add_argument(
+        "--confirmations",
+        type=int,
+        help="blocks an adjudicator event needs before it counts (default: by chain id,"
+        " 0 on a development chain such as 31337, 12 elsewhere)",
+    )
     run.add_argument(
         "--challenge-duration-min",
         type=int,

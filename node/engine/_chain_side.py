@@ -75,6 +75,8 @@ class ChainMixin:
     _answer_challenge: Callable[[Step, ChannelSnapshot, log_pb2.ChallengeRegistered], None]
     _take_watched_event: Callable[[Step, log_pb2.ChainEvent], None]
 
+    confirmations: int
+
     def _init_chain_side(self) -> None:
         self._chain_time_s = 0
         self._start_block = 0
@@ -126,7 +128,7 @@ class ChainMixin:
                     deliver,
                     from_block=self._from_block(),
                     after=self.state.cursor.last_event,
-                    confirmations=self.config.confirmations,
+                    confirmations=self.confirmations,
                     task_status=task_status,
                 )
             except ChainError as error:

@@ -136,6 +136,7 @@ class Engine(
         self.address = signer.address
         self.chain = chain
         self.config = config
+        self.confirmations = config.confirmations
         self.policy = config.policy
         self.limits = config.limits
         self.consensus_app = config.consensus_app
@@ -213,11 +214,18 @@ class Engine(
         }
         transport.restore(outboxes, seen)
 
-    async def attach_chain(self, chain: ChainService, start_block: int) -> None:
+    async def attach_chain(
+        self, chain: ChainService, start_block: int, confirmations: int | None = None
+    ) -> None:
         """Give a running engine its chain: the watcher starts from the log's cursor (or
-        ``start_block`` on a new log), and objectives transact once it has caught up."""
+        ``start_block`` on a new log), and objectives transact once it has caught up
+        (``confirmations``: what an event needs, once the chain is known; None: the
+        config's)."""
         assert self._nursery is not None, "attach_chain joins a running engine"
-        head = await chain.block_number() - self.config.confirmations
+        if confirmations is not None:
+            assert confirmations >= 0
+            self.confirmations = confirmations
+        head = await chain.block_number() - self.confirmations
         await self._query(lambda: self._attach_chain_now(chain, start_block, head))
         await self._nursery.start(self._watch_chain)
         await self._inputs_send.send(Timer("chain"))
@@ -230,7 +238,7 @@ class Engine(
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 if self.chain is not None:
-                    head = await self.chain.block_number() - self.config.confirmations
+                    head = await self.chain.block_number() - self.confirmations
                     self._attach_chain_now(self.chain, self.config.start_block, head)
                     await nursery.start(self._watch_chain)
                 if self.transport is not None:

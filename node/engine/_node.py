@@ -60,7 +60,8 @@ class NodeOptions:
         module: the derivation module.
         rpc_port: the JSON-RPC port on 127.0.0.1 (0: any free port).
         deposit_max: the most the policy lets a peer's channel take from us, per asset.
-        confirmations: blocks an adjudicator event needs before it is logged.
+        confirmations: blocks an adjudicator event needs before it is logged (None: by
+            the chain's id, 0 on a development chain, 12 elsewhere).
         gossip: announce this node on the gossip topic.
         challenge_duration_min: the shortest challenge duration accepted in a channel
             (None: an hour; on a devnet, 10 s).
@@ -84,7 +85,7 @@ class NodeOptions:
     module: Path = DEFAULT_MODULE
     rpc_port: int = 0
     deposit_max: int = constants.engine_policy_deposit_max_default
-    confirmations: int = constants.chain_confirmations_default
+    confirmations: int | None = None
     gossip: bool = True
     challenge_duration_min: int | None = None
     challenge_duration_max: int | None = None
@@ -281,6 +282,7 @@ class _NodeFacts:
         self.p2p: Any = None
         self.chain_id: int | None = None
         self.chain_key_address: str | None = None
+        self.confirmations: int | None = None
 
     def node_info(self) -> dict[str, JsonValue]:
         engine, settings = self.engine, self.settings
@@ -294,6 +296,7 @@ class _NodeFacts:
                 "adjudicator": settings.adjudicator,
                 "consensus_app": settings.consensus_app,
                 "chain_key_address": self.chain_key_address,
+                "confirmations": self.confirmations,
             },
             "module": {"name": self.module.name, "sha256": self.module.sha256.hex()},
             "log_last_seq": engine.log.last_seq,
@@ -336,7 +339,7 @@ async def _join_chain(
     options: NodeOptions, settings: _Chain, home: NodeHome, engine: Engine, facts: _NodeFacts
 ) -> None:
     """The chain client, handed to the running engine."""
-    from node.chain import ChainClient, ChainService
+    from node.chain import ChainClient, ChainService, default_confirmations
 
     client = ChainClient(settings.url, home.chain_key(), settings.adjudicator)
     facts.chain_key_address = client.address
@@ -344,7 +347,11 @@ async def _join_chain(
     start_block = settings.start_block
     if start_block is None:
         start_block = await trio.to_thread.run_sync(client.block_number)
-    await engine.attach_chain(ChainService(client), start_block)
+    confirmations = options.confirmations
+    if confirmations is None:
+        confirmations = default_confirmations(facts.chain_id)
+    facts.confirmations = confirmations
+    await engine.attach_chain(ChainService(client), start_block, confirmations)
 
 
 def _engine(
@@ -370,7 +377,7 @@ def _engine(
         config=EngineConfig(
             settings.consensus_app,
             limits_policy(limits),
-            confirmations=options.confirmations,
+            confirmations=options.confirmations or 0,
             payment_app=settings.payment_app,
             challenge_duration_s=durations.default,
             limits=limits,

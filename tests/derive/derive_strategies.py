@@ -172,10 +172,13 @@ def remined(record: log_pb2.LogRecord, block: int) -> log_pb2.LogRecord:
 
 
 def _other_record(number: int) -> log_pb2.LogRecord:
+    """A record no module folds: it only advances the cursor (a watchtower's among them)."""
     record = log_pb2.LogRecord(time_ms=number)
-    if number % 2:
+    if number % 3 == 1:
         record.acknowledgement.peer = b"\x44" * 20
         record.acknowledgement.message_ids.append(number)
+    elif number % 3 == 2:
+        record.watch.tower = b"\x45" * 20
     else:
         record.rejected.reason = "duplicate"
     return record

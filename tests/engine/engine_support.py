@@ -56,12 +56,15 @@ def make_party(
     deposit_max: int = 10**20,
     log_class: type[EventLog] = EventLog,
     watchtower: bool = False,
+    with_chain: bool = True,
 ) -> Party:
     """A party whose engine is rebuilt from ``directory/name/log`` (new or existing);
     ``log_class`` may be a subclass of the real log that counts or fails writes;
-    ``watchtower``: it serves as one."""
+    ``watchtower``: it serves as one; ``with_chain`` False: it neither watches nor
+    transacts."""
     log = log_class.open(directory / name / "log")
-    chain = ChainService(ChainClient(rpc_url, dev_key(chain_index), deployment.adjudicator))
+    client = ChainClient(rpc_url, dev_key(chain_index), deployment.adjudicator)
+    chain = ChainService(client) if with_chain else None
     assets = [NATIVE] if deployment.token is None else [NATIVE, deployment.token]
     limits = PolicyLimits(
         dict.fromkeys(assets, deposit_max),
@@ -121,6 +124,7 @@ class Setting:
         deposit_max: int = 10**20,
         log_class: type[EventLog] = EventLog,
         watchtower: bool = False,
+        with_chain: bool = True,
     ) -> Party:
         """A party (new, or rebuilt from its log) paying gas from dev account ``chain_index``."""
         return make_party(
@@ -136,6 +140,7 @@ class Setting:
             deposit_max=deposit_max,
             log_class=log_class,
             watchtower=watchtower,
+            with_chain=with_chain,
         )
 
     def pair(self) -> tuple[Party, Party]:

@@ -36,6 +36,15 @@ def _signed_state(rng: random.Random) -> nitro_pb2.SignedState:
     return nitro_pb2.SignedState(state=state, signatures=signatures)
 
 
+def _watch(rng: random.Random) -> log_pb2.Watch:
+    request = wire_pb2.WatchRequest(
+        supported=_signed_state(rng),
+        counter=_signed_state(rng),
+        counter_signature=rng.randbytes(65),
+    )
+    return log_pb2.Watch(channel=log_pb2.WatchedChannel(client=rng.randbytes(20), request=request))
+
+
 def payload_record(case: str, rng: random.Random) -> log_pb2.LogRecord:
     """A record holding only a realistic payload of the given case."""
     builders: dict[str, Callable[[], Message]] = {
@@ -100,17 +109,7 @@ def payload_record(case: str, rng: random.Random) -> log_pb2.LogRecord:
                 signature=rng.randbytes(65),
             )
         ),
-        "watch": lambda: log_pb2.Watch(
-            channel=log_pb2.WatchedChannel(
-                client=rng.randbytes(20),
-                request=wire_pb2.WatchRequest(
-                    supported=nitro_pb2.SignedState(
-                        state=nitro_pb2.State(turn_num=rng.randrange(2**20))
-                    ),
-                    counter_signature=rng.randbytes(65),
-                ),
-            )
-        ),
+        "watch": lambda: _watch(rng),
     }
     assert set(builders) == set(KIND_BY_CASE)
     record = log_pb2.LogRecord()

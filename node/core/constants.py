@@ -163,6 +163,36 @@ engine_block_record_interval_ms: Final = 10_000
 engine_snapshot_interval_records: Final = 10_000
 engine_policy_deposit_max_default: Final = 100 * 10**18  # per channel and asset, unless configured
 engine_challenge_duration_s_default: Final = 86_400  # of the channels this node proposes
+
+# What a hostile peer can cost the engine (docs/adr/0008-hostile-peers.md).
+# Our messages a peer has not acknowledged: beyond either bound, new work with the
+# peer is refused (API commands and its proposals) and it is disconnected a while.
+# 4,096 messages hold a payment channel's vouchers for minutes of an offline payee.
+engine_peer_backlog_messages_max: Final = 4_096
+engine_peer_backlog_bytes_max: Final = 16 * 1024 * 1024
+engine_peer_backoff_s: Final = 30  # the disconnection of a peer over its backlog
+# A rejection is advice, not a duty: none is queued to a peer that has this many of
+# our messages unacknowledged, and at most this many per peer per step.
+engine_advice_backlog_max: Final = 64
+engine_rejections_per_peer_step_max: Final = 8
+# Rejected records (and log lines) per peer per window; beyond, they are counted and
+# one summary record says how many were left out.
+engine_rejections_logged_per_window: Final = 32
+engine_rejection_window_s: Final = 10
+engine_rejection_reason_chars_max: Final = 256
+engine_objective_id_chars_max: Final = 100  # "VirtualDefunding-0x" + 64 hex digits is 83
+# Time a step spends on one peer's payloads (signature checks) before the rest of its
+# envelopes wait for the next step, and on all peers' payloads together.
+engine_peer_step_budget_ms: Final = 10
+engine_peers_step_budget_ms: Final = 40
+engine_deferred_envelopes_max: Final = 4_096  # per peer, kept for the next steps
+# Objectives peers proposed that may run at once: per peer, and in all.
+engine_peer_objectives_max: Final = 256
+engine_peer_objectives_total_max: Final = 4_096
+# A peer's proposal that got no further than its setup (no deposit of ours, no ledger
+# funds locked) expires after this long, with a logged decision; checked this often.
+engine_objective_expiry_s: Final = 3_600
+engine_expiry_check_s: Final = 30
 # Challenge durations of the channels peers propose: shorter ones could finalize a stale
 # challenge before the node answers it; longer ones lock funds that long in a dispute.
 challenge_duration_s_min_default: Final = 3_600

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import assert_never
 
 import trio
@@ -84,6 +84,7 @@ class CommandsMixin(QueriesMixin):
     _log: Callable[[Step, log_pb2.LogRecord], None]
     _ledger_snapshots: Callable[[], list[ChannelSnapshot]]
     _has_chain: Callable[[], bool]
+    _check_backlogs: Callable[[Iterable[str]], None]
 
     # ------------------------------------------------------------------ async API
 
@@ -257,6 +258,7 @@ class CommandsMixin(QueriesMixin):
             if record is None:  # it runs already: the answer is its id
                 command.reply.answer(objective_id)
                 return
+            self._check_backlogs(self._peers_of(command))
         except CommandRefusedError as error:
             logger.warning("refused an API command: %s", error)
             command.reply.fail(error)
@@ -271,6 +273,22 @@ class CommandsMixin(QueriesMixin):
         step.answers.append(lambda: reply.answer(objective_id))
         step.refusals.append(lambda: reply.fail(_unlogged()))
         logger.info("%s: started by the API", objective_id)
+
+    def _peers_of(self, command: ObjectiveCommand) -> list[str]:
+        """The peers a command sends to (a settlement: none, it is on chain)."""
+        match command:
+            case CreateLedger():
+                participants = command.fixed.participants
+            case CreatePayment():
+                participants = command.objective.fixed.participants
+            case CloseLedger() | ClosePayment():
+                snapshot = self.views.snapshot(command.channel_id)
+                participants = snapshot.fixed.participants if snapshot is not None else ()
+            case SettleChannel():
+                participants = ()
+            case _:
+                assert_never(command)
+        return [peer for peer in participants if peer != self.address]
 
     def _command_record(
         self, command: ObjectiveCommand

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from node.core.constants import (
     engine_challenge_duration_s_default,
+    engine_objective_expiry_s,
     engine_snapshot_interval_records,
     engine_tx_retry_ms,
 )
@@ -31,6 +32,8 @@ class EngineConfig:
         watchtower: serve as a watchtower: keep what clients hand over, answer stale
             challenges of their channels from this node's chain key.
         watchtower_clients: the clients a watchtower serves (None: any peer).
+        objective_expiry_s: a peer's proposal still in its setup after this long is
+            given up.
     """
 
     consensus_app: str
@@ -44,6 +47,7 @@ class EngineConfig:
     limits: PolicyLimits = field(default_factory=PolicyLimits)
     watchtower: bool = False
     watchtower_clients: frozenset[str] | None = None
+    objective_expiry_s: int = engine_objective_expiry_s
 
     def __post_init__(self) -> None:
         assert self.confirmations >= 0

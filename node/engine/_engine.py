@@ -24,15 +24,17 @@ from typing import TYPE_CHECKING, Final, assert_never
 
 import trio
 
-from node.core import Signer
+from node.core import Signer, address_to_bytes
 from node.core.constants import (
     derive_snapshot_interval_records,
     engine_batch_inputs_max,
+    engine_expiry_check_s,
     engine_inputs_max,
     ledger_resend_interval_ms,
 )
 from node.core.errors import DeriveError, InvalidValueError, LogError
 from node.derive import DeriveModule, Deriver
+from node.engine._budgets import BudgetsMixin
 from node.engine._chain_side import ChainMixin
 from node.engine._commands import CommandsMixin
 from node.engine._config import EngineConfig
@@ -63,6 +65,7 @@ from node.engine._notices import NoticesMixin, Notify
 from node.engine._payments import PaymentsMixin
 from node.engine._peers import PeersMixin
 from node.engine._queries import QueriesMixin
+from node.engine._records import now_ms
 from node.engine._routing import Announced, RoutingMixin
 from node.engine._state import EngineState, Entry
 from node.engine._state_codec import ENGINE_SNAPSHOT_KEY, decode_state, encode_state
@@ -83,6 +86,9 @@ logger = logging.getLogger("node.engine")
 
 # Steps whose write fails in a row before the engine gives up: the disk is gone.
 _COMMIT_FAILURES_MAX: Final = 3
+# Inputs with no caller waiting: after a step the module failed, each is taken again
+# in a step of its own (a command's caller was told the step failed).
+_RETRIED: Final = (PeerMessages, ChainInput, TxSubmitted, TxFinished, Timer)
 # A write of more records than this leaves the trio thread (the fsync releases the GIL,
 # so the network and the API go on meanwhile); smaller ones are not worth the hop.
 _INLINE_COMMIT_RECORDS_MAX: Final = 8
@@ -108,6 +114,7 @@ class Engine(
     ChainMixin,
     RoutingMixin,
     WatchtowerMixin,
+    BudgetsMixin,
 ):
     """One node's engine: ``Engine(...)`` restores it from the log; ``run`` serves.
 
@@ -154,6 +161,7 @@ class Engine(
         self._init_ledgers()
         self._init_peers()
         self._init_tower()
+        self._init_budgets()
         self.state = EngineState(self.address, self.consensus_app, self.payment_app)
         self.deriver, self.restored = self._restore()
         self.views = ViewCache(self.deriver, self.payment_app)
@@ -244,6 +252,7 @@ class Engine(
                 if self.transport is not None:
                     nursery.start_soon(self._pump_deliveries, self.transport)
                 nursery.start_soon(self._ledger_ticks, ledger_resend_interval_ms / 1000)
+                nursery.start_soon(self._expiry_ticks, engine_expiry_check_s)
                 task_status.started()
                 await self._loop(first=True)
         finally:
@@ -262,7 +271,12 @@ class Engine(
             # Every running objective is cranked once: a restart picks up where it stopped.
             await self._run_step([], dirty=frozenset(self.state.running), first=True)
         while True:
-            inputs = [await self._inputs.receive()]
+            # Peer messages a step had no time for go first, and the loop does not wait.
+            inputs: list[Input] = list(self._take_deferred())
+            if not inputs:
+                inputs.append(await self._inputs.receive())
+            else:
+                await trio.lowlevel.checkpoint()
             while len(inputs) < engine_batch_inputs_max:
                 try:
                     inputs.append(self._inputs.receive_nowait())
@@ -294,9 +308,11 @@ class Engine(
             self._fold_module(step)
         except DeriveError as error:
             # The module refused or trapped on records this node built: nothing of
-            # the step stands; its callers and peers hear so, and the node goes on.
+            # the step stands; its callers hear so, and the node goes on without the
+            # input that caused it.
             logger.error("step abandoned: the derivation module failed: %s", error)
             self._roll_back(step)
+            await self._isolate(inputs, error)
             return
         try:
             await self._commit(step)
@@ -308,6 +324,48 @@ class Engine(
                 raise EngineFatalError(f"the event log refuses every write: {error}") from error
             return
         self._commit_failures = 0
+        self._after_commit(step)
+
+    async def _isolate(self, inputs: Sequence[Input], error: DeriveError) -> None:
+        """After a step the module failed: each input without a caller again in a step
+        of its own (callers were told already); a peer's messages that fail alone are
+        refused and acknowledged, so the peer does not send them again."""
+        again = [item for item in inputs if isinstance(item, _RETRIED)]
+        if len(inputs) > 1:
+            for item in again:
+                await self._run_step([item])
+            return
+        if not again or not isinstance(again[0], PeerMessages):
+            return
+        messages = again[0]
+        if len(messages.envelopes) == 1:
+            await self._refuse_messages(messages, error)
+            return
+        for envelope in messages.envelopes:  # which of them is it?
+            await self._run_step([PeerMessages(messages.sender, (envelope,))])
+
+    async def _refuse_messages(self, item: PeerMessages, error: DeriveError) -> None:
+        step = Step()
+        sender = address_to_bytes(item.sender)
+        seen = self.state.seen_of(sender)
+        fresh = sorted({e.id for e in item.envelopes if e.id not in seen})
+        if fresh:
+            record = log_pb2.LogRecord(time_ms=now_ms())
+            record.received_messages.peer = sender
+            record.received_messages.message_ids.extend(fresh)
+            self._log(step, record)
+        raw = b"".join(envelope.SerializeToString() for envelope in item.envelopes)
+        problem = f"MALFORMED: the derivation module refused what it causes: {error}"
+        if self._log_rejection(step, item.sender, problem, raw):
+            logger.warning("refused messages of %s: %s", item.sender, problem)
+        step.received[sender] = [envelope.id for envelope in item.envelopes]
+        try:
+            self._fold_module(step)
+            await self._commit(step)
+        except (DeriveError, LogError) as failure:
+            logger.error("could not log the refusal of %s's messages: %s", item.sender, failure)
+            self._roll_back(step)
+            return
         self._after_commit(step)
 
     def _take(self, step: Step, item: Input) -> None:
@@ -377,6 +435,7 @@ class Engine(
     def _roll_back(self, step: Step) -> None:
         """Forget the step: state and module as the log holds them; nothing acknowledged."""
         self.state.journal.roll_back()
+        self.state.count_backlog()
         if self.deriver.tentative:
             self.deriver.roll_back()
         self.views.clear()
@@ -397,6 +456,9 @@ class Engine(
                 self.transport.transmit(peer, messages)
             for peer, message_ids in step.received.items():
                 self.transport.acknowledge(peer, message_ids)
+        for laggard in self._peers_over_backlog(step):
+            problem = self._backlog_problem(laggard)
+            logger.warning("%s: no new work with it until it catches up", problem)
         for answer in step.answers:
             answer()
         for objective_id, transaction in step.transactions:
@@ -466,6 +528,8 @@ class Engine(
                 step.dirty.add(timer.key)
             case "chain":
                 step.dirty.update(self.state.running)  # deposits may be due now
+            case "expiry":
+                self._expire_objectives(step)
             case _:
                 raise AssertionError(f"unknown timer {timer.reason}")
 
@@ -474,6 +538,11 @@ class Engine(
             await trio.sleep(interval_s)
             if self._ledgers_waiting():
                 await self._inputs_send.send(Timer("ledger"))
+
+    async def _expiry_ticks(self, interval_s: float) -> None:
+        while True:
+            await trio.sleep(interval_s)
+            await self._inputs_send.send(Timer("expiry"))
 
     # ------------------------------------------------------------------ waiting
 

@@ -9,7 +9,7 @@ payments queued together share one write and one message per peer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import trio
@@ -49,6 +49,7 @@ class PaymentsMixin:
     _inputs_send: trio.MemorySendChannel[Input]
     _log: Callable[[Step, log_pb2.LogRecord], None]
     _after: Callable[[float, Timer], None]
+    _check_backlogs: Callable[[Iterable[str]], None]
 
     def _init_payments(self) -> None:
         self._voucher_resends: dict[bytes, int] = {}  # early refusals answered, per channel
@@ -104,8 +105,13 @@ class PaymentsMixin:
         vouchers = PayerVouchers(request.channel, self.state.paid.get(request.channel, 0))
         try:
             _, voucher = next_voucher(vouchers, request.amount, facts, self.signer)
+            if request.send:
+                self._check_backlogs([facts.payee])
         except ProtocolError as error:
             request.reply.fail(CommandRefusedError(Refusal.CONFLICT, str(error)))
+            return
+        except CommandRefusedError as error:
+            request.reply.fail(error)
             return
         self._log(step, accepted_voucher_record(voucher, sent=True))
         step.touched.add(request.channel)

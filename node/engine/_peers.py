@@ -10,16 +10,20 @@ write, and acknowledged to the peer only once it is durable.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Final, assert_never
 
 from node.core import (
+    SignedState,
     address_to_bytes,
     channel_id,
     signed_state_from_proto,
+    state_hash,
     to_checksum_address,
 )
 from node.core.constants import (
+    engine_objective_id_chars_max,
     engine_rejection_resend_ms,
     engine_rejection_resends_max,
     uint256_max,
@@ -36,7 +40,6 @@ from node.engine._records import (
     accepted_state_record,
     decision_record,
     now_ms,
-    rejected_record,
 )
 from node.engine._state import EngineState
 from node.engine._step import Step
@@ -98,6 +101,11 @@ class PeersMixin:
     _voucher_refused_early: Callable[[str, bytes], None]
     _touch_virtual: Callable[[Step], None]
     _peer_watch_request: Callable[[Step, str, wire_pb2.Payload], None]
+    _log_rejection: Callable[[Step, str, str, bytes], bool]
+    _may_advise: Callable[[Step, str], bool]
+    _proposals_problem: Callable[[str], str | None]
+    _out_of_time: Callable[[Step, str, float], bool]
+    _defer: Callable[[PeerMessages], None]
 
     def _init_peers(self) -> None:
         self._rejection_resends: dict[ObjectiveId, int] = {}
@@ -115,18 +123,27 @@ class PeersMixin:
             return
         seen = self.state.seen_of(sender)
         fresh: list[int] = []
-        for envelope in item.envelopes:
+        handled: list[int] = []
+        started = time.perf_counter()
+        for position, envelope in enumerate(item.envelopes):
+            first = position == 0 and peer not in step.peer_time_s  # one always goes
+            if not first and self._out_of_time(step, peer, time.perf_counter() - started):
+                # Signature checks are budgeted: the rest waits for the next step.
+                self._defer(PeerMessages(item.sender, item.envelopes[position:]))
+                break
+            handled.append(envelope.id)
             if envelope.id in seen or envelope.id in fresh:
                 continue  # handled already: acknowledged again below
             for payload in envelope.payloads:
                 self._peer_payload(step, peer, envelope.id, payload)
             fresh.append(envelope.id)
+        step.peer_time_s[peer] = step.peer_time_s.get(peer, 0.0) + time.perf_counter() - started
         if fresh:
             record = log_pb2.LogRecord(time_ms=now_ms())
             record.received_messages.peer = sender
             record.received_messages.message_ids.extend(fresh)
             self._log(step, record)
-        step.received.setdefault(sender, []).extend(e.id for e in item.envelopes)
+        step.received.setdefault(sender, []).extend(handled)
 
     def _peer_payload(
         self, step: Step, peer: str, message_id: int, payload: wire_pb2.Payload
@@ -137,6 +154,12 @@ class PeersMixin:
             self._peer_rejection(step, peer, payload)
             return
         try:
+            if len(payload.objective_id) > engine_objective_id_chars_max:
+                raise PeerStateError(
+                    PeerFault.MALFORMED,
+                    f"objective_id: {len(payload.objective_id)} characters, at most"
+                    f" {engine_objective_id_chars_max}",
+                )
             if body == "voucher":
                 self._peer_voucher(step, peer, payload)
             elif body == "ledger_proposal":
@@ -174,21 +197,19 @@ class PeersMixin:
         error: Exception,
     ) -> None:
         name = wire_pb2.RejectionReason.Name(reason).removeprefix("REJECTION_REASON_")
-        problem = str(error) if str(error).startswith(name) else f"{name}: {error}"
-        logger.warning(
-            "rejected a message from %s (objective %r): %s",
-            peer,
-            payload.objective_id[:100],
-            problem[:_DETAIL_CHARS_MAX],
-        )
-        answer = wire_pb2.Payload(objective_id=payload.objective_id[:200])
-        answer.rejection.message_id = message_id
-        answer.rejection.reason = reason  # type: ignore[assignment]
-        answer.rejection.detail = str(error)[:_DETAIL_CHARS_MAX]
-        step.send(peer, answer)
-        raw = payload.SerializeToString()
-        source = log_pb2.REJECTION_SOURCE_PEER
-        self._log(step, rejected_record(source, problem, raw, address_to_bytes(peer)))
+        detail = str(error)[:_DETAIL_CHARS_MAX]
+        problem = detail if detail.startswith(name) else f"{name}: {detail}"
+        objective_id = payload.objective_id[:engine_objective_id_chars_max]
+        if self._log_rejection(step, peer, problem, payload.SerializeToString()):
+            logger.warning(
+                "rejected a message from %s (objective %r): %s", peer, objective_id, problem
+            )
+        if self._may_advise(step, peer):
+            answer = wire_pb2.Payload(objective_id=objective_id)
+            answer.rejection.message_id = message_id
+            answer.rejection.reason = reason  # type: ignore[assignment]
+            answer.rejection.detail = detail
+            step.send(peer, answer)
 
     def _peer_state(self, step: Step, peer: str, payload: wire_pb2.Payload) -> None:
         objective_id = parse_objective_id(payload.objective_id)
@@ -211,8 +232,30 @@ class PeersMixin:
             raise PolicyRefusal(f"{objective_id} failed: {entry.failure}")
         else:
             update(entry.objective, event)  # checks the state; the log keeps it
-            self._log(step, accepted_state_record(signed))
+            self._log_peer_state(step, signed)
         step.dirty.add(objective_id)
+
+    def _log_peer_state(self, step: Step, signed: SignedState) -> None:
+        """Log a peer's state unless this step or the channel's view has it already (a
+        state sent again is not logged again)."""
+        key = _state_key(signed)
+        if key in step.accepted or self._holds(signed):
+            return
+        step.accepted.add(key)
+        self._log(step, accepted_state_record(signed))
+
+    def _holds(self, signed: SignedState) -> bool:
+        """Whether the channel's view has ``signed`` with each of its signatures."""
+        snapshot = self.views.snapshot(channel_id(signed.state.fixed))
+        if snapshot is None:
+            return False
+        for index, signature in signed.signatures:
+            latest = snapshot.latest_signed_by(index)
+            if latest is None or latest.state != signed.state:
+                return False
+            if latest.signature_of(index) != signature:
+                return False
+        return True
 
     def _peer_proposal(self, step: Step, objective_id: ObjectiveId, event: StateReceived) -> None:
         """A peer's first state of an objective we do not run: build it, ask the policy."""
@@ -220,13 +263,18 @@ class PeersMixin:
         others = [oid for oid in self.state.objectives if oid.channel_id == channel]
         objective = self._proposed_objective(objective_id, event, others)
         check_totals(objective)
+        busy = self._proposals_problem(event.sender)
+        if busy is not None:
+            raise PolicyRefusal(f"busy: {busy}")
         decision = self.policy(objective)
         if not decision.approved:
             raise PolicyRefusal(f"policy: {decision.reason}")
         logger.info("approved %s proposed by %s", objective_id, event.sender)
         # The fold builds the objective from the state logged just before the decision.
         self._log(step, accepted_state_record(event.signed_state))
-        self._log(step, decision_record(objective_id, approved=True, reason=""))
+        step.accepted.add(_state_key(event.signed_state))
+        approval = decision_record(objective_id, approved=True, reason="", proposer=event.sender)
+        self._log(step, approval)
 
     def _proposed_objective(
         self, objective_id: ObjectiveId, event: StateReceived, others: list[ObjectiveId]
@@ -299,6 +347,11 @@ class PeersMixin:
             return
         self._rejection_resends[objective_id] = attempts + 1
         self._after(engine_rejection_resend_ms / 1000, Timer("state", objective_id))
+
+
+def _state_key(signed: SignedState) -> bytes:
+    """A signed state's identity: its hash and each signature."""
+    return state_hash(signed.state) + b"".join(sig for _, sig in sorted(signed.signatures))
 
 
 def check_totals(objective: Objective) -> None:

@@ -135,12 +135,17 @@ def guard_record(objective_id: ObjectiveId, fixed: FixedPart) -> log_pb2.LogReco
     return record
 
 
-def decision_record(objective_id: ObjectiveId, *, approved: bool, reason: str) -> log_pb2.LogRecord:
-    """The policy's answer to an objective a peer proposed, or a peer's refusal of ours."""
+def decision_record(
+    objective_id: ObjectiveId, *, approved: bool, reason: str, proposer: str | None = None
+) -> log_pb2.LogRecord:
+    """The policy's answer to an objective a peer (``proposer``) proposed, or a refusal
+    (a peer's of ours, or an objective given up)."""
     record = log_pb2.LogRecord(time_ms=now_ms())
     record.command.objective_id = str(objective_id)
     record.command.objective_decision.approved = approved
     record.command.objective_decision.reason = reason
+    if proposer is not None:
+        record.command.objective_decision.proposer = address_to_bytes(proposer)
     return record
 
 

@@ -78,11 +78,15 @@ class Entry:
         objective: the objective after every event applied so far.
         waiting_for: the pause point of its last crank (None: not cranked yet).
         failure: why it failed (None while it runs or once done).
+        created_ms: ``time_ms`` of the record that started it.
+        proposer: the peer that proposed it (None: this node started it).
     """
 
     objective: Objective
     waiting_for: WaitingFor | None = None
     failure: str | None = None
+    created_ms: int = 0
+    proposer: str | None = None
 
     @property
     def done(self) -> bool:
@@ -154,12 +158,15 @@ class EngineState:
         self.received: dict[bytes, Voucher] = {}
         self.paid: dict[bytes, int] = {}
         self.outbox: dict[bytes, dict[int, bytes]] = {}  # peer -> id -> Envelope bytes
+        # Bytes of each peer's outbox: kept beside the journal (a count, not state),
+        # counted again after a roll back.
+        self.outbox_bytes: dict[bytes, int] = {}
         self.next_ids: dict[bytes, int] = {}
         self.seen: dict[bytes, Seen] = {}
         self._scalars: dict[str, ChainCursor] = {_CURSOR: ChainCursor()}
         # Closes logged before records carried their final state: built from the
         # channel's view once the module has caught up (``complete_closes``).
-        self.closes_to_complete: dict[ObjectiveId, None] = {}
+        self.closes_to_complete: dict[ObjectiveId, int] = {}  # -> created_ms
         self.watched: dict[bytes, WatchedChannel] = {}  # as a tower, by channel
         self.watch_counts: dict[str, int] = {}  # as a tower: channels watched per client
         self.towers: dict[str, None] = {}  # as a client: an ordered set
@@ -178,6 +185,17 @@ class EngineState:
         """Running objectives, in the order they started."""
         for objective_id in list(self.running):
             yield objective_id, self.objectives[objective_id]
+
+    def count_backlog(self) -> None:
+        """Count every outbox's bytes again (after a roll back)."""
+        self.outbox_bytes = {
+            peer: sum(len(envelope) for envelope in box.values())
+            for peer, box in self.outbox.items()
+        }
+
+    def backlog(self, peer: bytes) -> tuple[int, int]:
+        """Our messages ``peer`` has not acknowledged: how many, and their bytes."""
+        return len(self.outbox.get(peer, ())), self.outbox_bytes.get(peer, 0)
 
     def outbox_of(self, peer: bytes) -> dict[int, bytes]:
         return self.outbox.get(peer, {})
@@ -210,6 +228,8 @@ class EngineState:
         if box is None:
             box = {}
             self.journal.set(self.outbox, peer, box)
+        if message_id not in box:
+            self.outbox_bytes[peer] = self.outbox_bytes.get(peer, 0) + len(envelope)
         self.journal.set(box, message_id, envelope)
         if message_id >= self.next_id(peer):
             self.journal.set(self.next_ids, peer, message_id + 1)
@@ -220,8 +240,11 @@ class EngineState:
         if not box:
             return []
         removed = [message_id for message_id in message_ids if message_id in box]
+        freed = sum(len(box[message_id]) for message_id in removed)
         for message_id in removed:
             self.journal.delete(box, message_id)
+        if freed:
+            self.outbox_bytes[peer] = self.outbox_bytes.get(peer, 0) - freed
         return removed
 
     def forget_acknowledged(self, peer: bytes, message_ids: tuple[int, ...]) -> None:
@@ -230,8 +253,13 @@ class EngineState:
         a snapshot simply no longer holds it)."""
         box = self.outbox.get(peer)
         if box:
+            freed = 0
             for message_id in message_ids:
-                box.pop(message_id, None)
+                envelope = box.pop(message_id, None)
+                if envelope is not None:
+                    freed += len(envelope)
+            if freed:
+                self.outbox_bytes[peer] = self.outbox_bytes.get(peer, 0) - freed
 
     def add_seen(self, peer: bytes, message_ids: list[int] | tuple[int, ...]) -> None:
         self.journal.set(self.seen, peer, self.seen_of(peer).with_ids(message_ids))
@@ -253,7 +281,7 @@ class EngineState:
         if case == "accepted_state":
             self._apply_state(record.accepted_state)
         elif case == "command":
-            self._apply_command(record.command, previous)
+            self._apply_command(record.command, previous, record.time_ms)
         elif case == "submitted_transaction":
             self._apply_transaction(record.submitted_transaction)
         elif case == "accepted_voucher":
@@ -399,18 +427,18 @@ class EngineState:
         self.put_entry(objective_id, dataclasses.replace(entry, objective=objective))
 
     def _apply_command(
-        self, command: log_pb2.Command, previous: tuple[bytes, State] | None
+        self, command: log_pb2.Command, previous: tuple[bytes, State] | None, time_ms: int
     ) -> None:
         objective_id = parse_objective_id(command.objective_id)
         case = command.WhichOneof("command")
         if case == "objective_decision":
-            self._apply_decision(objective_id, command.objective_decision, previous)
+            self._apply_decision(objective_id, command.objective_decision, previous, time_ms)
             return
         objective = self._objective_of_command(objective_id, command)
         if objective is None:
-            self.journal.set(self.closes_to_complete, objective_id, None)
+            self.journal.set(self.closes_to_complete, objective_id, time_ms)
             return
-        self.put_entry(objective_id, Entry(objective))
+        self.put_entry(objective_id, Entry(objective, created_ms=time_ms))
 
     def _objective_of_command(
         self, objective_id: ObjectiveId, command: log_pb2.Command
@@ -452,6 +480,7 @@ class EngineState:
         objective_id: ObjectiveId,
         decision: log_pb2.ObjectiveDecision,
         previous: tuple[bytes, State] | None,
+        time_ms: int,
     ) -> None:
         entry = self.objectives.get(objective_id)
         if not decision.approved:
@@ -461,7 +490,13 @@ class EngineState:
         # A peer's proposal: the state it sent was logged just before the decision.
         assert previous is not None, objective_id
         assert previous[0] == objective_id.channel_id, objective_id
-        self.put_entry(objective_id, Entry(self._proposed(objective_id, previous[1])))
+        proposer = (
+            address_from_bytes(decision.proposer, "decision.proposer")
+            if decision.proposer
+            else None
+        )
+        objective = self._proposed(objective_id, previous[1])
+        self.put_entry(objective_id, Entry(objective, created_ms=time_ms, proposer=proposer))
 
     def _proposed(self, objective_id: ObjectiveId, state: State) -> Objective:
         index = state.fixed.participants.index(self.me)
@@ -480,7 +515,7 @@ class EngineState:
     def complete_closes(self, snapshot_of: Callable[[bytes], ChannelSnapshot | None]) -> None:
         """Build the closes that older records logged without their final state, from
         the channels as the module now sees them (after a restart's catch-up)."""
-        for objective_id in list(self.closes_to_complete):
+        for objective_id, created_ms in list(self.closes_to_complete.items()):
             snapshot = snapshot_of(objective_id.channel_id)
             assert snapshot is not None, f"{objective_id}: a logged close of an unknown channel"
             objective: Objective
@@ -493,7 +528,7 @@ class EngineState:
                 else:
                     paid = self.paid.get(objective_id.channel_id, 0)
                     objective = new_virtual_defund(snapshot, self.me, paid)
-            self.put_entry(objective_id, Entry(objective))
+            self.put_entry(objective_id, Entry(objective, created_ms=created_ms))
             self.journal.delete(self.closes_to_complete, objective_id)
 
 

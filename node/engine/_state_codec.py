@@ -125,6 +125,7 @@ def decode_state(blob: bytes, state: EngineState) -> None:
             box[wire_pb2.Envelope.FromString(envelope).id] = envelope
         if box:
             state.outbox[peer] = box
+            state.outbox_bytes[peer] = sum(len(envelope) for envelope in box.values())
     chain = snapshot.chain
     state.set_cursor(
         ChainCursor(
@@ -143,7 +144,12 @@ def decode_state(blob: bytes, state: EngineState) -> None:
 
 
 def _entry_to_proto(entry: Entry) -> engine_pb2.ObjectiveEntry:
-    item = engine_pb2.ObjectiveEntry(failure=entry.failure or "", done=entry.done)
+    item = engine_pb2.ObjectiveEntry(
+        failure=entry.failure or "",
+        done=entry.done,
+        created_ms=entry.created_ms,
+        proposer=address_to_bytes(entry.proposer) if entry.proposer else b"",
+    )
     objective = entry.objective
     match objective:
         case DirectFund():
@@ -200,7 +206,8 @@ def _entry_from_proto(item: engine_pb2.ObjectiveEntry) -> Entry:
     waiting_for: WaitingFor | None = None
     if item.done:
         waiting_for = _done_of(objective)
-    return Entry(objective, waiting_for, item.failure or None)
+    proposer = address_from_bytes(item.proposer, "entry.proposer") if item.proposer else None
+    return Entry(objective, waiting_for, item.failure or None, item.created_ms, proposer)
 
 
 def _objective_from_proto(item: engine_pb2.ObjectiveEntry) -> Objective:

@@ -37,6 +37,9 @@ class Step:
         changed: objectives that finished or failed in this step.
         signed: hashes of the states this step logged with a signature of ours.
         ledgers_changed: a ledger channel opened or closed (announce our ledgers again).
+        advice: rejections queued to each peer in this step.
+        peer_time_s: time spent on each peer's payloads in this step.
+        accepted: peers' signed states this step logged (``_state_key``).
     """
 
     records: list[log_pb2.LogRecord] = field(default_factory=list)
@@ -53,6 +56,9 @@ class Step:
     changed: set[ObjectiveId] = field(default_factory=set)
     signed: set[bytes] = field(default_factory=set)
     ledgers_changed: bool = False
+    advice: dict[str, int] = field(default_factory=dict)
+    peer_time_s: dict[str, float] = field(default_factory=dict)
+    accepted: set[bytes] = field(default_factory=set)
 
     def send(self, recipient: str, payload: wire_pb2.Payload) -> None:
         """Send ``payload`` once the step is durable."""

@@ -10,6 +10,7 @@ with the same contract.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -118,10 +119,12 @@ class MemoryNetwork:
         return envelope
 
     def post(self, sender: str, recipient: str, packet: _Packet) -> None:
-        """Put a packet in ``recipient``'s inbox unless the link is cut."""
+        """Put a packet in ``recipient``'s inbox unless the link is cut; a full inbox
+        loses it, as a network would (messages are sent again until acknowledged)."""
         if (sender, recipient) in self.dropped:
             return
-        self.inbox(recipient)[0].send_nowait(packet)
+        with contextlib.suppress(trio.WouldBlock):
+            self.inbox(recipient)[0].send_nowait(packet)
 
 
 class MemoryTransport:

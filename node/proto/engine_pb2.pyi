@@ -31,7 +31,7 @@ class EngineSnapshot(_message.Message):
     def __init__(self, format_version: _Optional[int] = ..., objectives: _Optional[_Iterable[_Union[ObjectiveEntry, _Mapping]]] = ..., ledgers: _Optional[_Iterable[_Union[LedgerProposals, _Mapping]]] = ..., received: _Optional[_Iterable[_Union[_nitro_pb2.Voucher, _Mapping]]] = ..., paid: _Optional[_Iterable[_Union[ChannelAmount, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerMessages, _Mapping]]] = ..., chain: _Optional[_Union[ChainCursor, _Mapping]] = ..., watched: _Optional[_Iterable[_Union[WatchedEntry, _Mapping]]] = ..., towers: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ObjectiveEntry(_message.Message):
-    __slots__ = ("direct_fund", "direct_defund", "virtual_fund", "virtual_defund", "settle", "defend", "guard", "failure", "done")
+    __slots__ = ("direct_fund", "direct_defund", "virtual_fund", "virtual_defund", "settle", "defend", "guard", "failure", "done", "created_ms", "proposer")
     DIRECT_FUND_FIELD_NUMBER: _ClassVar[int]
     DIRECT_DEFUND_FIELD_NUMBER: _ClassVar[int]
     VIRTUAL_FUND_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,8 @@ class ObjectiveEntry(_message.Message):
     GUARD_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    PROPOSER_FIELD_NUMBER: _ClassVar[int]
     direct_fund: DirectFundObjective
     direct_defund: DirectDefundObjective
     virtual_fund: VirtualFundObjective
@@ -50,7 +52,9 @@ class ObjectiveEntry(_message.Message):
     guard: GuardObjective
     failure: str
     done: bool
-    def __init__(self, direct_fund: _Optional[_Union[DirectFundObjective, _Mapping]] = ..., direct_defund: _Optional[_Union[DirectDefundObjective, _Mapping]] = ..., virtual_fund: _Optional[_Union[VirtualFundObjective, _Mapping]] = ..., virtual_defund: _Optional[_Union[VirtualDefundObjective, _Mapping]] = ..., settle: _Optional[_Union[SettleObjective, _Mapping]] = ..., defend: _Optional[_Union[DefendObjective, _Mapping]] = ..., guard: _Optional[_Union[GuardObjective, _Mapping]] = ..., failure: _Optional[str] = ..., done: _Optional[bool] = ...) -> None: ...
+    created_ms: int
+    proposer: bytes
+    def __init__(self, direct_fund: _Optional[_Union[DirectFundObjective, _Mapping]] = ..., direct_defund: _Optional[_Union[DirectDefundObjective, _Mapping]] = ..., virtual_fund: _Optional[_Union[VirtualFundObjective, _Mapping]] = ..., virtual_defund: _Optional[_Union[VirtualDefundObjective, _Mapping]] = ..., settle: _Optional[_Union[SettleObjective, _Mapping]] = ..., defend: _Optional[_Union[DefendObjective, _Mapping]] = ..., guard: _Optional[_Union[GuardObjective, _Mapping]] = ..., failure: _Optional[str] = ..., done: _Optional[bool] = ..., created_ms: _Optional[int] = ..., proposer: _Optional[bytes] = ...) -> None: ...
 
 class DirectFundObjective(_message.Message):
     __slots__ = ("fixed", "outcome", "my_index", "deposits_submitted")

@@ -319,12 +319,14 @@ class SettleChannel(_message.Message):
     def __init__(self, channel_id: _Optional[bytes] = ..., ledger: _Optional[_Union[_nitro_pb2.FixedPart, _Mapping]] = ...) -> None: ...
 
 class ObjectiveDecision(_message.Message):
-    __slots__ = ("approved", "reason")
+    __slots__ = ("approved", "reason", "proposer")
     APPROVED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    PROPOSER_FIELD_NUMBER: _ClassVar[int]
     approved: bool
     reason: str
-    def __init__(self, approved: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    proposer: bytes
+    def __init__(self, approved: _Optional[bool] = ..., reason: _Optional[str] = ..., proposer: _Optional[bytes] = ...) -> None: ...
 
 class SentMessage(_message.Message):
     __slots__ = ("peer", "envelope")

@@ -55,15 +55,23 @@ def make_party(
     start_block: int = 0,
     deposit_max: int = 10**20,
     log_class: type[EventLog] = EventLog,
+    challenge_durations_s: tuple[int, int] | None = None,
 ) -> Party:
     """A party whose engine is rebuilt from ``directory/name/log`` (new or existing);
-    ``log_class`` may be a subclass of the real log that counts or fails writes."""
+    ``log_class`` may be a subclass of the real log that counts or fails writes;
+    ``challenge_durations_s`` the (min, max) it accepts (default: the devnet minimum
+    and the node's default maximum)."""
     log = log_class.open(directory / name / "log")
     chain = ChainService(ChainClient(rpc_url, dev_key(chain_index), deployment.adjudicator))
     assets = [NATIVE] if deployment.token is None else [NATIVE, deployment.token]
+    low, high = challenge_durations_s or (
+        constants.devnet_challenge_duration_s_min,
+        constants.challenge_duration_s_max_default,
+    )
     limits = PolicyLimits(
         dict.fromkeys(assets, deposit_max),
-        challenge_duration_s_min=constants.devnet_challenge_duration_s_min,
+        challenge_duration_s_min=low,
+        challenge_duration_s_max=high,
     )
     notifications: list[tuple[str, Mapping[str, object]]] = []
     engine = Engine(
@@ -117,6 +125,7 @@ class Setting:
         *,
         deposit_max: int = 10**20,
         log_class: type[EventLog] = EventLog,
+        challenge_durations_s: tuple[int, int] | None = None,
     ) -> Party:
         """A party (new, or rebuilt from its log) paying gas from dev account ``chain_index``."""
         return make_party(
@@ -131,6 +140,7 @@ class Setting:
             start_block=self.start_block,
             deposit_max=deposit_max,
             log_class=log_class,
+            challenge_durations_s=challenge_durations_s,
         )
 
     def pair(self) -> tuple[Party, Party]:

@@ -21,7 +21,13 @@ from pathlib import Path
 import trio
 
 from node.chain import ChainClient, ChainService, TxResult, read_devnet
-from node.core import SignedState, Signer, signed_state_from_proto, verify_signed_state
+from node.core import (
+    InvalidSignatureError,
+    SignedState,
+    Signer,
+    signed_state_from_proto,
+    verify_signed_state,
+)
 from node.core.errors import ScnodeError
 from node.home import NodeHome
 from node.log import EventLog
@@ -55,8 +61,8 @@ def supported_states(log_path: Path, channel: bytes) -> list[SignedState]:
     channel's participants, by turn. A state's signatures may come in several records
     (ours first, the others' later): they are put together.
 
-    The node must not be running (the log is opened read-only, which does not see the
-    writes of a live node after it opened).
+    The node should be stopped: a read-only open does not see what a live node writes
+    after it, and a running node would answer the cheat's challenge itself.
 
     Raises:
         CheatError: a merged state's signature is not its participant's (a broken log).
@@ -84,7 +90,7 @@ def supported_states(log_path: Path, channel: bytes) -> list[SignedState]:
     for signed in complete:
         try:
             verify_signed_state(signed)
-        except ScnodeError as error:
+        except InvalidSignatureError as error:
             raise CheatError(f"the log at {log_path} holds a badly signed state: {error}") from None
     return sorted(complete, key=lambda signed: signed.state.turn_num)
 

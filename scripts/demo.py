@@ -10,9 +10,17 @@ as its derivation module sees them, opens a virtual channel from Alice to Bob
 through Irene, streams 10,000 payments on it in JSON-RPC batches, closes it,
 checks that both ledgers moved by exactly what was paid on every node, closes
 and settles both ledgers on chain and checks each account's balance to the wei
-(gas read from the receipts), stops the nodes, verifies their event logs and
-prints the final balances. Everything it started is stopped at the end, also
-on failure.
+(gas read from the receipts).
+
+It ends with a dispute: Alice and Irene fund a new ledger, Alice pays Irene over it,
+then Alice's node stops and a cheat (node.testing) challenges the ledger on chain with
+its postfund, an old state that gives Alice back what she paid, signed with Alice's
+key. Irene's node sees the challenge (a ``channel_challenged`` notification) and
+answers by itself with its latest state (``checkpoint``); then Irene leaves the ledger
+on chain (``settle_ledger_channel``, chain time moved past the challenge duration) and
+every account is checked to the wei again. Last, it stops the nodes, verifies their
+event logs and prints the final balances. Everything it started is stopped at the end,
+also on failure.
 """
 
 from __future__ import annotations
@@ -22,20 +30,27 @@ import json
 import shutil
 import sys
 import tempfile
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's node
+
+import trio
 from devnet_nodes import ScriptNode, start_path, wait_done, wait_until
 from rich.console import Console
 from rich.table import Table
 
 from node.cli import BatchPayer, channels_table, pay_with_progress, payments_table
+from node.rpc import RpcClient
 
 ETH = 10**18
 PAYMENTS = 10_000
 PAYMENT_WEI = 10**13  # 0.00001 ETH: 10,000 of them pay 0.1 ETH
 VIRTUAL_FUNDS_WEI = ETH // 2
+DISPUTE_LEDGER_WEI = ETH  # each side of the ledger Alice and Irene dispute
+DISPUTE_PAID_WEI = ETH // 4  # what Alice pays Irene over it before her node stops
 _OBJECTIVE_TIMEOUT_S = 120.0
 _POLL_S = 0.05
 console = Console(width=120)
@@ -238,6 +253,172 @@ def verify_logs(nodes: list[ScriptNode]) -> None:
     console.print(table)
 
 
+class ChallengeWatch:
+    """A node's ``channel_challenged`` notifications, in a thread of its own: what the
+    node says when it sees a challenge of one of its channels, and how it answers."""
+
+    def __init__(self, node: ScriptNode) -> None:
+        self.seen: dict[str, Any] | None = None
+        self.ended: str | None = None
+        self._done = threading.Event()
+        self._subscribed = threading.Event()
+        self._thread = threading.Thread(target=trio.run, args=(self._watch, node), daemon=True)
+        self._thread.start()
+        if not self._subscribed.wait(_OBJECTIVE_TIMEOUT_S):
+            raise RuntimeError(f"no WebSocket subscription to {node.name}")
+
+    async def _watch(self, node: ScriptNode) -> None:
+        try:
+            client = RpcClient(node.rpc_url, node.token)
+            async with client.notifications(["channel_challenged"]) as stream:
+                self._subscribed.set()
+                async for notification in stream:
+                    self.seen = dict(notification.params)
+                    break
+        except Exception as error:  # reported by the main thread
+            self.ended = f"watching {node.name}'s notifications failed: {error!r}"
+        self._subscribed.set()
+        self._done.set()
+
+    def wait(self) -> dict[str, Any]:
+        """The first notification.
+
+        Raises:
+            RuntimeError: none came in time, or the subscription failed.
+        """
+        if not self._done.wait(_OBJECTIVE_TIMEOUT_S) or self.seen is None:
+            raise RuntimeError(self.ended or "no channel_challenged notification in time")
+        return self.seen
+
+
+def pay_over_ledger(alice: ScriptNode, irene: ScriptNode) -> None:
+    """Alice opens a payment channel to Irene funded by their ledger, pays, closes it."""
+    created = alice.call(
+        "create_payment_channel",
+        counterparty=irene.address,
+        amount=str(DISPUTE_PAID_WEI),
+        intermediaries=[],
+    )
+    channel = created["channel_id"]
+    wait_objective([alice, irene], created["objective_id"], "funding Alice → Irene")
+    for _ in range(5):
+        alice.call("pay", channel_id=channel, amount=str(DISPUTE_PAID_WEI // 5))
+    wait_until(
+        "Irene's vouchers",
+        lambda: int(irene.call("get_payment_channel", channel_id=channel)["received"])
+        == DISPUTE_PAID_WEI,
+        timeout_s=_OBJECTIVE_TIMEOUT_S,
+        poll_s=_POLL_S,
+    )
+    closed = alice.call("close_payment_channel", channel_id=channel)
+    wait_objective([alice, irene], closed["objective_id"], "closing Alice → Irene")
+
+
+def stale_challenge(directory: Path, alice: ScriptNode, irene: ScriptNode, ledger: str) -> Any:
+    """Alice's node stops; the cheat challenges with the ledger's postfund from her log;
+    Irene's node says it saw it and how it answers. Returns the cheat's challenge."""
+    from node.testing import challenge_with_old_state
+
+    alice.stop()
+    console.print("Alice's node stops. Her log still holds the ledger's postfund, signed by both.")
+    watch = ChallengeWatch(irene)
+    stale = challenge_with_old_state(alice.home, directory / "chain", bytes.fromhex(ledger[2:]))
+    amounts = [a.amount for a in stale.candidate.state.outcome[0].allocations]
+    console.print(
+        f"[red]With Alice's key, a cheat challenges the ledger with its postfund[/red]"
+        f" (turn {stale.candidate.state.turn_num}: Alice {Decimal(amounts[0]) / ETH} ETH,"
+        f" Irene {Decimal(amounts[1]) / ETH} ETH) in block {stale.tx.block_number};"
+        f" it would finalize at chain time {stale.finalizes_at}",
+        soft_wrap=True,
+    )
+    seen = watch.wait()
+    console.print(
+        f"Irene's node detects it: channel_challenged, candidate turn"
+        f" {seen['candidate_turn_num']}, answer [bold]{seen['answer']}[/bold]"
+    )
+    if seen["answer"] != "checkpoint":
+        raise RuntimeError(f"Irene's node answered {seen['answer']}, expected checkpoint")
+    wait_objective([irene], f"Defending-{ledger}", "Irene defends the ledger")
+    return stale
+
+
+def show_defence(chain: Any, irene: ScriptNode, ledger: str, stale: Any) -> None:
+    """The checkpoint on chain: who sent it, when, what it cost, what the chain records."""
+    channel = bytes.fromhex(ledger[2:])
+    logs = (
+        chain.require_adjudicator()
+        .events.ChallengeCleared()
+        .get_logs(from_block=stale.tx.block_number)
+    )
+    (cleared,) = [log for log in logs if bytes(log["args"]["channelId"]) == channel]
+    tx = chain.w3.eth.get_transaction(cleared["transactionHash"])
+    receipt = chain.w3.eth.get_transaction_receipt(cleared["transactionHash"])
+    if tx["from"].lower() != irene.address.lower():
+        raise RuntimeError(f"the challenge was cleared by {tx['from']}, not by Irene")
+    status = chain.status(channel)
+    if status.finalizes_at != 0:
+        raise RuntimeError("the ledger is still challenged on chain")
+    view = irene.call("get_ledger_channel", channel_id=ledger)
+    console.print(
+        f"  Irene's checkpoint with turn {cleared['args']['newTurnNumRecord']} cleared the"
+        f" challenge in block {cleared['blockNumber']}"
+        f" ({cleared['blockNumber'] - stale.tx.block_number} after it),"
+        f" {receipt['gasUsed']:,} gas; the chain records turn {status.turn_num_record},"
+        f" no challenge; Irene's view: {'no' if view['dispute'] is None else 'a'} dispute, me"
+        f" {Decimal(view['balances'][0]['me']) / ETH} / them"
+        f" {Decimal(view['balances'][0]['them']) / ETH} ETH",
+        soft_wrap=True,
+    )
+
+
+def leave_ledger(chain: Any, irene: ScriptNode, ledger: str) -> None:
+    """Irene leaves the ledger on chain with its latest state: challenge, wait, pay out."""
+    settling = irene.call("settle_ledger_channel", channel_id=ledger)
+    console.print(f"Irene leaves the ledger on chain with its latest state: {settling['stage']}")
+    wait_until(
+        "Irene's challenge",
+        lambda: irene.call("settle_ledger_channel", channel_id=ledger)["stage"] == "CHALLENGED",
+        timeout_s=_OBJECTIVE_TIMEOUT_S,
+        poll_s=_POLL_S,
+    )
+    duration = int(irene.call("get_ledger_channel", channel_id=ledger)["challenge_duration"])
+    console.print(f"  challenged; moving the chain's clock {duration + 1} s on")
+    chain.rpc("time", "evm_increaseTime", duration + 1)
+    chain.rpc("mine", "evm_mine")
+    wait_objective([irene], settling["objective_id"], "Irene's payout")
+    settled = irene.call("settle_ledger_channel", channel_id=ledger)
+    console.print(f"  paid out to Irene: {Decimal(settled['payout']) / ETH} ETH")
+    if int(settled["payout"]) != DISPUTE_LEDGER_WEI + DISPUTE_PAID_WEI:
+        raise RuntimeError(f"Irene was paid {settled['payout']} wei out of the ledger")
+
+
+def dispute(directory: Path, nodes: list[ScriptNode], w3: Any) -> None:
+    """The ending: a stale challenge, Irene's node defends; every account to the wei."""
+    from node.chain import ChainClient, read_devnet
+
+    irene, alice, _ = nodes
+    console.rule("A dispute: Alice's node stops, a cheat challenges with an old state")
+    data = read_devnet(directory / "chain")
+    # Reads the chain and moves its clock; sends no transaction (its key is unused).
+    chain = ChainClient(data.rpc_url, bytes.fromhex(data.nodes[0].private_key[2:]))
+    chain.use_adjudicator(data.adjudicator)
+    start_block, before = w3.eth.block_number, chain_balances(w3, nodes)
+    ledger = open_channel(alice, irene, DISPUTE_LEDGER_WEI, DISPUTE_LEDGER_WEI)
+    pay_over_ledger(alice, irene)
+    check_ledgers(
+        nodes,
+        {ledger: ("Alice", "Irene", DISPUTE_LEDGER_WEI, DISPUTE_LEDGER_WEI)},
+        DISPUTE_PAID_WEI,
+    )
+    stale = stale_challenge(directory, alice, irene, ledger)
+    show_defence(chain, irene, ledger, stale)
+    leave_ledger(chain, irene, ledger)
+    after = chain_balances(w3, nodes)
+    console.print(balances_table(nodes, after, "balances after the dispute"))
+    moved = {"Alice": -DISPUTE_PAID_WEI, "Irene": DISPUTE_PAID_WEI, "Bob": 0}
+    check_chain(nodes, before, after, gas_spent(w3, nodes, start_block), moved)
+
+
 def run_demo(directory: Path) -> None:
     """The whole demo in ``directory``; stops what it started."""
     from web3 import HTTPProvider, Web3
@@ -271,6 +452,7 @@ def run_demo(directory: Path) -> None:
         console.print(balances_table(nodes, after, "balances after settlement"))
         moved = {"Alice": -paid, "Irene": 0, "Bob": paid}
         check_chain(nodes, before, after, gas_spent(w3, nodes, start_block), moved)
+        dispute(directory, nodes, w3)
     finally:
         for node in nodes:
             node.stop()

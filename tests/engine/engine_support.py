@@ -57,18 +57,25 @@ def make_party(
     log_class: type[EventLog] = EventLog,
     watchtower: bool = False,
     with_chain: bool = True,
+    challenge_durations_s: tuple[int, int] | None = None,
 ) -> Party:
     """A party whose engine is rebuilt from ``directory/name/log`` (new or existing);
     ``log_class`` may be a subclass of the real log that counts or fails writes;
     ``watchtower``: it serves as one; ``with_chain`` False: it neither watches nor
-    transacts."""
+    transacts; ``challenge_durations_s`` the (min, max) it accepts (default: the devnet
+    minimum and the node's default maximum)."""
     log = log_class.open(directory / name / "log")
     client = ChainClient(rpc_url, dev_key(chain_index), deployment.adjudicator)
     chain = ChainService(client) if with_chain else None
     assets = [NATIVE] if deployment.token is None else [NATIVE, deployment.token]
+    low, high = challenge_durations_s or (
+        constants.devnet_challenge_duration_s_min,
+        constants.challenge_duration_s_max_default,
+    )
     limits = PolicyLimits(
         dict.fromkeys(assets, deposit_max),
-        challenge_duration_s_min=constants.devnet_challenge_duration_s_min,
+        challenge_duration_s_min=low,
+        challenge_duration_s_max=high,
     )
     notifications: list[tuple[str, Mapping[str, object]]] = []
     engine = Engine(
@@ -125,6 +132,7 @@ class Setting:
         log_class: type[EventLog] = EventLog,
         watchtower: bool = False,
         with_chain: bool = True,
+        challenge_durations_s: tuple[int, int] | None = None,
     ) -> Party:
         """A party (new, or rebuilt from its log) paying gas from dev account ``chain_index``."""
         return make_party(
@@ -141,6 +149,7 @@ class Setting:
             log_class=log_class,
             watchtower=watchtower,
             with_chain=with_chain,
+            challenge_durations_s=challenge_durations_s,
         )
 
     def pair(self) -> tuple[Party, Party]:

@@ -1,5 +1,6 @@
 """The devnet demo runs to the end: three node processes, two ledgers, 10,000 payments on a
-virtual channel, everything settled on chain to the wei."""
+virtual channel, everything settled on chain to the wei; then a stale challenge that
+Irene's node answers by itself with a checkpoint, and her exit from that ledger."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.engine.engine_processes import PROJECT
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 ETH = 10**18
 PAID = 10_000 * 10**13  # the demo's 10,000 payments of 0.00001 ETH
+DISPUTE_PAID = ETH // 4  # what Alice pays Irene over the ledger they dispute
 GAS_MAX = ETH // 1000  # far above what the demo's transactions cost on anvil
 
 
@@ -44,8 +46,9 @@ def test_demo_pays_settles_and_verifies(tmp_path: Path) -> None:
     for step in ("funding Alice → Bob", "closing Alice → Bob", "closing Alice–Irene"):
         assert f"done {step}" in out
     assert "10000/10000" in out
-    # Four ledger views and three accounts, each checked to the wei by the demo itself.
-    assert out.count("exact") == 7, out[-4000:]
+    # Four ledger views and three accounts, then two ledger views and three accounts in the
+    # dispute, each checked to the wei by the demo itself.
+    assert out.count("exact") == 12, out[-4000:]
     assert "WRONG" not in out
     assert out.count("DEFUNDED") == 4
     assert "Stopped the devnet." in out
@@ -57,4 +60,13 @@ def test_demo_pays_settles_and_verifies(tmp_path: Path) -> None:
     moved = {"Alice": -PAID / ETH, "Irene": 0.0, "Bob": PAID / ETH}
     for name, delta in moved.items():
         assert before[name] + delta - GAS_MAX / ETH < after[name] <= before[name] + delta
+    # The dispute: Irene's node saw the stale challenge, checkpointed, and left the ledger.
+    assert "channel_challenged, candidate turn 1, answer checkpoint" in out
+    assert "done Irene defends the ledger" in out
+    assert "paid out to Irene: 1.25 ETH" in out
+    disputed = balances(out, "balances after the dispute")
+    moved = {"Alice": -DISPUTE_PAID / ETH, "Irene": DISPUTE_PAID / ETH, "Bob": 0.0}
+    for name, delta in moved.items():
+        assert after[name] + delta - GAS_MAX / ETH < disputed[name] <= after[name] + delta
+    assert disputed["Bob"] == after["Bob"]
     assert not (tmp_path / "demo" / "chain" / "devnet.json").exists()

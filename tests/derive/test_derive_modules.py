@@ -17,8 +17,7 @@ from node.derive import (
     deterministic_config,
 )
 from node.proto import derive_pb2
-from tests.derive.derive_strategies import CHANNELS_WASM, load_module
-from tests.derive.derive_strategies import PAYMENTS_WASM
+from tests.derive.derive_strategies import CHANNELS_WASM, PAYMENTS_WASM, load_module
 from tests.derive.wat_modules import (
     INFINITE_LOOP,
     MEMORY_BOMB,
@@ -128,7 +127,8 @@ def test_a_table_at_the_cap_is_accepted() -> None:
 
 def test_too_many_tables_are_refused() -> None:
     wasm = counter_module(imports=tables(constants.derive_tables_max + 1))
-    with pytest.raises(ModuleRefusedError, match=r"tables\.wasm: cannot instantiate: .*table count"):
+    refused = r"tables\.wasm: cannot instantiate: .*table count"
+    with pytest.raises(ModuleRefusedError, match=refused):
         DeriveModule(wasm, name="tables.wasm")
 
 

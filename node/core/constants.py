@@ -144,6 +144,10 @@ rpc_notification_bytes_max: Final = 1024 * 1024  # one notification, client side
 rpc_notification_names_max: Final = 64  # names one subscriber may filter on
 rpc_token_bytes: Final = 32  # entropy of the auth token
 
+# Secret files in a node's home (node/home.py): a key is 65 bytes, a token at most 257;
+# a secret file larger than this is refused unread (it is not one of ours).
+secret_file_bytes_max: Final = 4 * 1024
+
 # Ledger (consensus) channels (node/protocols).
 ledger_proposals_queued_max: Final = 256  # leader: unacknowledged; follower: awaiting its signature
 ledger_proposals_buffered_max: Final = 256  # follower: arrived ahead of a missing turn

@@ -132,8 +132,20 @@ rpc_response_bytes_max: Final = 64 * 1024 * 1024  # what a client accepts from t
 rpc_batch_calls_max: Final = 100
 rpc_json_depth_max: Final = 64  # nesting of arrays and objects in one request
 rpc_connections_max: Final = 256  # open HTTP and WebSocket connections together
+# Of those, connections that have not yet shown the token. A new connection past this
+# evicts the oldest of them, so a flood of silent or token-less connections churns among
+# itself and 192 slots stay with authenticated clients and subscribers. An honest client
+# shows its token in its first request head, a scheduling round or two after the accept,
+# and the server accepts one connection per round: honest bursts hold a handful.
+rpc_unauthenticated_connections_max: Final = 64
 rpc_request_timeout_ms: Final = 30_000  # a handler's time to answer one call
 rpc_read_timeout_ms: Final = 10_000  # a client's time to send one whole request
+# A client's time to send a request's line and headers: from the accept for a first
+# request, from its first byte for a keep-alive connection's later ones. Clients send a
+# head in one write; 2 s allows a slow link several round trips and bounds how long a
+# slowloris holds a slot. It is the WebSocket handshake's deadline too: the upgrade is
+# a request head, and the node's 101 answer completes the handshake.
+rpc_header_timeout_ms: Final = 2_000
 rpc_write_timeout_ms: Final = 10_000  # a client's time to take one response
 rpc_linger_ms: Final = 500  # reading what a refused client still sends before closing
 rpc_client_timeout_ms: Final = 60_000  # client side: longer than the server's own timeout

@@ -109,6 +109,15 @@ derive_abi_version: Final = 1
 derive_fuel_per_call_max: Final = 4_000_000_000
 derive_memory_bytes_max: Final = 512 * 1024 * 1024
 derive_stack_bytes_max: Final = 512 * 1024
+# Store limits beyond memory: without them one `table.grow` of 10^9 elements took 7.8 GB
+# and 23 s. Compilers emit one table, the indirect-call table, with one element per
+# function whose address is taken (the reference modules: 9); 65,536 elements cost 512 KiB
+# in wasmtime (8 bytes each), nothing next to the memory cap. The ABI has one memory and
+# the host makes one instance per store.
+derive_table_elements_max: Final = 65_536
+derive_tables_max: Final = 1
+derive_memories_max: Final = 1
+derive_instances_max: Final = 1
 derive_batch_records_max: Final = 1000
 derive_batch_bytes_max: Final = 4 * 1024 * 1024
 derive_snapshot_interval_records: Final = 100_000
@@ -123,8 +132,20 @@ rpc_response_bytes_max: Final = 64 * 1024 * 1024  # what a client accepts from t
 rpc_batch_calls_max: Final = 100
 rpc_json_depth_max: Final = 64  # nesting of arrays and objects in one request
 rpc_connections_max: Final = 256  # open HTTP and WebSocket connections together
+# Of those, connections that have not yet shown the token. A new connection past this
+# evicts the oldest of them, so a flood of silent or token-less connections churns among
+# itself and 192 slots stay with authenticated clients and subscribers. An honest client
+# shows its token in its first request head, a scheduling round or two after the accept,
+# and the server accepts one connection per round: honest bursts hold a handful.
+rpc_unauthenticated_connections_max: Final = 64
 rpc_request_timeout_ms: Final = 30_000  # a handler's time to answer one call
 rpc_read_timeout_ms: Final = 10_000  # a client's time to send one whole request
+# A client's time to send a request's line and headers: from the accept for a first
+# request, from its first byte for a keep-alive connection's later ones. Clients send a
+# head in one write; 2 s allows a slow link several round trips and bounds how long a
+# slowloris holds a slot. It is the WebSocket handshake's deadline too: the upgrade is
+# a request head, and the node's 101 answer completes the handshake.
+rpc_header_timeout_ms: Final = 2_000
 rpc_write_timeout_ms: Final = 10_000  # a client's time to take one response
 rpc_linger_ms: Final = 500  # reading what a refused client still sends before closing
 rpc_client_timeout_ms: Final = 60_000  # client side: longer than the server's own timeout
@@ -134,6 +155,10 @@ rpc_subscriber_queue_max: Final = 1_024  # notifications waiting per WebSocket c
 rpc_notification_bytes_max: Final = 1024 * 1024  # one notification, client side
 rpc_notification_names_max: Final = 64  # names one subscriber may filter on
 rpc_token_bytes: Final = 32  # entropy of the auth token
+
+# Secret files in a node's home (node/home.py): a key is 65 bytes, a token at most 257;
+# a secret file larger than this is refused unread (it is not one of ours).
+secret_file_bytes_max: Final = 4 * 1024
 
 # Ledger (consensus) channels (node/protocols).
 ledger_proposals_queued_max: Final = 256  # leader: unacknowledged; follower: awaiting its signature

@@ -2,9 +2,10 @@
 
 The engine is configured for determinism (canonical NaNs; no threads, shared
 memory, relaxed SIMD, GC or component model), every call runs under a fuel
-budget, and each store has a memory cap. Calls go through wasmtime's unchecked
-raw-call entry point: the signatures are checked once when the module is
-loaded, after which a call costs a few microseconds instead of tens. That entry
+budget, and each store caps its memory, its tables and its instances. Calls go
+through wasmtime's unchecked raw-call entry point: the signatures are checked
+once when the module is loaded, after which a call costs a few microseconds
+instead of tens. That entry
 point and the store/memory handles come from wasmtime-py's private ``_ffi``
 layer, which is why pyproject.toml pins the wasmtime version exactly.
 """
@@ -27,8 +28,12 @@ from wasmtime import _ffi as wasmtime_ffi
 from node.core.constants import (
     derive_abi_version,
     derive_fuel_per_call_max,
+    derive_instances_max,
+    derive_memories_max,
     derive_memory_bytes_max,
     derive_stack_bytes_max,
+    derive_table_elements_max,
+    derive_tables_max,
 )
 from node.derive._errors import ModuleRefusedError, ModuleTrapError, RecordRejectedError
 from node.proto import derive_pb2
@@ -198,14 +203,22 @@ def _check_exports(name: str, module: wasmtime.Module) -> None:
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-instance bounds: fuel for each call, and the linear memory cap."""
+    """Per-instance bounds: fuel for each call, the linear memory cap, the table cap.
+
+    The store also holds at most ``derive_tables_max`` tables, ``derive_memories_max``
+    memories and ``derive_instances_max`` instances: a module declaring more is refused
+    when it is instantiated. A ``memory.grow`` or ``table.grow`` past its cap returns -1
+    to the module, which may go on or trap.
+    """
 
     fuel_per_call: int = derive_fuel_per_call_max
     memory_bytes: int = derive_memory_bytes_max
+    table_elements: int = derive_table_elements_max
 
     def __post_init__(self) -> None:
         assert self.fuel_per_call > 0, self
         assert self.memory_bytes >= 65536, self
+        assert self.table_elements >= 0, self
 
 
 # Two views of the wasmtime library: calls through `_released` let other threads
@@ -282,7 +295,13 @@ class DeriveInstance:
         self.limits = limits or Limits()
         self._dead: str | None = None
         self._store = wasmtime.Store(shared_engine())
-        self._store.set_limits(memory_size=self.limits.memory_bytes)
+        self._store.set_limits(
+            memory_size=self.limits.memory_bytes,
+            table_elements=self.limits.table_elements,
+            instances=derive_instances_max,
+            tables=derive_tables_max,
+            memories=derive_memories_max,
+        )
         self._store.set_fuel(self.limits.fuel_per_call)
         try:
             instance = wasmtime.Linker(shared_engine()).instantiate(self._store, module.module)

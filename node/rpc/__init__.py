@@ -32,6 +32,7 @@ from node.rpc._registry import Method as Method
 from node.rpc._registry import MethodRegistry as MethodRegistry
 from node.rpc._registry import node_version as node_version
 from node.rpc._server import RpcServer as RpcServer
+from node.rpc._slots import ConnectionStatistics as ConnectionStatistics
 from node.rpc._token import generate_rpc_token as generate_rpc_token
 from node.rpc._token import load_or_create_rpc_token as load_or_create_rpc_token
 from node.rpc._token import load_rpc_token as load_rpc_token

@@ -99,6 +99,20 @@ class HttpReader:
             self.bytes_this_request += len(data)
             self.connection.receive_data(data)
 
+    async def wait_for_request(self) -> bool:
+        """Wait for the first bytes of the next request (they may be buffered already).
+
+        Returns:
+            ``False`` if the client closed the connection instead.
+        """
+        buffered, closed = self.connection.trailing_data
+        if buffered or closed:
+            return True  # next_event() handles both
+        data = await self.stream.receive_some(self._read_size())
+        self.bytes_this_request += len(data)
+        self.connection.receive_data(data)
+        return bool(data)
+
     def _read_size(self) -> int:
         # h11 bounds only an incomplete head: read no further than the bound until the
         # head is complete, so a large head that arrives at once is refused as well.
@@ -160,6 +174,6 @@ class HttpReader:
         """Prepare for the next request on this connection; ``False`` if it must close."""
         if self.connection.our_state is h11.DONE and self.connection.their_state is h11.DONE:
             self.connection.start_next_cycle()
-            self.bytes_this_request = 0
+            self.bytes_this_request = len(self.connection.trailing_data[0])  # pipelined
             return True
         return False

@@ -18,6 +18,7 @@ from node.rpc._http import HttpReader, HttpRefusal, header, refuse
 from node.rpc._hub import NotificationHub
 from node.rpc._json import JsonValue
 from node.rpc._registry import MethodRegistry
+from node.rpc._slots import ConnectionSlots, ConnectionStatistics, Slot
 from node.rpc._token import bearer_token, token_matches
 from node.rpc._websocket import WebSocketSession, check_upgrade, subscription_names
 
@@ -42,9 +43,20 @@ class RpcServer:
         port: the TCP port; 0 picks a free one.
         request_timeout_ms: a handler's default time to answer one call.
         read_timeout_ms: a client's time to send one whole request.
+        header_timeout_ms: a client's time to send a request's line and headers, from
+            the connection (its first request) or from the request's first byte (a
+            keep-alive connection's later ones). It bounds the WebSocket handshake too:
+            the upgrade is a request head, and the node's 101 ends it.
         write_timeout_ms: a client's time to take one response or notification.
         connections_max: open connections (HTTP and WebSocket) served at once.
+        unauthenticated_connections_max: of those, connections that have not yet shown
+            the token; a new connection past it evicts the oldest of them.
         subscriber_queue_max: notifications queued per subscriber before it is dropped.
+
+    Raises:
+        ValueError: a bad host or port, a bound that is not positive,
+            ``unauthenticated_connections_max`` above ``connections_max``, or
+            ``header_timeout_ms`` above ``read_timeout_ms``.
     """
 
     def __init__(
@@ -56,8 +68,10 @@ class RpcServer:
         *,
         request_timeout_ms: int = constants.rpc_request_timeout_ms,
         read_timeout_ms: int = constants.rpc_read_timeout_ms,
+        header_timeout_ms: int = constants.rpc_header_timeout_ms,
         write_timeout_ms: int = constants.rpc_write_timeout_ms,
         connections_max: int = constants.rpc_connections_max,
+        unauthenticated_connections_max: int = constants.rpc_unauthenticated_connections_max,
         subscriber_queue_max: int = constants.rpc_subscriber_queue_max,
     ) -> None:
         if not token:
@@ -71,26 +85,43 @@ class RpcServer:
         for name, value in (
             ("request_timeout_ms", request_timeout_ms),
             ("read_timeout_ms", read_timeout_ms),
+            ("header_timeout_ms", header_timeout_ms),
             ("write_timeout_ms", write_timeout_ms),
             ("connections_max", connections_max),
+            ("unauthenticated_connections_max", unauthenticated_connections_max),
         ):
             if value <= 0:
                 raise ValueError(f"{name}: {value} is not positive")
+        if header_timeout_ms > read_timeout_ms:
+            raise ValueError(
+                f"header_timeout_ms: {header_timeout_ms} is above read_timeout_ms {read_timeout_ms}"
+            )
+        if unauthenticated_connections_max > connections_max:
+            raise ValueError(
+                f"unauthenticated_connections_max: {unauthenticated_connections_max} is "
+                f"above connections_max {connections_max}"
+            )
         self._methods = methods
         self._token = token
         self._host = host
         self._port = port
         self._request_timeout_ms = request_timeout_ms
         self._read_timeout_ms = read_timeout_ms
+        self._header_timeout_ms = header_timeout_ms
         self._write_timeout_ms = write_timeout_ms
-        self._connections_max = connections_max
-        self._connections = 0
+        self._slots = ConnectionSlots(
+            connections_max=connections_max, unauthenticated_max=unauthenticated_connections_max
+        )
         self._hub = NotificationHub(queue_max=subscriber_queue_max)
 
     @property
     def connection_count(self) -> int:
         """Connections being served now."""
-        return self._connections
+        return self._slots.count
+
+    def connection_statistics(self) -> ConnectionStatistics:
+        """Connections now, unauthenticated ones among them, evictions and refusals so far."""
+        return self._slots.statistics()
 
     @property
     def subscriber_count(self) -> int:
@@ -124,61 +155,72 @@ class RpcServer:
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
         async with stream:
-            if self._connections >= self._connections_max:
-                problem = f"more than {self._connections_max} connections"
-                busy = HttpRefusal(503, ErrorCode.OVERLOADED, problem)
-                # A flood of refused connections must not pile up tasks: keep each one short.
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await refuse(stream, busy, write_timeout_ms=_BUSY_MS, linger_ms=_BUSY_MS)
-                return
-            self._connections += 1
-            try:
-                await self._converse(stream)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
-                pass  # the client went away or stopped reading: nothing to answer
-            except Exception:
-                # Our bug: log it and lose this connection, never the server.
-                logger.exception("RPC connection failed")
-            finally:
-                self._connections -= 1
+            with trio.CancelScope() as scope:  # cancelled if the connection is evicted
+                slot = self._slots.admit(scope)
+                if slot is None:
+                    await self._refuse_busy(stream)
+                    return
+                try:
+                    await self._converse(stream, slot)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
+                    pass  # the client went away or stopped reading: nothing to answer
+                except Exception:
+                    # Our bug: log it and lose this connection, never the server.
+                    logger.exception("RPC connection failed")
+                finally:
+                    self._slots.release(slot)
+
+    async def _refuse_busy(self, stream: trio.SocketStream) -> None:
+        problem = "every connection slot is held by an authenticated client"
+        busy = HttpRefusal(503, ErrorCode.OVERLOADED, problem)
+        # A flood of refused connections must not pile up tasks: keep each one short.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await refuse(stream, busy, write_timeout_ms=_BUSY_MS, linger_ms=_BUSY_MS)
 
     async def _refuse_quietly(self, stream: trio.SocketStream, refusal: HttpRefusal) -> None:
         # The client may leave before it hears why.
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await refuse(stream, refusal, write_timeout_ms=self._write_timeout_ms)
 
-    async def _converse(self, stream: trio.SocketStream) -> None:
+    async def _converse(self, stream: trio.SocketStream, slot: Slot) -> None:
         reader = HttpReader(stream)
+        started = trio.current_time()  # the first request's head is due from the accept
         while True:
             try:
-                keep_open = await self._serve_request(reader)
+                keep_open = await self._serve_request(reader, slot, started)
             except HttpRefusal as refusal:
                 await self._refuse_quietly(stream, refusal)
                 return
             if not keep_open or not reader.next_cycle():
                 return
+            # A later request: idle up to the read timeout, then its head is due.
+            with trio.move_on_after(self._read_timeout_ms / 1000) as idle_scope:
+                arrived = await reader.wait_for_request()
+            if idle_scope.cancelled_caught or not arrived:
+                return  # an idle keep-alive connection, or a closed one: just close it
+            started = trio.current_time()
 
-    async def _serve_request(self, reader: HttpReader) -> bool:
-        """Serve one request; ``True`` if the connection may carry another."""
-        deadline = trio.current_time() + self._read_timeout_ms / 1000
-        with trio.move_on_at(deadline) as read_scope:
+    async def _serve_request(self, reader: HttpReader, slot: Slot, started: float) -> bool:
+        """Serve one request whose time runs from ``started``; ``True`` if another may follow."""
+        with trio.move_on_at(started + self._header_timeout_ms / 1000) as head_scope:
             event = await reader.next_event()
-        if read_scope.cancelled_caught:
+        if head_scope.cancelled_caught:
             if reader.bytes_this_request == 0:
-                return False  # an idle keep-alive connection: just close it
-            timeout = f"request not received within {self._read_timeout_ms} ms"
+                return False  # a connection that never spoke: just close it
+            timeout = f"request headers not received within {self._header_timeout_ms} ms"
             raise HttpRefusal(408, ErrorCode.INVALID_REQUEST, timeout)
         if not isinstance(event, h11.Request):
             return False  # the client closed the connection
+        deadline = started + self._read_timeout_ms / 1000
         path = bytes(event.target).partition(b"?")[0]
         if path == _RPC_PATH:
-            return await self._serve_call(reader, event, deadline)
+            return await self._serve_call(reader, event, slot, deadline)
         if path == _WEBSOCKET_PATH:
-            await self._serve_websocket(reader, event)
+            await self._serve_websocket(reader, event, slot)
             return False
         raise HttpRefusal(404, ErrorCode.INVALID_REQUEST, "not found: use POST / or GET /ws")
 
-    def _check_access(self, request: h11.Request, method: bytes) -> None:
+    def _check_access(self, request: h11.Request, method: bytes, slot: Slot) -> None:
         if request.method != method:
             allowed = method.decode("ascii")
             raise HttpRefusal(
@@ -195,9 +237,12 @@ class RpcServer:
                 "unauthorised: send Authorization: Bearer <token from rpc.token>",
                 headers=[("www-authenticate", 'Bearer realm="scnode"')],
             )
+        self._slots.authenticate(slot)
 
-    async def _serve_call(self, reader: HttpReader, request: h11.Request, deadline: float) -> bool:
-        self._check_access(request, b"POST")
+    async def _serve_call(
+        self, reader: HttpReader, request: h11.Request, slot: Slot, deadline: float
+    ) -> bool:
+        self._check_access(request, b"POST", slot)
         with trio.move_on_at(deadline) as read_scope:
             body = await reader.read_body(request)
         if read_scope.cancelled_caught:
@@ -219,8 +264,8 @@ class RpcServer:
             )
         return True
 
-    async def _serve_websocket(self, reader: HttpReader, request: h11.Request) -> None:
-        self._check_access(request, b"GET")
+    async def _serve_websocket(self, reader: HttpReader, request: h11.Request, slot: Slot) -> None:
+        self._check_access(request, b"GET", slot)
         check_upgrade(request)
         names = subscription_names(bytes(request.target))
         trailing, _ = reader.connection.trailing_data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 import re
 import secrets
 
@@ -22,7 +23,7 @@ def load_rpc_token(home: NodeHome) -> str:
     """The node's token, refusing a file others can read or a malformed token.
 
     Raises:
-        HomeError: the file is missing, not 0600, or not a token.
+        HomeError: the file is missing, a symlink, not 0600, or not a token.
     """
     token = read_secret(home.rpc_token_path)
     if not _TOKEN.fullmatch(token):
@@ -34,10 +35,11 @@ def load_or_create_rpc_token(home: NodeHome) -> str:
     """The node's token, created (0600) on first use and reused after.
 
     Raises:
-        HomeError: an existing file is not 0600 or not a token.
+        HomeError: an existing file is a symlink, not 0600 or not a token.
     """
-    if not home.rpc_token_path.exists():
-        home.root.mkdir(parents=True, exist_ok=True)
+    # lexists: a symlink at the path, even a dangling one, is left alone and then refused.
+    if not os.path.lexists(home.rpc_token_path):
+        home.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_secret(home.rpc_token_path, generate_rpc_token())
     return load_rpc_token(home)
 

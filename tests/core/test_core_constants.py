@@ -81,3 +81,27 @@ def test_chain_resends() -> None:
     assert 0 < constants.chain_receipt_poll_interval_ms < constants.chain_resend_after_ms
     # A resend happens only when it comes before the receipt timeout.
     assert constants.chain_resend_after_ms < constants.chain_receipt_timeout_ms
+
+
+def test_derive_store_limits() -> None:
+    # The ABI has one exported memory and the host makes one instance per store.
+    assert constants.derive_memories_max == 1
+    assert constants.derive_instances_max == 1
+    assert constants.derive_tables_max >= 1  # the indirect-call table compilers emit
+    # A full table (8 bytes an element in wasmtime) is small next to the memory cap.
+    assert 0 < constants.derive_table_elements_max * 8 <= constants.derive_memory_bytes_max // 64
+
+
+def test_rpc_connection_limits() -> None:
+    # Unauthenticated connections can never take every slot: most stay for clients with
+    # the token, and a request head is due well before the whole request.
+    assert constants.rpc_unauthenticated_connections_max > 0
+    assert constants.rpc_unauthenticated_connections_max * 2 <= constants.rpc_connections_max
+    assert 0 < constants.rpc_header_timeout_ms < constants.rpc_read_timeout_ms
+    assert constants.rpc_header_bytes_max < constants.rpc_request_bytes_max
+
+
+def test_secret_files_hold_a_key_or_a_token() -> None:
+    key_file_bytes = 2 * constants.private_key_bytes + len("0x") + len("\n")
+    assert key_file_bytes < constants.secret_file_bytes_max
+    assert 256 + len("\n") < constants.secret_file_bytes_max  # the longest token accepted

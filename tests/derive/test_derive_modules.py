@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from node.core import constants
 from node.core.errors import DeriveError
 from node.derive import (
     DeriveInstance,
@@ -16,11 +17,13 @@ from node.derive import (
     deterministic_config,
 )
 from node.proto import derive_pb2
-from tests.derive.derive_strategies import CHANNELS_WASM, load_module
+from tests.derive.derive_strategies import CHANNELS_WASM, PAYMENTS_WASM, load_module
 from tests.derive.wat_modules import (
     INFINITE_LOOP,
     MEMORY_BOMB,
+    TABLE_BOMB,
     counter_module,
+    tables,
     trap_at,
 )
 
@@ -92,6 +95,52 @@ def test_a_memory_bomb_stops_at_the_cap() -> None:
     with pytest.raises(ModuleTrapError) as caught:
         instance.apply_records([b"x"])
     assert caught.value.trap_code == "UNREACHABLE"
+
+
+def test_a_table_bomb_stops_at_the_cap() -> None:
+    module = DeriveModule(counter_module(imports=tables(1), on_record=TABLE_BOMB))
+    instance = DeriveInstance(module, Limits(table_elements=1_000))
+    with pytest.raises(ModuleTrapError) as caught:
+        instance.apply_records([b"x"])
+    assert caught.value.trap_code == "UNREACHABLE"
+
+
+def test_a_table_grown_within_the_cap_is_allowed() -> None:
+    grow = "(drop (table.grow 0 (ref.null func) (i32.const 100)))"
+    module = DeriveModule(counter_module(imports=tables(1), on_record=grow))
+    instance = DeriveInstance(module, Limits(table_elements=1_000))
+    instance.apply_records([b"x", b"y"])
+    assert instance.query(CURSOR).cursor.last_seq == 2
+
+
+def test_an_oversized_initial_table_is_refused() -> None:
+    too_large = constants.derive_table_elements_max + 1
+    with pytest.raises(ModuleRefusedError, match=r"table\.wasm: cannot instantiate: .*table"):
+        DeriveModule(counter_module(imports=tables(1, too_large)), name="table.wasm")
+
+
+def test_a_table_at_the_cap_is_accepted() -> None:
+    at_cap = constants.derive_table_elements_max
+    module = DeriveModule(counter_module(imports=tables(1, at_cap)), name="table.wasm")
+    assert DeriveInstance(module).abi_version == 1
+
+
+def test_too_many_tables_are_refused() -> None:
+    wasm = counter_module(imports=tables(constants.derive_tables_max + 1))
+    refused = r"tables\.wasm: cannot instantiate: .*table count"
+    with pytest.raises(ModuleRefusedError, match=refused):
+        DeriveModule(wasm, name="tables.wasm")
+
+
+def test_a_second_memory_is_refused() -> None:
+    # Multi-memory is off in the engine: the store's memory count is a second guard.
+    with pytest.raises(ModuleRefusedError, match=r"two\.wasm: invalid WebAssembly"):
+        DeriveModule(counter_module(imports="(memory 1)"), name="two.wasm")
+
+
+def test_the_committed_modules_fit_the_store_limits() -> None:
+    for path in (CHANNELS_WASM, PAYMENTS_WASM):
+        assert DeriveInstance(load_module(path)).abi_version == 1
 
 
 def test_a_failed_check_traps_with_its_code() -> None:

@@ -76,3 +76,14 @@ MEMORY_BOMB = """(loop $grow
 def trap_at(count: int) -> str:
     """A check that fails (traps) when the record counter reaches ``count``."""
     return f"(if (i32.eq (global.get $count) (i32.const {count})) (then (unreachable)))"
+
+
+def tables(count: int, elements: int = 1) -> str:
+    """Declarations of ``count`` funcref tables of ``elements`` elements each (for ``imports``)."""
+    return " ".join(f"(table {elements} funcref)" for _ in range(count))
+
+
+# Grows table 0 by a billion elements (8 GB in wasmtime): without a cap this took 7.8 GB
+# and 23 s. Traps when the cap refuses the growth, as a module checking its growth would.
+TABLE_BOMB = """(if (i32.eq (table.grow 0 (ref.null func) (i32.const 1000000000)) (i32.const -1))
+    (then (unreachable)))"""

@@ -11,8 +11,10 @@ from node.rpc import RpcClient, RpcServer, generate_rpc_token
 from tests.rpc.rpc_support import Calls, build_registry
 
 READ_TIMEOUT_MS = 300  # short, so slow-client tests finish fast
+HEADER_TIMEOUT_MS = 200  # likewise, and below READ_TIMEOUT_MS as the server requires
 SUBSCRIBER_QUEUE_MAX = 8
 CONNECTIONS_MAX = 64
+UNAUTHENTICATED_CONNECTIONS_MAX = 16  # well below the 64 concurrent clients of one test
 
 
 @dataclass
@@ -34,8 +36,12 @@ async def serve(nursery: trio.Nursery, **options: int) -> Served:
         build_registry(calls),
         token,
         read_timeout_ms=options.get("read_timeout_ms", READ_TIMEOUT_MS),
+        header_timeout_ms=options.get("header_timeout_ms", HEADER_TIMEOUT_MS),
         write_timeout_ms=options.get("write_timeout_ms", READ_TIMEOUT_MS),
         connections_max=options.get("connections_max", CONNECTIONS_MAX),
+        unauthenticated_connections_max=options.get(
+            "unauthenticated_connections_max", UNAUTHENTICATED_CONNECTIONS_MAX
+        ),
         subscriber_queue_max=options.get("subscriber_queue_max", SUBSCRIBER_QUEUE_MAX),
     )
     url = await nursery.start(server.run)

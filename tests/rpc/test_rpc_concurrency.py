@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import trio
 
+from node.core import constants
 from node.rpc import ErrorCode, RpcClient
-from tests.rpc.conftest import READ_TIMEOUT_MS, Served, serve
+from tests.rpc.conftest import HEADER_TIMEOUT_MS, Served, serve
 from tests.rpc.rpc_support import (
     SLOW_METHOD_TIMEOUT_MS,
     exchange,
@@ -88,7 +91,7 @@ async def test_slowloris_client_is_cut_off_and_others_are_served(served: Served)
     elapsed_ms = (trio.current_time() - start) * 1000
     response = parse_http_response(received[0])
     assert response.status == 408
-    assert READ_TIMEOUT_MS <= elapsed_ms < READ_TIMEOUT_MS + 2_000
+    assert HEADER_TIMEOUT_MS <= elapsed_ms < HEADER_TIMEOUT_MS + 2_000
 
 
 async def test_slow_body_is_cut_off(served: Served) -> None:
@@ -111,17 +114,143 @@ async def test_idle_connection_is_closed_silently(served: Served) -> None:
             assert await read_until_closed(stream) == b""
 
 
+def authenticated_head(token: str) -> bytes:
+    """An authenticated POST head whose body never comes: the connection holds its slot."""
+    return (
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n"
+        f"authorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+
 async def test_connection_limit_refuses_with_503(nursery: trio.Nursery) -> None:
     limit = 4
-    served = await serve(nursery, connections_max=limit, read_timeout_ms=10_000)
-    held = [await open_raw(served.url) for _ in range(limit)]
-    for stream in held:
-        await stream.send_all(b"POST / HTTP/1.1\r\n")  # a request that never ends
-    await wait_until(lambda: served.server.connection_count == limit)
+    served = await serve(
+        nursery, connections_max=limit, unauthenticated_connections_max=2, read_timeout_ms=10_000
+    )
+    held = []
+    for _ in range(limit):
+        held.append(await open_raw(served.url))
+        await held[-1].send_all(authenticated_head(served.token))
+        await wait_until(lambda: served.server.connection_statistics().unauthenticated == 0)
+    assert served.server.connection_count == limit
+    # Every slot is an authenticated client's: a newcomer is refused, nobody is evicted.
     response = await exchange(served.url, b"POST / HTTP/1.1\r\n\r\n")
     assert response.status == 503
     assert response.json()["error"]["code"] == ErrorCode.OVERLOADED  # type: ignore[index]
+    statistics = served.server.connection_statistics()
+    assert (statistics.refused_total, statistics.evicted_total) == (1, 0)
     for stream in held:
         await stream.aclose()
     await wait_until(lambda: served.server.connection_count == 0)
     assert await served.client.call("echo", text="room again") == "room again"
+
+
+async def test_silent_connections_cannot_shut_out_an_authenticated_client(
+    nursery: trio.Nursery,
+) -> None:
+    limit = 8
+    served = await serve(
+        nursery,
+        connections_max=limit,
+        unauthenticated_connections_max=3,
+        read_timeout_ms=10_000,
+        header_timeout_ms=10_000,  # only eviction frees the silent ones' slots
+    )
+    # An authenticated client already connected keeps its slot through the flood.
+    keeper = await open_raw(served.url)
+    await keeper.send_all(authenticated_head(served.token))
+    await wait_until(lambda: served.server.connection_statistics().unauthenticated == 0)
+    silent = [await open_raw(served.url) for _ in range(5 * limit)]
+    await wait_until(lambda: served.server.connection_statistics().evicted_total >= 4 * limit)
+    statistics = served.server.connection_statistics()
+    assert statistics.unauthenticated == 3
+    assert statistics.connections == 4  # the keeper and the three newest silent ones
+    # A new client's call goes through: it evicts the oldest silent connection.
+    for index in range(3):
+        assert await served.client.call("echo", text=str(index)) == str(index)
+    # The oldest silent connections were closed, the newest still hold their slots.
+    with trio.fail_after(5):
+        assert await read_until_closed(silent[0]) == b""
+    assert served.server.connection_statistics().refused_total == 0
+    await keeper.send_all(b"[" + b" " * 98 + b"]")  # the keeper's body: an empty batch
+    with trio.fail_after(5):
+        response = await keeper.receive_some(65536)
+    assert response.startswith(b"HTTP/1.1 200")
+    for stream in [keeper, *silent]:
+        await stream.aclose()
+    await wait_until(lambda: served.server.connection_count == 0)
+
+
+async def test_many_silent_connections_at_the_default_limits(nursery: trio.Nursery) -> None:
+    # The production bounds: more silent connections than there are slots at all.
+    served = await serve(
+        nursery,
+        connections_max=constants.rpc_connections_max,
+        unauthenticated_connections_max=constants.rpc_unauthenticated_connections_max,
+        read_timeout_ms=10_000,
+        header_timeout_ms=10_000,
+    )
+    silent = [await open_raw(served.url) for _ in range(constants.rpc_connections_max + 16)]
+    await wait_until(
+        lambda: served.server.connection_statistics().unauthenticated
+        == constants.rpc_unauthenticated_connections_max
+    )
+    with trio.fail_after(5):
+        assert await served.client.call("echo", text="through") == "through"
+    assert served.server.connection_statistics().refused_total == 0
+    for stream in silent:
+        await stream.aclose()
+
+
+async def test_a_slowly_dribbled_head_is_cut_at_the_header_deadline(
+    nursery: trio.Nursery,
+) -> None:
+    header_timeout_ms = 250
+    served = await serve(nursery, header_timeout_ms=header_timeout_ms, read_timeout_ms=10_000)
+    stream = await open_raw(served.url)
+    head = f"POST / HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {served.token}\r\n"
+
+    async def dribble() -> None:
+        with contextlib.suppress(trio.BrokenResourceError):
+            for byte in head.encode():  # one byte every 20 ms: 1.8 s for the whole head
+                await stream.send_all(bytes([byte]))
+                await trio.sleep(0.02)
+
+    start = trio.current_time()
+    async with stream:
+        async with trio.open_nursery() as dribbling:
+            dribbling.start_soon(dribble)
+            with trio.fail_after(5):
+                first = await stream.receive_some(65536)
+            cut_ms = (trio.current_time() - start) * 1000
+            dribbling.cancel_scope.cancel()
+        await stream.send_eof()  # ends the server's linger at once
+        with trio.fail_after(5):
+            received = first + await read_until_closed(stream)
+    response = parse_http_response(received)
+    assert response.status == 408
+    assert "request headers not received within 250 ms" in response.body.decode()
+    # Cut at the header deadline, long before the read timeout (10 s) would have.
+    assert header_timeout_ms <= cut_ms < header_timeout_ms + 1_500
+
+
+async def test_a_keep_alive_connection_may_idle_then_must_send_its_head_in_time(
+    nursery: trio.Nursery,
+) -> None:
+    served = await serve(nursery, header_timeout_ms=100, read_timeout_ms=2_000)
+    body = b'{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":"a"}}'
+    request = (
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nauthorization: Bearer {served.token}\r\n\r\n"
+    ).encode() + body
+    stream = await open_raw(served.url)
+    async with stream:
+        await stream.send_all(request)
+        assert (await stream.receive_some(65536)).startswith(b"HTTP/1.1 200")
+        await trio.sleep(0.15)  # idle past the header deadline, within the read timeout
+        await stream.send_all(request)
+        assert (await stream.receive_some(65536)).startswith(b"HTTP/1.1 200")
+        await stream.send_all(b"POST / HTTP/1.1\r\n")  # then a head that stalls
+        with trio.fail_after(5):
+            stalled = parse_http_response(await read_until_closed(stream))
+    assert stalled.status == 408

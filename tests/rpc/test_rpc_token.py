@@ -51,6 +51,27 @@ def test_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
         load_or_create_rpc_token(home)
 
 
+def test_a_planted_token_symlink_is_neither_followed_nor_replaced(tmp_path: Path) -> None:
+    home = NodeHome(tmp_path / "node")
+    home.root.mkdir()
+    target = tmp_path / "attacker-reads-this"
+    home.rpc_token_path.symlink_to(target)  # dangling: a follower would create the target
+    with pytest.raises(HomeError, match="symbolic link"):
+        load_or_create_rpc_token(home)
+    assert not target.exists()
+    assert home.rpc_token_path.is_symlink()
+
+
+def test_a_token_symlink_to_a_real_token_is_refused(tmp_path: Path) -> None:
+    real = NodeHome(tmp_path / "real")
+    load_or_create_rpc_token(real)
+    home = NodeHome(tmp_path / "node")
+    home.root.mkdir()
+    home.rpc_token_path.symlink_to(real.rpc_token_path)
+    with pytest.raises(HomeError, match="symbolic link"):
+        load_rpc_token(home)
+
+
 @pytest.mark.parametrize("content", ["", "short", "has spaces in it" * 4, "x" * 300])
 def test_malformed_token_is_refused(tmp_path: Path, content: str) -> None:
     home = NodeHome(tmp_path)

@@ -276,6 +276,28 @@ class ChainClient:
         except (Web3Exception, requests.exceptions.RequestException) as error:
             raise chain_error("balance", error) from error
 
+    def transaction_state(self, tx_hash: bytes) -> str:
+        """Where a transaction sent earlier stands: "mined", "reverted", "pending" (the
+        node knows it, unmined) or "unknown" (dropped, or never seen by this node).
+
+        Raises:
+            ChainError: the node could not be asked.
+        """
+        try:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except TransactionNotFound:
+                receipt = None
+            if receipt is not None and receipt.get("blockNumber") is not None:
+                return "mined" if receipt["status"] == 1 else "reverted"
+            try:
+                self.w3.eth.get_transaction(HexBytes(tx_hash))
+            except TransactionNotFound:
+                return "unknown"
+            return "pending"
+        except (Web3Exception, requests.exceptions.RequestException) as error:
+            raise chain_error("transaction_state", error) from error
+
     def block_number(self) -> int:
         """The latest block number."""
         try:

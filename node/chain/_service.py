@@ -193,6 +193,10 @@ class ChainService:
         """The adjudicator's status record of ``channel``."""
         return await trio.to_thread.run_sync(self.client.status, channel)
 
+    async def transaction_state(self, tx_hash: bytes) -> str:
+        """``ChainClient.transaction_state``, off the event loop."""
+        return await trio.to_thread.run_sync(self.client.transaction_state, tx_hash)
+
     async def block_number(self) -> int:
         """The latest block number."""
         return await trio.to_thread.run_sync(self.client.block_number)

@@ -107,6 +107,8 @@ class ChainMixin:
         # Transactions wait until the watcher has back-filled to the head: a deposit
         # computed from stale holdings would only be refused.
         self._chain_ready_block = head if head >= self._from_block() else None
+        if self._chain_ready_block is None:
+            self._recover_transactions()
 
     def _from_block(self) -> int:
         cursor = self.state.cursor
@@ -195,6 +197,7 @@ class ChainMixin:
             self._chain_ready_block = None
             step.dirty.update(self.state.running)
             logger.info("engine: chain caught up at block %d", block)
+            self._recover_transactions()
         now = trio.current_time()
         interval = engine_block_record_interval_ms / 1000
         if not self._pending_block and now - self._last_block_logged_at < interval:
@@ -314,6 +317,17 @@ class ChainMixin:
         if item.failure is None:
             self._attempts.pop(key, None)
             self._retry_at.pop(key, None)
+            if item.submitted is not None:
+                mined = submitted_record(
+                    objective_id,
+                    kind,
+                    channel=channel,
+                    tx_hash=item.submitted.tx_hash,
+                    nonce=item.submitted.nonce,
+                    asset=asset,
+                    mined=True,
+                )
+                self._log(step, mined)
             return
         logger.warning("%s: %s transaction refused: %s", objective_id, kind.value, item.failure)
         submitted = item.submitted
@@ -333,6 +347,45 @@ class ChainMixin:
         entry = self.state.entry(objective_id)
         if attempts >= engine_tx_attempts_max and entry is not None and entry.running:
             self._fail(step, objective_id, f"{kind.value} refused {attempts} times: {item.failure}")
+
+    def _recover_transactions(self) -> None:
+        """Transactions sent before a restart and neither mined nor refused in the log:
+        ask the chain what became of them before the objectives send anything again."""
+        for key, hashes in list(self.state.unconfirmed.items()):
+            entry = self.state.entry(key[0])
+            if entry is None or not entry.running or key in self._inflight:
+                continue
+            self._inflight.add(key)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._confirm, key, hashes)
+
+    async def _confirm(self, key: TxKey, hashes: tuple[bytes, ...]) -> None:
+        """Wait for one of a transaction's sends to be mined; report it refused if it
+        reverted or the chain forgot every send (dropped: the objective sends again)."""
+        from node.chain import Submitted  # the chain's libraries load after the engine
+
+        chain = self.chain
+        assert chain is not None
+        operation = key[1].value
+        poll_s = self.config.tx_retry_ms / 1000
+        while True:
+            try:
+                states = [await chain.transaction_state(tx_hash) for tx_hash in hashes]
+            except ChainError as error:
+                logger.warning("%s: %s: cannot ask the chain: %s", key[0], operation, error)
+                await trio.sleep(poll_s)
+                continue
+            for tx_hash, state in zip(hashes, states, strict=True):
+                if state in ("mined", "reverted"):
+                    submitted = Submitted(operation, tx_hash, 0)
+                    failure = None if state == "mined" else f"{operation}: reverted"
+                    await self._inputs_send.send(TxFinished(key, submitted, failure))
+                    return
+            if "pending" not in states:
+                failure = f"{operation}: no longer known to the chain (dropped)"
+                await self._inputs_send.send(TxFinished(key, None, failure))
+                return
+            await trio.sleep(poll_s)
 
     def _forget_transactions(self, objective_id: ObjectiveId) -> None:
         """An objective ended: its retry bookkeeping goes (the maps stay bounded)."""

@@ -159,8 +159,10 @@ def submitted_record(
     asset: str | None = None,
     amount: int = 0,
     failure: str | None = None,
+    mined: bool = False,
 ) -> log_pb2.LogRecord:
-    """A transaction sent for an objective (``failure`` set: the chain refused it)."""
+    """A transaction sent for an objective (``failure`` set: the chain refused it;
+    ``mined``: the chain mined it)."""
     record = log_pb2.LogRecord(time_ms=now_ms())
     tx = record.submitted_transaction
     tx.objective_id = str(objective_id)
@@ -174,6 +176,7 @@ def submitted_record(
     if failure is not None:
         tx.failed = True
         tx.failure = failure
+    tx.mined = mined
     return record
 
 

@@ -51,6 +51,7 @@ from node.protocols import (
     Settle,
     SignedProposal,
     TransactionFailed,
+    TransactionKind,
     TransactionSubmitted,
     VirtualDefund,
     WaitingFor,
@@ -65,6 +66,9 @@ from node.protocols import (
 )
 
 logger = logging.getLogger("node.engine")
+
+# A transaction sent: (objective, kind, channel, asset of a deposit).
+UnconfirmedKey = tuple[ObjectiveId, TransactionKind, bytes, str | None]
 
 # Finished objectives kept for the API, oldest dropped first.
 FINISHED_KEPT: Final = 10_000
@@ -170,6 +174,9 @@ class EngineState:
         self.watched: dict[bytes, WatchedChannel] = {}  # as a tower, by channel
         self.watch_counts: dict[str, int] = {}  # as a tower: channels watched per client
         self.towers: dict[str, None] = {}  # as a client: an ordered set
+        # Transactions sent and neither mined nor refused: their hashes (a restart asks
+        # the chain what became of them).
+        self.unconfirmed: dict[UnconfirmedKey, tuple[bytes, ...]] = {}
         self._previous_state: tuple[bytes, State] | None = None
 
     # ------------------------------------------------------------------ reading
@@ -271,6 +278,8 @@ class EngineState:
             oldest = next(iter(self.finished))
             del self.finished[oldest]
             self.objectives.pop(oldest, None)
+        for key in [k for k in self.unconfirmed if k[0] not in self.running]:
+            del self.unconfirmed[key]
 
     # ------------------------------------------------------------------ the fold
 
@@ -414,6 +423,13 @@ class EngineState:
         if entry is None:
             return
         asset = to_checksum_address(tx.asset, "asset") if tx.asset else None
+        key: UnconfirmedKey = (objective_id, kind, tx.channel_id, asset)
+        if tx.failed or tx.mined:
+            self.journal.delete(self.unconfirmed, key)
+        elif tx.tx_hash:
+            self.journal.set(self.unconfirmed, key, (*self.unconfirmed.get(key, ()), tx.tx_hash))
+        if tx.mined:
+            return  # the objective reads what it did from the chain's events
         event = (
             TransactionFailed(kind, tx.channel_id, asset)
             if tx.failed

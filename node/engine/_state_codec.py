@@ -47,6 +47,7 @@ from node.protocols import (
     VirtualFund,
     VirtualFundWaitingFor,
     WaitingFor,
+    parse_objective_id,
 )
 
 SNAPSHOT_FORMAT_VERSION: Final = 1
@@ -88,6 +89,15 @@ def encode_state(state: EngineState) -> bytes:
     for _, watched in sorted(state.watched.items()):
         snapshot.watched.append(watched_to_proto(watched))
     snapshot.towers.extend(address_to_bytes(tower) for tower in state.towers)
+    for (objective_id, kind, channel, asset), hashes in state.unconfirmed.items():
+        for tx_hash in hashes:
+            snapshot.unconfirmed.add(
+                objective_id=str(objective_id),
+                tx_kind=TX_KIND_TO_LOG[kind],
+                channel_id=channel,
+                asset=address_to_bytes(asset) if asset else b"",
+                tx_hash=tx_hash,
+            )
     return snapshot.SerializeToString()
 
 
@@ -140,6 +150,15 @@ def decode_state(blob: bytes, state: EngineState) -> None:
             state.watch_counts[client] = state.watch_counts.get(client, 0) + 1
     for tower in snapshot.towers:
         state.towers[address_from_bytes(tower, "snapshot.towers")] = None
+    for tx in snapshot.unconfirmed:
+        asset = address_from_bytes(tx.asset, "unconfirmed.asset") if tx.asset else None
+        key = (
+            parse_objective_id(tx.objective_id),
+            TX_KIND_FROM_LOG[tx.tx_kind],
+            tx.channel_id,
+            asset,
+        )
+        state.unconfirmed[key] = (*state.unconfirmed.get(key, ()), tx.tx_hash)
     state.journal.commit()
 
 

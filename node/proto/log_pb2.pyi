@@ -353,7 +353,7 @@ class ReceivedMessages(_message.Message):
     def __init__(self, peer: _Optional[bytes] = ..., message_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SubmittedTransaction(_message.Message):
-    __slots__ = ("objective_id", "tx_kind", "channel_id", "tx_hash", "nonce", "amount", "asset", "failed", "failure")
+    __slots__ = ("objective_id", "tx_kind", "channel_id", "tx_hash", "nonce", "amount", "asset", "failed", "failure", "mined")
     OBJECTIVE_ID_FIELD_NUMBER: _ClassVar[int]
     TX_KIND_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -363,6 +363,7 @@ class SubmittedTransaction(_message.Message):
     ASSET_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
+    MINED_FIELD_NUMBER: _ClassVar[int]
     objective_id: str
     tx_kind: TransactionKind
     channel_id: bytes
@@ -372,7 +373,8 @@ class SubmittedTransaction(_message.Message):
     asset: bytes
     failed: bool
     failure: str
-    def __init__(self, objective_id: _Optional[str] = ..., tx_kind: _Optional[_Union[TransactionKind, str]] = ..., channel_id: _Optional[bytes] = ..., tx_hash: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[bytes] = ..., asset: _Optional[bytes] = ..., failed: _Optional[bool] = ..., failure: _Optional[str] = ...) -> None: ...
+    mined: bool
+    def __init__(self, objective_id: _Optional[str] = ..., tx_kind: _Optional[_Union[TransactionKind, str]] = ..., channel_id: _Optional[bytes] = ..., tx_hash: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[bytes] = ..., asset: _Optional[bytes] = ..., failed: _Optional[bool] = ..., failure: _Optional[str] = ..., mined: _Optional[bool] = ...) -> None: ...
 
 class Rejected(_message.Message):
     __slots__ = ("source", "peer", "reason", "input_sha256")

@@ -11,6 +11,7 @@ from node.testing._cheat import CheatError as CheatError
 from node.testing._cheat import StaleChallenge as StaleChallenge
 from node.testing._cheat import challenge_with_old_state as challenge_with_old_state
 from node.testing._cheat import supported_states as supported_states
+from node.testing._cheat import supported_states_in as supported_states_in
 from node.testing._message_owner import MessageOwner as MessageOwner
 from node.testing._spawn import SpawnedNode as SpawnedNode
 from node.testing._spawn import SpawnError as SpawnError

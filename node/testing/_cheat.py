@@ -58,8 +58,7 @@ class StaleChallenge:
 
 def supported_states(log_path: Path, channel: bytes) -> list[SignedState]:
     """Every state of ``channel`` that the log at ``log_path`` holds signed by all the
-    channel's participants, by turn. A state's signatures may come in several records
-    (ours first, the others' later): they are put together.
+    channel's participants, by turn (see ``supported_states_in``).
 
     The node should be stopped: a read-only open does not see what a live node writes
     after it, and a running node would answer the cheat's challenge itself.
@@ -67,21 +66,34 @@ def supported_states(log_path: Path, channel: bytes) -> list[SignedState]:
     Raises:
         CheatError: a merged state's signature is not its participant's (a broken log).
     """
+    with EventLog.open(log_path, read_only=True) as log:
+        return supported_states_in(log, channel, log_path)
+
+
+def supported_states_in(
+    log: EventLog, channel: bytes, where: object = "the log"
+) -> list[SignedState]:
+    """Every state of ``channel`` in ``log`` signed by all the channel's participants, by
+    turn. A state's signatures may come in several records (ours first, the others'
+    later): they are put together.
+
+    Raises:
+        CheatError: a merged state's signature is not its participant's (a broken log).
+    """
     assert len(channel) == 32, "a channel id is 32 bytes"
     by_hash: dict[bytes, SignedState] = {}
-    with EventLog.open(log_path, read_only=True) as log:
-        for record in log.read():
-            if record.WhichOneof("payload") != "accepted_state":
-                continue
-            accepted = record.accepted_state
-            if accepted.channel_id != channel:
-                continue
-            signed = signed_state_from_proto(accepted.signed_state)
-            known = by_hash.get(accepted.state_hash, SignedState(signed.state))
-            for index, signature in signed.signatures:
-                if known.signature_of(index) is None:
-                    known = known.with_signature(index, signature)
-            by_hash[accepted.state_hash] = known
+    for record in log.read():
+        if record.WhichOneof("payload") != "accepted_state":
+            continue
+        accepted = record.accepted_state
+        if accepted.channel_id != channel:
+            continue
+        signed = signed_state_from_proto(accepted.signed_state)
+        known = by_hash.get(accepted.state_hash, SignedState(signed.state))
+        for index, signature in signed.signatures:
+            if known.signature_of(index) is None:
+                known = known.with_signature(index, signature)
+        by_hash[accepted.state_hash] = known
     complete = [
         signed
         for signed in by_hash.values()
@@ -91,7 +103,7 @@ def supported_states(log_path: Path, channel: bytes) -> list[SignedState]:
         try:
             verify_signed_state(signed)
         except InvalidSignatureError as error:
-            raise CheatError(f"the log at {log_path} holds a badly signed state: {error}") from None
+            raise CheatError(f"{where} holds a badly signed state: {error}") from None
     return sorted(complete, key=lambda signed: signed.state.turn_num)
 
 

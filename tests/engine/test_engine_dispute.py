@@ -102,6 +102,7 @@ def settlement_kinds(party: Party) -> list[str]:
         if r.WhichOneof("payload") == "submitted_transaction"
         and r.submitted_transaction.objective_id.startswith(ObjectiveKind.SETTLE.value)
         and not r.submitted_transaction.failed
+        and not r.submitted_transaction.mined
     ]
 
 

@@ -138,6 +138,7 @@ def test_sigkill_during_defunding(tmp_path: Path, devnet: Path) -> None:
                 for r in log.read()
                 if r.WhichOneof("payload") == "submitted_transaction"
                 and r.submitted_transaction.tx_kind == 2
+                and not r.submitted_transaction.mined
             ]
         assert (
             len([tx for tx in concluded if not tx.failed])

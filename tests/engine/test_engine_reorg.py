@@ -29,6 +29,7 @@ def deposits(log: EventLog) -> list[bytes]:
         if r.WhichOneof("payload") == "submitted_transaction"
         and r.submitted_transaction.tx_kind == log_pb2.TRANSACTION_KIND_DEPOSIT
         and not r.submitted_transaction.failed
+        and not r.submitted_transaction.mined
     ]
 
 

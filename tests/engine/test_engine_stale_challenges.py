@@ -128,6 +128,8 @@ def transaction_kinds(home: Path) -> list[tuple[str, str, str]]:
             if tx.failed:
                 refused.add(tx.tx_hash)
                 continue
+            if tx.mined:
+                continue  # the same transaction, mined
             kind = log_pb2.TransactionKind.Name(tx.tx_kind).removeprefix("TRANSACTION_KIND_")
             objective = tx.objective_id.split("-")[0]
             sent.append((tx.tx_hash, (kind, objective, "0x" + tx.channel_id.hex())))

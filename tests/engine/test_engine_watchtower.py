@@ -7,10 +7,11 @@ import pytest
 import trio
 
 from node.chain import ChainClient, ChainService
-from node.core import SignedState, Signer, signed_state_from_proto, signed_state_to_proto
+from node.core import SignedState, Signer, signed_state_to_proto
 from node.engine import CommandRefusedError
 from node.proto import log_pb2, wire_pb2
 from node.protocols import ObjectiveId, ObjectiveKind, WatchRequest
+from node.testing import supported_states_in
 from tests.actors import ALICE, BOB, IRENE, IVAN, dev_key
 from tests.engine.engine_support import (
     Party,
@@ -27,22 +28,8 @@ TOWER_CHAIN_INDEX = 4
 
 
 def signed_at(party: Party, channel: bytes, turn: int) -> SignedState:
-    """The state of ``channel`` at ``turn`` with every signature ``party`` logged on it."""
-    found: SignedState | None = None
-    for record in party.log.read():
-        if record.WhichOneof("payload") != "accepted_state":
-            continue
-        if record.accepted_state.channel_id != channel:
-            continue
-        signed = signed_state_from_proto(record.accepted_state.signed_state)
-        if signed.state.turn_num != turn:
-            continue
-        if found is None:
-            found = signed
-        else:
-            for index, signature in signed.signatures:
-                found = found.with_signature(index, signature)
-    assert found is not None, f"no state at turn {turn}"
+    """The state of ``channel`` at ``turn`` every participant signed, from the party's log."""
+    (found,) = [s for s in supported_states_in(party.log, channel) if s.state.turn_num == turn]
     return found
 
 
@@ -56,6 +43,7 @@ def tower_kinds(tower: Party) -> list[str]:
         if r.WhichOneof("payload") == "submitted_transaction"
         and r.submitted_transaction.objective_id.startswith(ObjectiveKind.GUARD.value)
         and not r.submitted_transaction.failed
+        and not r.submitted_transaction.mined
     ]
 
 

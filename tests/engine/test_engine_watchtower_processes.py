@@ -11,18 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
 from node.chain import (
     ChainClient,
-    ChainService,
     devnet_down,
     devnet_node_key,
     devnet_up,
     read_devnet,
 )
-from node.core import SignedState, Signer, signed_state_from_proto
 from node.log import EventLog
+from node.testing import challenge_with_old_state
 from tests.engine.engine_processes import (
     NodeProcess,
     cli,
@@ -47,28 +45,6 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     devnet_up(directory, nodes=3)
     yield directory
     devnet_down(directory)
-
-
-def signed_at(home: Path, channel: str, turn: int) -> SignedState:
-    """The state of ``channel`` at ``turn`` with every signature the node logged on it."""
-    found: SignedState | None = None
-    with EventLog.open(home / "log", read_only=True) as log:
-        for record in log.read():
-            accepted = record.accepted_state
-            if record.WhichOneof("payload") != "accepted_state":
-                continue
-            if "0x" + accepted.channel_id.hex() != channel:
-                continue
-            signed = signed_state_from_proto(accepted.signed_state)
-            if signed.state.turn_num != turn:
-                continue
-            if found is None:
-                found = signed
-            else:
-                for index, signature in signed.signatures:
-                    found = found.with_signature(index, signature)
-    assert found is not None, f"no state at turn {turn}"
-    return found
 
 
 def held_turn(tower: NodeProcess, channel: str, client: str) -> int | None:
@@ -135,10 +111,7 @@ def test_a_watchtower_defends_a_ledger_while_its_client_is_offline(
         assert bob.stop() == 0
 
         # Bob, his node stopped, challenges with the postfund (before Alice paid him).
-        postfund = signed_at(bob.home, ledger, 1)
-        bob_key = devnet_node_key(1)
-        cheater = ChainService(ChainClient(data.rpc_url, bob_key, data.adjudicator))
-        trio.run(cheater.challenge, postfund, Signer(bob_key).sign_challenge(postfund.state))
+        challenge_with_old_state(bob.home, devnet, bytes.fromhex(ledger[2:]))
         wait_for("the tower's answer", lambda: guarded(tower, ledger))
         status = client.status(bytes.fromhex(ledger[2:]))
         assert (status.turn_num_record, status.finalizes_at) == (latest, 0)

@@ -134,7 +134,8 @@ class P2PNode:
         self.peer_id = self.host.get_id().to_base58()
         self.peer_store = PeerStore.load_or_start_empty(state_dir)
         self.peer_store.mark_all_disconnected()
-        self.directory = PeerDirectory()
+        self._ledgers = ledgers
+        self.directory = PeerDirectory(protected=self._protected_addresses)
         self.messenger = Messenger(
             host=self.host,
             address=address_bytes_from_private_key(private_key),
@@ -248,6 +249,17 @@ class P2PNode:
         self._dirty.set()
         await self._dial(peer_id, record.multiaddrs)
         return record.address
+
+    def _protected_addresses(self) -> set[bytes]:
+        """Directory entries never pushed out: our ledgers' counterparties, the peers
+        we dial, the peers connected now."""
+        protected = {offer.counterparty for offer in self._ledgers()}
+        protected.update(parse_address(r.address) for r in self.peer_store.records() if r.dial)
+        for conn in self.host.get_network().get_connections():
+            address = self._address_of(conn.muxed_conn.peer_id)
+            if address is not None:
+                protected.add(address)
+        return protected
 
     @staticmethod
     def _address_of(peer_id: ID) -> bytes | None:

@@ -129,8 +129,7 @@ def main() -> int:
         home = Path(scratch) / "victim"
         NodeHome(home).initialise(node_key=secrets.token_bytes(31).rjust(32, b"\x01"))
         victim = subprocess.Popen(
-            [sys.executable, "-m", "node.testing.p2p_runner", "--home", str(home)]
-            + ["--no-gossip", "--summary"],
+            [sys.executable, "-m", "node.testing.p2p_runner", "--home", str(home), "--no-gossip"],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

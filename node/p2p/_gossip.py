@@ -187,9 +187,10 @@ class PeerDirectory:
     A sybil can make identities for free, so the directory holds at most
     ``capacity`` nodes, at most ``per_host_max`` of them naming one host in their
     multiaddrs, and takes a node's refresh at most once per ``refresh_ms_min``.
-    When full, a new node pushes out the one refreshed least recently, never one
-    that ``protected`` names (the peers we have channels with or dial): an honest
-    node refreshes every announce interval, so it is not the one pushed out.
+    When full, a new node pushes out a node gone silent (not refreshed for
+    p2p_announcement_age_ms_max), else the node first seen most recently, never one
+    that ``protected`` names (the peers we have channels with or dial): a flood of
+    new identities pushes out its own, and a node that was here before it stays.
 
     Args:
         capacity: nodes held at most.
@@ -214,6 +215,7 @@ class PeerDirectory:
         self._protected = protected
         self._entries: dict[bytes, DirectoryEntry] = {}
         self._refreshed_ms: dict[bytes, int] = {}  # our clock when each was taken
+        self._first_seen_ms: dict[bytes, int] = {}
         self._by_host: dict[str, set[bytes]] = {}
         self.refused = 0  # announcements refused by these bounds
 
@@ -237,11 +239,13 @@ class PeerDirectory:
         crowded = self._crowded_host(key, entry)
         if crowded is not None:
             return self._refuse(entry, f"{self._per_host_max} nodes name host {crowded}")
-        if old is None and len(self._entries) >= self._capacity and not self._make_room():
+        if old is None and len(self._entries) >= self._capacity and not self._make_room(now):
             return self._refuse(entry, "the directory is full of protected nodes")
+        first_seen_ms = self._first_seen_ms.get(key, now)
         self._forget(key)
         self._entries[key] = entry
         self._refreshed_ms[key] = now
+        self._first_seen_ms[key] = first_seen_ms
         for host in {host_of(text) for text in entry.multiaddrs}:
             self._by_host.setdefault(host, set()).add(key)
         return True
@@ -258,17 +262,26 @@ class PeerDirectory:
                 return host
         return None
 
-    def _make_room(self) -> bool:
+    def _make_room(self, now_ms: int) -> bool:
         protected = set(self._protected())
         candidates = [key for key in self._entries if key not in protected]
         if not candidates:
             return False
-        self._forget(min(candidates, key=self._refreshed_ms.__getitem__))
+        silent = [
+            key
+            for key in candidates
+            if now_ms - self._refreshed_ms[key] > p2p_announcement_age_ms_max
+        ]
+        if silent:
+            self._forget(min(silent, key=self._refreshed_ms.__getitem__))
+        else:
+            self._forget(max(candidates, key=self._first_seen_ms.__getitem__))
         return True
 
     def _forget(self, key: bytes) -> None:
         old = self._entries.pop(key, None)
         self._refreshed_ms.pop(key, None)
+        self._first_seen_ms.pop(key, None)
         if old is None:
             return
         for host in {host_of(text) for text in old.multiaddrs}:

@@ -90,7 +90,9 @@ class _ConnectionWatcher(INotifee):
         self._node = node
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        self._node._streams_opened.add(id(stream.muxed_conn))
+        # Only the peer's streams count: ours (identify) say nothing of a silent peer.
+        if getattr(stream, "_direction", None) is Direction.INBOUND:
+            self._node._streams_opened.add(id(stream.muxed_conn))
 
     async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
         return None
@@ -159,6 +161,7 @@ class P2PNode:
         self._redial_at: dict[str, tuple[float, float]] = {}  # peer id -> (when, backoff)
         self._nursery: trio.Nursery | None = None
         self._streams_opened: set[int] = set()  # ids of muxed connections with a stream
+        self._watched: set[int] = set()  # inbound connections waiting for their first stream
         self.silent_closed = 0  # inbound connections closed for opening no stream
 
     @property
@@ -277,11 +280,14 @@ class P2PNode:
         if address is not None and self.messenger.backoff_remaining(address) > 0:
             self._nursery.start_soon(_close_conn, conn, "peer disconnected for now")
             return
-        if getattr(conn, "direction", None) is Direction.INBOUND:
+        watched = id(conn.muxed_conn)
+        if getattr(conn, "direction", None) is Direction.INBOUND and watched not in self._watched:
+            self._watched.add(watched)
             self._nursery.start_soon(self._close_if_silent, conn)
 
     async def _close_if_silent(self, conn: INetConn) -> None:
         await trio.sleep(self.config.connection_silent_ms_max / 1000)
+        self._watched.discard(id(conn.muxed_conn))
         if conn.is_closed or id(conn.muxed_conn) in self._streams_opened:
             return
         self.silent_closed += 1

@@ -47,7 +47,7 @@ def check_multiaddr(text: object, *, peer_id: str | None = None) -> str:
     try:
         parts = list(Multiaddr(text).items())
     except Exception as error:  # the multiaddr package raises many kinds
-        reason = str(error).partition(" (string:")[0][-120:]
+        reason = str(error).partition(" (string:")[0].rsplit("': ", 1)[-1][-120:]
         raise InvalidValueError("multiaddr", f"{text[:80]!r}: {reason}") from None
     names = [protocol.name for protocol, _ in parts]
     if names[:2] not in ([host, "tcp"] for host in _HOST_PROTOCOLS) or len(names) > 3:

@@ -235,7 +235,8 @@ class PeerDirectory:
         if old is not None and old.announced_ms >= entry.announced_ms:
             return False
         if old is not None and now - self._refreshed_ms[key] < self._refresh_ms_min:
-            return self._refuse(entry, "refreshed too often")
+            self.refused += 1  # an honest node announces again on each new connection
+            return False
         crowded = self._crowded_host(key, entry)
         if crowded is not None:
             return self._refuse(entry, f"{self._per_host_max} nodes name host {crowded}")

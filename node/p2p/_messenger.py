@@ -381,8 +381,11 @@ class Messenger:
                 if session.last_active_s + idle_s <= now and self._evictable(session):
                     self._evict(address, "idle")
 
-    def _evictable(self, session: _Session) -> bool:
-        return session.idle() and session.address not in self._inbound
+    @staticmethod
+    def _evictable(session: _Session) -> bool:
+        # An open inbound stream does not keep a session: the next valid envelope on it
+        # makes a new one (the ids handled are kept apart, in ``_seen``).
+        return session.idle()
 
     def _evict(self, address: bytes, why: str) -> None:
         session = self._sessions.pop(address)
@@ -572,18 +575,16 @@ class Messenger:
         stall_s = self._options.frame_stall_ms_max / 1000
         while True:
             if decoder.buffered_bytes:
+                data: bytes | None = None
                 with trio.move_on_after(stall_s):
                     data = await stream.read(p2p_read_chunk_bytes)
-                    stall_s = self._options.frame_stall_ms_max / 1000
-                    if not data:
-                        return
-                    await self._take_chunk(stream, sender, peer_id, decoder, rate, data)
-                    continue
-                raise PeerProtocolError(
-                    f"an unfinished frame ({decoder.buffered_bytes} bytes) made no progress "
-                    f"for {stall_s:.0f} s"
-                )
-            data = await stream.read(p2p_read_chunk_bytes)
+                if data is None:
+                    raise PeerProtocolError(
+                        f"an unfinished frame ({decoder.buffered_bytes} bytes) made no "
+                        f"progress for {stall_s:.0f} s"
+                    )
+            else:
+                data = await stream.read(p2p_read_chunk_bytes)
             if not data:
                 return
             await self._take_chunk(stream, sender, peer_id, decoder, rate, data)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from libp2p.abc import INetStream
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from multiaddr import Multiaddr
 
@@ -122,6 +123,15 @@ async def test_a_poisoned_announcement_stops_neither_the_node_nor_its_restart(
         assert record is None or POISON not in record.multiaddrs
 
 
+async def _drain(stream: INetStream) -> None:
+    """Take what the node sends back (acks) and forget it."""
+    try:
+        while await stream.read(65536):
+            pass
+    except NETWORK_ERRORS:
+        return
+
+
 class RawPeer:
     """A libp2p host with any key that writes what it is told on message streams."""
 
@@ -131,6 +141,7 @@ class RawPeer:
     @asynccontextmanager
     async def connected(self, target: Running) -> AsyncIterator[RawPeer]:
         async with self.host.run(listen_multiaddrs()):
+            self.host.set_stream_handler(MESSAGE_PROTOCOL, _drain)
             await self.host.connect(info_from_p2p_addr(Multiaddr(target.multiaddrs()[0])))
             yield self
 
@@ -307,3 +318,33 @@ async def test_a_disconnected_peer_is_kept_away_then_served_again(
         assert bob.node.messenger.backoff_remaining(ALICE.address) == 0
     with pytest.raises(ValueError, match="backoff_s"):
         bob.node.disconnect(ALICE.address, -1)
+
+
+async def test_sessions_only_after_a_valid_envelope_and_idle_ones_evicted(
+    homes: dict[str, NodeHome], caplog: pytest.LogCaptureFixture
+) -> None:
+    options = MessengerOptions(session_idle_ms=400, frame_stall_ms_max=300)
+    bob_inbox = Inbox()
+    async with (
+        running(homes["bob"], bob_inbox, P2PConfig(gossip=False, messenger=options)) as bob,
+        RawPeer(IRENE.key).connected(bob) as irene,
+    ):
+        messenger = bob.node.messenger
+        stream = await irene.host.new_stream(bob.host.get_id(), [MESSAGE_PROTOCOL])
+        await stream.write(_frame())  # a frame of acks only: no session for that
+        await trio.sleep(0.2)
+        assert messenger.session_count == 0
+        await stream.write(_frame(_envelope(1, sender=IRENE.address, payload=_payload("ok"))))
+        await eventually(lambda: len(bob_inbox.ids_from(IRENE.address)) == 1)
+        assert messenger.session_count == 1
+        # Acknowledged, nothing owed: the session goes after session_idle_ms...
+        await eventually(lambda: messenger.session_count == 0, timeout_s=3)
+        # ...and the ids it handled stay: a replay is dropped and acknowledged again.
+        await stream.write(_frame(_envelope(1, sender=IRENE.address, payload=_payload("ok"))))
+        await eventually(lambda: messenger.session_count == 1)
+        assert bob_inbox.ids_from(IRENE.address) == [1]
+        # An unfinished frame that makes no progress is reset after frame_stall_ms_max.
+        stalled = await irene.host.new_stream(bob.host.get_id(), [MESSAGE_PROTOCOL])
+        await stalled.write((1000).to_bytes(4, "big") + b"\x00" * 10)
+        await eventually(lambda: any("no progress" in r.message for r in caplog.records))
+        assert messenger.unfinished.used == 0

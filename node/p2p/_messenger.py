@@ -16,6 +16,7 @@ message reaches the owner once, and an ack means the receiver's log holds it.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -573,21 +574,21 @@ class Messenger:
         """
         rate = self._rate(sender)
         stall_s = self._options.frame_stall_ms_max / 1000
-        while True:
-            if decoder.buffered_bytes:
-                data: bytes | None = None
-                with trio.move_on_after(stall_s):
-                    data = await stream.read(p2p_read_chunk_bytes)
-                if data is None:
-                    raise PeerProtocolError(
-                        f"an unfinished frame ({decoder.buffered_bytes} bytes) made no "
-                        f"progress for {stall_s:.0f} s"
-                    )
-            else:
+        # One scope for the stream, its deadline moved per read (cheaper than a scope
+        # per read); it bounds only the wait for the rest of an unfinished frame.
+        with trio.CancelScope() as stall:
+            while True:
+                if decoder.buffered_bytes:
+                    stall.deadline = trio.current_time() + stall_s
                 data = await stream.read(p2p_read_chunk_bytes)
-            if not data:
-                return
-            await self._take_chunk(stream, sender, peer_id, decoder, rate, data)
+                stall.deadline = math.inf
+                if not data:
+                    return
+                await self._take_chunk(stream, sender, peer_id, decoder, rate, data)
+        raise PeerProtocolError(
+            f"an unfinished frame ({decoder.buffered_bytes} bytes) made no progress "
+            f"for {stall_s:.0f} s"
+        )
 
     async def _take_chunk(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 import subprocess
 import sys
@@ -125,6 +126,8 @@ def main() -> int:
     parser.add_argument("--hold-s", type=float, default=2.0)
     parser.add_argument("--timeout-s", type=float, default=120.0)
     arguments = parser.parse_args()
+    # The attacker's own py-libp2p complains of every stream the victim refuses.
+    logging.getLogger("libp2p").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="attack-frames-") as scratch:
         home = Path(scratch) / "victim"
         NodeHome(home).initialise(node_key=secrets.token_bytes(31).rjust(32, b"\x01"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -88,6 +89,11 @@ def run_show(namespace: argparse.Namespace) -> int:
                     sys.stdout.write(json.dumps(record_json(seq, value)) + "\n")
             else:
                 _print_tables(rows)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader went away (``scnode log show | head``): stop quietly.
+            _silence_stdout()
+            return EXIT_OK
         except InvalidValueError as error:
             _print_error("error", error)
             return EXIT_UNAVAILABLE
@@ -97,8 +103,24 @@ def run_show(namespace: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit does
+    not raise BrokenPipeError again (the Python docs' recipe for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+class _PipeConsole(Console):
+    """A console that lets BrokenPipeError through (rich's own exits with status 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _print_tables(rows: Iterator[tuple[int, bytes]]) -> None:
-    console = Console(highlight=False)
+    console = _PipeConsole(highlight=False)
     if not console.is_terminal:
         # Piped output has no width to fit: do not squeeze the columns to 80.
         console.width = max(console.width, _PIPED_WIDTH)

@@ -76,7 +76,44 @@ p2p_multiaddrs_per_peer_max: Final = 16
 p2p_announce_interval_ms: Final = 10_000
 p2p_announcement_bytes_max: Final = 64 * 1024
 p2p_announcement_ledgers_max: Final = 256
-p2p_announcement_age_ms_max: Final = 10 * 60 * 1000
+p2p_announcement_age_ms_max: Final = 60_000  # six announce intervals: relays take seconds
+# A clock this far ahead of ours is still believed (NTP keeps clocks within ~0.1 s).
+p2p_announcement_skew_ms_max: Final = 5_000
+
+# Hostile peers (node/p2p, docs/p2p-limits.md): every peer-supplied quantity
+# has a bound. Text from peers and the peer store file:
+p2p_multiaddr_chars_max: Final = 256
+p2p_peer_id_chars_max: Final = 128  # a secp256k1 peer id is 53 characters
+# The gossip directory: at most this many nodes whose multiaddrs name one host (a sybil
+# needs an address per 16 identities), and one refresh per node per this interval.
+p2p_directory_entries_per_host_max: Final = 16
+p2p_announcement_refresh_ms_min: Final = 1_000
+# Inbound rate of one peer, token buckets refilled continuously. bench_p2p measured
+# 43,759 acknowledged 200-byte messages/s on one stream (about 11.4 MB/s on the wire):
+# the limits sit above that so an honest peer at full speed is never slowed, and a
+# flooder gets no more than that share of the engine's input channel. The burst is one
+# second of the rate; a peer in debt is not read from until it is paid back.
+p2p_peer_messages_per_s_max: Final = 50_000
+p2p_peer_bytes_per_s_max: Final = 32 * 1024 * 1024
+# Unfinished frames: a peer has one inbound message stream (a second replaces the first),
+# and the bytes buffered in unfinished frames of all peers together stay below this:
+# 16 peers in the middle of a largest frame, or 256 in the middle of a 256 KiB one.
+p2p_unfinished_frame_bytes_max: Final = 16 * frame_size_bytes_max
+# A stream whose unfinished frame makes no progress for this long is reset.
+p2p_frame_stall_ms_max: Final = 30_000
+# A peer with nothing to send or acknowledge for this long loses its session (its
+# outbox and the ids it sent are kept: they are the log's).
+p2p_session_idle_ms: Final = 120_000
+# Connections: a TCP connection must finish Noise and Yamux within this (loopback takes
+# 15 ms, a 300 ms RTT link about 1.5 s), at most this many may be in the handshake at
+# once (a new one pushes out the oldest, so a flood of silent sockets cannot lock out a
+# newcomer), and a connection that has opened no stream by this deadline is closed.
+p2p_handshake_timeout_ms: Final = 3_000
+p2p_handshakes_max: Final = 64
+p2p_connection_silent_ms_max: Final = 10_000
+p2p_connections_max: Final = 512
+# A peer the engine penalises (p2p disconnect) stays away at least this long, at most...
+p2p_penalty_s_max: Final = 3_600
 
 # Chain (node/chain).
 chain_confirmations_default: Final = 0  # anvil: blocks are final when mined

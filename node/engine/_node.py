@@ -327,7 +327,8 @@ async def _join_network(
         ledgers=engine.ledger_offers,
     )
     facts.p2p = p2p
-    engine.announced = lambda: [(e.address, e.ledgers) for e in p2p.directory.entries()]
+    # Routes only through ledgers that both of their ends announce.
+    engine.announced = p2p.directory.routable_offers
     if p2p.gossip is not None:
         engine.on_ledgers_changed = p2p.gossip.announce_soon
     await engine.attach_running(p2p)

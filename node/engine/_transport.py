@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from node.core import to_checksum_address
-from node.core.constants import engine_inputs_max, p2p_delivery_batches_max
+from node.core.constants import engine_inputs_max, p2p_delivery_batches_max, p2p_penalty_s_max
+from node.core.errors import InvalidValueError
 from node.proto import wire_pb2
 
 if TYPE_CHECKING:
@@ -56,6 +57,12 @@ class Transport(Protocol):
     def acknowledge(self, sender: str | bytes, message_ids: Sequence[int]) -> None: ...
 
     def release(self, sender: str | bytes, message_ids: Sequence[int]) -> None: ...
+
+    def disconnect(self, peer: str | bytes, backoff_s: float) -> None:
+        """Cut ``peer`` off for ``backoff_s`` seconds (0..p2p_penalty_s_max): what it sends
+        is refused and nothing goes to it meanwhile; what we owe it (unacknowledged
+        messages, acks) stays and goes out afterwards. For a peer over its budget."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,7 @@ class MemoryTransport:
         self._posted_at: dict[tuple[str, int], float] = {}
         self._seen: dict[str, set[int]] = {}
         self._in_flight: dict[str, set[int]] = {}
+        self._backoff_until: dict[str, float] = {}
         self.sent = 0
 
     @property
@@ -178,13 +186,31 @@ class MemoryTransport:
 
     def _post(self, recipient: str, envelope: wire_pb2.Envelope) -> None:
         self._posted_at[(recipient, envelope.id)] = trio.current_time()
-        self._network.post(self.address, recipient, (self.address, envelope, ()))
+        if not self._backed_off(recipient):
+            self._network.post(self.address, recipient, (self.address, envelope, ()))
 
     def acknowledge(self, sender: str | bytes, message_ids: Sequence[int]) -> None:
         peer = _address(sender)
         self._in_flight.setdefault(peer, set()).difference_update(message_ids)
         self._seen.setdefault(peer, set()).update(message_ids)
-        self._network.post(self.address, peer, (self.address, None, tuple(message_ids)))
+        if not self._backed_off(peer):
+            self._network.post(self.address, peer, (self.address, None, tuple(message_ids)))
+
+    def disconnect(self, peer: str | bytes, backoff_s: float) -> None:
+        """As the network transport: for ``backoff_s`` seconds packets from ``peer`` are
+        dropped and none go to it; unacknowledged messages go again afterwards."""
+        if not 0 <= backoff_s <= p2p_penalty_s_max:
+            raise InvalidValueError("backoff_s", f"must lie in 0..{p2p_penalty_s_max}")
+        self._backoff_until[_address(peer)] = trio.current_time() + backoff_s
+
+    def _backed_off(self, peer: str) -> bool:
+        until = self._backoff_until.get(peer)
+        if until is None:
+            return False
+        if until <= trio.current_time():
+            del self._backoff_until[peer]
+            return False
+        return True
 
     def release(self, sender: str | bytes, message_ids: Sequence[int]) -> None:
         self._in_flight.setdefault(_address(sender), set()).difference_update(message_ids)
@@ -225,6 +251,8 @@ class MemoryTransport:
         """Consecutive packets of one sender as one delivery: new envelopes and acks."""
         deliveries: list[MemoryDelivery] = []
         for sender, envelope, acked in batch:
+            if self._backed_off(sender):
+                continue  # cut off: it sends again when the backoff is over
             fresh: tuple[wire_pb2.Envelope, ...] = ()
             if envelope is not None:
                 seen = self._seen.setdefault(sender, set())

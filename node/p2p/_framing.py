@@ -19,6 +19,7 @@ from node.core.constants import (
     wire_format_version,
 )
 from node.core.errors import PeerProtocolError
+from node.p2p._limits import ByteBudget
 from node.proto import wire_pb2
 
 LENGTH_PREFIX_BYTES = 4
@@ -91,19 +92,30 @@ def ack_field_bytes(acks: Sequence[int]) -> int:
 
 
 class FrameDecoder:
-    """Splits a byte stream into frame bodies, refusing oversize frames early."""
+    """Splits a byte stream into frame bodies, refusing oversize frames early.
 
-    def __init__(self, frame_bytes_max: int = frame_size_bytes_max) -> None:
+    Args:
+        frame_bytes_max: the largest frame body accepted.
+        budget: shared by the decoders of all peers; the bytes of an unfinished
+            frame held here are taken from it (``close`` gives them back).
+    """
+
+    def __init__(
+        self, frame_bytes_max: int = frame_size_bytes_max, budget: ByteBudget | None = None
+    ) -> None:
         assert frame_bytes_max > 0
         self._frame_bytes_max = frame_bytes_max
         self._buffer = bytearray()
+        self._budget = budget
+        self._charged = 0
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return the frame bodies now complete.
 
         Raises:
-            PeerProtocolError: a length prefix exceeds the frame bound. The
-                stream cannot be resynchronised after this.
+            PeerProtocolError: a length prefix exceeds the frame bound, or the
+                unfinished frame would pass the shared budget. The stream cannot be
+                resynchronised after this.
         """
         self._buffer += data
         bodies: list[bytes] = []
@@ -122,7 +134,15 @@ class FrameDecoder:
             offset = end
         if offset:
             del buffer[:offset]
+        if self._budget is not None:
+            self._charged = self._budget.resize(self._charged, len(buffer))
         return bodies
+
+    def close(self) -> None:
+        """Drop the unfinished frame and give its bytes back to the budget."""
+        if self._budget is not None:
+            self._charged = self._budget.resize(self._charged, 0)
+        self._buffer = bytearray()
 
     @property
     def buffered_bytes(self) -> int:

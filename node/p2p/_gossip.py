@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,11 +33,16 @@ from node.core.constants import (
     p2p_announcement_age_ms_max,
     p2p_announcement_bytes_max,
     p2p_announcement_ledgers_max,
+    p2p_announcement_refresh_ms_min,
+    p2p_announcement_skew_ms_max,
+    p2p_directory_entries_per_host_max,
     p2p_multiaddrs_per_peer_max,
+    p2p_peer_id_chars_max,
     p2p_peers_max,
     signature_bytes,
 )
 from node.core.errors import InvalidValueError, PeerProtocolError
+from node.p2p._addrs import check_multiaddr, host_of
 from node.p2p._identity import (
     address_bytes_from_peer_id,
     address_bytes_from_private_key,
@@ -54,7 +59,6 @@ logger = logging.getLogger("node.p2p.gossip")
 
 ANNOUNCEMENT_TOPIC = "/scnode/announcements/1"
 _SIGNING_DOMAIN = b"scnode-announcement-v1"
-_CLOCK_SKEW_MS_MAX = 60_000
 # GossipSub's default limit (10 msg/s per forwarding peer and topic) would drop
 # announcements relayed for a network of more than a few nodes.
 _GOSSIP_MESSAGES_PER_S_MAX = 100.0
@@ -101,10 +105,16 @@ def _recover_signer(body: bytes, signature: bytes) -> bytes:
     return address_bytes_from_public_key(public_key)
 
 
-def _check_ledgers(ledgers: Sequence[wire_pb2.LedgerOffer]) -> None:
+def _check_ledgers(ledgers: Sequence[wire_pb2.LedgerOffer], announcer: bytes) -> None:
     if len(ledgers) > p2p_announcement_ledgers_max:
-        raise PeerProtocolError(f"announcement lists {len(ledgers)} ledgers (max 256)")
+        raise PeerProtocolError(
+            f"announcement lists {len(ledgers)} ledgers (max {p2p_announcement_ledgers_max})"
+        )
+    if len({offer.channel_id for offer in ledgers}) != len(ledgers):
+        raise PeerProtocolError("announcement lists a ledger twice")
     for index, offer in enumerate(ledgers):
+        if offer.counterparty == announcer:
+            raise PeerProtocolError(f"ledgers[{index}]: a ledger with itself")
         if len(offer.channel_id) != bytes32_bytes:
             raise PeerProtocolError(f"ledgers[{index}].channel_id: not 32 bytes")
         if len(offer.counterparty) != address_bytes or len(offer.asset) != address_bytes:
@@ -131,6 +141,15 @@ def verify_announcement(data: bytes, *, origin_peer_id: str, now_ms: int) -> Dir
         announcement = wire_pb2.Announcement.FromString(signed.announcement)
     except DecodeError as error:
         raise PeerProtocolError(f"malformed announcement: {error}") from None
+    # Cheap checks first: a signature recovery costs ~70 us.
+    if len(announcement.peer_id) > p2p_peer_id_chars_max:
+        raise PeerProtocolError("announcement: peer id longer than any peer id")
+    if len(announcement.multiaddrs) > p2p_multiaddrs_per_peer_max:
+        raise PeerProtocolError(f"announcement lists {len(announcement.multiaddrs)} multiaddrs")
+    if not now_ms - p2p_announcement_age_ms_max <= announcement.time_ms:
+        raise PeerProtocolError(f"announcement from {announcement.time_ms} ms is stale")
+    if announcement.time_ms > now_ms + p2p_announcement_skew_ms_max:
+        raise PeerProtocolError(f"announcement time {announcement.time_ms} is in the future")
     if _recover_signer(signed.announcement, signed.signature) != announcement.address:
         raise PeerProtocolError("announcement: signature is not by the announced address")
     if announcement.peer_id != origin_peer_id:
@@ -143,43 +162,135 @@ def verify_announcement(data: bytes, *, origin_peer_id: str, now_ms: int) -> Dir
         raise PeerProtocolError(f"announcement: {error}") from None
     if bound != announcement.address:
         raise PeerProtocolError("announcement: peer id and address are different keys")
-    if not now_ms - p2p_announcement_age_ms_max <= announcement.time_ms:
-        raise PeerProtocolError(f"announcement from {announcement.time_ms} ms is stale")
-    if announcement.time_ms > now_ms + _CLOCK_SKEW_MS_MAX:
-        raise PeerProtocolError(f"announcement time {announcement.time_ms} is in the future")
-    suffix = f"/p2p/{announcement.peer_id}"
-    multiaddrs = tuple(announcement.multiaddrs)
-    if len(multiaddrs) > p2p_multiaddrs_per_peer_max or not all(
-        addr.endswith(suffix) for addr in multiaddrs
-    ):
-        raise PeerProtocolError("announcement: too many multiaddrs, or one for another peer")
-    _check_ledgers(announcement.ledgers)
+    multiaddrs: dict[str, None] = {}
+    for index, text in enumerate(announcement.multiaddrs):
+        try:
+            multiaddrs[check_multiaddr(text, peer_id=announcement.peer_id)] = None
+        except InvalidValueError as error:
+            raise PeerProtocolError(f"announcement multiaddrs[{index}]: {error}") from None
+    _check_ledgers(announcement.ledgers, announcement.address)
     return DirectoryEntry(
         address=checksum_address(announcement.address),
         peer_id=announcement.peer_id,
-        multiaddrs=multiaddrs,
+        multiaddrs=tuple(multiaddrs),
         ledgers=tuple(announcement.ledgers),
         announced_ms=announcement.time_ms,
     )
 
 
+Protected = Callable[[], Collection[bytes]]
+
+
 class PeerDirectory:
-    """The newest announcement of every node heard of, by address."""
+    """The newest announcement of every node heard of, by address, within bounds.
 
-    def __init__(self) -> None:
+    A sybil can make identities for free, so the directory holds at most
+    ``capacity`` nodes, at most ``per_host_max`` of them naming one host in their
+    multiaddrs, and takes a node's refresh at most once per ``refresh_ms_min``.
+    When full, a new node pushes out a node gone silent (not refreshed for
+    p2p_announcement_age_ms_max), else the node first seen most recently, never one
+    that ``protected`` names (the peers we have channels with or dial): a flood of
+    new identities pushes out its own, and a node that was here before it stays.
+
+    Args:
+        capacity: nodes held at most.
+        per_host_max: nodes whose multiaddrs name one host, at most.
+        refresh_ms_min: the least time between two updates of one node.
+        protected: the addresses never pushed out (asked only when full).
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity: int = p2p_peers_max,
+        per_host_max: int = p2p_directory_entries_per_host_max,
+        refresh_ms_min: int = p2p_announcement_refresh_ms_min,
+        protected: Protected = frozenset,
+    ) -> None:
+        assert capacity > 0
+        assert per_host_max > 0
+        self._capacity = capacity
+        self._per_host_max = per_host_max
+        self._refresh_ms_min = refresh_ms_min
+        self._protected = protected
         self._entries: dict[bytes, DirectoryEntry] = {}
+        self._refreshed_ms: dict[bytes, int] = {}  # our clock when each was taken
+        self._first_seen_ms: dict[bytes, int] = {}
+        self._by_host: dict[str, set[bytes]] = {}
+        self.refused = 0  # announcements refused by these bounds
 
-    def update(self, entry: DirectoryEntry) -> bool:
-        """Keep an entry unless a newer one is held; returns whether it was kept."""
+    def update(self, entry: DirectoryEntry, now_ms: int | None = None) -> bool:
+        """Keep an entry unless a newer one is held or a bound refuses it.
+
+        Args:
+            entry: a verified announcement.
+            now_ms: our clock (default: the announcement's time).
+
+        Returns:
+            Whether it was kept.
+        """
+        now = entry.announced_ms if now_ms is None else now_ms
         key = bytes.fromhex(entry.address[2:])
         old = self._entries.get(key)
         if old is not None and old.announced_ms >= entry.announced_ms:
             return False
-        if old is None and len(self._entries) >= p2p_peers_max:
-            oldest = min(self._entries, key=lambda item: self._entries[item].announced_ms)
-            del self._entries[oldest]
+        if old is not None and now - self._refreshed_ms[key] < self._refresh_ms_min:
+            self.refused += 1  # an honest node announces again on each new connection
+            return False
+        crowded = self._crowded_host(key, entry)
+        if crowded is not None:
+            return self._refuse(entry, f"{self._per_host_max} nodes name host {crowded}")
+        if old is None and len(self._entries) >= self._capacity and not self._make_room(now):
+            return self._refuse(entry, "the directory is full of protected nodes")
+        first_seen_ms = self._first_seen_ms.get(key, now)
+        self._forget(key)
         self._entries[key] = entry
+        self._refreshed_ms[key] = now
+        self._first_seen_ms[key] = first_seen_ms
+        for host in {host_of(text) for text in entry.multiaddrs}:
+            self._by_host.setdefault(host, set()).add(key)
         return True
+
+    def _refuse(self, entry: DirectoryEntry, why: str) -> bool:
+        self.refused += 1
+        logger.info("directory: not taking %s: %s", entry.address, why)
+        return False
+
+    def _crowded_host(self, key: bytes, entry: DirectoryEntry) -> str | None:
+        for host in {host_of(text) for text in entry.multiaddrs}:
+            others = self._by_host.get(host, set()) - {key}
+            if len(others) >= self._per_host_max:
+                return host
+        return None
+
+    def _make_room(self, now_ms: int) -> bool:
+        protected = set(self._protected())
+        candidates = [key for key in self._entries if key not in protected]
+        if not candidates:
+            return False
+        silent = [
+            key
+            for key in candidates
+            if now_ms - self._refreshed_ms[key] > p2p_announcement_age_ms_max
+        ]
+        if silent:
+            self._forget(min(silent, key=self._refreshed_ms.__getitem__))
+        else:
+            self._forget(max(candidates, key=self._first_seen_ms.__getitem__))
+        return True
+
+    def _forget(self, key: bytes) -> None:
+        old = self._entries.pop(key, None)
+        self._refreshed_ms.pop(key, None)
+        self._first_seen_ms.pop(key, None)
+        if old is None:
+            return
+        for host in {host_of(text) for text in old.multiaddrs}:
+            holders = self._by_host.get(host)
+            if holders is not None:
+                holders.discard(key)
+                if not holders:
+                    del self._by_host[host]
 
     def lookup(self, address: bytes) -> DirectoryEntry | None:
         return self._entries.get(address)
@@ -191,6 +302,33 @@ class PeerDirectory:
 
     def entries(self) -> list[DirectoryEntry]:
         return list(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def routable_offers(self) -> list[tuple[str, list[wire_pb2.LedgerOffer]]]:
+        """Each node's ledger offers that the other end announces too.
+
+        A route may use a ledger only when both of its ends announce it: the same
+        channel id and asset, each naming the other as counterparty. One node alone
+        cannot invent a ledger (and so a route) with an honest node. Capacities are
+        what each end says it can forward; checking them against the chain is the
+        caller's.
+        """
+        announced: set[tuple[bytes, bytes, bytes, bytes]] = set()
+        for key, entry in self._entries.items():
+            for offer in entry.ledgers:
+                announced.add((key, offer.counterparty, offer.channel_id, offer.asset))
+        routable: list[tuple[str, list[wire_pb2.LedgerOffer]]] = []
+        for key, entry in self._entries.items():
+            mirrored = [
+                offer
+                for offer in entry.ledgers
+                if (offer.counterparty, key, offer.channel_id, offer.asset) in announced
+            ]
+            if mirrored:
+                routable.append((entry.address, mirrored))
+        return routable
 
 
 LedgerOffers = Callable[[], Sequence[wire_pb2.LedgerOffer]]
@@ -290,7 +428,7 @@ class Gossip:
             except PeerProtocolError as error:
                 logger.warning("rejected announcement from %s: %s", origin, error)
                 continue
-            if self.directory.update(entry):
+            if self.directory.update(entry, int(time.time() * 1000)):
                 logger.debug("directory: %s at %s", entry.address, entry.multiaddrs)
                 for listener in self._listeners:
                     listener(entry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from libp2p import new_host
@@ -16,7 +17,16 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from multiaddr import Multiaddr
 
+from node.core.constants import (
+    p2p_connections_max,
+    p2p_handshake_timeout_ms,
+)
+from node.core.errors import InvalidValueError
+from node.p2p._addrs import transport_part
+from node.p2p._admission import InboundGate
 from node.p2p._identity import key_pair_from_private_key
+
+logger = logging.getLogger("node.p2p")
 
 MESSAGE_PROTOCOL = TProtocol("/scnode/msg/1.0.0")
 
@@ -30,6 +40,7 @@ def make_host(private_key: bytes) -> IHost:
     auto-connector is off (no minimum connection count): it would dial every
     peer it heard of, and its failed dials put a peer on py-libp2p's 60 s
     dial block just when the node's own redial (with backoff) should reach it.
+    Inbound connections are admitted by ``InboundGate`` (see _admission.py).
     """
     key_pair = key_pair_from_private_key(private_key)
     noise = NoiseTransport(key_pair, noise_privkey=_x25519_key_pair().private_key)
@@ -38,9 +49,15 @@ def make_host(private_key: bytes) -> IHost:
         sec_opt={NOISE_PROTOCOL_ID: noise},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         connection_config=ConnectionConfig(
-            max_connections_per_peer=1, min_connections=0, low_watermark=0
+            max_connections_per_peer=1,
+            min_connections=0,
+            low_watermark=0,
+            max_connections=p2p_connections_max,
+            high_watermark=p2p_connections_max,
+            inbound_upgrade_timeout=p2p_handshake_timeout_ms / 1000,
         ),
     )
+    InboundGate(host.get_network()).install()
     return host
 
 
@@ -71,9 +88,15 @@ def own_multiaddrs(host: IHost) -> list[str]:
 
 
 def strip_peer_suffix(addrs: Sequence[str]) -> list[Multiaddr]:
-    """Transport parts of /.../p2p/<id> addresses, for the libp2p peerstore."""
+    """Transport parts of /.../p2p/<id> addresses, for the libp2p peerstore.
+
+    Never raises: an address that does not check (``check_multiaddr``) is left out
+    with a warning, so no stored or announced address can stop a dial loop.
+    """
     result: list[Multiaddr] = []
     for text in addrs:
-        head, _, _ = text.partition("/p2p/")
-        result.append(Multiaddr(head))
+        try:
+            result.append(transport_part(text))
+        except InvalidValueError as error:
+            logger.warning("not dialling %s", error)
     return result

@@ -14,7 +14,7 @@ from libp2p.crypto.secp256k1 import create_new_key_pair as _secp256k1_key_pair
 from libp2p.peer.id import ID
 
 from node.core import address_from_bytes, keccak256
-from node.core.constants import address_bytes
+from node.core.constants import address_bytes, p2p_peer_id_chars_max
 from node.core.errors import InvalidValueError
 
 _PRIVATE_KEY_BYTES = 32
@@ -62,11 +62,16 @@ def address_bytes_from_peer_id(peer_id: ID | str) -> bytes:
         InvalidValueError: the peer id is malformed or not a secp256k1 identity.
     """
     if isinstance(peer_id, str):
+        if len(peer_id) > p2p_peer_id_chars_max:
+            raise InvalidValueError("peer_id", f"longer than {p2p_peer_id_chars_max} characters")
         try:
             peer_id = ID.from_base58(peer_id)
-        except (ValueError, KeyError) as error:
+        except Exception as error:  # base58 and multihash raise many kinds
             raise InvalidValueError("peer_id", f"not a base58 peer id: {error}") from None
-    public_key = peer_id.extract_public_key()
+    try:
+        public_key = peer_id.extract_public_key()
+    except Exception as error:  # a peer's bytes: protobuf, key parsing
+        raise InvalidValueError("peer_id", f"embeds no public key: {error}") from None
     if not isinstance(public_key, Secp256k1PublicKey):
         raise InvalidValueError(
             "peer_id", f"{peer_id.to_base58()} does not embed a secp256k1 public key"

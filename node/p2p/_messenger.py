@@ -16,6 +16,7 @@ message reaches the owner once, and an ack means the receiver's log holds it.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,12 +31,18 @@ from node.core.constants import (
     frame_size_bytes_max,
     p2p_delivery_batches_max,
     p2p_frame_send_bytes_max,
+    p2p_frame_stall_ms_max,
     p2p_outbox_messages_max,
+    p2p_peer_bytes_per_s_max,
+    p2p_peer_messages_per_s_max,
     p2p_peers_max,
+    p2p_penalty_s_max,
     p2p_read_chunk_bytes,
     p2p_redial_backoff_ms_max,
     p2p_redial_backoff_ms_min,
     p2p_resend_timeout_ms,
+    p2p_session_idle_ms,
+    p2p_unfinished_frame_bytes_max,
 )
 from node.core.errors import InvalidValueError, PeerProtocolError
 from node.p2p._framing import (
@@ -47,6 +54,7 @@ from node.p2p._framing import (
 )
 from node.p2p._host import MESSAGE_PROTOCOL, allow_redial, strip_peer_suffix
 from node.p2p._identity import address_bytes_from_peer_id, checksum_address, parse_address
+from node.p2p._limits import ByteBudget, TokenBucket
 from node.p2p._state import Outbox, SeenIds
 from node.proto import wire_pb2
 
@@ -67,6 +75,13 @@ NETWORK_ERRORS: tuple[type[Exception], ...] = (
 _DIAL_TIMEOUT_S = 10.0
 _FRAME_OVERHEAD_BYTES = 16
 _ACKS_PER_FRAME_MAX = 100_000
+# While a peer is throttled its stream is not read: a Yamux sender that keeps to our
+# receive window (it grows to 16 MiB at most) cannot buffer more than this meanwhile.
+# py-libp2p 0.8.1 buffers what a peer sends beyond the window (it only logs it), so a
+# peer found above this while it waits broke the window and its stream is reset.
+_UNREAD_BYTES_MAX = 16 * 1024 * 1024 + p2p_read_chunk_bytes
+_THROTTLE_STEP_S = 0.1
+_THROTTLE_LOG_INTERVAL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -112,10 +127,25 @@ class MessengerOptions:
     delivery_batches_max: int = p2p_delivery_batches_max
     redial_backoff_ms_min: int = p2p_redial_backoff_ms_min
     redial_backoff_ms_max: int = p2p_redial_backoff_ms_max
+    peer_messages_per_s_max: int = p2p_peer_messages_per_s_max
+    peer_bytes_per_s_max: int = p2p_peer_bytes_per_s_max
+    unfinished_frame_bytes_max: int = p2p_unfinished_frame_bytes_max
+    frame_stall_ms_max: int = p2p_frame_stall_ms_max
+    session_idle_ms: int = p2p_session_idle_ms
 
     def __post_init__(self) -> None:
         if not 0 < self.redial_backoff_ms_min <= self.redial_backoff_ms_max:
             raise InvalidValueError("redial_backoff_ms_min", "must lie in 1..redial_backoff_ms_max")
+        for name in (
+            "peer_messages_per_s_max",
+            "peer_bytes_per_s_max",
+            "frame_stall_ms_max",
+            "session_idle_ms",
+        ):
+            if getattr(self, name) <= 0:
+                raise InvalidValueError(name, "must be positive")
+        if self.unfinished_frame_bytes_max < self.frame_bytes_max:
+            raise InvalidValueError("unfinished_frame_bytes_max", "must hold one whole frame")
 
 
 class _Wakeup:
@@ -147,6 +177,9 @@ class _Session:
         self.pending_acks: list[int] = []
         self.send_wakeup = _Wakeup()
         self.inbound_lock = trio.Lock()
+        self.scope = trio.CancelScope()  # the send loop's: cancelled when evicted
+        self.stream_scope: trio.CancelScope | None = None  # the outbound stream's
+        self.last_active_s = trio.current_time()
 
     @property
     def outstanding(self) -> int:
@@ -155,9 +188,40 @@ class _Session:
     def has_work(self) -> bool:
         return bool(self.outbox.unacked or self.pending_acks)
 
+    def idle(self) -> bool:
+        """Nothing to send, acknowledge or take back: the session may go."""
+        return not (self.has_work() or self.in_flight)
+
+
+class _PeerRate:
+    """The inbound token buckets of one peer (they outlive its streams)."""
+
+    def __init__(self, options: MessengerOptions, now_s: float) -> None:
+        self.messages = TokenBucket(
+            rate_per_s=options.peer_messages_per_s_max,
+            burst=options.peer_messages_per_s_max,
+            now_s=now_s,
+        )
+        self.bytes = TokenBucket(
+            rate_per_s=options.peer_bytes_per_s_max,
+            burst=options.peer_bytes_per_s_max,
+            now_s=now_s,
+        )
+        self.logged_s = -_THROTTLE_LOG_INTERVAL_S
+
+    def full(self, now_s: float) -> bool:
+        return self.messages.full(now_s) and self.bytes.full(now_s)
+
 
 class Messenger:
-    """Sends and receives Envelopes with acks, resends and de-duplication."""
+    """Sends and receives Envelopes with acks, resends and de-duplication.
+
+    What one peer can make it hold is bounded: a session (send loop, ids in flight)
+    only once the peer sent a valid envelope or the owner sends to it, and dropped
+    after ``session_idle_ms`` without work; one inbound stream per peer (a newer one
+    replaces it); inbound messages and bytes through per-peer token buckets (a peer
+    in debt is not read from); unfinished frames of all peers within one budget.
+    """
 
     def __init__(
         self,
@@ -179,6 +243,11 @@ class Messenger:
         self._sessions: dict[bytes, _Session] = {}
         self._outboxes: dict[bytes, Outbox] = {}
         self._seen: dict[bytes, SeenIds] = {}
+        self._inbound: dict[bytes, trio.CancelScope] = {}  # one reading stream per peer
+        self._rates: dict[bytes, _PeerRate] = {}
+        self._backoff_until: dict[bytes, float] = {}
+        self.unfinished = ByteBudget(self._options.unfinished_frame_bytes_max)
+        self.throttled = 0  # times a peer in debt was made to wait
         self._nursery: trio.Nursery | None = None
 
     def restore(
@@ -204,6 +273,7 @@ class Messenger:
                 if box.unacked:
                     self._session(address)
             self._host.set_stream_handler(MESSAGE_PROTOCOL, self._handle_stream)
+            nursery.start_soon(self._evict_loop)
             task_status.started()
             await trio.sleep_forever()
 
@@ -231,6 +301,38 @@ class Messenger:
         if session is not None:
             session.in_flight.difference_update(message_ids)
 
+    def disconnect(self, peer: str | bytes, backoff_s: float) -> None:
+        """Stop talking to ``peer`` for ``backoff_s`` seconds: its inbound stream is
+        reset and refused, our stream to it closed and not re-opened meanwhile. What we
+        owe it (unacknowledged messages, acks) stays and goes out afterwards.
+
+        Raises:
+            InvalidValueError: ``backoff_s`` outside 0..p2p_penalty_s_max.
+        """
+        address = parse_address(peer)
+        if not 0 <= backoff_s <= p2p_penalty_s_max:
+            raise InvalidValueError("backoff_s", f"must lie in 0..{p2p_penalty_s_max}")
+        until = trio.current_time() + backoff_s
+        self._backoff_until[address] = max(until, self._backoff_until.get(address, until))
+        inbound = self._inbound.get(address)
+        if inbound is not None:
+            inbound.cancel(reason="peer disconnected by its owner")  # type: ignore[call-arg]
+        session = self._sessions.get(address)
+        if session is not None and session.stream_scope is not None:
+            session.stream_scope.cancel(reason="peer disconnected by its owner")  # type: ignore[call-arg]
+
+    def backoff_remaining(self, peer: str | bytes) -> float:
+        """Seconds until a disconnected peer may talk to us again (0: it may)."""
+        address = parse_address(peer)
+        until = self._backoff_until.get(address)
+        if until is None:
+            return 0.0
+        remaining = until - trio.current_time()
+        if remaining <= 0:
+            del self._backoff_until[address]
+            return 0.0
+        return remaining
+
     def unacknowledged(self, recipient: str | bytes) -> int:
         """Messages to a peer not yet acknowledged."""
         session = self._sessions.get(parse_address(recipient))
@@ -239,6 +341,11 @@ class Messenger:
     def seen_count(self, sender: str | bytes) -> int:
         """How many distinct message ids this node handled from a peer."""
         return len(self._seen_ids(parse_address(sender)))
+
+    @property
+    def session_count(self) -> int:
+        """Peers with a session now."""
+        return len(self._sessions)
 
     def _outbox(self, address: bytes) -> Outbox:
         box = self._outboxes.get(address)
@@ -258,8 +365,47 @@ class Messenger:
             assert self._nursery is not None, "run() starts the messenger first"
             session = _Session(address, self._outbox(address), self._seen_ids(address))
             self._sessions[address] = session
-            self._nursery.start_soon(self._send_loop, session)
+            self._nursery.start_soon(self._run_session, session)
+        session.last_active_s = trio.current_time()
         return session
+
+    async def _run_session(self, session: _Session) -> None:
+        with session.scope:
+            await self._send_loop(session)
+
+    async def _evict_loop(self) -> None:
+        idle_s = self._options.session_idle_ms / 1000
+        while True:
+            await trio.sleep(idle_s / 4)
+            now = trio.current_time()
+            for address, session in list(self._sessions.items()):
+                if session.last_active_s + idle_s <= now and self._evictable(session):
+                    self._evict(address, "idle")
+
+    @staticmethod
+    def _evictable(session: _Session) -> bool:
+        # An open inbound stream does not keep a session: the next valid envelope on it
+        # makes a new one (the ids handled are kept apart, in ``_seen``).
+        return session.idle()
+
+    def _evict(self, address: bytes, why: str) -> None:
+        session = self._sessions.pop(address)
+        session.scope.cancel(reason=f"session evicted ({why})")  # type: ignore[call-arg]
+        logger.debug("session of %s evicted (%s)", session.address_text, why)
+
+    def _inbound_session(self, sender: bytes) -> _Session:
+        """A session for a peer that sent a valid envelope; an idle one may make room.
+
+        Raises:
+            PeerProtocolError: p2p_peers_max peers have sessions with work.
+        """
+        if sender not in self._sessions and len(self._sessions) >= p2p_peers_max:
+            idle = [s for s in self._sessions.values() if self._evictable(s)]
+            if not idle:
+                raise PeerProtocolError(f"{p2p_peers_max} peers with work already")
+            oldest = min(idle, key=lambda session: session.last_active_s)
+            self._evict(oldest.address, "room for a new peer")
+        return self._session(sender)
 
     # Outgoing -------------------------------------------------------------------------
 
@@ -268,6 +414,10 @@ class Messenger:
         while True:
             while not session.has_work():
                 await session.send_wakeup.wait()
+            penalty_s = self.backoff_remaining(session.address)
+            if penalty_s > 0:
+                await trio.sleep(penalty_s)
+                continue
             stream = await self._open_stream(session)
             if stream is None:
                 await trio.sleep(backoff_s)
@@ -278,10 +428,13 @@ class Messenger:
             session.unsent = deque(session.outbox.unacked)
             session.sent_at.clear()
             try:
-                await self._pump(session, stream)
+                with trio.CancelScope() as session.stream_scope:
+                    await self._pump(session, stream)
             except NETWORK_ERRORS as error:
                 logger.info("stream to %s broke (%r); reconnecting", session.address_text, error)
-            await _reset_quietly(stream)
+            finally:
+                session.stream_scope = None
+                await _reset_quietly(stream)
 
     async def _pump(self, session: _Session, stream: INetStream) -> None:
         resend_timeout_s = self._options.resend_timeout_ms / 1000
@@ -292,6 +445,7 @@ class Messenger:
                 self._requeue_stale(session, resend_timeout_s)
                 continue
             await stream.write(self._next_frame(session))
+            session.last_active_s = trio.current_time()
 
     def _next_frame(self, session: _Session) -> bytes:
         acks = session.pending_acks[:_ACKS_PER_FRAME_MAX]
@@ -359,6 +513,9 @@ class Messenger:
         except NETWORK_ERRORS as error:
             logger.info("cannot open a stream to %s: %r", session.address_text, error)
             return None
+        except Exception:  # a dial must never stop the node, whatever py-libp2p raises
+            logger.exception("opening a stream to %s failed", session.address_text)
+            return None
         session.peer_id = peer_id
         return stream
 
@@ -372,40 +529,138 @@ class Messenger:
             logger.warning("refusing a message stream from %s: %s", peer_id, error)
             await _reset_quietly(stream)
             return
-        if sender not in self._sessions and len(self._sessions) >= p2p_peers_max:
+        sender_text = checksum_address(sender)
+        if self.backoff_remaining(sender) > 0:
+            logger.info("refusing a message stream from %s: disconnected for now", sender_text)
+            await _reset_quietly(stream)
+            return
+        previous = self._inbound.get(sender)
+        if previous is not None:
+            previous.cancel(reason="replaced by a newer stream of the same peer")  # type: ignore[call-arg]
+        elif len(self._inbound) >= p2p_peers_max:
             logger.warning(
-                "refusing a message stream from %s: %d peers already", peer_id, p2p_peers_max
+                "refusing a message stream from %s: %d peers", sender_text, len(self._inbound)
             )
             await _reset_quietly(stream)
             return
-        session = self._session(sender)
-        session.peer_id = peer_id
-        decoder = FrameDecoder(self._options.frame_bytes_max)
+        scope = self._inbound[sender] = trio.CancelScope()
+        decoder = FrameDecoder(self._options.frame_bytes_max, self.unfinished)
         try:
-            while True:
-                data = await stream.read(p2p_read_chunk_bytes)
-                if not data:
-                    break
-                bodies = decoder.feed(data)
-                if bodies:
-                    await self._receive_frames(session, bodies)
+            with scope:
+                await self._read_stream(stream, sender, peer_id, decoder)
         except PeerProtocolError as error:
             logger.warning(
-                "rejected input from %s (%s): %s; its stream is reset",
-                session.address_text,
-                peer_id,
-                error,
+                "rejected input from %s (%s): %s; its stream is reset", sender_text, peer_id, error
             )
         except NETWORK_ERRORS as error:
-            logger.debug("stream from %s ended: %r", session.address_text, error)
+            logger.debug("stream from %s ended: %r", sender_text, error)
         except Exception:
             # Our bug: a peer's input must never stop the node. Nothing of the batch
             # was acknowledged, so the peer sends it again on its next stream.
-            logger.exception("internal error on the stream from %s; reset", session.address_text)
+            logger.exception("internal error on the stream from %s; reset", sender_text)
+        finally:
+            decoder.close()
+            if self._inbound.get(sender) is scope:
+                del self._inbound[sender]
         await _reset_quietly(stream)
 
-    async def _receive_frames(self, session: _Session, bodies: Sequence[bytes]) -> None:
+    async def _read_stream(
+        self, stream: INetStream, sender: bytes, peer_id: ID, decoder: FrameDecoder
+    ) -> None:
+        """Read frames until the stream ends; throttle a peer in debt.
+
+        Raises:
+            PeerProtocolError: bad input, or an unfinished frame that stalled.
+        """
+        rate = self._rate(sender)
+        stall_s = self._options.frame_stall_ms_max / 1000
+        # One scope for the stream, its deadline moved per read (cheaper than a scope
+        # per read); it bounds only the wait for the rest of an unfinished frame.
+        with trio.CancelScope() as stall:
+            while True:
+                if decoder.buffered_bytes:
+                    stall.deadline = trio.current_time() + stall_s
+                data = await stream.read(p2p_read_chunk_bytes)
+                stall.deadline = math.inf
+                if not data:
+                    return
+                await self._take_chunk(stream, sender, peer_id, decoder, rate, data)
+        raise PeerProtocolError(
+            f"an unfinished frame ({decoder.buffered_bytes} bytes) made no progress "
+            f"for {stall_s:.0f} s"
+        )
+
+    async def _take_chunk(
+        self,
+        stream: INetStream,
+        sender: bytes,
+        peer_id: ID,
+        decoder: FrameDecoder,
+        rate: _PeerRate,
+        data: bytes,
+    ) -> None:
+        now = trio.current_time()
+        wait_s = rate.bytes.take(len(data), now)
+        bodies = decoder.feed(data)
         frames = [parse_frame(body) for body in bodies]
+        count = sum(len(frame.messages) for frame in frames)
+        if count:
+            wait_s = max(wait_s, rate.messages.take(count, now))
+        if wait_s > 0:
+            await self._throttle(stream, sender, rate, wait_s)
+        if frames:
+            await self._receive_frames(sender, peer_id, frames)
+
+    async def _throttle(
+        self, stream: INetStream, sender: bytes, rate: _PeerRate, wait_s: float
+    ) -> None:
+        """Read nothing of a peer in debt until it is paid back.
+
+        Raises:
+            PeerProtocolError: the peer sent beyond its receive window meanwhile.
+        """
+        self.throttled += 1
+        now = trio.current_time()
+        if now - rate.logged_s >= _THROTTLE_LOG_INTERVAL_S:
+            rate.logged_s = now
+            logger.info(
+                "throttling %s: over %d messages/s or %d bytes/s (waits %.3f s)",
+                checksum_address(sender),
+                self._options.peer_messages_per_s_max,
+                self._options.peer_bytes_per_s_max,
+                wait_s,
+            )
+        deadline = now + wait_s
+        while (remaining := deadline - trio.current_time()) > 0:
+            await trio.sleep(min(remaining, _THROTTLE_STEP_S))
+            if _unread_bytes(stream) > _UNREAD_BYTES_MAX:
+                raise PeerProtocolError("sent beyond its receive window while throttled")
+
+    def _rate(self, sender: bytes) -> _PeerRate:
+        now = trio.current_time()
+        rate = self._rates.get(sender)
+        if rate is None:
+            if len(self._rates) >= 2 * p2p_peers_max:
+                for address, old in list(self._rates.items()):
+                    if address not in self._inbound and old.full(now):
+                        del self._rates[address]
+            rate = self._rates[sender] = _PeerRate(self._options, now)
+        return rate
+
+    async def _receive_frames(
+        self, sender: bytes, peer_id: ID, frames: Sequence[wire_pb2.Frame]
+    ) -> None:
+        session = self._sessions.get(sender)
+        if session is None:
+            # A session (a task, memory) only for a peer that sent a valid envelope.
+            if not any(frame.messages for frame in frames):
+                return  # acks of a session gone: nothing of ours is outstanding there
+            for frame in frames:
+                for envelope in frame.messages:
+                    check_envelope(envelope, sender=sender, recipient=self._address)
+            session = self._inbound_session(sender)
+        session.peer_id = peer_id
+        session.last_active_s = trio.current_time()
         async with session.inbound_lock:
             fresh, fresh_ids, handled, acks = self._sort_frames(session, frames)
             acknowledged = session.outbox.acknowledge(acks)
@@ -414,7 +669,12 @@ class Messenger:
             if fresh or acknowledged:
                 session.in_flight.update(fresh_ids)
                 delivery = Delivery(session.address_text, tuple(fresh), tuple(acknowledged))
-                await self._deliveries_send.send(delivery)
+                try:
+                    await self._deliveries_send.send(delivery)
+                except trio.Cancelled:
+                    # Not handed over: take these ids again when the peer re-sends them.
+                    session.in_flight.difference_update(fresh_ids)
+                    raise
             if handled:
                 logger.info(
                     "dropped %d already-handled message ids from %s (first %d); re-acking",
@@ -467,3 +727,13 @@ async def _reset_quietly(stream: INetStream) -> None:
             await stream.reset()
         except NETWORK_ERRORS as error:
             logger.debug("reset of a broken stream failed: %r", error)
+
+
+def _unread_bytes(stream: INetStream) -> int:
+    """Bytes py-libp2p's Yamux holds for ``stream`` that we have not read (0 if unknown)."""
+    muxed = getattr(stream, "muxed_stream", None)
+    buffers = getattr(getattr(muxed, "conn", None), "stream_buffers", None)
+    if not isinstance(buffers, dict):
+        return 0
+    buffer = buffers.get(getattr(muxed, "stream_id", None))
+    return len(buffer) if buffer is not None else 0

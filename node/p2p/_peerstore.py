@@ -8,6 +8,7 @@ seen. Peers marked ``dial`` are redialled when the node starts.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable
@@ -15,13 +16,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from libp2p.peer.id import ID
-from multiaddr import Multiaddr
-
-from node.core.constants import p2p_multiaddrs_per_peer_max, p2p_peers_max
+from node.core.constants import (
+    p2p_multiaddrs_per_peer_max,
+    p2p_peer_id_chars_max,
+    p2p_peers_max,
+)
 from node.core.errors import InvalidValueError
+from node.p2p._addrs import check_multiaddr, check_multiaddrs
 from node.p2p._identity import address_bytes_from_peer_id, checksum_address, parse_address
 from node.p2p._messenger import PeerContact
+
+logger = logging.getLogger("node.p2p.peers")
 
 PEER_STORE_FILE = "peers.json"
 _FORMAT_VERSION = 1
@@ -53,35 +58,48 @@ def parse_peer_multiaddr(text: str) -> tuple[str, str]:
     """Split /ip4/…/tcp/…/p2p/<id> into (the whole address, the peer id).
 
     Raises:
-        InvalidValueError: not a multiaddr, no /p2p/ part, or not a secp256k1 peer.
+        InvalidValueError: not a dialable multiaddr (``check_multiaddr``), no /p2p/
+            part, or not a secp256k1 peer.
     """
-    try:
-        addr = Multiaddr(text)
-        peer_id_text = addr.get_peer_id()
-    except (ValueError, TypeError) as error:
-        raise InvalidValueError("multiaddr", f"{text!r}: {error}") from None
-    if not peer_id_text:
-        raise InvalidValueError("multiaddr", f"{text!r} has no /p2p/<peer id> part")
+    canonical = check_multiaddr(text)
+    peer_id_text = canonical.rpartition("/p2p/")[2]
     address_bytes_from_peer_id(peer_id_text)
-    return str(addr), str(peer_id_text)
+    return canonical, peer_id_text
 
 
 def _record_from_json(item: Any, source: Path) -> PeerRecord:
+    """One stored peer; its multiaddrs that do not check are dropped with a warning.
+
+    Raises:
+        InvalidValueError: the entry is not a peer (the caller drops it).
+    """
     if not isinstance(item, dict):
         raise InvalidValueError(str(source), "each peer must be an object")
     try:
-        peer_id = str(item["peer_id"])
-        multiaddrs = tuple(str(addr) for addr in item["multiaddrs"])
+        peer_id = item["peer_id"]
+        if not isinstance(peer_id, str) or len(peer_id) > p2p_peer_id_chars_max:
+            raise InvalidValueError("peer_id", "not a peer id")
+        stored = item["multiaddrs"]
+        if not isinstance(stored, list):
+            raise InvalidValueError("multiaddrs", "must be a list")
+        multiaddrs, refused = check_multiaddrs(
+            stored, peer_id=peer_id, bound=p2p_multiaddrs_per_peer_max
+        )
+        for reason in refused:
+            logger.warning("peer store %s: dropped an address of %s: %s", source, peer_id, reason)
+        last_seen_ms = item.get("last_seen_ms", 0)
+        if type(last_seen_ms) is not int or last_seen_ms < 0:
+            raise InvalidValueError("last_seen_ms", "not a non-negative integer")
         record = PeerRecord(
             peer_id=peer_id,
             address=checksum_address(address_bytes_from_peer_id(peer_id)),
-            multiaddrs=multiaddrs[:p2p_multiaddrs_per_peer_max],
-            dial=bool(item.get("dial", False)),
-            connected=bool(item.get("connected", False)),
-            last_seen_ms=int(item.get("last_seen_ms", 0)),
+            multiaddrs=tuple(multiaddrs),
+            dial=item.get("dial", False) is True,
+            connected=item.get("connected", False) is True,
+            last_seen_ms=last_seen_ms,
         )
     except (KeyError, TypeError, ValueError) as error:
-        raise InvalidValueError(str(source), f"bad peer entry {item!r}: {error}") from None
+        raise InvalidValueError(str(source), f"bad peer entry {str(item)[:200]}: {error}") from None
     return record
 
 
@@ -114,7 +132,32 @@ class PeerStore:
         peers = document.get("peers")
         if not isinstance(peers, list):
             raise InvalidValueError(str(path), "'peers' must be a list")
-        return cls(path, (_record_from_json(item, path) for item in peers))
+        records: list[PeerRecord] = []
+        for item in peers[: 2 * p2p_peers_max]:
+            try:
+                records.append(_record_from_json(item, path))
+            except InvalidValueError as error:
+                logger.warning("peer store: dropped an entry: %s", error)
+        return cls(path, records)
+
+    @classmethod
+    def load_or_start_empty(cls, directory: Path) -> PeerStore:
+        """``load`` for the running node: an unreadable file never stops it.
+
+        The file is kept beside as ``peers.json.corrupt`` for the user, and the node
+        starts with no known peers (it learns them again from gossip and ``connect``).
+        """
+        try:
+            return cls.load(directory)
+        except InvalidValueError as error:
+            path = directory / PEER_STORE_FILE
+            kept = path.with_name(PEER_STORE_FILE + ".corrupt")
+            logger.error("peer store unreadable (%s); kept as %s, starting empty", error, kept)
+            try:
+                os.replace(path, kept)
+            except OSError as move_error:
+                logger.error("could not keep %s aside: %r", path, move_error)
+            return cls(path)
 
     def merge_from_disk(self) -> list[PeerRecord]:
         """Take in peers another process (``scnode connect``) added to the file.
@@ -186,12 +229,22 @@ class PeerStore:
     def add(self, peer_id: str, multiaddrs: Iterable[str], *, dial: bool) -> PeerRecord:
         """Add or update a peer; new multiaddrs go first, ``dial`` is sticky.
 
+        Multiaddrs are checked (``check_multiaddr``, the /p2p/ part added when
+        missing); those that do not check are dropped with a warning.
+
         Raises:
             InvalidValueError: the peer id is not a secp256k1 peer id.
         """
-        address = address_bytes_from_peer_id(ID.from_base58(peer_id))
+        if len(peer_id) > p2p_peer_id_chars_max:
+            raise InvalidValueError("peer_id", "longer than a peer id")
+        address = address_bytes_from_peer_id(peer_id)
         old = self._records.get(peer_id)
-        fresh = tuple(dict.fromkeys(multiaddrs))
+        checked, refused = check_multiaddrs(
+            multiaddrs, peer_id=peer_id, bound=p2p_multiaddrs_per_peer_max
+        )
+        for reason in refused:
+            logger.warning("peer store: dropped an address of %s: %s", peer_id, reason)
+        fresh = tuple(checked)
         if old is None:
             record = PeerRecord(peer_id, checksum_address(address), (), dial)
         else:

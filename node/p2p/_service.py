@@ -13,10 +13,12 @@ import trio
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
+from libp2p.rcmgr import Direction
 from multiaddr import Multiaddr
 
 from node.core.constants import (
     p2p_announce_interval_ms,
+    p2p_connection_silent_ms_max,
     p2p_redial_backoff_ms_max,
     p2p_redial_backoff_ms_min,
 )
@@ -33,6 +35,7 @@ from node.p2p._identity import (
     address_bytes_from_peer_id,
     address_bytes_from_private_key,
     checksum_address,
+    parse_address,
 )
 from node.p2p._messenger import (
     NETWORK_ERRORS,
@@ -61,6 +64,7 @@ class P2PConfig:
     port: int = 0
     announce_interval_ms: int = p2p_announce_interval_ms
     gossip: bool = True
+    connection_silent_ms_max: int = p2p_connection_silent_ms_max
     messenger: MessengerOptions = field(default_factory=MessengerOptions)
 
 
@@ -79,21 +83,26 @@ class _Resolver:
 
 
 class _ConnectionWatcher(INotifee):
-    """Keeps the peer store's connected/last-seen columns current."""
+    """Keeps the peer store's connected/last-seen columns current, and closes connections
+    of peers the owner disconnected and inbound ones that open no stream in time."""
 
     def __init__(self, node: P2PNode) -> None:
         self._node = node
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
+        # Only the peer's streams count: ours (identify) say nothing of a silent peer.
+        if getattr(stream, "_direction", None) is Direction.INBOUND:
+            self._node._streams_opened.add(id(stream.muxed_conn))
 
     async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
         return None
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         self._node._on_connection(conn.muxed_conn.peer_id, connected=True)
+        self._node._watch_connection(conn)
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._node._streams_opened.discard(id(conn.muxed_conn))
         self._node._on_connection(conn.muxed_conn.peer_id, connected=False)
 
     async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
@@ -125,9 +134,10 @@ class P2PNode:
         self.address = checksum_address(address_bytes_from_private_key(private_key))
         self.host = make_host(private_key)
         self.peer_id = self.host.get_id().to_base58()
-        self.peer_store = PeerStore.load(state_dir)
+        self.peer_store = PeerStore.load_or_start_empty(state_dir)
         self.peer_store.mark_all_disconnected()
-        self.directory = PeerDirectory()
+        self._ledgers = ledgers
+        self.directory = PeerDirectory(protected=self._protected_addresses)
         self.messenger = Messenger(
             host=self.host,
             address=address_bytes_from_private_key(private_key),
@@ -149,6 +159,10 @@ class P2PNode:
             )
         self._dirty = trio.Event()
         self._redial_at: dict[str, tuple[float, float]] = {}  # peer id -> (when, backoff)
+        self._nursery: trio.Nursery | None = None
+        self._streams_opened: set[int] = set()  # ids of muxed connections with a stream
+        self._watched: set[int] = set()  # inbound connections waiting for their first stream
+        self.silent_closed = 0  # inbound connections closed for opening no stream
 
     @property
     def deliveries(self) -> trio.MemoryReceiveChannel[Delivery]:
@@ -175,6 +189,32 @@ class P2PNode:
         """See ``Messenger.release``."""
         self.messenger.release(sender, message_ids)
 
+    def disconnect(self, peer: str | bytes, backoff_s: float) -> None:
+        """Disconnect a peer and keep it away for ``backoff_s`` seconds (a penalty).
+
+        Its message streams are reset and refused, its connection is closed (and
+        closed again if it reconnects), and it is not dialled meanwhile. What we owe
+        it stays: unacknowledged messages and acks go out once the backoff is over.
+        The engine calls this for a peer over its outbox budget.
+
+        Raises:
+            InvalidValueError: not an address, or ``backoff_s`` out of range.
+        """
+        self.messenger.disconnect(peer, backoff_s)
+        record = self.peer_store.by_address(peer)
+        peer_id = None if record is None else ID.from_base58(record.peer_id)
+        for conn in self.host.get_network().get_connections():
+            remote = conn.muxed_conn.peer_id
+            if peer_id is None and self._address_of(remote) == parse_address(peer):
+                peer_id = remote
+        if peer_id is not None and self._nursery is not None:
+            self._nursery.start_soon(self._close_peer, peer_id)
+        logger.info("disconnected %s for %.1f s", checksum_address(parse_address(peer)), backoff_s)
+
+    def penalise(self, peer: str | bytes, backoff_s: float) -> None:
+        """The same as ``disconnect``."""
+        self.disconnect(peer, backoff_s)
+
     def multiaddrs(self) -> list[str]:
         """This node's dialable multiaddrs (valid once ``run`` has started)."""
         return own_multiaddrs(self.host)
@@ -183,6 +223,7 @@ class P2PNode:
         """Listen, serve and redial until cancelled; ``started()`` gets the multiaddrs."""
         listen = listen_multiaddrs(self.config.listen_host, self.config.port)
         async with self.host.run(listen), trio.open_nursery() as nursery:
+            self._nursery = nursery
             self.host.get_network().register_notifee(_ConnectionWatcher(self))
             await nursery.start(self.messenger.run)
             if self.gossip is not None:
@@ -212,6 +253,53 @@ class P2PNode:
         await self._dial(peer_id, record.multiaddrs)
         return record.address
 
+    def _protected_addresses(self) -> set[bytes]:
+        """Directory entries never pushed out: our ledgers' counterparties, the peers
+        we dial, the peers connected now."""
+        protected = {offer.counterparty for offer in self._ledgers()}
+        protected.update(parse_address(r.address) for r in self.peer_store.records() if r.dial)
+        for conn in self.host.get_network().get_connections():
+            address = self._address_of(conn.muxed_conn.peer_id)
+            if address is not None:
+                protected.add(address)
+        return protected
+
+    @staticmethod
+    def _address_of(peer_id: ID) -> bytes | None:
+        try:
+            return address_bytes_from_peer_id(peer_id)
+        except InvalidValueError:
+            return None
+
+    def _watch_connection(self, conn: INetConn) -> None:
+        """A new connection: close it if its peer is backed off; watch an inbound one
+        until it opens a stream."""
+        if self._nursery is None:
+            return
+        address = self._address_of(conn.muxed_conn.peer_id)
+        if address is not None and self.messenger.backoff_remaining(address) > 0:
+            self._nursery.start_soon(_close_conn, conn, "peer disconnected for now")
+            return
+        watched = id(conn.muxed_conn)
+        if getattr(conn, "direction", None) is Direction.INBOUND and watched not in self._watched:
+            self._watched.add(watched)
+            self._nursery.start_soon(self._close_if_silent, conn)
+
+    async def _close_if_silent(self, conn: INetConn) -> None:
+        await trio.sleep(self.config.connection_silent_ms_max / 1000)
+        self._watched.discard(id(conn.muxed_conn))
+        if conn.is_closed or id(conn.muxed_conn) in self._streams_opened:
+            return
+        self.silent_closed += 1
+        await _close_conn(conn, "no stream opened in time")
+
+    async def _close_peer(self, peer_id: ID) -> None:
+        with trio.move_on_after(_CONNECT_TIMEOUT_S):
+            try:
+                await self.host.disconnect(peer_id)
+            except Exception as error:  # closing a broken connection: nothing to do
+                logger.debug("disconnect of %s failed: %r", peer_id, error)
+
     def _on_connection(self, peer_id: ID, *, connected: bool) -> None:
         text = peer_id.to_base58()
         try:
@@ -232,13 +320,20 @@ class P2PNode:
         self._dirty.set()
 
     async def _dial(self, peer_id: str, multiaddrs: Sequence[str]) -> bool:
-        info = PeerInfo(ID.from_base58(peer_id), strip_peer_suffix(multiaddrs))
-        allow_redial(self.host, info.peer_id)
+        """Dial a peer; every failure is logged and answered False, never raised."""
         try:
+            info = PeerInfo(ID.from_base58(peer_id), strip_peer_suffix(multiaddrs))
+            if not info.addrs:
+                logger.info("dial %s: no address that checks", peer_id)
+                return False
+            allow_redial(self.host, info.peer_id)
             with trio.fail_after(_CONNECT_TIMEOUT_S):
                 await self.host.connect(info)
         except NETWORK_ERRORS as error:
             logger.info("dial %s failed: %r", peer_id, error)
+            return False
+        except Exception:  # a dial must never stop the node, whatever py-libp2p raises
+            logger.exception("dial %s failed", peer_id)
             return False
         return True
 
@@ -249,6 +344,8 @@ class P2PNode:
             now = trio.current_time()
             for record in self.peer_store.records():
                 if not record.dial or not record.multiaddrs or record.peer_id == self.peer_id:
+                    continue
+                if self.messenger.backoff_remaining(record.address) > 0:
                     continue
                 if network.get_connections(ID.from_base58(record.peer_id)):
                     continue
@@ -281,6 +378,15 @@ class P2PNode:
                 await trio.to_thread.run_sync(self.peer_store.save)
                 written_ns = self.peer_store.modified_ns()
             await trio.sleep(_SAVE_INTERVAL_S)
+
+
+async def _close_conn(conn: INetConn, why: str) -> None:
+    logger.info("closing the connection of %s: %s", conn.muxed_conn.peer_id, why)
+    with trio.move_on_after(_CONNECT_TIMEOUT_S):
+        try:
+            await conn.close()
+        except Exception as error:  # closing a broken connection: nothing to do
+            logger.debug("closing a connection failed: %r", error)
 
 
 def startup_banner(node: P2PNode) -> str:

@@ -187,3 +187,18 @@ def test_show_a_record_that_does_not_parse(
     flags = ["--json"] if json_lines else []
     assert main(["log", "show", "--home", str(home), "--from", "3", *flags]) == 1
     assert "broken: record 3: does not parse as a LogRecord" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_show_into_a_closed_pipe_exits_quietly(tmp_path: Path, json_lines: bool) -> None:
+    """``scnode log show | head``: the reader leaves early; no BrokenPipeError traceback."""
+    with EventLog.open(NodeHome(tmp_path).log_path) as log:
+        log.append_batch([tagged_record(f"input {n}") for n in range(1, 3001)])
+    command = [sys.executable, "-m", "node.cli", "log", "show", "--home", str(tmp_path)]
+    shell = " ".join([*command, *(["--json"] if json_lines else [])]) + " | head -n 2"
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, timeout=60
+    )
+    assert len(result.stdout.splitlines()) == 2
+    assert result.stderr == ""
+    assert result.returncode == 0

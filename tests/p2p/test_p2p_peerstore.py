@@ -67,8 +67,6 @@ def test_merge_from_disk_takes_in_other_writers(tmp_path: Path) -> None:
         ("not json", "unreadable peer store"),
         ('{"version": 9, "peers": []}', "expected"),
         ('{"version": 1, "peers": {}}', "must be a list"),
-        ('{"version": 1, "peers": [{"peer_id": "x", "multiaddrs": []}]}', "peer_id"),
-        ('{"version": 1, "peers": [3]}', "must be an object"),
     ],
 )
 def test_corrupt_store_is_refused_with_its_path(tmp_path: Path, content: str, message: str) -> None:
@@ -76,6 +74,56 @@ def test_corrupt_store_is_refused_with_its_path(tmp_path: Path, content: str, me
     with pytest.raises(InvalidValueError, match=message) as caught:
         PeerStore.load(tmp_path)
     assert "peers.json" in str(caught.value)
+    # The running node never stops on it: it keeps the file aside and starts empty.
+    assert PeerStore.load_or_start_empty(tmp_path).records() == []
+    assert (tmp_path / "peers.json.corrupt").read_text() == content
+    assert not (tmp_path / "peers.json").exists()
+
+
+_POISON = "/ip4/999.999.999.999/tcp/1/p2p/" + IRENE.peer_id
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"peer_id": "x", "multiaddrs": []}, "peer_id"),
+        (3, "must be an object"),
+        ({"peer_id": IRENE.peer_id, "multiaddrs": "nope"}, "must be a list"),
+        ({"peer_id": IRENE.peer_id, "multiaddrs": [], "last_seen_ms": -1}, "last_seen_ms"),
+        ({"peer_id": 7, "multiaddrs": []}, "peer_id"),
+        ({"multiaddrs": []}, "peer_id"),
+    ],
+)
+def test_a_bad_entry_is_dropped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, entry: object, message: str
+) -> None:
+    good = {"peer_id": BOB.peer_id, "multiaddrs": [BOB_ADDR], "dial": True}
+    document = {"version": 1, "peers": [entry, good]}
+    (tmp_path / "peers.json").write_text(json.dumps(document))
+    store = PeerStore.load(tmp_path)
+    assert [record.peer_id for record in store.records()] == [BOB.peer_id]
+    assert any("dropped an entry" in r.message and message in r.message for r in caplog.records)
+
+
+def test_bad_multiaddrs_of_a_stored_peer_are_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stored = [_POISON, "garbage", 5, IRENE_ADDR, "/ip4/1.2.3.4/tcp/1/p2p/" + BOB.peer_id]
+    entry = {"peer_id": IRENE.peer_id, "multiaddrs": stored, "dial": True}
+    (tmp_path / "peers.json").write_text(json.dumps({"version": 1, "peers": [entry]}))
+    record = PeerStore.load(tmp_path).get(IRENE.peer_id)
+    assert record is not None
+    assert record.multiaddrs == (IRENE_ADDR,)
+    assert record.dial
+    assert sum("dropped an address" in r.message for r in caplog.records) == 4
+
+
+def test_add_checks_multiaddrs_and_completes_the_peer_part(tmp_path: Path) -> None:
+    store = PeerStore.load(tmp_path)
+    record = store.add(IRENE.peer_id, [_POISON, "/ip4/127.0.0.1/tcp/4002", IRENE_ADDR], dial=True)
+    assert record.multiaddrs == (IRENE_ADDR,)
+    with pytest.raises(InvalidValueError, match="peer_id"):
+        store.add("x" * 200, [], dial=False)
 
 
 @pytest.mark.parametrize(

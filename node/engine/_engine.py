@@ -30,6 +30,7 @@ from node.core.constants import (
     engine_batch_inputs_max,
     engine_expiry_check_s,
     engine_inputs_max,
+    engine_peer_backoff_s,
     ledger_resend_interval_ms,
 )
 from node.core.errors import DeriveError, InvalidValueError, LogError
@@ -458,7 +459,13 @@ class Engine(
                 self.transport.acknowledge(peer, message_ids)
         for laggard in self._peers_over_backlog(step):
             problem = self._backlog_problem(laggard)
-            logger.warning("%s: no new work with it until it catches up", problem)
+            logger.warning(
+                "%s: no new work with it until it catches up; disconnected for %d s",
+                problem,
+                engine_peer_backoff_s,
+            )
+            if self.transport is not None:
+                self.transport.disconnect(laggard, engine_peer_backoff_s)
         for answer in step.answers:
             answer()
         for objective_id, transaction in step.transactions:

@@ -255,6 +255,9 @@ engine_peer_objectives_total_max: Final = 4_096
 # funds locked) expires after this long, with a logged decision; checked this often.
 engine_objective_expiry_s: Final = 3_600
 engine_expiry_check_s: Final = 30
+# Routes looked for again after leaving out announced ledgers that hold less on chain
+# than their announcers claim.
+engine_route_attempts_max: Final = 3
 # Challenge durations of the channels peers propose: shorter ones could finalize a stale
 # challenge before the node answers it; longer ones lock funds that long in a dispute.
 challenge_duration_s_min_default: Final = 3_600

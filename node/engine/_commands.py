@@ -8,10 +8,11 @@ an accepted command is logged and answered once its record is durable.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 import trio
 
@@ -23,7 +24,7 @@ from node.core import (
     channel_id,
     to_checksum_address,
 )
-from node.core.constants import channel_nonce_max, uint256_max
+from node.core.constants import channel_nonce_max, engine_route_attempts_max, uint256_max
 from node.core.errors import InvalidValueError, ProtocolError
 from node.engine._config import EngineConfig
 from node.engine._errors import CommandRefusedError, Refusal
@@ -63,6 +64,9 @@ from node.protocols import (
     settle_ledger,
 )
 
+if TYPE_CHECKING:
+    from node.chain import ChainService
+
 logger = logging.getLogger("node.engine")
 
 NATIVE_ASSET = "0x0000000000000000000000000000000000000000"
@@ -76,11 +80,12 @@ class CommandsMixin(QueriesMixin):
     consensus_app: str
     payment_app: str
     config: EngineConfig
+    chain: ChainService | None
     limits: PolicyLimits
     state: EngineState
     views: ViewCache
     _inputs_send: trio.MemorySendChannel[Input]
-    find_intermediaries: Callable[[str, int, str], list[str]]
+    find_intermediaries: Callable[..., tuple[list[str], list[tuple[bytes, int]]]]
     _log: Callable[[Step, log_pb2.LogRecord], None]
     _ledger_snapshots: Callable[[], list[ChannelSnapshot]]
     _has_chain: Callable[[], bool]
@@ -164,9 +169,7 @@ class CommandsMixin(QueriesMixin):
             if not 0 < amount <= uint256_max:
                 raise InvalidValueError("amount", "must be in (0, 2**256)")
             if intermediaries is None:
-                intermediaries = await self._query(
-                    lambda: self.find_intermediaries(peer, amount, token)
-                )
+                intermediaries = await self._route(peer, amount, token)
             path = [to_checksum_address(address, "intermediaries") for address in intermediaries]
             chosen_nonce = nonce if nonce is not None else secrets.randbelow(channel_nonce_max)
             duration = self._challenge_duration(challenge_duration)
@@ -180,6 +183,47 @@ class CommandsMixin(QueriesMixin):
         except (InvalidValueError, ProtocolError) as error:
             raise CommandRefusedError(Refusal.INVALID, str(error)) from None
         return await self._ask(lambda reply: CreatePayment(objective, reply))
+
+    async def _route(self, payee: str, amount: int, asset: str) -> list[str]:
+        """The shortest path to ``payee`` whose announced ledgers hold on chain at least
+        the capacity their announcers claim (a ledger that does not is left out, and the
+        path looked for again).
+
+        Raises:
+            CommandRefusedError: no such path.
+        """
+        excluded: set[bytes] = set()
+        for _ in range(engine_route_attempts_max):
+            try:
+                path, announced = await self._query(
+                    functools.partial(
+                        self.find_intermediaries, payee, amount, asset, frozenset(excluded)
+                    )
+                )
+            except CommandRefusedError as error:
+                if not excluded:
+                    raise
+                raise CommandRefusedError(
+                    Refusal.CONFLICT,
+                    f"no route to {payee} whose ledgers hold what they claim on chain"
+                    f" ({len(excluded)} announced ledgers left out): {error.message}",
+                ) from None
+            if self.chain is None:
+                return path
+            false = [
+                ledger
+                for ledger, capacity in announced
+                if await self.chain.holdings(asset, ledger) < capacity
+            ]
+            if not false:
+                return path
+            logger.warning(
+                "left out %d announced ledgers holding less on chain than claimed", len(false)
+            )
+            excluded.update(false)
+        raise CommandRefusedError(
+            Refusal.CONFLICT, f"no route to {payee} whose ledgers hold what they claim on chain"
+        )
 
     async def close_payment_channel(self, channel: bytes) -> ObjectiveId:
         """Ask the loop to close a virtual channel we pay on; returns the VirtualDefund's id.

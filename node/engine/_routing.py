@@ -7,6 +7,7 @@ shortest one through its own ledgers and the announced ones (``find_route``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 
 from node.core import address_from_bytes, address_to_bytes, uint256_from_bytes, uint256_to_bytes
@@ -50,18 +51,23 @@ class RoutingMixin:
             )
         return offers
 
-    def find_intermediaries(self, payee: str, amount: int, asset: str) -> list[str]:
+    def find_intermediaries(
+        self, payee: str, amount: int, asset: str, excluded: frozenset[bytes] = frozenset()
+    ) -> tuple[list[str], list[tuple[bytes, int]]]:
         """The intermediaries of the shortest path to ``payee`` whose every hop can lock
-        ``amount`` of ``asset``.
+        ``amount`` of ``asset``, leaving out the ledgers ``excluded``; and the ledgers of
+        the path's hops that others announced, with the capacity claimed for each (to
+        check against the chain).
 
         Raises:
             CommandRefusedError: no known path.
         """
         directory: dict[str, list[tuple[str, int]]] = {}
-        self._add_offers(directory, self.address, self.ledger_offers(), asset)
+        ledgers: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self._add_offers(directory, ledgers, self.address, self.ledger_offers(), asset, excluded)
         for node, offers in self.announced() if self.announced is not None else ():
             if node != self.address:
-                self._add_offers(directory, node, offers, asset)
+                self._add_offers(directory, ledgers, node, offers, asset, excluded)
         try:
             route = find_route(directory, self.address, payee, amount)
         except (InvalidValueError, ProtocolError) as error:
@@ -72,18 +78,25 @@ class RoutingMixin:
                 f"no route to {payee} that can carry {amount} of {asset} "
                 f"(known ledgers of {len(directory)} nodes; give intermediaries to choose one)",
             )
-        return list(route[1:-1])
+        announced = [
+            ledgers[(node, peer)]
+            for node, peer in itertools.pairwise(route)
+            if self.address not in (node, peer) and (node, peer) in ledgers
+        ]
+        return list(route[1:-1]), announced
 
     @staticmethod
     def _add_offers(
         directory: dict[str, list[tuple[str, int]]],
+        ledgers: dict[tuple[str, str], tuple[bytes, int]],
         node: str,
         offers: Iterable[wire_pb2.LedgerOffer],
         asset: str,
+        excluded: frozenset[bytes],
     ) -> None:
         wanted = address_to_bytes(asset)
         for offer in offers:
-            if offer.asset != wanted:
+            if offer.asset != wanted or offer.channel_id in excluded:
                 continue
             try:
                 peer = address_from_bytes(offer.counterparty, "counterparty")
@@ -91,3 +104,6 @@ class RoutingMixin:
             except InvalidValueError:
                 continue  # gossip checked these; never let one bad offer stop a route
             directory.setdefault(node, []).append((peer, capacity))
+            known = ledgers.get((node, peer))
+            if known is None or known[1] < capacity:
+                ledgers[(node, peer)] = (offer.channel_id, capacity)

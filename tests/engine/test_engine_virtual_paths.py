@@ -208,3 +208,41 @@ async def test_an_intermediary_refuses_a_channel_beyond_its_limit(setting: Setti
             nursery.cancel_scope.cancel()
     for party in parties:
         party.close()
+
+
+async def test_a_ledger_announced_beyond_its_holdings_is_left_out(setting: Setting) -> None:
+    parties = setting.path()
+    alice, irene, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            await open_ledger(alice, irene, 100)
+            right = await open_ledger(irene, bob, 3)
+            _gossip(*parties)
+            honest = alice.engine.announced
+
+            def inflated() -> list[tuple[str, list[wire_pb2.LedgerOffer]]]:
+                """Irene claims 50 in her ledger with Bob, which holds 3 on chain."""
+                assert honest is not None
+                told = []
+                for node, offers in honest():
+                    lies = [wire_pb2.LedgerOffer() for _ in offers]
+                    for lie, offer in zip(lies, offers, strict=True):
+                        lie.CopyFrom(offer)
+                        if node == IRENE.address and offer.channel_id == right:
+                            lie.capacity = (50).to_bytes(32, "big")
+                    told.append((node, lies))
+                return told
+
+            alice.engine.announced = inflated
+            with pytest.raises(CommandRefusedError, match="hold what they claim") as refused:
+                await alice.engine.create_payment_channel(BOB.address, None, 20)
+            assert refused.value.refusal is Refusal.CONFLICT
+            alice.engine.announced = honest
+            channel = await open_virtual_channel(alice, bob, None, 3)
+            assert (await alice.engine.payment_channel(channel))["intermediaries"] == [
+                IRENE.address
+            ]
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        party.close()

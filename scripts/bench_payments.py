@@ -1,7 +1,7 @@
 """Benchmark: Alice pays Bob through Irene on a virtual channel, every voucher logged.
 
 Usage: python scripts/bench_payments.py [--payments N] [--rounds R] [--dir DIR] [--profile]
-                                        [--verbose]
+                                        [--verbose] [--per-call]
 
 Starts a devnet (anvil and the contracts) and Irene, Alice and Bob as separate
 ``scnode run`` processes joined over libp2p on 127.0.0.1, funds the ledger
@@ -12,7 +12,12 @@ channels Alice–Irene and Irene–Bob, then measures:
   ``pay`` being sent as soon as Alice's VirtualFund objective is done;
 * the sustained rate: N payments from Alice in JSON-RPC batches (a few in flight),
   rate = N / the time until Bob's ``received`` equals their total;
-* CPU seconds of the three node processes (from /proc) per 1,000 payments.
+* CPU seconds of the three node processes (from /proc) per 1,000 payments;
+* log bytes per payment at Alice and Bob.
+
+Payments go as ``pay`` calls making a batch's payments each (``--per-call``: one call
+per payment, in JSON-RPC batches); the node covers the payments of a step with one
+voucher either way.
 
 ``--profile`` runs the nodes under cProfile and prints each one's top functions.
 The last line is JSON.
@@ -32,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's node
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trio
@@ -39,6 +45,7 @@ from devnet_nodes import ScriptNode, start_path, wait_done, wait_until
 
 from node.chain import devnet_down, devnet_up
 from node.cli import BatchPayer
+from node.log import EventLog
 from node.rpc import RpcClient, RpcError
 
 ETH = 10**18
@@ -134,14 +141,28 @@ def close(alice: ScriptNode, bob: ScriptNode, channel: str) -> None:
     wait_done([alice, bob], closed["objective_id"], timeout_s=TIMEOUT_S, poll_s=0.01)
 
 
-def sustained(nodes: list[ScriptNode], channel: str, count: int) -> dict[str, float]:
-    """``count`` payments on ``channel``: rate until Bob has them all, and CPU spent."""
+def last_seq(node: ScriptNode) -> int:
+    return int(node.call("get_node_info")["log_last_seq"])
+
+
+def log_bytes(node: ScriptNode, first: int, last: int) -> int:
+    """Stored bytes of the node's records ``first..last`` (the node stopped)."""
+    with EventLog.open(node.home / "log", read_only=True) as log:
+        return sum(len(raw) for _, raw in log.read_raw(first, last))
+
+
+def sustained(
+    nodes: list[ScriptNode], channel: str, count: int, *, per_call: bool
+) -> dict[str, Any]:
+    """``count`` payments on ``channel``: rate until Bob has them all, CPU spent, and the
+    log records each node added (seq ranges, measured in bytes once they stopped)."""
     _, alice, bob = nodes
     before = received(bob, channel)
+    seqs = {node.name: last_seq(node) for node in (alice, bob)}
     expected = before + count * PAYMENT_WEI
     cpu_before = [node.cpu_seconds() for node in nodes]
     client_before = time.process_time()
-    payer = BatchPayer(alice.rpc_url, alice.token)
+    payer = BatchPayer(alice.rpc_url, alice.token, per_call=per_call)
     answered: dict[str, Any] = {}
 
     def send() -> None:
@@ -174,7 +195,13 @@ def sustained(nodes: list[ScriptNode], channel: str, count: int) -> dict[str, fl
         print(f"  {name}: {used:.2f} CPU-s, {used / count * 1e6:.0f} µs/payment")
     if received(bob, channel) != expected:
         raise RuntimeError(f"Bob received {received(bob, channel)}, Alice paid {expected}")
-    return {"payments_per_s": count / seconds, "cpu_s": sum(cpu)}
+    ranges = {node.name: (seqs[node.name] + 1, last_seq(node)) for node in (alice, bob)}
+    return {
+        "payments_per_s": count / seconds,
+        "cpu_s": sum(cpu),
+        "cpu_us": {node.name: cpu[i] / count * 1e6 for i, node in enumerate(nodes)},
+        "ranges": ranges,
+    }
 
 
 def print_profiles(directory: Path, names: tuple[str, ...]) -> None:
@@ -189,8 +216,8 @@ def print_profiles(directory: Path, names: tuple[str, ...]) -> None:
 
 
 def run(
-    directory: Path, payments: int, rounds: int, *, profile: bool, verbose: bool
-) -> dict[str, float]:
+    directory: Path, payments: int, rounds: int, *, profile: bool, verbose: bool, per_call: bool
+) -> dict[str, Any]:
     names = ("Irene", "Alice", "Bob")
     devnet_up(directory / "chain", nodes=3)
     nodes: list[ScriptNode] = []
@@ -207,19 +234,30 @@ def run(
             print(f"round {index + 1}: first payment after {steps['total']:.0f} ms ({shown})")
             close(alice, bob, channel)
         _, channel = first_payment(alice, irene, bob)
-        figures = sustained(nodes, channel, payments)
+        figures = sustained(nodes, channel, payments, per_call=per_call)
     finally:
         for node in nodes:
             node.stop()
         devnet_down(directory / "chain")
+    per_payment = {
+        name: log_bytes(node, *figures["ranges"][name]) / payments
+        for name, node in (("Alice", nodes[1]), ("Bob", nodes[2]))
+    }
+    print(
+        "log bytes per payment: "
+        + ", ".join(f"{name} {size:.1f}" for name, size in per_payment.items())
+    )
     if profile:
         print_profiles(directory, names)
     first_ms = statistics.median(firsts)
     print(f"time to first payment: median {first_ms:.0f} ms over {rounds} rounds")
     return {
+        "mode": "per call" if per_call else "payments per call",
         "payments_per_s": round(figures["payments_per_s"]),
         "time_to_first_payment_ms": round(first_ms, 1),
         "cpu_s_per_1000_payments": round(figures["cpu_s"] * 1000 / payments, 3),
+        "cpu_us_per_payment": {k: round(v, 1) for k, v in figures["cpu_us"].items()},
+        "log_bytes_per_payment": {k: round(v, 2) for k, v in per_payment.items()},
     }
 
 
@@ -232,12 +270,22 @@ def main() -> int:
     parser.add_argument(
         "--verbose", action="store_true", help="nodes log every step (DIR/NAME/node.log.txt)"
     )
+    parser.add_argument(
+        "--per-call",
+        action="store_true",
+        help="one `pay` call per payment (JSON-RPC batches of them) instead of `payments`",
+    )
     args = parser.parse_args()
     scratch = args.dir is None
     directory = args.dir or Path(tempfile.mkdtemp(prefix="scnode-bench-"))
     try:
         result = run(
-            directory, args.payments, args.rounds, profile=args.profile, verbose=args.verbose
+            directory,
+            args.payments,
+            args.rounds,
+            profile=args.profile,
+            verbose=args.verbose,
+            per_call=args.per_call,
         )
     finally:
         if scratch:

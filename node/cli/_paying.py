@@ -78,11 +78,14 @@ class BatchPayer:
     Args:
         url: the node's RPC URL, ``http://host:port``.
         token: its RPC token.
-        batch: calls per batch (default and most: ``constants.rpc_batch_calls_max``).
+        batch: payments per JSON-RPC request (default: ``constants.pay_batch_payments``;
+            with ``per_call``, ``constants.rpc_batch_calls_max``, also the most).
         in_flight: batches sent before the first answer is awaited (default:
             ``constants.rpc_client_batches_in_flight_default``).
         timeout_ms: the longest one batch may take (default:
             ``constants.rpc_client_timeout_ms``).
+        per_call: each payment its own ``pay`` call (a JSON-RPC batch of them) instead of
+            one ``pay`` call making a batch's payments (``payments``).
     """
 
     def __init__(
@@ -93,22 +96,26 @@ class BatchPayer:
         batch: int | None = None,
         in_flight: int | None = None,
         timeout_ms: int | None = None,
+        per_call: bool = False,
     ) -> None:
         from node.core import constants
         from node.rpc import RpcSyncClient
 
-        batch = constants.rpc_batch_calls_max if batch is None else batch
+        most = constants.rpc_batch_calls_max if per_call else constants.rpc_pay_payments_max
+        if batch is None:
+            batch = constants.rpc_batch_calls_max if per_call else constants.pay_batch_payments
         in_flight = (
             constants.rpc_client_batches_in_flight_default if in_flight is None else in_flight
         )
         timeout_ms = constants.rpc_client_timeout_ms if timeout_ms is None else timeout_ms
-        if not 1 <= batch <= constants.rpc_batch_calls_max:
-            raise ValueError(f"batch: {batch} not in 1..{constants.rpc_batch_calls_max}")
+        if not 1 <= batch <= most:
+            raise ValueError(f"batch: {batch} not in 1..{most}")
         if in_flight < 1:
             raise ValueError(f"in_flight: {in_flight} is not positive")
         self._client = RpcSyncClient(url, token, timeout_ms=timeout_ms)
         self._batch = batch
         self._in_flight = in_flight
+        self._per_call = per_call
 
     def pay(
         self, channel_id: str, amount: int, count: int, progress: Progress | None = None
@@ -153,8 +160,11 @@ class BatchPayer:
         from node.rpc import RpcConnectionError
 
         params: dict[str, JsonValue] = {"channel_id": channel_id, "amount": str(amount)}
+        calls = [("pay", params)] * size
+        if not self._per_call:
+            calls = [("pay", {**params, "payments": size})]
         try:
-            results = self._client.call_batch([("pay", params)] * size)
+            results = self._client.call_batch(calls)
         except RpcConnectionError as error:
             raise RpcConnectionError(f"pay {error}") from error
         return size, paid_of_results(results)

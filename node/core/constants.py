@@ -167,6 +167,8 @@ rpc_request_bytes_max: Final = 1024 * 1024  # one HTTP request body (a call or a
 rpc_header_bytes_max: Final = 16 * 1024  # request line plus headers
 rpc_response_bytes_max: Final = 64 * 1024 * 1024  # what a client accepts from the node
 rpc_batch_calls_max: Final = 100
+rpc_pay_payments_max: Final = 100_000  # payments one `pay` call makes (high-rate callers)
+pay_batch_payments: Final = 500  # `scnode pay --count`: payments per request
 rpc_json_depth_max: Final = 64  # nesting of arrays and objects in one request
 rpc_connections_max: Final = 256  # open HTTP and WebSocket connections together
 # Of those, connections that have not yet shown the token. A new connection past this

@@ -301,6 +301,7 @@ class Engine(
             for item in inputs:
                 if not isinstance(item, Query):
                     self._take(step, item)
+            self._sign_payments(step)
             self._crank_rounds(step)
             if self.state.towers:
                 self._fold_module(step)  # the views the hand-over reads

@@ -12,7 +12,7 @@ from typing import Final
 
 from node.core import address_to_bytes
 from node.core.constants import message_payloads_max, message_size_bytes_max
-from node.engine._records import now_ms
+from node.engine._records import now_ms, voucher_payload
 from node.engine._state import EngineState
 from node.engine._step import Step
 from node.proto import log_pb2, wire_pb2
@@ -39,22 +39,50 @@ def message_chunks(payloads: Sequence[wire_pb2.Payload]) -> list[list[wire_pb2.P
 
 
 def build_messages(state: EngineState, step: Step) -> None:
-    """Log the step's outgoing payloads as messages; the transport gets them after the write."""
+    """Log the step's outgoing payloads as messages; the transport gets them after the write.
+
+    A voucher of ours that its AcceptedVoucher record holds already is not logged a
+    second time: the SentMessage names its channel, and the message carries it after
+    the other payloads (``EngineState.sent_envelope`` rebuilds the same bytes).
+    """
     sender = address_to_bytes(state.me)
     time_ms = now_ms()
     for recipient, payloads in step.outgoing.items():
         peer = address_to_bytes(recipient)
         for chunk in message_chunks(payloads):
             message_id = state.next_id(peer)
-            envelope = wire_pb2.Envelope(
-                id=message_id, sender=sender, recipient=peer, payloads=chunk
-            )
+            kept, channels = _logged_apart(state, chunk)
             record = log_pb2.LogRecord(time_ms=time_ms)
             record.sent_message.peer = peer
-            record.sent_message.envelope.CopyFrom(envelope)
-            encoded = envelope.SerializeToString()
-            # As the fold of this record would, without encoding the envelope again.
+            logged = record.sent_message.envelope
+            logged.id, logged.sender, logged.recipient = message_id, sender, peer
+            logged.payloads.extend(kept)
+            record.sent_message.voucher_channels.extend(channels)
+            encoded = state.sent_envelope(record.sent_message)
+            # As the fold of this record would, without building the envelope again.
             state.add_sent(peer, message_id, encoded)
             step.records.append(record)
             step.messages.setdefault(peer, []).append((message_id, encoded))
     step.outgoing.clear()
+
+
+def _logged_apart(
+    state: EngineState, payloads: Sequence[wire_pb2.Payload]
+) -> tuple[list[wire_pb2.Payload], list[bytes]]:
+    """The payloads a SentMessage keeps, and the channels whose voucher it leaves out
+    (each our latest signed voucher on its channel, once per message)."""
+    kept: list[wire_pb2.Payload] = []
+    channels: list[bytes] = []
+    for payload in payloads:
+        if payload.WhichOneof("body") == "voucher":
+            channel = payload.voucher.channel_id
+            latest = state.sent_vouchers.get(channel)
+            if (
+                latest is not None
+                and channel not in channels
+                and payload == voucher_payload(latest)
+            ):
+                channels.append(channel)
+                continue
+        kept.append(payload)
+    return kept, channels

@@ -14,24 +14,22 @@ from typing import Final
 
 import trio
 
-from node.core import Signer, Voucher, voucher_from_proto, voucher_to_proto
+from node.core import Signer, Voucher, voucher_from_proto
 from node.core.constants import engine_voucher_resend_ms, engine_voucher_resends_max
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
 from node.engine._errors import CommandRefusedError, Refusal
 from node.engine._inputs import HandInVoucher, Input, Pay, Reply, Timer
-from node.engine._records import accepted_voucher_record
+from node.engine._records import accepted_voucher_record, voucher_payload
 from node.engine._state import EngineState
-from node.engine._step import Step
+from node.engine._step import PendingPayments, Step
 from node.engine._views import ViewCache
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
-    ObjectiveId,
-    ObjectiveKind,
     PayeeVouchers,
     PayerVouchers,
     PaymentChannel,
     accept_voucher,
-    next_voucher,
+    check_payment,
 )
 
 logger = logging.getLogger("node.engine")
@@ -56,14 +54,17 @@ class PaymentsMixin:
 
     # ------------------------------------------------------------------ async API
 
-    async def pay(self, channel: bytes, amount: int) -> int:
-        """Pay ``amount`` more on virtual channel ``channel``; returns the new total paid,
-        once its voucher is logged (and handed to the transport).
+    async def pay(self, channel: bytes, amount: int, payments: int = 1) -> int:
+        """Pay ``amount`` more on virtual channel ``channel`` (``payments`` times); returns
+        the total paid once the voucher covering it is logged (and handed to the
+        transport). Payments taken in the same step share that voucher.
 
         Raises:
             CommandRefusedError: no such open channel of ours, or not enough funds.
         """
-        return (await self._sign(channel, amount, send=True)).amount
+        if payments < 1:
+            raise CommandRefusedError(Refusal.INVALID, f"payments: {payments} is not positive")
+        return (await self._sign(channel, amount * payments, send=True)).amount
 
     async def create_voucher(self, channel: bytes, amount: int) -> Voucher:
         """Sign a voucher paying ``amount`` more on ``channel`` without sending it: the
@@ -93,18 +94,23 @@ class PaymentsMixin:
     # ------------------------------------------------------------------ in the loop
 
     def _take_payment(self, step: Step, request: Pay) -> None:
-        """Sign the next voucher; it is logged with the step, then sent."""
-        facts = self.views.payment(request.channel)
+        """Check a payment; payments on one channel in one step share one voucher for
+        their total (a voucher supersedes every earlier one), signed, logged and sent
+        once the step's inputs are taken (``_sign_payments``). A voucher asked for out of
+        band (``send`` False) is signed at once, after the payments before it."""
+        channel = request.channel
+        facts = self.views.payment(channel)
         if facts is None:
             request.reply.fail(
-                CommandRefusedError(
-                    Refusal.NOT_FOUND, f"no payment channel 0x{request.channel.hex()}"
-                )
+                CommandRefusedError(Refusal.NOT_FOUND, f"no payment channel 0x{channel.hex()}")
             )
             return
-        vouchers = PayerVouchers(request.channel, self.state.paid.get(request.channel, 0))
+        if not request.send:
+            self._sign_payments(step, channel)
+        pending = step.payments.get(channel)
+        paid = pending.total if pending is not None else self.state.paid.get(channel, 0)
         try:
-            _, voucher = next_voucher(vouchers, request.amount, facts, self.signer)
+            after = check_payment(PayerVouchers(channel, paid), request.amount, facts, self.address)
             if request.send:
                 self._check_backlogs([facts.payee])
         except ProtocolError as error:
@@ -113,11 +119,36 @@ class PaymentsMixin:
         except CommandRefusedError as error:
             request.reply.fail(error)
             return
-        self._log(step, accepted_voucher_record(voucher, sent=True))
-        step.touched.add(request.channel)
         if request.send:
-            step.send(facts.payee, voucher_payload(voucher))
-        reply = request.reply
+            if pending is None:
+                pending = step.payments[channel] = PendingPayments(facts.payee, after.paid)
+            pending.total = after.paid
+            pending.replies.append(request.reply)
+            return
+        voucher = self.signer.voucher(channel, after.paid)
+        self._log_voucher(step, voucher)
+        self._answer_when_logged(step, voucher, request.reply)
+
+    def _sign_payments(self, step: Step, channel: bytes | None = None) -> None:
+        """One voucher per channel for the payments the step took (``channel``: that
+        channel's only): logged, sent to the payee, the answer of every payment."""
+        channels = list(step.payments) if channel is None else [channel]
+        for each in channels:
+            pending = step.payments.pop(each, None)
+            if pending is None:
+                continue
+            voucher = self.signer.voucher(each, pending.total)
+            self._log_voucher(step, voucher)
+            step.send(pending.payee, voucher_payload(voucher))
+            for reply in pending.replies:
+                self._answer_when_logged(step, voucher, reply)
+
+    def _log_voucher(self, step: Step, voucher: Voucher) -> None:
+        self._log(step, accepted_voucher_record(voucher, sent=True))
+        step.touched.add(voucher.channel_id)
+
+    @staticmethod
+    def _answer_when_logged(step: Step, voucher: Voucher, reply: Reply[Voucher]) -> None:
         step.answers.append(lambda: reply.answer(voucher))
         step.refusals.append(lambda: reply.fail(_unlogged()))
 
@@ -196,14 +227,6 @@ class PaymentsMixin:
             step.send(facts.payee, voucher_payload(self.signer.voucher(channel, paid)))
         else:
             self._voucher_resends.pop(channel, None)
-
-
-def voucher_payload(voucher: Voucher) -> wire_pb2.Payload:
-    """The message carrying ``voucher`` to its payee."""
-    objective = ObjectiveId(ObjectiveKind.VIRTUAL_FUND, voucher.channel_id)
-    payload = wire_pb2.Payload(objective_id=str(objective))
-    payload.voucher.CopyFrom(voucher_to_proto(voucher))
-    return payload
 
 
 def _unlogged() -> CommandRefusedError:

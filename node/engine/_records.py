@@ -26,8 +26,8 @@ from node.core import (
     uint256_to_bytes,
     voucher_to_proto,
 )
-from node.proto import log_pb2
-from node.protocols import ObjectiveId, TransactionKind
+from node.proto import log_pb2, wire_pb2
+from node.protocols import ObjectiveId, ObjectiveKind, TransactionKind
 
 TX_KIND_TO_LOG: dict[TransactionKind, int] = {
     TransactionKind.DEPOSIT: log_pb2.TRANSACTION_KIND_DEPOSIT,
@@ -220,3 +220,11 @@ def chain_event_record(event: log_pb2.ChainEvent) -> log_pb2.LogRecord:
     record = log_pb2.LogRecord(time_ms=now_ms())
     record.chain_event.CopyFrom(event)
     return record
+
+
+def voucher_payload(voucher: Voucher) -> wire_pb2.Payload:
+    """The payload carrying ``voucher`` to its payee."""
+    objective = ObjectiveId(ObjectiveKind.VIRTUAL_FUND, voucher.channel_id)
+    payload = wire_pb2.Payload(objective_id=str(objective))
+    payload.voucher.CopyFrom(voucher_to_proto(voucher))
+    return payload

@@ -128,10 +128,10 @@ class _NodeMethods:
             objective_id = await self.engine.close_payment_channel(channel_id)
         return _created(objective_id)
 
-    async def pay(self, channel_id: bytes, amount: int) -> dict[str, JsonValue]:
+    async def pay(self, channel_id: bytes, amount: int, payments: int) -> dict[str, JsonValue]:
         with _answering():
-            paid = await self.engine.pay(channel_id, amount)
-        return {"channel_id": "0x" + channel_id.hex(), "paid": str(paid)}
+            paid = await self.engine.pay(channel_id, amount, payments)
+        return {"channel_id": "0x" + channel_id.hex(), "paid": str(paid), "payments": payments}
 
     async def get_payment_channel(self, channel_id: bytes) -> JsonValue:
         with _answering():
@@ -260,7 +260,20 @@ def register_node_methods(registry: MethodRegistry, engine: Engine, node_info: N
             "Open a virtual channel (VirtualFund); no intermediaries: a route is found.",
         ),
         ("close_payment_channel", _CHANNEL, "Close a virtual channel we pay on (VirtualDefund)."),
-        ("pay", _PAY, "Pay more on a virtual channel: one voucher, logged then sent."),
+        (
+            "pay",
+            [
+                *_PAY,
+                Param(
+                    "payments",
+                    integer(1, constants.rpc_pay_payments_max, name="payments"),
+                    required=False,
+                    default=1,
+                ),
+            ],
+            "Pay `amount` more on a virtual channel (`payments` times, for high-rate callers);"
+            " answered once the voucher covering it is logged, then sent.",
+        ),
         ("get_payment_channel", _CHANNEL, "One virtual channel: funds, paid, received."),
         (
             "get_payment_channels_by_ledger",

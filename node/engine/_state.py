@@ -37,9 +37,9 @@ from node.core import (
 from node.core.errors import InvalidValueError, ProtocolError
 from node.engine._journal import Journal
 from node.engine._ledger_codec import signed_proposal_from_proto
-from node.engine._records import TX_KIND_FROM_LOG
+from node.engine._records import TX_KIND_FROM_LOG, voucher_payload
 from node.engine._watch_codec import watch_request_from_proto
-from node.proto import log_pb2
+from node.proto import log_pb2, wire_pb2
 from node.protocols import (
     ChannelSnapshot,
     Defend,
@@ -161,6 +161,7 @@ class EngineState:
         self.ledger_proposals: dict[bytes, tuple[SignedProposal, ...]] = {}
         self.received: dict[bytes, Voucher] = {}
         self.paid: dict[bytes, int] = {}
+        self.sent_vouchers: dict[bytes, Voucher] = {}  # the voucher of each ``paid``
         self.outbox: dict[bytes, dict[int, bytes]] = {}  # peer -> id -> Envelope bytes
         # Bytes of each peer's outbox: kept beside the journal (a count, not state),
         # counted again after a roll back.
@@ -228,6 +229,18 @@ class EngineState:
 
     def set_cursor(self, cursor: ChainCursor) -> None:
         self.journal.set(self._scalars, _CURSOR, cursor)
+
+    def sent_envelope(self, sent: log_pb2.SentMessage) -> bytes:
+        """The bytes of the message a SentMessage record stands for: its envelope, with
+        the latest voucher we signed on each of its voucher channels after its payloads
+        (the record leaves them out: the AcceptedVoucher records hold them)."""
+        if not sent.voucher_channels:
+            return sent.envelope.SerializeToString()
+        envelope = wire_pb2.Envelope()
+        envelope.CopyFrom(sent.envelope)
+        for channel in sent.voucher_channels:
+            envelope.payloads.append(voucher_payload(self.sent_vouchers[channel]))
+        return envelope.SerializeToString()
 
     def add_sent(self, peer: bytes, message_id: int, envelope: bytes) -> None:
         """A message of ours, logged: unacknowledged until the peer says so."""
@@ -299,8 +312,7 @@ class EngineState:
             self._apply_proposal(signed_proposal_from_proto(record.accepted_proposal.proposal))
         elif case == "sent_message":
             sent = record.sent_message
-            envelope = sent.envelope
-            self.add_sent(sent.peer, envelope.id, envelope.SerializeToString())
+            self.add_sent(sent.peer, sent.envelope.id, self.sent_envelope(sent))
         elif case == "acknowledgement":
             self.acknowledged(record.acknowledgement.peer, list(record.acknowledgement.message_ids))
         elif case == "received_messages":
@@ -332,6 +344,7 @@ class EngineState:
         if accepted.sent:
             if voucher.amount > self.paid.get(channel, 0):
                 self.journal.set(self.paid, channel, voucher.amount)
+                self.journal.set(self.sent_vouchers, channel, voucher)
             return
         known = self.received.get(channel)
         if known is None or known.amount < voucher.amount:

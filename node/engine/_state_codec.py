@@ -70,6 +70,8 @@ def encode_state(state: EngineState) -> bytes:
         snapshot.received.append(voucher_to_proto(voucher))
     for channel, amount in sorted(state.paid.items()):
         snapshot.paid.add(channel_id=channel, amount=uint256_to_bytes(amount))
+    for _, voucher in sorted(state.sent_vouchers.items()):
+        snapshot.sent.append(voucher_to_proto(voucher))
     for peer in sorted(set(state.outbox) | set(state.next_ids) | set(state.seen)):
         seen = state.seen_of(peer)
         messages = snapshot.peers.add(
@@ -126,6 +128,9 @@ def decode_state(blob: bytes, state: EngineState) -> None:
         state.received[decoded.channel_id] = decoded
     for paid in snapshot.paid:
         state.paid[paid.channel_id] = uint256_from_bytes(paid.amount)
+    for voucher in snapshot.sent:
+        decoded = voucher_from_proto(voucher)
+        state.sent_vouchers[decoded.channel_id] = decoded
     for messages in snapshot.peers:
         peer = address_to_bytes(address_from_bytes(messages.peer, "peer"))
         state.next_ids[peer] = messages.next_id

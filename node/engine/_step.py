@@ -12,10 +12,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from node.core import Voucher
 from node.log import PreparedBatch
 from node.proto import log_pb2, wire_pb2
 from node.protocols import ObjectiveId, Transaction
+
+if TYPE_CHECKING:
+    from node.engine._inputs import Reply
+
+
+@dataclass
+class PendingPayments:
+    """Payments on one channel taken in a step: the total they bring the channel to,
+    its payee, and each payment's caller."""
+
+    payee: str
+    total: int
+    replies: list[Reply[Voucher]] = field(default_factory=list)
 
 
 @dataclass
@@ -40,6 +55,7 @@ class Step:
         advice: rejections queued to each peer in this step.
         peer_time_s: time spent on each peer's payloads in this step.
         accepted: peers' signed states this step logged (``_state_key``).
+        payments: payments taken on each channel, to be covered by one voucher.
     """
 
     records: list[log_pb2.LogRecord] = field(default_factory=list)
@@ -59,6 +75,7 @@ class Step:
     advice: dict[str, int] = field(default_factory=dict)
     peer_time_s: dict[str, float] = field(default_factory=dict)
     accepted: set[bytes] = field(default_factory=set)
+    payments: dict[bytes, PendingPayments] = field(default_factory=dict)
 
     def send(self, recipient: str, payload: wire_pb2.Payload) -> None:
         """Send ``payload`` once the step is durable."""

@@ -26,7 +26,7 @@ from node.proto import log_pb2 as scnode_dot_v1_dot_log__pb2
 from node.proto import nitro_pb2 as scnode_dot_v1_dot_nitro__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16scnode/v1/engine.proto\x12\tscnode.v1\x1a\x13scnode/v1/log.proto\x1a\x15scnode/v1/nitro.proto\"\x91\x03\n\x0e\x45ngineSnapshot\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12-\n\nobjectives\x18\x02 \x03(\x0b\x32\x19.scnode.v1.ObjectiveEntry\x12+\n\x07ledgers\x18\x03 \x03(\x0b\x32\x1a.scnode.v1.LedgerProposals\x12$\n\x08received\x18\x04 \x03(\x0b\x32\x12.scnode.v1.Voucher\x12&\n\x04paid\x18\x05 \x03(\x0b\x32\x18.scnode.v1.ChannelAmount\x12&\n\x05peers\x18\x06 \x03(\x0b\x32\x17.scnode.v1.PeerMessages\x12%\n\x05\x63hain\x18\x07 \x01(\x0b\x32\x16.scnode.v1.ChainCursor\x12(\n\x07watched\x18\x08 \x03(\x0b\x32\x17.scnode.v1.WatchedEntry\x12\x0e\n\x06towers\x18\t \x03(\x0c\x12\x34\n\x0bunconfirmed\x18\n \x03(\x0b\x32\x1f.scnode.v1.SubmittedTransaction\"\xd2\x03\n\x0eObjectiveEntry\x12\x35\n\x0b\x64irect_fund\x18\x01 \x01(\x0b\x32\x1e.scnode.v1.DirectFundObjectiveH\x00\x12\x39\n\rdirect_defund\x18\x02 \x01(\x0b\x32 .scnode.v1.DirectDefundObjectiveH\x00\x12\x37\n\x0cvirtual_fund\x18\x03 \x01(\x0b\x32\x1f.scnode.v1.VirtualFundObjectiveH\x00\x12;\n\x0evirtual_defund\x18\x04 \x01(\x0b\x32!.scnode.v1.VirtualDefundObjectiveH\x00\x12,\n\x06settle\x18\x05 \x01(\x0b\x32\x1a.scnode.v1.SettleObjectiveH\x00\x12,\n\x06\x64\x65\x66\x65nd\x18\x06 \x01(\x0b\x32\x1a.scnode.v1.DefendObjectiveH\x00\x12*\n\x05guard\x18\x07 \x01(\x0b\x32\x19.scnode.v1.GuardObjectiveH\x00\x12\x0f\n\x07\x66\x61ilure\x18\n \x01(\t\x12\x0c\n\x04\x64one\x18\x0b \x01(\x08\x12\x12\n\ncreated_ms\x18\x0c \x01(\x04\x12\x10\n\x08proposer\x18\r \x01(\x0c\x42\x0b\n\tobjective\"\x95\x01\n\x13\x44irectFundObjective\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12+\n\x07outcome\x18\x02 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\x12\x10\n\x08my_index\x18\x03 \x01(\r\x12\x1a\n\x12\x64\x65posits_submitted\x18\x04 \x03(\x0c\"l\n\x15\x44irectDefundObjective\x12%\n\x0b\x66inal_state\x18\x01 \x01(\x0b\x32\x10.scnode.v1.State\x12\x10\n\x08my_index\x18\x02 \x01(\r\x12\x1a\n\x12\x63onclude_submitted\x18\x03 \x01(\x08\"z\n\x14VirtualFundObjective\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12+\n\x07outcome\x18\x02 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\x12\x10\n\x08my_index\x18\x03 \x01(\r\"Q\n\x16VirtualDefundObjective\x12%\n\x0b\x66inal_state\x18\x01 \x01(\x0b\x32\x10.scnode.v1.State\x12\x10\n\x08my_index\x18\x02 \x01(\r\"\x89\x01\n\x0fSettleObjective\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12$\n\x06ledger\x18\x02 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12\x10\n\x08my_index\x18\x03 \x01(\r\x12*\n\tsubmitted\x18\x04 \x03(\x0b\x32\x17.scnode.v1.SubmittedKey\"t\n\x0f\x44\x65\x66\x65ndObjective\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12\x10\n\x08my_index\x18\x02 \x01(\r\x12*\n\tsubmitted\x18\x03 \x03(\x0b\x32\x17.scnode.v1.SubmittedKey\"a\n\x0eGuardObjective\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12*\n\tsubmitted\x18\x02 \x03(\x0b\x32\x17.scnode.v1.SubmittedKey\"\xa5\x01\n\x0cWatchedEntry\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.scnode.v1.WatchedChannel\x12\x12\n\nchallenged\x18\x02 \x01(\x08\x12\x16\n\x0e\x63hallenge_turn\x18\x03 \x01(\x04\x12\x14\n\x0c\x66inalizes_at\x18\x04 \x01(\x04\x12\x11\n\tconcluded\x18\x05 \x01(\x08\x12\x13\n\x0b\x65vent_block\x18\x06 \x01(\x04\"L\n\x0cSubmittedKey\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.scnode.v1.TransactionKind\x12\x12\n\nchannel_id\x18\x02 \x01(\x0c\"R\n\x0fLedgerProposals\x12\x11\n\tledger_id\x18\x01 \x01(\x0c\x12,\n\tproposals\x18\x02 \x03(\x0b\x32\x19.scnode.v1.LedgerProposal\"3\n\rChannelAmount\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x0c\"o\n\x0cPeerMessages\x12\x0c\n\x04peer\x18\x01 \x01(\x0c\x12\x0f\n\x07next_id\x18\x02 \x01(\x04\x12\x1b\n\x13seen_contiguous_max\x18\x03 \x01(\x04\x12\x12\n\nseen_above\x18\x04 \x03(\x04\x12\x0f\n\x07unacked\x18\x05 \x03(\x0c\"u\n\x0b\x43hainCursor\x12\x11\n\thas_block\x18\x01 \x01(\x08\x12\x12\n\nlast_block\x18\x02 \x01(\x04\x12\x11\n\thas_event\x18\x03 \x01(\x08\x12\x13\n\x0b\x65vent_block\x18\x04 \x01(\x04\x12\x17\n\x0f\x65vent_log_index\x18\x05 \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16scnode/v1/engine.proto\x12\tscnode.v1\x1a\x13scnode/v1/log.proto\x1a\x15scnode/v1/nitro.proto\"\xb3\x03\n\x0e\x45ngineSnapshot\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12-\n\nobjectives\x18\x02 \x03(\x0b\x32\x19.scnode.v1.ObjectiveEntry\x12+\n\x07ledgers\x18\x03 \x03(\x0b\x32\x1a.scnode.v1.LedgerProposals\x12$\n\x08received\x18\x04 \x03(\x0b\x32\x12.scnode.v1.Voucher\x12&\n\x04paid\x18\x05 \x03(\x0b\x32\x18.scnode.v1.ChannelAmount\x12 \n\x04sent\x18\x0b \x03(\x0b\x32\x12.scnode.v1.Voucher\x12&\n\x05peers\x18\x06 \x03(\x0b\x32\x17.scnode.v1.PeerMessages\x12%\n\x05\x63hain\x18\x07 \x01(\x0b\x32\x16.scnode.v1.ChainCursor\x12(\n\x07watched\x18\x08 \x03(\x0b\x32\x17.scnode.v1.WatchedEntry\x12\x0e\n\x06towers\x18\t \x03(\x0c\x12\x34\n\x0bunconfirmed\x18\n \x03(\x0b\x32\x1f.scnode.v1.SubmittedTransaction\"\xd2\x03\n\x0eObjectiveEntry\x12\x35\n\x0b\x64irect_fund\x18\x01 \x01(\x0b\x32\x1e.scnode.v1.DirectFundObjectiveH\x00\x12\x39\n\rdirect_defund\x18\x02 \x01(\x0b\x32 .scnode.v1.DirectDefundObjectiveH\x00\x12\x37\n\x0cvirtual_fund\x18\x03 \x01(\x0b\x32\x1f.scnode.v1.VirtualFundObjectiveH\x00\x12;\n\x0evirtual_defund\x18\x04 \x01(\x0b\x32!.scnode.v1.VirtualDefundObjectiveH\x00\x12,\n\x06settle\x18\x05 \x01(\x0b\x32\x1a.scnode.v1.SettleObjectiveH\x00\x12,\n\x06\x64\x65\x66\x65nd\x18\x06 \x01(\x0b\x32\x1a.scnode.v1.DefendObjectiveH\x00\x12*\n\x05guard\x18\x07 \x01(\x0b\x32\x19.scnode.v1.GuardObjectiveH\x00\x12\x0f\n\x07\x66\x61ilure\x18\n \x01(\t\x12\x0c\n\x04\x64one\x18\x0b \x01(\x08\x12\x12\n\ncreated_ms\x18\x0c \x01(\x04\x12\x10\n\x08proposer\x18\r \x01(\x0c\x42\x0b\n\tobjective\"\x95\x01\n\x13\x44irectFundObjective\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12+\n\x07outcome\x18\x02 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\x12\x10\n\x08my_index\x18\x03 \x01(\r\x12\x1a\n\x12\x64\x65posits_submitted\x18\x04 \x03(\x0c\"l\n\x15\x44irectDefundObjective\x12%\n\x0b\x66inal_state\x18\x01 \x01(\x0b\x32\x10.scnode.v1.State\x12\x10\n\x08my_index\x18\x02 \x01(\r\x12\x1a\n\x12\x63onclude_submitted\x18\x03 \x01(\x08\"z\n\x14VirtualFundObjective\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12+\n\x07outcome\x18\x02 \x03(\x0b\x32\x1a.scnode.v1.SingleAssetExit\x12\x10\n\x08my_index\x18\x03 \x01(\r\"Q\n\x16VirtualDefundObjective\x12%\n\x0b\x66inal_state\x18\x01 \x01(\x0b\x32\x10.scnode.v1.State\x12\x10\n\x08my_index\x18\x02 \x01(\r\"\x89\x01\n\x0fSettleObjective\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12$\n\x06ledger\x18\x02 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12\x10\n\x08my_index\x18\x03 \x01(\r\x12*\n\tsubmitted\x18\x04 \x03(\x0b\x32\x17.scnode.v1.SubmittedKey\"t\n\x0f\x44\x65\x66\x65ndObjective\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12\x10\n\x08my_index\x18\x02 \x01(\r\x12*\n\tsubmitted\x18\x03 \x03(\x0b\x32\x17.scnode.v1.SubmittedKey\"a\n\x0eGuardObjective\x12#\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x14.scnode.v1.FixedPart\x12*\n\tsubmitted\x18\x02 \x03(\x0b\x32\x17.scnode.v1.SubmittedKey\"\xa5\x01\n\x0cWatchedEntry\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.scnode.v1.WatchedChannel\x12\x12\n\nchallenged\x18\x02 \x01(\x08\x12\x16\n\x0e\x63hallenge_turn\x18\x03 \x01(\x04\x12\x14\n\x0c\x66inalizes_at\x18\x04 \x01(\x04\x12\x11\n\tconcluded\x18\x05 \x01(\x08\x12\x13\n\x0b\x65vent_block\x18\x06 \x01(\x04\"L\n\x0cSubmittedKey\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.scnode.v1.TransactionKind\x12\x12\n\nchannel_id\x18\x02 \x01(\x0c\"R\n\x0fLedgerProposals\x12\x11\n\tledger_id\x18\x01 \x01(\x0c\x12,\n\tproposals\x18\x02 \x03(\x0b\x32\x19.scnode.v1.LedgerProposal\"3\n\rChannelAmount\x12\x12\n\nchannel_id\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x0c\"o\n\x0cPeerMessages\x12\x0c\n\x04peer\x18\x01 \x01(\x0c\x12\x0f\n\x07next_id\x18\x02 \x01(\x04\x12\x1b\n\x13seen_contiguous_max\x18\x03 \x01(\x04\x12\x12\n\nseen_above\x18\x04 \x03(\x04\x12\x0f\n\x07unacked\x18\x05 \x03(\x0c\"u\n\x0b\x43hainCursor\x12\x11\n\thas_block\x18\x01 \x01(\x08\x12\x12\n\nlast_block\x18\x02 \x01(\x04\x12\x11\n\thas_event\x18\x03 \x01(\x08\x12\x13\n\x0b\x65vent_block\x18\x04 \x01(\x04\x12\x17\n\x0f\x65vent_log_index\x18\x05 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,33 +34,33 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'scnode.v1.engine_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENGINESNAPSHOT']._serialized_start=82
-  _globals['_ENGINESNAPSHOT']._serialized_end=483
-  _globals['_OBJECTIVEENTRY']._serialized_start=486
-  _globals['_OBJECTIVEENTRY']._serialized_end=952
-  _globals['_DIRECTFUNDOBJECTIVE']._serialized_start=955
-  _globals['_DIRECTFUNDOBJECTIVE']._serialized_end=1104
-  _globals['_DIRECTDEFUNDOBJECTIVE']._serialized_start=1106
-  _globals['_DIRECTDEFUNDOBJECTIVE']._serialized_end=1214
-  _globals['_VIRTUALFUNDOBJECTIVE']._serialized_start=1216
-  _globals['_VIRTUALFUNDOBJECTIVE']._serialized_end=1338
-  _globals['_VIRTUALDEFUNDOBJECTIVE']._serialized_start=1340
-  _globals['_VIRTUALDEFUNDOBJECTIVE']._serialized_end=1421
-  _globals['_SETTLEOBJECTIVE']._serialized_start=1424
-  _globals['_SETTLEOBJECTIVE']._serialized_end=1561
-  _globals['_DEFENDOBJECTIVE']._serialized_start=1563
-  _globals['_DEFENDOBJECTIVE']._serialized_end=1679
-  _globals['_GUARDOBJECTIVE']._serialized_start=1681
-  _globals['_GUARDOBJECTIVE']._serialized_end=1778
-  _globals['_WATCHEDENTRY']._serialized_start=1781
-  _globals['_WATCHEDENTRY']._serialized_end=1946
-  _globals['_SUBMITTEDKEY']._serialized_start=1948
-  _globals['_SUBMITTEDKEY']._serialized_end=2024
-  _globals['_LEDGERPROPOSALS']._serialized_start=2026
-  _globals['_LEDGERPROPOSALS']._serialized_end=2108
-  _globals['_CHANNELAMOUNT']._serialized_start=2110
-  _globals['_CHANNELAMOUNT']._serialized_end=2161
-  _globals['_PEERMESSAGES']._serialized_start=2163
-  _globals['_PEERMESSAGES']._serialized_end=2274
-  _globals['_CHAINCURSOR']._serialized_start=2276
-  _globals['_CHAINCURSOR']._serialized_end=2393
+  _globals['_ENGINESNAPSHOT']._serialized_end=517
+  _globals['_OBJECTIVEENTRY']._serialized_start=520
+  _globals['_OBJECTIVEENTRY']._serialized_end=986
+  _globals['_DIRECTFUNDOBJECTIVE']._serialized_start=989
+  _globals['_DIRECTFUNDOBJECTIVE']._serialized_end=1138
+  _globals['_DIRECTDEFUNDOBJECTIVE']._serialized_start=1140
+  _globals['_DIRECTDEFUNDOBJECTIVE']._serialized_end=1248
+  _globals['_VIRTUALFUNDOBJECTIVE']._serialized_start=1250
+  _globals['_VIRTUALFUNDOBJECTIVE']._serialized_end=1372
+  _globals['_VIRTUALDEFUNDOBJECTIVE']._serialized_start=1374
+  _globals['_VIRTUALDEFUNDOBJECTIVE']._serialized_end=1455
+  _globals['_SETTLEOBJECTIVE']._serialized_start=1458
+  _globals['_SETTLEOBJECTIVE']._serialized_end=1595
+  _globals['_DEFENDOBJECTIVE']._serialized_start=1597
+  _globals['_DEFENDOBJECTIVE']._serialized_end=1713
+  _globals['_GUARDOBJECTIVE']._serialized_start=1715
+  _globals['_GUARDOBJECTIVE']._serialized_end=1812
+  _globals['_WATCHEDENTRY']._serialized_start=1815
+  _globals['_WATCHEDENTRY']._serialized_end=1980
+  _globals['_SUBMITTEDKEY']._serialized_start=1982
+  _globals['_SUBMITTEDKEY']._serialized_end=2058
+  _globals['_LEDGERPROPOSALS']._serialized_start=2060
+  _globals['_LEDGERPROPOSALS']._serialized_end=2142
+  _globals['_CHANNELAMOUNT']._serialized_start=2144
+  _globals['_CHANNELAMOUNT']._serialized_end=2195
+  _globals['_PEERMESSAGES']._serialized_start=2197
+  _globals['_PEERMESSAGES']._serialized_end=2308
+  _globals['_CHAINCURSOR']._serialized_start=2310
+  _globals['_CHAINCURSOR']._serialized_end=2427
 # @@protoc_insertion_point(module_scope)

@@ -9,12 +9,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EngineSnapshot(_message.Message):
-    __slots__ = ("format_version", "objectives", "ledgers", "received", "paid", "peers", "chain", "watched", "towers", "unconfirmed")
+    __slots__ = ("format_version", "objectives", "ledgers", "received", "paid", "sent", "peers", "chain", "watched", "towers", "unconfirmed")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVES_FIELD_NUMBER: _ClassVar[int]
     LEDGERS_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_FIELD_NUMBER: _ClassVar[int]
     PAID_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     CHAIN_FIELD_NUMBER: _ClassVar[int]
     WATCHED_FIELD_NUMBER: _ClassVar[int]
@@ -25,12 +26,13 @@ class EngineSnapshot(_message.Message):
     ledgers: _containers.RepeatedCompositeFieldContainer[LedgerProposals]
     received: _containers.RepeatedCompositeFieldContainer[_nitro_pb2.Voucher]
     paid: _containers.RepeatedCompositeFieldContainer[ChannelAmount]
+    sent: _containers.RepeatedCompositeFieldContainer[_nitro_pb2.Voucher]
     peers: _containers.RepeatedCompositeFieldContainer[PeerMessages]
     chain: ChainCursor
     watched: _containers.RepeatedCompositeFieldContainer[WatchedEntry]
     towers: _containers.RepeatedScalarFieldContainer[bytes]
     unconfirmed: _containers.RepeatedCompositeFieldContainer[_log_pb2.SubmittedTransaction]
-    def __init__(self, format_version: _Optional[int] = ..., objectives: _Optional[_Iterable[_Union[ObjectiveEntry, _Mapping]]] = ..., ledgers: _Optional[_Iterable[_Union[LedgerProposals, _Mapping]]] = ..., received: _Optional[_Iterable[_Union[_nitro_pb2.Voucher, _Mapping]]] = ..., paid: _Optional[_Iterable[_Union[ChannelAmount, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerMessages, _Mapping]]] = ..., chain: _Optional[_Union[ChainCursor, _Mapping]] = ..., watched: _Optional[_Iterable[_Union[WatchedEntry, _Mapping]]] = ..., towers: _Optional[_Iterable[bytes]] = ..., unconfirmed: _Optional[_Iterable[_Union[_log_pb2.SubmittedTransaction, _Mapping]]] = ...) -> None: ...
+    def __init__(self, format_version: _Optional[int] = ..., objectives: _Optional[_Iterable[_Union[ObjectiveEntry, _Mapping]]] = ..., ledgers: _Optional[_Iterable[_Union[LedgerProposals, _Mapping]]] = ..., received: _Optional[_Iterable[_Union[_nitro_pb2.Voucher, _Mapping]]] = ..., paid: _Optional[_Iterable[_Union[ChannelAmount, _Mapping]]] = ..., sent: _Optional[_Iterable[_Union[_nitro_pb2.Voucher, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerMessages, _Mapping]]] = ..., chain: _Optional[_Union[ChainCursor, _Mapping]] = ..., watched: _Optional[_Iterable[_Union[WatchedEntry, _Mapping]]] = ..., towers: _Optional[_Iterable[bytes]] = ..., unconfirmed: _Optional[_Iterable[_Union[_log_pb2.SubmittedTransaction, _Mapping]]] = ...) -> None: ...
 
 class ObjectiveEntry(_message.Message):
     __slots__ = ("direct_fund", "direct_defund", "virtual_fund", "virtual_defund", "settle", "defend", "guard", "failure", "done", "created_ms", "proposer")

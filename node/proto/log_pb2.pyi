@@ -329,12 +329,14 @@ class ObjectiveDecision(_message.Message):
     def __init__(self, approved: _Optional[bool] = ..., reason: _Optional[str] = ..., proposer: _Optional[bytes] = ...) -> None: ...
 
 class SentMessage(_message.Message):
-    __slots__ = ("peer", "envelope")
+    __slots__ = ("peer", "envelope", "voucher_channels")
     PEER_FIELD_NUMBER: _ClassVar[int]
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    VOUCHER_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     peer: bytes
     envelope: _wire_pb2.Envelope
-    def __init__(self, peer: _Optional[bytes] = ..., envelope: _Optional[_Union[_wire_pb2.Envelope, _Mapping]] = ...) -> None: ...
+    voucher_channels: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, peer: _Optional[bytes] = ..., envelope: _Optional[_Union[_wire_pb2.Envelope, _Mapping]] = ..., voucher_channels: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Acknowledgement(_message.Message):
     __slots__ = ("peer", "message_ids")

@@ -125,6 +125,7 @@ from node.protocols._vouchers import PaymentChannel as PaymentChannel
 from node.protocols._vouchers import VoucherBatch as VoucherBatch
 from node.protocols._vouchers import accept_voucher as accept_voucher
 from node.protocols._vouchers import accept_vouchers as accept_vouchers
+from node.protocols._vouchers import check_payment as check_payment
 from node.protocols._vouchers import next_voucher as next_voucher
 from node.protocols._vouchers import payment_channel_from_snapshot as payment_channel_from_snapshot
 from node.protocols._vouchers import voucher_app_data as voucher_app_data

@@ -102,8 +102,22 @@ def next_voucher(
     """Pay ``amount`` more: the payer's state after it and the voucher for the new total.
 
     Raises:
-        ProtocolError: another channel, the channel is not open, we are not the
-            payer, the amount is not positive, or the total would exceed our funds.
+        ProtocolError: see ``check_payment``.
+    """
+    after = check_payment(vouchers, amount, channel, signer.address)
+    return after, signer.voucher(channel.channel_id, after.paid)
+
+
+def check_payment(
+    vouchers: PayerVouchers, amount: int, channel: PaymentChannel, payer: str
+) -> PayerVouchers:
+    """The payer's state after paying ``amount`` more, unsigned: many payments can be
+    checked one by one and covered by one voucher for their total (a voucher supersedes
+    every earlier one on its channel).
+
+    Raises:
+        ProtocolError: another channel, the channel is not open, ``payer`` is not its
+            payer, the amount is not positive, or the total would exceed the funds.
     """
     if channel.channel_id != vouchers.channel_id:
         raise ProtocolError(
@@ -111,14 +125,14 @@ def next_voucher(
         )
     if not channel.is_open:
         raise ProtocolError(f"channel 0x{channel.channel_id.hex()} is not open: no payment")
-    if signer.address != channel.payer:
-        raise ProtocolError(f"signer: {signer.address} is not the payer {channel.payer}")
+    if payer != channel.payer:
+        raise ProtocolError(f"signer: {payer} is not the payer {channel.payer}")
     if type(amount) is not int or amount <= 0:
         raise ProtocolError(f"amount: {amount!r}, a payment is a positive integer")
     total = vouchers.paid + amount
     if total > channel.funds:
         raise ProtocolError(f"amount: {amount} more makes {total}, above the funds {channel.funds}")
-    return dataclasses.replace(vouchers, paid=total), signer.voucher(channel.channel_id, total)
+    return dataclasses.replace(vouchers, paid=total)
 
 
 @dataclass(frozen=True)

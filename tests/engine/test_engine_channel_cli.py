@@ -164,10 +164,16 @@ def test_what_is_not_an_answer_to_pay_is_refused(body: bytes, problem: str) -> N
 
 
 def test_batch_payer_checks_its_settings() -> None:
-    limit = constants.rpc_batch_calls_max
-    for settings in ({"batch": 0}, {"batch": limit + 1}, {"in_flight": 0}):
+    calls = constants.rpc_batch_calls_max
+    payments = constants.rpc_pay_payments_max
+    for settings in (
+        {"batch": 0},
+        {"batch": payments + 1},
+        {"batch": calls + 1, "per_call": True},
+        {"in_flight": 0},
+    ):
         with pytest.raises(ValueError, match=r"batch|in_flight"):
-            BatchPayer("http://127.0.0.1:1", "token", **settings)
+            BatchPayer("http://127.0.0.1:1", "token", **settings)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="http"):
         BatchPayer("ftp://127.0.0.1:1", "token")
 

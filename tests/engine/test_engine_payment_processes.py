@@ -186,7 +186,9 @@ def pay_batch(node: NodeProcess, channel: str, amounts: Sequence[int]) -> int:
     failed = [answer for answer in answers if isinstance(answer, RpcError)]
     assert not failed, failed[:3]
     totals = sorted(int(answer["paid"]) for answer in answers)
-    assert len(set(totals)) == len(totals)  # each call moved the total by its own voucher
+    # Payments taken in one step share one voucher for their total: each answer is a
+    # total covering its payment, and a batch ends on the sum of all of them.
+    assert len(set(totals)) < len(totals)
     return totals[-1]
 
 
@@ -230,10 +232,11 @@ def test_one_hop_batches_and_single_calls(net: Net) -> None:
     for amount in range(1, 51):
         paid += amount
         answer = net["alice"].call("pay", channel_id=channel, amount=str(amount))
-        assert answer == {"channel_id": channel, "paid": str(paid)}
+        assert answer == {"channel_id": channel, "paid": str(paid), "payments": 1}
     wait_received(net, "bob", channel, paid)
     assert net["alice"].call("get_payment_channel", channel_id=channel)["paid"] == str(paid)
-    assert net["bob"].call("get_payment_channel", channel_id=channel)["vouchers"] == 20 * BATCH + 50
+    vouchers = net["bob"].call("get_payment_channel", channel_id=channel)["vouchers"]
+    assert 20 + 50 <= vouchers < 20 * BATCH + 50  # a voucher per batch step, one per call
     close_channel(net, "alice", channel)
     net.settled(moved(before, "alice", "bob", ["irene"], paid))
     final = net["bob"].call("get_payment_channel", channel_id=channel)
@@ -309,7 +312,8 @@ def test_twenty_concurrent_channels_over_one_ledger_pair(net: Net) -> None:
         ]
     )
     assert totals == [
-        {"channel_id": c, "paid": str(a)} for c, a in zip(channels, amounts, strict=True)
+        {"channel_id": c, "paid": str(a), "payments": 1}
+        for c, a in zip(channels, amounts, strict=True)
     ]
     for channel, amount in zip(channels, amounts, strict=True):
         wait_received(net, "bob", channel, amount)

@@ -53,7 +53,7 @@ async def test_payment_channel_over_rpc(setting: Setting) -> None:
             assert view["payer"] == alice.address
             for _ in range(2):
                 answer = await alice_rpc.call("pay", channel_id=channel, amount="2")
-            assert answer == {"channel_id": channel, "paid": "4"}
+            assert answer == {"channel_id": channel, "paid": "4", "payments": 1}
             await expect_error(
                 ErrorCode.INVALID_STATE, alice_rpc.call("pay", channel_id=channel, amount="2")
             )

@@ -1,7 +1,7 @@
 """Benchmark: Alice pays Bob through Irene on a virtual channel, every voucher logged.
 
 Usage: python scripts/bench_payments.py [--payments N] [--rounds R] [--dir DIR] [--profile]
-                                        [--verbose]
+                                        [--verbose] [--metrics]
 
 Starts a devnet (anvil and the contracts) and Irene, Alice and Bob as separate
 ``scnode run`` processes joined over libp2p on 127.0.0.1, funds the ledger
@@ -15,7 +15,8 @@ channels Alice–Irene and Irene–Bob, then measures:
 * CPU seconds of the three node processes (from /proc) per 1,000 payments.
 
 ``--profile`` runs the nodes under cProfile and prints each one's top functions.
-The last line is JSON.
+``--metrics`` runs them with ``--metrics 127.0.0.1:0`` (to measure what counting costs)
+and prints Bob's scrape at the end. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's node
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trio
@@ -188,14 +191,33 @@ def print_profiles(directory: Path, names: tuple[str, ...]) -> None:
         stats.sort_stats("tottime").print_stats(PROFILE_LINES)
 
 
+def print_scrape(node: ScriptNode) -> None:
+    """The node's ``scnode_`` metrics, as Prometheus scrapes them."""
+    assert node.metrics_url is not None
+    with urllib.request.urlopen(node.metrics_url, timeout=TIMEOUT_S) as response:
+        text = response.read().decode()
+    print(f"---- {node.name}: curl -s {node.metrics_url} | grep '^scnode_' | grep -v _bucket")
+    for line in text.splitlines():
+        if line.startswith("scnode_") and "_bucket{" not in line:
+            print(line)
+
+
 def run(
-    directory: Path, payments: int, rounds: int, *, profile: bool, verbose: bool
+    directory: Path, payments: int, rounds: int, *, profile: bool, verbose: bool, metrics: bool
 ) -> dict[str, float]:
     names = ("Irene", "Alice", "Bob")
     devnet_up(directory / "chain", nodes=3)
     nodes: list[ScriptNode] = []
+    options = ("--metrics", "127.0.0.1:0") if metrics else ()
     try:
-        nodes = start_path(directory, directory / "chain", names, verbose=verbose, profile=profile)
+        nodes = start_path(
+            directory,
+            directory / "chain",
+            names,
+            verbose=verbose,
+            profile=profile,
+            options=options,
+        )
         irene, alice, bob = nodes
         print(f"nodes: Irene {irene.address}, Alice {alice.address}, Bob {bob.address}")
         open_ledgers(irene, alice, bob)
@@ -208,6 +230,8 @@ def run(
             close(alice, bob, channel)
         _, channel = first_payment(alice, irene, bob)
         figures = sustained(nodes, channel, payments)
+        if metrics:
+            print_scrape(bob)
     finally:
         for node in nodes:
             node.stop()
@@ -232,17 +256,29 @@ def main() -> int:
     parser.add_argument(
         "--verbose", action="store_true", help="nodes log every step (DIR/NAME/node.log.txt)"
     )
+    parser.add_argument(
+        "--metrics", action="store_true", help="nodes serve Prometheus metrics (its cost)"
+    )
     args = parser.parse_args()
     scratch = args.dir is None
     directory = args.dir or Path(tempfile.mkdtemp(prefix="scnode-bench-"))
     try:
         result = run(
-            directory, args.payments, args.rounds, profile=args.profile, verbose=args.verbose
+            directory,
+            args.payments,
+            args.rounds,
+            profile=args.profile,
+            verbose=args.verbose,
+            metrics=args.metrics,
         )
     finally:
         if scratch:
             shutil.rmtree(directory, ignore_errors=True)
-    print(json.dumps({"benchmark": "payments", "payments": args.payments, **result}))
+    print(
+        json.dumps(
+            {"benchmark": "payments", "payments": args.payments, "metrics": args.metrics, **result}
+        )
+    )
     return 0
 
 

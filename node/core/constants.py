@@ -281,3 +281,8 @@ dispute_poll_interval_ms: Final = 200
 # A challenge by someone else reaches the log once the watcher confirms it: reads before giving up.
 dispute_candidate_reads_max: Final = 50
 
+# The Prometheus endpoint (``scnode run --metrics``): open scrapes at once, a scraper's
+# time to send its request and take the answer, and the request line plus headers.
+metrics_connections_max: Final = 8
+metrics_request_timeout_ms: Final = 10_000
+metrics_header_bytes_max: Final = 16 * 1024

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from google.protobuf.message import DecodeError
 from rocksdict import (
@@ -76,6 +77,9 @@ from node.log._records import (
 from node.log._types import PreparedBatch, SeqRange, Snapshot, VerifyReport
 from node.log._verify import verify_chain
 from node.proto import log_pb2
+
+if TYPE_CHECKING:
+    from node.metrics import Metrics
 
 COLUMN_FAMILIES: Final = ("records", "snapshots", "meta")
 _FORMAT_VALUE: Final = log_format_version.to_bytes(4, "big")
@@ -144,6 +148,7 @@ class EventLog:
         self._pruned_hash = ZERO_HASH  # sha256 of record _pruned_seq
         self._damage: tuple[int, str] | None = None
         self._sync_failure: str | None = None
+        self.metrics: Metrics | None = None  # counts appends, records, bytes, fsync time
         try:
             self._load_head(handles)
         except BaseException:
@@ -394,6 +399,11 @@ class EventLog:
         self._write_durably(handles, batch, "appending to")
         self._last_seq = last
         self._head_hash = last_hash
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.log_appends += 1
+            metrics.log_records += len(values)
+            metrics.log_bytes += sum(map(len, values))
 
     def prepare(
         self, records: Sequence[log_pb2.LogRecord], *, after: PreparedBatch | None = None
@@ -469,6 +479,7 @@ class EventLog:
             handles.db.write(batch, self._unsynced)
         except Exception as error:
             raise storage_error(error, self._path, action) from None
+        started = time.perf_counter()
         try:
             handles.db.flush_wal(True)
         except Exception as error:
@@ -477,6 +488,8 @@ class EventLog:
             failure = storage_error(error, self._path, "syncing")
             self._sync_failure = str(failure)
             raise failure from None
+        if self.metrics is not None:
+            self.metrics.fsync_seconds.observe(time.perf_counter() - started)
 
     # Reading.
 

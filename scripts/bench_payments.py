@@ -1,7 +1,7 @@
 """Benchmark: Alice pays Bob through Irene on a virtual channel, every voucher logged.
 
 Usage: python scripts/bench_payments.py [--payments N] [--rounds R] [--dir DIR] [--profile]
-                                        [--verbose] [--per-call]
+                                        [--verbose] [--per-call] [--metrics]
 
 Starts a devnet (anvil and the contracts) and Irene, Alice and Bob as separate
 ``scnode run`` processes joined over libp2p on 127.0.0.1, funds the ledger
@@ -20,7 +20,8 @@ per payment, in JSON-RPC batches); the node covers the payments of a step with o
 voucher either way.
 
 ``--profile`` runs the nodes under cProfile and prints each one's top functions.
-The last line is JSON.
+``--metrics`` runs them with ``--metrics 127.0.0.1:0`` (to measure what counting costs)
+and prints Bob's scrape at the end. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -215,14 +217,40 @@ def print_profiles(directory: Path, names: tuple[str, ...]) -> None:
         stats.sort_stats("tottime").print_stats(PROFILE_LINES)
 
 
+def print_scrape(node: ScriptNode) -> None:
+    """The node's ``scnode_`` metrics, as Prometheus scrapes them."""
+    assert node.metrics_url is not None
+    with urllib.request.urlopen(node.metrics_url, timeout=TIMEOUT_S) as response:
+        text = response.read().decode()
+    print(f"---- {node.name}: curl -s {node.metrics_url} | grep '^scnode_' | grep -v _bucket")
+    for line in text.splitlines():
+        if line.startswith("scnode_") and "_bucket{" not in line:
+            print(line)
+
+
 def run(
-    directory: Path, payments: int, rounds: int, *, profile: bool, verbose: bool, per_call: bool
+    directory: Path,
+    payments: int,
+    rounds: int,
+    *,
+    profile: bool,
+    verbose: bool,
+    per_call: bool,
+    metrics: bool,
 ) -> dict[str, Any]:
     names = ("Irene", "Alice", "Bob")
     devnet_up(directory / "chain", nodes=3)
     nodes: list[ScriptNode] = []
+    options = ("--metrics", "127.0.0.1:0") if metrics else ()
     try:
-        nodes = start_path(directory, directory / "chain", names, verbose=verbose, profile=profile)
+        nodes = start_path(
+            directory,
+            directory / "chain",
+            names,
+            verbose=verbose,
+            profile=profile,
+            options=options,
+        )
         irene, alice, bob = nodes
         print(f"nodes: Irene {irene.address}, Alice {alice.address}, Bob {bob.address}")
         open_ledgers(irene, alice, bob)
@@ -235,6 +263,8 @@ def run(
             close(alice, bob, channel)
         _, channel = first_payment(alice, irene, bob)
         figures = sustained(nodes, channel, payments, per_call=per_call)
+        if metrics:
+            print_scrape(bob)
     finally:
         for node in nodes:
             node.stop()
@@ -275,6 +305,9 @@ def main() -> int:
         action="store_true",
         help="one `pay` call per payment (JSON-RPC batches of them) instead of `payments`",
     )
+    parser.add_argument(
+        "--metrics", action="store_true", help="nodes serve Prometheus metrics (its cost)"
+    )
     args = parser.parse_args()
     scratch = args.dir is None
     directory = args.dir or Path(tempfile.mkdtemp(prefix="scnode-bench-"))
@@ -286,11 +319,16 @@ def main() -> int:
             profile=args.profile,
             verbose=args.verbose,
             per_call=args.per_call,
+            metrics=args.metrics,
         )
     finally:
         if scratch:
             shutil.rmtree(directory, ignore_errors=True)
-    print(json.dumps({"benchmark": "payments", "payments": args.payments, **result}))
+    print(
+        json.dumps(
+            {"benchmark": "payments", "payments": args.payments, "metrics": args.metrics, **result}
+        )
+    )
     return 0
 
 

@@ -37,6 +37,7 @@ class ScriptNode:
     multiaddr: str
     rpc_url: str
     _client: RpcSyncClient | None = field(default=None, repr=False)
+    metrics_url: str | None = None  # with ``--metrics`` among its options
 
     @property
     def token(self) -> str:
@@ -77,6 +78,7 @@ def start_node(
     *,
     verbose: bool = True,
     profile: Path | None = None,
+    options: tuple[str, ...] = (),
 ) -> ScriptNode:
     """``scnode run`` in its own process; returns once it printed its RPC URL.
 
@@ -88,7 +90,7 @@ def start_node(
     """
     profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     command = node_command(
-        home, devnet=devnet, peers=peers, verbose=verbose, python_options=profiler
+        home, devnet=devnet, peers=peers, verbose=verbose, python_options=profiler, options=options
     )
     (home / "node.log.txt").unlink(missing_ok=True)
     started = spawn_node(command, home / "node.log.txt", timeout_s=START_TIMEOUT_S)
@@ -100,6 +102,7 @@ def start_node(
         started.peer_id,
         started.multiaddr,
         started.rpc_url,
+        metrics_url=started.lines.get("metrics on"),
     )
 
 
@@ -110,11 +113,13 @@ def start_path(
     *,
     verbose: bool = True,
     profile: bool = False,
+    options: tuple[str, ...] = (),
 ) -> list[ScriptNode]:
     """Start a node per name (home ``DIR/<name>``, devnet account of its index).
 
     The first node starts alone; the others dial it by multiaddr. With ``profile``
-    each runs under cProfile, writing ``DIR/<name>.prof`` when it stops.
+    each runs under cProfile, writing ``DIR/<name>.prof`` when it stops; ``options``
+    go to each ``scnode run``.
     """
     from node.chain import devnet_node_key
 
@@ -127,7 +132,11 @@ def start_path(
         home = directory / name.lower()
         output = directory / f"{name.lower()}.prof" if profile else None
         try:
-            nodes.append(start_node(name, home, devnet, peers, verbose=verbose, profile=output))
+            nodes.append(
+                start_node(
+                    name, home, devnet, peers, verbose=verbose, profile=output, options=options
+                )
+            )
         except SpawnError:
             for node in nodes:
                 node.stop()

@@ -41,6 +41,8 @@ from node.core.errors import ChainError
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
+    from node.metrics import Metrics
+
 NATIVE_ASSET = "0x0000000000000000000000000000000000000000"
 OnSubmitted = Callable[[Submitted], Awaitable[None]]
 
@@ -107,6 +109,13 @@ class ChainService:
     def __init__(self, client: ChainClient) -> None:
         """Wraps ``client`` (which must know the adjudicator's address for calls)."""
         self.client = client
+        self.metrics: Metrics | None = None  # counts transactions and their gas, when set
+        self._watcher: ChainWatcher | None = None
+
+    @property
+    def head_block(self) -> int | None:
+        """The chain's latest block as the watcher last polled it (None: not yet)."""
+        return None if self._watcher is None else self._watcher.head_block
 
     @classmethod
     def connect(
@@ -147,6 +156,19 @@ class ChainService:
         submitted = await trio.to_thread.run_sync(
             lambda: self.client.submit(operation, function, value=value)
         )
+        if self.metrics is not None:
+            self.metrics.transaction(operation, "submitted")
+        try:
+            result = await self._wait(submitted, on_submitted)
+        except ChainError:
+            if self.metrics is not None:
+                self.metrics.transaction(operation, "failed")
+            raise
+        if self.metrics is not None:
+            self.metrics.transaction(operation, "mined", result.gas_used)
+        return result
+
+    async def _wait(self, submitted: Submitted, on_submitted: OnSubmitted | None) -> TxResult:
         if on_submitted is None:
             return await trio.to_thread.run_sync(self.client.wait, submitted)
         await on_submitted(submitted)
@@ -181,6 +203,7 @@ class ChainService:
         watcher = ChainWatcher(
             self.client, from_block=from_block, confirmations=confirmations, after=after
         )
+        self._watcher = watcher
         await watcher.run(deliver, task_status=task_status)
 
     # ------------------------------------------------------------------ reads

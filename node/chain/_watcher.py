@@ -134,6 +134,7 @@ class ChainWatcher:
         self._hashes: dict[int, bytes] = {}
         self._reverted: log_pb2.ChainEvent | None = None  # found, not yet delivered
         self.unreachable_polls = 0
+        self.head_block: int | None = None  # the chain's latest block at the last poll
         self._events = {
             event_abi_to_log_topic(abi): self.contract.events[abi["name"]]()
             for abi in self.contract.abi
@@ -202,7 +203,8 @@ class ChainWatcher:
 
     def _read(self) -> Batch:
         eth = self.client.w3.eth
-        safe = int(eth.block_number) - self.confirmations
+        self.head_block = int(eth.block_number)
+        safe = self.head_block - self.confirmations
         if safe < self.next_block:
             return Batch((), None, caught_up=True)
         last = min(safe, self.next_block + self.blocks_per_query - 1)

@@ -1,6 +1,6 @@
 """``scnode derive``: print the state a module derives from a node's log, or check a module.
 
-scnode derive --home DIR [--module FILE.wasm] [--at SEQ] [--json]
+scnode derive --home DIR [--module FILE.wasm] [--at SEQ] [--archive FILE ...] [--json]
 scnode derive check FILE.wasm [--golden DIR] [--json]
 """
 
@@ -21,13 +21,14 @@ from node.derive import (
     DeriveInstance,
     DeriveModule,
     Deriver,
+    LogSource,
     Outcome,
     channel_views,
     check_module,
     instance_at,
 )
 from node.home import NodeHome
-from node.log import EventLog
+from node.log import EventLog, LogHistory
 from node.proto import derive_pb2
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--home", type=Path, help="the node's home directory")
     parser.add_argument("--module", type=Path, default=DEFAULT_MODULE, help="a .wasm module")
     parser.add_argument("--at", type=int, default=None, help="the state as of this seq")
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an archive of the log's pruned prefix (repeat for several)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.set_defaults(handler=run_derive)
     commands = parser.add_subparsers(dest="derive_command", metavar="SUBCOMMAND")
@@ -69,9 +78,10 @@ def run_derive(options: argparse.Namespace) -> int:
             log = EventLog.open(home.log_path, create=False, read_only=True)
             writable = False
         with log:
-            instance = _derived(module, log, options.at, writable=writable)
+            source: LogSource = LogHistory.open(log, options.archive) if options.archive else log
+            instance = _derived(module, source, options.at, writable=writable)
             report = _report(module, instance)
-    except (DeriveError, LogError) as error:
+    except (DeriveError, LogError, ValueError, OSError) as error:
         console.print(f"scnode derive: {error}")
         return 1
     if options.json:
@@ -82,7 +92,7 @@ def run_derive(options: argparse.Namespace) -> int:
 
 
 def _derived(
-    module: DeriveModule, log: EventLog, at: int | None, *, writable: bool
+    module: DeriveModule, log: LogSource, at: int | None, *, writable: bool
 ) -> DeriveInstance:
     if at is not None or not writable:
         instance, _ = instance_at(module, log, at)

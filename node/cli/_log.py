@@ -1,7 +1,10 @@
-"""``scnode log show`` and ``scnode log verify``.
+"""``scnode log show``, ``scnode log verify`` and ``scnode log archive``.
 
-Both open the log read-only, so they work beside a running node.
-Exit codes: 0 fine, 1 the log is broken, 2 the log could not be opened.
+``show`` and ``verify`` open the log read-only, so they work beside a running node;
+with ``--archive FILE`` they also read the archives of a pruned prefix.
+``archive`` (``node/cli/_archive.py``) needs the node stopped.
+Exit codes: 0 fine, 1 the log is broken (or the archive refused), 2 the log could
+not be opened.
 """
 
 from __future__ import annotations
@@ -21,10 +24,19 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from node.cli._archive import add_parser as add_archive_parser
 from node.core import message_to_json
 from node.core.errors import InvalidValueError, LogCorruptError, LogError
 from node.home import NodeHome
-from node.log import EventLog, kind_name, record_hash, short_hex, summarise
+from node.log import (
+    EventLog,
+    LogHistory,
+    VerifyReport,
+    kind_name,
+    record_hash,
+    short_hex,
+    summarise,
+)
 from node.proto import log_pb2
 
 EXIT_OK: Final = 0
@@ -35,26 +47,43 @@ _PIPED_WIDTH: Final = 160
 
 
 def register(subparsers: Any) -> None:
-    """Add ``log show`` and ``log verify`` to the ``scnode`` parser."""
+    """Add ``log show``, ``log verify`` and ``log archive`` to the ``scnode`` parser."""
     log_parser = subparsers.add_parser("log", help="inspect and check the event log")
     log_parser.set_defaults(handler=lambda _: _print_help(log_parser))
     commands = log_parser.add_subparsers(dest="log_command", metavar="SUBCOMMAND")
 
     show = commands.add_parser("show", help="list records")
     _add_home(show)
-    show.add_argument("--from", dest="from_seq", type=int, default=1, metavar="N")
+    show.add_argument(
+        "--from", dest="from_seq", type=int, default=None, metavar="N", help="default: the first"
+    )
     show.add_argument("--to", dest="to_seq", type=int, default=None, metavar="N")
     show.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_archive(show)
     show.set_defaults(handler=run_show)
 
     verify = commands.add_parser("verify", help="check the hash chain and the head")
     _add_home(verify)
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_archive(verify)
     verify.set_defaults(handler=run_verify)
+
+    add_archive_parser(commands, _add_home)
 
 
 def _add_home(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home", type=Path, required=True, help="the node's home directory")
+
+
+def _add_archive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an archive of the pruned prefix (repeat for several, in any order)",
+    )
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -83,7 +112,9 @@ def run_show(namespace: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
     with log:
         try:
-            rows = log.read_raw(namespace.from_seq, namespace.to_seq)
+            source = LogHistory.open(log, namespace.archive) if namespace.archive else log
+            first = source.first_seq if namespace.from_seq is None else namespace.from_seq
+            rows = source.read_raw(first, namespace.to_seq)
             if namespace.json:
                 for seq, value in rows:
                     sys.stdout.write(json.dumps(record_json(seq, value)) + "\n")
@@ -94,12 +125,15 @@ def run_show(namespace: argparse.Namespace) -> int:
             # The reader went away (``scnode log show | head``): stop quietly.
             _silence_stdout()
             return EXIT_OK
-        except InvalidValueError as error:
+        except (InvalidValueError, OSError) as error:
             _print_error("error", error)
             return EXIT_UNAVAILABLE
         except LogCorruptError as error:
             _print_error("broken", error)
             return EXIT_BROKEN
+        except LogError as error:  # records asked for were pruned
+            _print_error("error", error)
+            return EXIT_UNAVAILABLE
     return EXIT_OK
 
 
@@ -187,33 +221,84 @@ def record_json(seq: int, value: bytes) -> dict[str, Any]:
 
 
 def run_verify(namespace: argparse.Namespace) -> int:
-    """Walk the chain; print OK with the head, or the first broken record."""
+    """Walk the chain (the archives given, then the live log from its checkpoint); print
+    OK with the head, or the first broken record."""
     log = _open(namespace)
     if log is None:
         return EXIT_UNAVAILABLE
     with log:
-        report = log.verify()
-        last_seq, head_hash = log.last_seq, log.head_hash
-    if namespace.json:
-        document = {
-            "ok": report.ok,
-            "records_checked": report.records_checked,
-            "first_bad_seq": report.first_bad_seq,
-            "problem": report.problem,
-            "last_seq": last_seq,
-            "head_hash": head_hash.hex(),
-        }
+        try:
+            document = verify_history(log, namespace.archive)
+        except OSError as error:
+            _print_error("error", error)
+            return EXIT_UNAVAILABLE
+    _print_verify(document, as_json=namespace.json)
+    return EXIT_OK if document["ok"] else EXIT_BROKEN
+
+
+def verify_history(log: EventLog, archives: list[Path]) -> dict[str, Any]:
+    """Verify each archive (which must chain up to the live log's checkpoint), then the
+    live log from its checkpoint; the outcome as a JSON-ready document.
+
+    Raises:
+        OSError: an archive cannot be read.
+    """
+    try:
+        history = LogHistory.open(log, archives)
+    except InvalidValueError as error:
+        return _verify_document(
+            log, log.first_seq, VerifyReport(False, 0, log.first_seq, str(error)), 0
+        )
+    checked = 0
+    for archive in history.archives:
+        report = archive.verify()
+        if not report.ok:
+            return _verify_document(log, history.first_seq, report, checked)
+        checked += report.records_checked
+    return _verify_document(log, history.first_seq, log.verify(), checked)
+
+
+def _verify_document(
+    log: EventLog, first_seq: int, report: VerifyReport, checked_before: int
+) -> dict[str, Any]:
+    checkpoint_seq, checkpoint_hash = log.checkpoint
+    checkpoint = {"seq": checkpoint_seq, "hash": checkpoint_hash.hex()} if checkpoint_seq else None
+    return {
+        "ok": report.ok,
+        "records_checked": checked_before + report.records_checked,
+        "first_bad_seq": report.first_bad_seq,
+        "problem": report.problem,
+        "first_seq": first_seq,
+        "last_seq": log.last_seq,
+        "head_hash": log.head_hash.hex(),
+        "checkpoint": checkpoint,
+    }
+
+
+def _print_verify(document: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
         sys.stdout.write(json.dumps(document) + "\n")
-    elif report.ok:
-        Console(highlight=False).print(
-            f"OK: {report.records_checked} records checked, "
-            f"head seq {last_seq} hash {head_hash.hex()}",
+        return
+    console = Console(highlight=False)
+    if not document["ok"]:
+        console.print(
+            f"BROKEN: record {document['first_bad_seq']}: {document['problem']} "
+            f"({document['records_checked']} records checked before it)",
             soft_wrap=True,
+        )
+        return
+    checkpoint = document["checkpoint"]
+    if checkpoint is None:
+        where = ""
+    elif document["first_seq"] > checkpoint["seq"]:
+        where = (
+            f" from the checkpoint at record {checkpoint['seq']} (hash"
+            f" {checkpoint['hash']}; records 1..{checkpoint['seq']} are archived)"
         )
     else:
-        Console(highlight=False).print(
-            f"BROKEN: record {report.first_bad_seq}: {report.problem} "
-            f"({report.records_checked} records checked before it)",
-            soft_wrap=True,
-        )
-    return EXIT_OK if report.ok else EXIT_BROKEN
+        where = f" from record {document['first_seq']} (archives, then the live log)"
+    console.print(
+        f"OK: {document['records_checked']} records checked{where}, "
+        f"head seq {document['last_seq']} hash {document['head_hash']}",
+        soft_wrap=True,
+    )

@@ -29,6 +29,20 @@ def parse_listen(text: str) -> tuple[str, int]:
     return match["host"], int(match["port"])
 
 
+def _metrics_address(text: str) -> tuple[str, int]:
+    """``--metrics HOST:PORT``.
+
+    Raises:
+        argparse.ArgumentTypeError: another form.
+    """
+    from node.metrics import parse_metrics_address
+
+    try:
+        return parse_metrics_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def register(subparsers: Any) -> None:
     """Add ``run``."""
     run = subparsers.add_parser("run", help="run the node: p2p, chain, JSON-RPC and the engine")
@@ -96,9 +110,20 @@ def register(subparsers: Any) -> None:
         metavar="MULTIADDR",
         help="dial this watchtower and hand it our channels (repeat)",
     )
-    run.add_argument("--no-gossip", action="store_true", help="do not announce on gossip")
-    run.add_argument("--verbose", action="store_true", help="log every step")
+    _add_reporting(run)
     run.set_defaults(handler=run_command)
+
+
+def _add_reporting(run: argparse.ArgumentParser) -> None:
+    """What the node tells others: gossip, its metrics, its log lines."""
+    run.add_argument("--no-gossip", action="store_true", help="do not announce on gossip")
+    run.add_argument(
+        "--metrics",
+        type=_metrics_address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free one)",
+    )
+    run.add_argument("--verbose", action="store_true", help="log every step")
 
 
 def run_command(namespace: argparse.Namespace) -> int:
@@ -133,6 +158,7 @@ def run_command(namespace: argparse.Namespace) -> int:
         watchtower=namespace.watchtower,
         watchtower_clients=tuple(namespace.watchtower_client),
         use_watchtowers=tuple(namespace.use_watchtower),
+        metrics=namespace.metrics,
         **({"module": namespace.module} if namespace.module else {}),
     )
 
@@ -145,6 +171,8 @@ def run_command(namespace: argparse.Namespace) -> int:
                 print(f"listening on {multiaddr}", flush=True)
             print(f"chain {started.chain_url}", flush=True)
             print(f"derivation module sha256 {started.module_sha256}", flush=True)
+            if started.metrics_url is not None:
+                print(f"metrics on {started.metrics_url}", flush=True)
             print(f"JSON-RPC on {started.rpc_url}", flush=True)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for received in signals:

@@ -46,6 +46,11 @@ log_commit_records_max: Final = 1_000_000  # one prepared batch (an engine step)
 log_snapshot_key_bytes: Final = 32  # a derivation module's sha256
 log_snapshot_bytes_max: Final = 1024 * 1024 * 1024
 log_read_chunk_records: Final = 1024  # records fetched per RocksDB iterator
+# Archives of a pruned prefix (docs/adr/0011-log-archive.md): framed records handed to
+# the compressor at once, and the longest record a frame may announce (so a corrupt
+# length cannot make a reader allocate gigabytes).
+log_archive_chunk_bytes: Final = 1024 * 1024
+log_archive_record_bytes_max: Final = 64 * 1024 * 1024
 
 # Wire.
 wire_format_version: Final = 1
@@ -277,3 +282,9 @@ watchtower_channels_per_client_max: Final = 1_024
 dispute_poll_interval_ms: Final = 200
 # A challenge by someone else reaches the log once the watcher confirms it: reads before giving up.
 dispute_candidate_reads_max: Final = 50
+
+# The Prometheus endpoint (``scnode run --metrics``): open scrapes at once, a scraper's
+# time to send its request and take the answer, and the request line plus headers.
+metrics_connections_max: Final = 8
+metrics_request_timeout_ms: Final = 10_000
+metrics_header_bytes_max: Final = 16 * 1024

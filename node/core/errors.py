@@ -6,7 +6,8 @@
   protocol: drop it, log it, answer with a rejection; never crash.
 * ``ChainError`` — the chain refused or failed us (revert, no funds, RPC down).
 * ``LogClosedError`` / ``LogBusyError`` / ``LogCorruptError`` — the event log
-  was used after close, is held by another process, or fails its integrity check.
+  was used after close, is held by another process, or fails its integrity check;
+  ``LogPrunedError`` — the records asked for are archived, no longer in the live log.
 * ``DeriveError`` — a derivation module was refused or trapped.
 * ``ProtocolError`` — an objective cannot take a request or an input: it breaks a
   protocol rule; ``PeerStateError`` when a peer's state or proposal is at fault.
@@ -67,6 +68,18 @@ class LogCorruptError(LogError):
     def __init__(self, seq: int, message: str) -> None:
         super().__init__(f"record {seq}: {message}")
         self.seq = seq
+
+
+class LogPrunedError(LogError):
+    """Records asked for were archived and pruned from the live log.
+
+    ``first_seq`` is the first record the live log still holds; the ones below
+    it are in the archives ``scnode log archive`` wrote.
+    """
+
+    def __init__(self, first_seq: int, message: str) -> None:
+        super().__init__(message)
+        self.first_seq = first_seq
 
 
 class DeriveError(ScnodeError):

@@ -6,6 +6,7 @@ from node.derive._conformance import Outcome as Outcome
 from node.derive._conformance import check_module as check_module
 from node.derive._conformance import load_cases as load_cases
 from node.derive._deriver import Deriver as Deriver
+from node.derive._deriver import LogSource as LogSource
 from node.derive._deriver import channel_view as channel_view
 from node.derive._deriver import channel_views as channel_views
 from node.derive._deriver import fold_range as fold_range

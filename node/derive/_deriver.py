@@ -13,9 +13,10 @@ import operator
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from itertools import islice
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from node.core.constants import (
     derive_batch_bytes_max,
@@ -29,6 +30,9 @@ from node.core.errors import DeriveError
 from node.derive._errors import ModuleTrapError, RecordRejectedError
 from node.derive._host import DeriveInstance, DeriveModule, Limits, frame_records
 from node.proto import derive_pb2
+
+if TYPE_CHECKING:
+    from node.metrics import Metrics
 
 
 class SnapshotLike(Protocol):
@@ -251,6 +255,7 @@ class Deriver:
         )
         self._snapshot_seq = self._cursor
         self._durable_seq = self._cursor  # records after it are folded but not yet logged
+        self.metrics: Metrics | None = None  # fold time and records folded, when set
 
     @property
     def cursor(self) -> int:
@@ -272,6 +277,7 @@ class Deriver:
         assert not self.tentative, "confirm or roll back what was folded ahead first"
         target = self.log.last_seq if to_seq is None else min(to_seq, self.log.last_seq)
         before = self._cursor
+        started = time.perf_counter()
         batches = _batch_source(self.log, self._cursor + 1, target, self.batch_records_max)
         try:
             for batch_last, batch in batches:
@@ -281,7 +287,14 @@ class Deriver:
                     self.snapshot()
         finally:
             batches.close()
+        self._count_fold(self._cursor - before, started)
         return self._cursor - before
+
+    def _count_fold(self, records: int, started: float) -> None:
+        metrics = self.metrics
+        if metrics is not None and records:
+            metrics.fold_seconds.observe(time.perf_counter() - started)
+            metrics.derive_records += records
 
     @property
     def tentative(self) -> bool:
@@ -297,6 +310,7 @@ class Deriver:
             RecordRejectedError, ModuleTrapError: as ``catch_up``; call ``roll_back``.
         """
         assert first == self._cursor + 1, (first, self._cursor)
+        started = time.perf_counter()
         start = 0
         while start < len(values):
             end, size = start, 0
@@ -308,6 +322,7 @@ class Deriver:
             self._instance.apply_batch(frame_records(values[start:end]))
             self._cursor = first + end - 1
             start = end
+        self._count_fold(len(values), started)
 
     def confirm(self) -> None:
         """The records folded ahead are in the log now."""

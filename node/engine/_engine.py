@@ -18,6 +18,7 @@ taken at the same sequence number and folds only the records after it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, assert_never
@@ -62,6 +63,7 @@ from node.engine._inputs import (
 )
 from node.engine._ledgers import LedgersMixin
 from node.engine._messages import build_messages
+from node.engine._metering import meter_commit, meter_step
 from node.engine._notices import NoticesMixin, Notify
 from node.engine._payments import PaymentsMixin
 from node.engine._peers import PeersMixin
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
     from node.chain import ChainService
+    from node.metrics import Metrics
 
 logger = logging.getLogger("node.engine")
 
@@ -153,6 +156,7 @@ class Engine(
         self.transport: Transport | None = None
         self.announced: Announced | None = None
         self.on_ledgers_changed: Callable[[], object] | None = None
+        self.metrics: Metrics | None = None  # node/engine/_metering.py: watch_engine
         self._inputs_send, self._inputs = trio.open_memory_channel[Input](engine_inputs_max)
         self._nursery: trio.Nursery | None = None
         self._commit_failures = 0
@@ -283,7 +287,10 @@ class Engine(
                     inputs.append(self._inputs.receive_nowait())
                 except trio.WouldBlock:
                     break
+            started = time.perf_counter()
             await self._run_step(inputs)
+            if self.metrics is not None:
+                meter_step(self.metrics, inputs, time.perf_counter() - started)
 
     async def _run_step(
         self,
@@ -450,6 +457,8 @@ class Engine(
 
     def _after_commit(self, step: Step) -> None:
         """The step is durable: keep its changes and run its effects."""
+        if self.metrics is not None:
+            meter_commit(self.metrics, step)
         self.deriver.confirm()
         self.state.journal.commit()
         self.state.prune()

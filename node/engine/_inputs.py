@@ -119,6 +119,7 @@ class Pay:
     amount: int
     send: bool
     reply: Reply[Voucher]
+    payments: int = 1  # how many payments ``amount`` sums (for metrics)
 
 
 @dataclass(frozen=True)

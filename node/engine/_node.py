@@ -21,9 +21,11 @@ from node.core.errors import ChainError, InvalidValueError, ScnodeError
 from node.derive import DeriveModule
 from node.engine._config import EngineConfig
 from node.engine._engine import Engine
+from node.engine._metering import watch_engine
 from node.engine._rpc import NATIVE_ASSET, register_node_methods
 from node.home import NodeHome
 from node.log import EventLog
+from node.metrics import Metrics, MetricsServer
 from node.protocols import PolicyLimits, limits_policy
 from node.rpc import JsonValue, MethodRegistry, RpcServer, load_or_create_rpc_token
 
@@ -71,6 +73,7 @@ class NodeOptions:
         watchtower: serve as a watchtower for other nodes.
         watchtower_clients: the only clients a watchtower serves (empty: any peer).
         use_watchtowers: multiaddrs of watchtowers to dial and hand our channels to.
+        metrics: ``(host, port)`` of a Prometheus endpoint to serve (None: none).
     """
 
     home: Path
@@ -93,11 +96,12 @@ class NodeOptions:
     watchtower: bool = False
     watchtower_clients: tuple[str, ...] = ()
     use_watchtowers: tuple[str, ...] = ()
+    metrics: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
 class NodeStarted:
-    """What a started node reports."""
+    """What a started node reports (``metrics_url``: None without ``--metrics``)."""
 
     address: str
     peer_id: str
@@ -105,6 +109,7 @@ class NodeStarted:
     rpc_url: str
     chain_url: str
     module_sha256: str
+    metrics_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +244,7 @@ async def run_node(
         facts = _NodeFacts(engine, settings, module)
         register_node_methods(registry, engine, facts.node_info)
         async with trio.open_nursery() as nursery:
+            metrics_url = await _serve_metrics(nursery, options, engine, facts)
             url = await nursery.start(server.run)
             write_rpc_url(home, url)
             await nursery.start(engine.run)
@@ -258,9 +264,23 @@ async def run_node(
                 url,
                 settings.url,
                 module.sha256_hex,
+                metrics_url,
             )
             task_status.started(started)
             await trio.sleep_forever()
+
+
+async def _serve_metrics(
+    nursery: trio.Nursery, options: NodeOptions, engine: Engine, facts: _NodeFacts
+) -> str | None:
+    """With ``options.metrics``: count what the engine does, serve it; the endpoint's URL."""
+    if options.metrics is None:
+        return None
+    facts.metrics = Metrics()
+    watch_engine(facts.metrics, engine)
+    host, port = options.metrics
+    url: str = await nursery.start(MetricsServer(facts.metrics, host, port).run)
+    return url
 
 
 def _load_network_libraries() -> None:
@@ -283,6 +303,7 @@ class _NodeFacts:
         self.chain_id: int | None = None
         self.chain_key_address: str | None = None
         self.confirmations: int | None = None
+        self.metrics: Metrics | None = None
 
     def node_info(self) -> dict[str, JsonValue]:
         engine, settings = self.engine, self.settings
@@ -327,6 +348,11 @@ async def _join_network(
         ledgers=engine.ledger_offers,
     )
     facts.p2p = p2p
+    if facts.metrics is not None:
+        facts.metrics.add_gauge(
+            "scnode_peers_connected",
+            lambda: [((), float(sum(record.connected for record in p2p.peer_store.records())))],
+        )
     # Routes only through ledgers that both of their ends announce.
     engine.announced = p2p.directory.routable_offers
     if p2p.gossip is not None:
@@ -352,7 +378,9 @@ async def _join_chain(
     if confirmations is None:
         confirmations = default_confirmations(facts.chain_id)
     facts.confirmations = confirmations
-    await engine.attach_chain(ChainService(client), start_block, confirmations)
+    service = ChainService(client)
+    service.metrics = facts.metrics
+    await engine.attach_chain(service, start_block, confirmations)
 
 
 def _engine(

@@ -64,7 +64,7 @@ class PaymentsMixin:
         """
         if payments < 1:
             raise CommandRefusedError(Refusal.INVALID, f"payments: {payments} is not positive")
-        return (await self._sign(channel, amount * payments, send=True)).amount
+        return (await self._sign(channel, amount * payments, send=True, payments=payments)).amount
 
     async def create_voucher(self, channel: bytes, amount: int) -> Voucher:
         """Sign a voucher paying ``amount`` more on ``channel`` without sending it: the
@@ -75,9 +75,9 @@ class PaymentsMixin:
         """
         return await self._sign(channel, amount, send=False)
 
-    async def _sign(self, channel: bytes, amount: int, *, send: bool) -> Voucher:
+    async def _sign(self, channel: bytes, amount: int, *, send: bool, payments: int = 1) -> Voucher:
         reply: Reply[Voucher] = Reply()
-        await self._inputs_send.send(Pay(channel, amount, send, reply))
+        await self._inputs_send.send(Pay(channel, amount, send, reply, payments))
         return await reply.wait()
 
     async def receive_voucher(self, voucher: Voucher) -> int:

@@ -22,6 +22,8 @@ SEQ_KEY_BYTES: Final = 8
 ZERO_HASH: Final = bytes(log_hash_bytes)
 HEAD_KEY: Final = b"head"
 FORMAT_KEY: Final = b"format_version"
+# The last pruned record (seq || sha256) once a prefix was archived and pruned.
+CHECKPOINT_KEY: Final = b"checkpoint"
 HEAD_VALUE_BYTES: Final = SEQ_KEY_BYTES + log_hash_bytes
 
 _PAYLOAD_ONEOF: Final = log_pb2.LogRecord.DESCRIPTOR.oneofs_by_name["payload"]
@@ -81,6 +83,7 @@ _HEADER_MIDDLE: Final[dict[int, bytes]] = {
     for kind in CASE_BY_KIND
 }
 _SEQ_TAG: Final = _tag(1, 0)
+_PREV_HASH_TAG: Final = _tag(4, _LENGTH_DELIMITED) + _varint(log_hash_bytes)
 _TIME_TAG: Final = _tag(5, 0)
 
 # Payload tags by their first byte: (kind, tag length). Fields 16..19 need a
@@ -208,6 +211,19 @@ def chain_values(
         append(value)
         seq += 1
     return values, prev_hash
+
+
+def stored_link(seq: int, value: bytes) -> bytes | None:
+    """The ``prev_hash`` of a stored record, read from its header without parsing it.
+
+    Returns None when the bytes do not start as the log writes record ``seq``
+    (its seq, then one-byte format version and kind, then the hash's tag and length).
+    """
+    prefix = _SEQ_TAG + _varint(seq)
+    start = len(prefix) + 6
+    if not value.startswith(prefix) or value[start - 2 : start] != _PREV_HASH_TAG:
+        return None
+    return value[start : start + log_hash_bytes]
 
 
 def encode_head(last_seq: int, last_hash: bytes) -> bytes:

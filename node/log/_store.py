@@ -4,22 +4,27 @@ Three column families in one RocksDB (raw mode, so any RocksDB tool reads it):
 
 * "records": key = seq as big-endian u64, value = the stored ``LogRecord``;
 * "snapshots": key = module key || big-endian u64 seq, value = a state blob;
-* "meta": the head (last seq || sha256 of its record) and the format version.
+* "meta": the head (last seq || sha256 of its record), the format version and,
+  once a prefix was archived and pruned, the checkpoint (the last pruned seq ||
+  sha256 of its record: the link the first live record carries).
 
 The head is written in the same write batch as the records it covers, so a lost
-tail or a changed last record shows as a mismatch between the two.
+tail or a changed last record shows as a mismatch between the two. The
+checkpoint is written in the same batch as the deletion of the prefix
+(docs/adr/0011-log-archive.md).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from google.protobuf.message import DecodeError
 from rocksdict import (
@@ -50,9 +55,11 @@ from node.core.errors import (
     LogCorruptError,
     LogError,
     LogNotFoundError,
+    LogPrunedError,
     LogStorageError,
 )
 from node.log._records import (
+    CHECKPOINT_KEY,
     FORMAT_KEY,
     HEAD_KEY,
     SEQ_KEY_BYTES,
@@ -70,6 +77,9 @@ from node.log._records import (
 from node.log._types import PreparedBatch, SeqRange, Snapshot, VerifyReport
 from node.log._verify import verify_chain
 from node.proto import log_pb2
+
+if TYPE_CHECKING:
+    from node.metrics import Metrics
 
 COLUMN_FAMILIES: Final = ("records", "snapshots", "meta")
 _FORMAT_VALUE: Final = log_format_version.to_bytes(4, "big")
@@ -134,8 +144,11 @@ class EventLog:
         self._unsynced.sync = False
         self._last_seq = 0
         self._head_hash = ZERO_HASH
+        self._pruned_seq = 0  # records 1.._pruned_seq are archived, not here
+        self._pruned_hash = ZERO_HASH  # sha256 of record _pruned_seq
         self._damage: tuple[int, str] | None = None
         self._sync_failure: str | None = None
+        self.metrics: Metrics | None = None  # counts appends, records, bytes, fsync time
         try:
             self._load_head(handles)
         except BaseException:
@@ -197,6 +210,7 @@ class EventLog:
         """Read the head and check it against the last record (cheap, on open)."""
         stored_format = handles.meta.get(FORMAT_KEY)
         head_value = handles.meta.get(HEAD_KEY)
+        checkpoint_value = handles.meta.get(CHECKPOINT_KEY)
         last_key = cast(bytes | None, next(iter(handles.records.keys(backwards=True)), None))
         if stored_format is None and head_value is None and last_key is None:
             if not self._read_only:
@@ -206,18 +220,33 @@ class EventLog:
             version = int.from_bytes(stored_format, "big")
             raise LogStorageError(f"{self._path} holds log format {version}, expected 1")
         head = decode_head(head_value) if head_value is not None else (0, ZERO_HASH)
-        if head is None:
-            self._damage = (1, "the head in meta is malformed")
+        checkpoint = (0, ZERO_HASH) if checkpoint_value is None else decode_head(checkpoint_value)
+        if head is None or checkpoint is None:
+            what = "head" if head is None else "checkpoint"
+            self._damage = (1, f"the {what} in meta is malformed")
             return
         self._last_seq, self._head_hash = head
-        last_seq = key_seq(last_key) if last_key is not None else 0
+        self._pruned_seq, self._pruned_hash = checkpoint
+        self._damage = self._head_damage(handles, last_key, stored_format)
+
+    def _head_damage(
+        self, handles: _Handles, last_key: bytes | None, stored_format: bytes | None
+    ) -> tuple[int, str] | None:
+        """What is wrong with the head, the checkpoint and the last record, if anything."""
+        last_seq = key_seq(last_key) if last_key is not None else self._pruned_seq
+        if self._pruned_seq > self._last_seq:
+            return (self._last_seq + 1, f"the checkpoint at {self._pruned_seq} is past the head")
         if last_seq != self._last_seq:
             first_bad = min(last_seq, self._last_seq) + 1
-            self._damage = (first_bad, f"last record is {last_seq}, head says {self._last_seq}")
-        elif last_seq and record_hash(handles.records[seq_key(last_seq)] or b"") != self._head_hash:
-            self._damage = (last_seq, "its sha256 differs from the head hash in meta")
-        elif stored_format is None:
-            self._damage = (1, "meta has no format_version")
+            return (first_bad, f"last record is {last_seq}, head says {self._last_seq}")
+        if last_seq == self._pruned_seq:  # every record pruned (or none ever written)
+            if self._head_hash != self._pruned_hash:
+                return (max(last_seq, 1), "the head hash differs from the checkpoint's")
+        elif record_hash(handles.records[seq_key(last_seq)] or b"") != self._head_hash:
+            return (last_seq, "its sha256 differs from the head hash in meta")
+        if stored_format is None:
+            return (1, "meta has no format_version")
+        return None
 
     # Life cycle.
 
@@ -266,6 +295,19 @@ class EventLog:
         """sha256 of the last record's stored bytes (zeros when empty)."""
         self._live()
         return self._head_hash
+
+    @property
+    def first_seq(self) -> int:
+        """The first record the live log holds (or will hold): 1 unless a prefix was
+        pruned (``prune``), then the checkpoint's seq + 1."""
+        self._live()
+        return self._pruned_seq + 1
+
+    @property
+    def checkpoint(self) -> tuple[int, bytes]:
+        """(the last pruned seq, sha256 of that record); (0, zeros) if none was pruned."""
+        self._live()
+        return self._pruned_seq, self._pruned_hash
 
     def _live(self) -> _Handles:
         handles = self._handles
@@ -357,6 +399,11 @@ class EventLog:
         self._write_durably(handles, batch, "appending to")
         self._last_seq = last
         self._head_hash = last_hash
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.log_appends += 1
+            metrics.log_records += len(values)
+            metrics.log_bytes += sum(map(len, values))
 
     def prepare(
         self, records: Sequence[log_pb2.LogRecord], *, after: PreparedBatch | None = None
@@ -432,6 +479,7 @@ class EventLog:
             handles.db.write(batch, self._unsynced)
         except Exception as error:
             raise storage_error(error, self._path, action) from None
+        started = time.perf_counter()
         try:
             handles.db.flush_wal(True)
         except Exception as error:
@@ -440,6 +488,8 @@ class EventLog:
             failure = storage_error(error, self._path, "syncing")
             self._sync_failure = str(failure)
             raise failure from None
+        if self.metrics is not None:
+            self.metrics.fsync_seconds.observe(time.perf_counter() - started)
 
     # Reading.
 
@@ -472,6 +522,8 @@ class EventLog:
         if to_seq is not None and to_seq < 0:
             raise InvalidValueError("to_seq", f"{to_seq} is below 0")
         last = self._last_seq if to_seq is None else min(to_seq, self._last_seq)
+        if from_seq <= min(last, self._pruned_seq):
+            raise pruned_error(self._pruned_seq, from_seq)
         return from_seq, last
 
     def _parsed(self, first: int, last: int) -> Iterator[log_pb2.LogRecord]:
@@ -545,9 +597,11 @@ class EventLog:
             batch.delete(key + seq_key(seq), handles.snapshots_cf)
         for snapshot in snapshots:
             _check_snapshot_key(snapshot.key)
-            if not 0 <= snapshot.seq <= self._last_seq:
+            if not self._pruned_seq <= snapshot.seq <= self._last_seq:
                 raise InvalidValueError(
-                    "seq", f"{snapshot.seq} is outside 0..{self._last_seq} (last_seq)"
+                    "seq",
+                    f"{snapshot.seq} is outside {self._pruned_seq}..{self._last_seq}"
+                    " (the checkpoint..last_seq)",
                 )
             blob = snapshot.blob
             if not isinstance(blob, bytes) or len(blob) > log_snapshot_bytes_max:
@@ -586,36 +640,110 @@ class EventLog:
         assert len(stored_key) == len(key) + SEQ_KEY_BYTES, stored_key
         return Snapshot(key=key, seq=key_seq(stored_key[len(key) :]), blob=blob)
 
+    # Pruning.
+
+    def prune(self, before: int, *, archived_head: bytes) -> int:
+        """Delete records ``first_seq..before-1`` once they are archived; keep a checkpoint.
+
+        One durable write deletes the records, stores the checkpoint (record
+        ``before - 1``'s seq and sha256: the link record ``before`` carries, so
+        ``verify`` still proves the chain from there) and deletes the snapshots
+        taken before record ``before - 1`` (nothing is left to replay from them).
+        The caller checks that whoever relies on the log restarts from snapshots at
+        or after ``before - 1``. Then the pruned range is compacted away on disk.
+
+        Args:
+            before: the first record kept: ``first_seq + 1..last_seq + 1``.
+            archived_head: sha256 of record ``before - 1`` as the archive holds it,
+                checked against the live record before anything is deleted.
+
+        Returns:
+            How many records were deleted.
+
+        Raises:
+            InvalidValueError: ``before`` out of range, or an archive head that is
+                not the live record's.
+            LogClosedError, LogCorruptError, LogStorageError: as ``append_batch``.
+        """
+        with self._lock:
+            handles = self._live()
+            self._check_appendable()
+            first, last = self._pruned_seq + 1, self._last_seq
+            if not first < before <= last + 1:
+                raise InvalidValueError("before", f"{before} is outside {first + 1}..{last + 1}")
+            value = handles.records.get(seq_key(before - 1))
+            if value is None:
+                raise LogCorruptError(before - 1, "is missing from the log")
+            head = record_hash(value)
+            if archived_head != head:
+                raise InvalidValueError(
+                    "archived_head", f"is not the sha256 of record {before - 1} in the live log"
+                )
+            batch = WriteBatch(raw_mode=True)
+            batch.delete_range(seq_key(0), seq_key(before), handles.records_cf)
+            for key in _snapshots_before(handles.snapshots, before - 1):
+                batch.delete(key, handles.snapshots_cf)
+            batch.put(CHECKPOINT_KEY, encode_head(before - 1, head), handles.meta_cf)
+            self._write_durably(handles, batch, "pruning")
+            self._pruned_seq, self._pruned_hash = before - 1, head
+            try:
+                handles.records.compact_range(None, seq_key(before))
+            except Exception as error:
+                raise storage_error(error, self._path, "compacting") from None
+        return before - first
+
     # Integrity.
 
-    def verify(self, from_seq: int = 1) -> VerifyReport:
+    def verify(self, from_seq: int | None = None) -> VerifyReport:
         """Walk the hash chain from ``from_seq`` to the end and check the head.
 
         Checks each record's key against its seq, gap-freeness, parseability,
         format version, kind against payload, canonical encoding, each
-        ``prev_hash`` link, and the head in "meta" against the last record.
+        ``prev_hash`` link, and the head in "meta" against the last record. From
+        the first live record (the default), its link is checked against the
+        checkpoint of a pruned prefix, and no record may lie below it.
 
         Raises:
-            InvalidValueError: ``from_seq`` outside 1..``last_seq + 1``.
+            InvalidValueError: ``from_seq`` outside ``first_seq``..``last_seq + 1``.
         """
         handles = self._live()
-        if not 1 <= from_seq <= self._last_seq + 1:
-            raise InvalidValueError("from_seq", f"{from_seq} is outside 1..{self._last_seq + 1}")
+        first = self._pruned_seq + 1
+        from_seq = first if from_seq is None else from_seq
+        if not first <= from_seq <= self._last_seq + 1:
+            raise InvalidValueError(
+                "from_seq", f"{from_seq} is outside {first}..{self._last_seq + 1}"
+            )
         with self._lock:  # a consistent view of records and head
             records = handles.records.snapshot()
             meta = handles.meta.snapshot()
         try:
-            start_hash = ZERO_HASH
-            if from_seq > 1:
+            start_hash = self._pruned_hash
+            stray = _key_below(records, seq_key(first)) if first > 1 else None
+            if stray is not None:
+                return VerifyReport(
+                    False, 0, stray, f"lies below the checkpoint at record {first - 1}"
+                )
+            if from_seq > first:
                 before = _snapshot_get(records, seq_key(from_seq - 1))
                 if before is None:
                     return VerifyReport(False, 0, from_seq - 1, "is missing from the log")
                 start_hash = record_hash(before)
             pairs = _snapshot_items(records, seq_key(from_seq))
             head_value = _snapshot_get(meta, HEAD_KEY)
-            return verify_chain(
+            report = verify_chain(
                 pairs, from_seq=from_seq, start_hash=start_hash, head_value=head_value
             )
+            if report.first_bad_seq is not None and report.first_bad_seq < first:
+                # The link into the first live record broke and the record holds: the
+                # checkpoint (not a record here) is what changed.
+                return VerifyReport(
+                    False,
+                    0,
+                    first,
+                    f"its prev_hash differs from the checkpoint of record {first - 1}"
+                    " (the checkpoint in meta was changed)",
+                )
+            return report
         except LogCorruptError as error:
             return VerifyReport(False, max(error.seq - from_seq, 0), error.seq, str(error))
         finally:
@@ -646,6 +774,39 @@ def _snapshot_items(snapshot: DbSnapshot, from_key: bytes) -> Iterator[tuple[byt
             return
         yield from chunk
         from_key = chunk[-1][0] + b"\x00"  # the smallest key after the last one
+
+
+def _key_below(records: DbSnapshot, bound: bytes) -> int | None:
+    """The seq of a record key below ``bound`` (a pruned record that came back), if any."""
+    keys = records.keys()
+    found = cast(bytes | None, next(keys, None))
+    del keys
+    if found is None or found >= bound:
+        return None
+    return key_seq(found[:SEQ_KEY_BYTES])
+
+
+def _snapshots_before(snapshots: Rdict, seq: int) -> list[bytes]:
+    """Keys of the snapshots (of any module) taken after fewer than ``seq`` records."""
+    stale: list[bytes] = []
+    keys = snapshots.keys()  # keys only: the blobs may be large
+    for key in keys:
+        stored = cast(bytes, key)
+        if (
+            len(stored) == log_snapshot_key_bytes + SEQ_KEY_BYTES
+            and key_seq(stored[log_snapshot_key_bytes:]) < seq
+        ):
+            stale.append(stored)
+    return stale
+
+
+def pruned_error(pruned_seq: int, from_seq: int) -> LogPrunedError:
+    """Records from ``from_seq`` on were asked for, but ``1..pruned_seq`` are archived."""
+    return LogPrunedError(
+        pruned_seq + 1,
+        f"record {from_seq} is archived: records 1..{pruned_seq} were pruned from the live"
+        f" log, which starts at {pruned_seq + 1} (give the archive: --archive FILE)",
+    )
 
 
 def _gap_error(records: Rdict, start: int, count: int) -> LogCorruptError:

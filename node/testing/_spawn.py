@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.core.errors import ScnodeError
@@ -34,6 +34,8 @@ class SpawnedNode:
         peer_id: its libp2p peer id.
         multiaddr: its first listening multiaddr, with ``/p2p/PEER_ID``.
         rpc_url: its JSON-RPC URL.
+        lines: everything it printed while coming up: the text before each line's last
+            word, mapped to that word (``metrics on`` -> the metrics URL).
     """
 
     process: subprocess.Popen[str]
@@ -41,6 +43,7 @@ class SpawnedNode:
     peer_id: str
     multiaddr: str
     rpc_url: str
+    lines: dict[str, str] = field(default_factory=dict)
 
 
 def node_command(
@@ -92,5 +95,10 @@ def spawn_node(command: list[str], stderr: Path, *, timeout_s: float) -> Spawned
         key, _, value = line.strip().rpartition(" ")
         lines[key] = value
     return SpawnedNode(
-        process, lines["scnode node"], lines["peer id"], lines["listening on"], lines[_UP_LINE]
+        process,
+        lines["scnode node"],
+        lines["peer id"],
+        lines["listening on"],
+        lines[_UP_LINE],
+        lines,
     )

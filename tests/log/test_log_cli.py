@@ -81,8 +81,10 @@ def test_verify_ok(home: Path, log_path: Path, capsys: pytest.CaptureFixture[str
         "records_checked": COUNT,
         "first_bad_seq": None,
         "problem": None,
+        "first_seq": 1,
         "last_seq": COUNT,
         "head_hash": head,
+        "checkpoint": None,
     }
 
 

@@ -30,6 +30,8 @@ ZIG_VERSION = "0.15.2"
 MODULES = {"channels": "channels.zig", "payments": "payments.zig"}
 EXPORTS = ("abi_version", "alloc", "apply_batch", "query", "snapshot", "restore")
 EXPORTS_OUT = ("out_ptr", "out_len")
+# The tables extension (docs/derive-abi.md, "Tables"): every module here has tables.
+EXPORTS_TABLES = ("describe_tables",)
 FLAGS = (
     "-target",
     "wasm32-freestanding",
@@ -65,7 +67,7 @@ def build_one(name: str, scratch: Path) -> bytes:
         "build-exe",
         f"src/{MODULES[name]}",
         *FLAGS,
-        *(f"--export={export}" for export in EXPORTS + EXPORTS_OUT),
+        *(f"--export={export}" for export in EXPORTS + EXPORTS_OUT + EXPORTS_TABLES),
         f"-femit-bin={name}.wasm",
     ]
     result = subprocess.run(command, cwd=work, env=environment, capture_output=True, text=True)

@@ -81,7 +81,7 @@ def test_derive_prints_tables(home: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_derive_with_another_module(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["derive", "--home", str(home), "--module", str(PAYMENTS_WASM)]) == 0
     out = capsys.readouterr().out
-    assert "payments by counterparty" in out
+    assert "counterparties (1 rows)" in out
     assert "12" in out
 
 

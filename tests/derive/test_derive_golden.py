@@ -7,20 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from node.derive import DeriveModule, Outcome, check_module, load_cases
+from node.derive import DeriveModule, Outcome, check_module, frame_records, load_cases
+from node.log import KIND_BY_CASE, record_hash
+from node.proto import log_pb2
 from tests.derive.derive_strategies import CHANNELS_WASM, PAYMENTS_WASM, load_module
-from tests.derive.make_golden import GOLDEN, SCENARIOS, expected
+from tests.derive.make_golden import GOLDEN, SCENARIOS, expected, scenario_records
 from tests.derive.wat_modules import counter_module
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_golden_files_match_the_oracles(name: str) -> None:
-    from node.derive import frame_records
-    from tests.derive.derive_strategies import number_records
-
-    records = SCENARIOS[name]()
-    if name != "sequence_gap":
-        records = number_records(records)
+    records = scenario_records(name)
     assert (GOLDEN / f"{name}.batch").read_bytes() == frame_records(
         record.SerializeToString() for record in records
     )
@@ -28,6 +25,35 @@ def test_golden_files_match_the_oracles(name: str) -> None:
     queries, rejects = expected(records)
     assert spec["queries"] == queries
     assert spec.get("rejects") == rejects
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_golden_logs_are_stored_logs(name: str) -> None:
+    """Each golden record is as log.proto says and the log stores it: its kind mirrors
+    its payload, format version 1, prev_hash the sha256 of the record before (zeros for
+    the first), seq from 1 without gaps but where sequence_gap breaks it on purpose."""
+    (case,) = [case for case in load_cases(GOLDEN) if case.name == name]
+    previous = bytes(32)
+    position = 0
+    for index, raw in enumerate(_unframed(case.batch)):
+        record = log_pb2.LogRecord.FromString(raw)
+        assert record.kind == KIND_BY_CASE[record.WhichOneof("payload")], (name, index)
+        assert record.format_version == 1
+        assert record.prev_hash == previous
+        expected_seq = 4 if (name, index) == ("sequence_gap", 2) else index + 1
+        assert record.seq == expected_seq
+        previous = record_hash(raw)
+        position += 1
+    assert position > 0
+
+
+def _unframed(batch: bytes) -> list[bytes]:
+    records, position = [], 0
+    while position < len(batch):
+        length = int.from_bytes(batch[position : position + 4], "little")
+        records.append(batch[position + 4 : position + 4 + length])
+        position += 4 + length
+    return records
 
 
 def test_every_case_loads() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ import trio
 from node.chain import Devnet, read_devnet
 from node.core import Signer, constants, to_checksum_address
 from node.core.errors import ChainError, InvalidValueError, ScnodeError
-from node.derive import DeriveModule
+from node.derive import DeriveModule, check_engine_module
 from node.engine._config import EngineConfig
 from node.engine._engine import Engine
 from node.engine._rpc import NATIVE_ASSET, register_node_methods
@@ -26,6 +27,7 @@ from node.home import NodeHome
 from node.log import EventLog
 from node.protocols import PolicyLimits, limits_policy
 from node.rpc import JsonValue, MethodRegistry, RpcServer, load_or_create_rpc_token
+from node.views import ViewError, ViewService, register_view_methods
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -34,6 +36,8 @@ logger = logging.getLogger("node.engine")
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_MODULE = PROJECT / "wasm" / "channels.wasm"
+# The conformance suite a module must pass to be the engine's (node/derive).
+GOLDEN = PROJECT / "tests" / "derive" / "golden"
 RPC_URL_FILE = "rpc.url"
 _MODULE_CACHE = "cache"  # compiled derivation modules, so a restart does not compile again
 
@@ -71,6 +75,8 @@ class NodeOptions:
         watchtower: serve as a watchtower for other nodes.
         watchtower_clients: the only clients a watchtower serves (empty: any peer).
         use_watchtowers: multiaddrs of watchtowers to dial and hand our channels to.
+        views: view modules to run (beside those the home lists already), each folding
+            the log into an SQLite database of its tables (docs/adr/0009-views.md).
     """
 
     home: Path
@@ -93,6 +99,7 @@ class NodeOptions:
     watchtower: bool = False
     watchtower_clients: tuple[str, ...] = ()
     use_watchtowers: tuple[str, ...] = ()
+    views: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,16 +239,22 @@ async def run_node(
     key = home.node_key()
     settings = _chain_settings(options)
     module = DeriveModule.from_file(options.module, cache_dir=home.root / _MODULE_CACHE)
+    _check_engine_module(module, home)
     registry = MethodRegistry()
     server = RpcServer(registry, load_or_create_rpc_token(home), port=options.rpc_port)
     with EventLog.open(home.log_path) as log:
+        views = _views(options, home, log, module)
         engine = _engine(options, settings, log, module, key, server)
         facts = _NodeFacts(engine, settings, module)
+        facts.view_names = lambda: [str(view["name"]) for view in views.views()]
         register_node_methods(registry, engine, facts.node_info)
+        register_view_methods(registry, views)
+        engine.on_committed = views.log_advanced
         async with trio.open_nursery() as nursery:
             url = await nursery.start(server.run)
             write_rpc_url(home, url)
             await nursery.start(engine.run)
+            await nursery.start(views.run)
             await trio.to_thread.run_sync(_load_network_libraries)
             multiaddrs = await _join_network(nursery, options, home, engine, facts)
             await _join_chain(options, settings, home, engine, facts)
@@ -261,6 +274,55 @@ async def run_node(
             )
             task_status.started(started)
             await trio.sleep_forever()
+
+
+def _check_engine_module(module: DeriveModule, home: NodeHome) -> None:
+    """Refuse, before anything starts, a module the engine cannot rely on: it must pass
+    the engine's part of the conformance suite (node.derive.engine_problems).
+
+    Raises:
+        NodeConfigError: it does not; the message says where.
+    """
+    if _is_reference_module(module):
+        return  # the reference module: the test suite checks it
+    if not GOLDEN.is_dir():
+        logger.warning("no conformance suite at %s: %s is not checked", GOLDEN, module.name)
+        return
+    problems = check_engine_module(module, GOLDEN, home.root / _MODULE_CACHE)
+    if problems:
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise NodeConfigError(
+            f"--module {module.name} cannot be the engine's module: it fails the conformance"
+            f" checks the engine relies on (run `scnode derive check {module.name}`):"
+            f" {'; '.join(problems[:3])}{more}."
+            " Load it as a view instead (--view)."
+        )
+
+
+def _is_reference_module(module: DeriveModule) -> bool:
+    """Whether ``module`` is the reference module this checkout ships."""
+    try:
+        return module.wasm == DEFAULT_MODULE.read_bytes()
+    except OSError:
+        return False
+
+
+def _views(
+    options: NodeOptions, home: NodeHome, log: EventLog, module: DeriveModule
+) -> ViewService:
+    """The views: the engine module's, those the home lists, ``--view`` files.
+
+    Raises:
+        NodeConfigError: a ``--view`` module is refused.
+    """
+    views = ViewService(
+        home.views_path, log, engine_module=module, cache_dir=home.root / _MODULE_CACHE
+    )
+    try:
+        views.load(options.views)
+    except ViewError as error:
+        raise NodeConfigError(str(error)) from None
+    return views
 
 
 def _load_network_libraries() -> None:
@@ -283,6 +345,7 @@ class _NodeFacts:
         self.chain_id: int | None = None
         self.chain_key_address: str | None = None
         self.confirmations: int | None = None
+        self.view_names: Callable[[], list[str]] = list
 
     def node_info(self) -> dict[str, JsonValue]:
         engine, settings = self.engine, self.settings
@@ -299,6 +362,7 @@ class _NodeFacts:
                 "confirmations": self.confirmations,
             },
             "module": {"name": self.module.name, "sha256": self.module.sha256.hex()},
+            "views": self.view_names(),
             "log_last_seq": engine.log.last_seq,
             "objectives_running": len(engine.state.running),
             "restart": {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def run_derive(options: argparse.Namespace) -> int:
     console = Console()
     parser: argparse.ArgumentParser = options.parser
     if options.home is None:
-        parser.print_usage()
+        parser.print_usage(sys.stderr)
         console.print("scnode derive: --home DIR is required")
         return 2
     home = NodeHome(options.home)
@@ -106,7 +107,7 @@ def run_derive(options: argparse.Namespace) -> int:
         module = DeriveModule.from_file(options.module, cache_dir=home.root / CACHE_DIRECTORY)
         names = [table.name for table in module.schema.tables] if module.schema else []
         if options.table is not None and options.table not in names:
-            parser.print_usage()
+            parser.print_usage(sys.stderr)
             console.print(
                 f"scnode derive: --table {options.table}: {module.name} has tables "
                 f"{', '.join(names) or '(none)'}"
@@ -114,7 +115,7 @@ def run_derive(options: argparse.Namespace) -> int:
             return 2
         with _open_log(home) as (log, writable):
             if options.at is not None and options.at > log.last_seq:
-                parser.print_usage()
+                parser.print_usage(sys.stderr)
                 console.print(f"scnode derive: --at {options.at}: the log ends at {log.last_seq}")
                 return 2
             report = _report(module, log, options, writable=writable)
@@ -179,25 +180,30 @@ def _json_value(value: object) -> object:
     return "0x" + value.hex() if isinstance(value, bytes) else value
 
 
-def _ask(instance: DeriveInstance, query: derive_pb2.Query) -> tuple[dict[str, Any] | None, str]:
-    """The answer as JSON, or None and the module's reason for declining."""
-    result = instance.query(query)
-    if result.status != derive_pb2.QUERY_STATUS_OK:
-        return None, result.detail or derive_pb2.QueryStatus.Name(result.status)
-    return message_to_json(result), ""
+def _ask(
+    instance: DeriveInstance, query: derive_pb2.Query, result: str
+) -> tuple[dict[str, Any] | None, str]:
+    """The answer as JSON (its ``result`` part), or None and why the module gave none."""
+    answer = instance.query(query)
+    if answer.status != derive_pb2.QUERY_STATUS_OK:
+        return None, answer.detail or derive_pb2.QueryStatus.Name(answer.status)
+    if answer.WhichOneof("result") != result:
+        return None, f"answered {answer.WhichOneof('result') or 'nothing'}, not {result}"
+    found: dict[str, Any] = message_to_json(answer).get(result, {})
+    return found, ""
 
 
 def _answers(instance: DeriveInstance) -> dict[str, Any]:
     """What the module answers of the queries in derive.proto; ``declined`` says why not."""
     report: dict[str, Any] = {}
     declined: dict[str, str] = {}
-    cursor, why = _ask(instance, derive_pb2.Query(get_cursor=derive_pb2.GetCursor()))
-    report["cursor"] = int(cursor.get("cursor", {}).get("last_seq", 0)) if cursor else None
+    cursor, why = _ask(instance, derive_pb2.Query(get_cursor=derive_pb2.GetCursor()), "cursor")
+    report["cursor"] = int(cursor.get("last_seq", 0)) if cursor is not None else None
     if cursor is None:
         declined["get_cursor"] = why
-    totals, why = _ask(instance, derive_pb2.Query(get_totals=derive_pb2.GetTotals()))
+    totals, why = _ask(instance, derive_pb2.Query(get_totals=derive_pb2.GetTotals()), "totals")
     if totals is not None:
-        report["totals"] = totals["totals"]
+        report["totals"] = totals
         try:
             report["channels"] = [message_to_json(view) for view in channel_views(instance)]
         except DeriveError as error:
@@ -205,9 +211,9 @@ def _answers(instance: DeriveInstance) -> dict[str, Any]:
     else:
         declined["get_totals"] = why
     query = derive_pb2.Query(list_counterparties=derive_pb2.ListCounterparties())
-    parties, why = _ask(instance, query)
+    parties, why = _ask(instance, query, "counterparties")
     if parties is not None:
-        report["counterparties"] = parties["counterparties"].get("counterparties", [])
+        report["counterparties"] = parties.get("counterparties", [])
     else:
         declined["list_counterparties"] = why
     report["declined"] = declined

@@ -211,12 +211,17 @@ class Change:
     rows: list[Row]
 
 
-def _compile_builder(table: TableSpec) -> tuple[Builder, tuple[int, int, int]]:
-    """A function building a row (no NULLs) from a RowChange's three lists, and how
-    many values each list holds."""
+def _compile_builder(
+    table: TableSpec, nulls: tuple[int, ...] = ()
+) -> tuple[Builder, tuple[int, int, int]]:
+    """A function building a row from a RowChange's three lists when the columns
+    ``nulls`` are NULL, and how many values each list then holds."""
     counts = [0, 0, 0]
     parts = []
-    for column in table.columns:
+    for index, column in enumerate(table.columns):
+        if index in nulls:
+            parts.append("None")
+            continue
         source = _SOURCE[column.type]
         item = f"{'itb'[source]}[{counts[source]}]"
         counts[source] += 1
@@ -228,14 +233,19 @@ def _compile_builder(table: TableSpec) -> tuple[Builder, tuple[int, int, int]]:
     return builder, (counts[0], counts[1], counts[2])
 
 
+# Patterns of NULL columns a table gets a compiled builder for; rarer ones take the slow path.
+_NULL_PATTERNS_MAX: Final = 32
+
+
 class RowDecoder:
     """Decodes a module's ``RowChanges`` into runs of rows, checked against its schema."""
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        compiled = [_compile_builder(table) for table in schema.tables]
-        self._builders = [builder for builder, _ in compiled]
-        self._counts = [counts for _, counts in compiled]
+        # Per table: the NULL columns of a row -> its builder and the lists' sizes.
+        self._builders: list[dict[tuple[int, ...], tuple[Builder, tuple[int, int, int]]]] = [
+            {(): _compile_builder(table)} for table in schema.tables
+        ]
 
     def decode(self, raw: bytes) -> list[Change]:
         """The changes in ``raw``, consecutive ones of a kind grouped, in order.
@@ -274,11 +284,26 @@ class RowDecoder:
 
     def _row(self, table: int, change: derive_pb2.RowChange) -> Row:
         integers, texts, blobs = change.integers, change.texts, change.blobs
-        if not change.nulls:
-            counts = self._counts[table]
-            if (len(integers), len(texts), len(blobs)) == counts:
-                return self._builders[table](integers, texts, blobs)
+        nulls = tuple(change.nulls)
+        builders = self._builders[table]
+        compiled = builders.get(nulls)
+        if compiled is None:
+            spec = self.schema.tables[table]
+            if len(builders) >= _NULL_PATTERNS_MAX or not self._nulls_valid(spec, nulls):
+                return self._row_with_nulls(spec, change)
+            compiled = builders[nulls] = _compile_builder(spec, nulls)
+        builder, counts = compiled
+        if (len(integers), len(texts), len(blobs)) == counts:
+            return builder(integers, texts, blobs)
         return self._row_with_nulls(self.schema.tables[table], change)
+
+    @staticmethod
+    def _nulls_valid(table: TableSpec, nulls: tuple[int, ...]) -> bool:
+        return (
+            list(nulls) == sorted(set(nulls))
+            and all(index < len(table.columns) for index in nulls)
+            and not set(nulls).intersection(table.primary_key)
+        )
 
     def _row_with_nulls(self, table: TableSpec, change: derive_pb2.RowChange) -> Row:
         nulls = set(change.nulls)

@@ -78,6 +78,7 @@ class View:
         self.cursor = 0
         self.error: str | None = None
         self.opened = False
+        self.rows_applied = 0  # row changes written since open (inserts, replaces, deletes)
 
     @property
     def name(self) -> str:
@@ -222,6 +223,7 @@ class View:
         assert self._database is not None
         kept = (folded, self._instance.snapshot()) if snapshot else None
         self._database.save(changes, folded, kept)
+        self.rows_applied += sum(len(change.rows) for change in changes)
         self.cursor = folded
         if kept is not None:
             self._snapshot_seq = folded
@@ -240,6 +242,7 @@ class View:
             "error": self.error,
             "cursor": self.cursor,
             "behind": max(log_last_seq - self.cursor, 0),
+            "rows_applied": self.rows_applied,
             "tables": [
                 {
                     "name": table.name,

@@ -213,6 +213,9 @@ rpc_subscriber_queue_max: Final = 1_024  # notifications waiting per WebSocket c
 rpc_notification_bytes_max: Final = 1024 * 1024  # one notification, client side
 rpc_notification_names_max: Final = 64  # names one subscriber may filter on
 rpc_token_bytes: Final = 32  # entropy of the auth token
+dashboard_interval_ms: Final = 1_000  # the dashboard's live figures are pushed this often
+dashboard_log_tail_max: Final = 20  # log records the dashboard shows
+dashboard_rate_window_s: Final = 5  # payments per second: averaged over this long
 
 # Secret files in a node's home (node/home.py): a key is 65 bytes, a token at most 257;
 # a secret file larger than this is refused unread (it is not one of ours).

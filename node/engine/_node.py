@@ -21,12 +21,19 @@ from node.core import Signer, constants, to_checksum_address
 from node.core.errors import ChainError, InvalidValueError, ScnodeError
 from node.derive import DeriveModule, check_engine_module
 from node.engine._config import EngineConfig
+from node.engine._dashboard import Dashboard, register_dashboard_methods
 from node.engine._engine import Engine
 from node.engine._rpc import NATIVE_ASSET, register_node_methods
 from node.home import NodeHome
 from node.log import EventLog
 from node.protocols import PolicyLimits, limits_policy
-from node.rpc import JsonValue, MethodRegistry, RpcServer, load_or_create_rpc_token
+from node.rpc import (
+    JsonValue,
+    MethodRegistry,
+    RpcServer,
+    dashboard_page,
+    load_or_create_rpc_token,
+)
 from node.views import ViewError, ViewService, register_view_methods
 
 if TYPE_CHECKING:
@@ -241,7 +248,9 @@ async def run_node(
     module = DeriveModule.from_file(options.module, cache_dir=home.root / _MODULE_CACHE)
     _check_engine_module(module, home)
     registry = MethodRegistry()
-    server = RpcServer(registry, load_or_create_rpc_token(home), port=options.rpc_port)
+    server = RpcServer(
+        registry, load_or_create_rpc_token(home), port=options.rpc_port, dashboard=dashboard_page()
+    )
     with EventLog.open(home.log_path) as log:
         views = _views(options, home, log, module)
         engine = _engine(options, settings, log, module, key, server)
@@ -249,12 +258,15 @@ async def run_node(
         facts.view_names = lambda: [str(view["name"]) for view in views.views()]
         register_node_methods(registry, engine, facts.node_info)
         register_view_methods(registry, views)
+        dashboard = _dashboard(engine, server, facts)
+        register_dashboard_methods(registry, dashboard)
         engine.on_committed = views.log_advanced
         async with trio.open_nursery() as nursery:
             url = await nursery.start(server.run)
             write_rpc_url(home, url)
             await nursery.start(engine.run)
             await nursery.start(views.run)
+            await nursery.start(dashboard.run)
             await trio.to_thread.run_sync(_load_network_libraries)
             multiaddrs = await _join_network(nursery, options, home, engine, facts)
             await _join_chain(options, settings, home, engine, facts)
@@ -274,6 +286,23 @@ async def run_node(
             )
             task_status.started(started)
             await trio.sleep_forever()
+
+
+def _dashboard(engine: Engine, server: RpcServer, facts: _NodeFacts) -> Dashboard:
+    """The dashboard's reads and live figures; peers once libp2p has joined."""
+
+    def peers() -> list[JsonValue]:
+        if facts.p2p is None:
+            return []
+        return [record.to_json() for record in facts.p2p.peer_store.records()]
+
+    return Dashboard(
+        engine,
+        publish=server.publish,
+        subscribers=lambda: server.subscriber_count,
+        peers=peers,
+        node_info=facts.node_info,
+    )
 
 
 def _check_engine_module(module: DeriveModule, home: NodeHome) -> None:

@@ -1,5 +1,5 @@
 """The JSON-RPC service: POST / for calls, GET /ws for notifications, bearer-token auth;
-GET /dashboard for the web page that shows the node (docs/dashboard.md)."""
+GET /dashboard for the web page that shows the node (README.md, "The dashboard")."""
 
 from __future__ import annotations
 

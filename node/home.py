@@ -7,6 +7,7 @@ Layout (docs/adr/0003-key-handling.md):
     HOME/log/         the RocksDB event log
     HOME/p2p/         peer store and other networking state
     HOME/rpc.token    the JSON-RPC auth token, mode 0600
+    HOME/views/       view modules and their SQLite databases (docs/adr/0009-views.md)
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class NodeHome:
     @property
     def rpc_token_path(self) -> Path:
         return self.root / "rpc.token"
+
+    @property
+    def views_path(self) -> Path:
+        return self.root / "views"
 
     def initialise(self, *, node_key: bytes | None = None) -> None:
         """Create the directory and a node key; refuses to overwrite an existing key."""

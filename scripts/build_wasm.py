@@ -1,12 +1,13 @@
-"""Build the derivation modules in wasm/ from their Zig sources, reproducibly.
+"""Build the derivation modules in wasm/ from their sources, reproducibly.
 
 Usage:
-    python scripts/build_wasm.py           # rebuild wasm/*.wasm in place
+    python scripts/build_wasm.py           # rebuild wasm/*.wasm and wasm/examples/*.wasm
     python scripts/build_wasm.py --check   # rebuild in a scratch dir; exit 1 if the
                                            # committed .wasm files differ
 
-Each module is built from a copy of wasm/src/ in a fresh directory with its own
-empty Zig cache, by the pinned ziglang package, so the bytes depend on the
+Each module is built from a copy of its sources in a fresh directory with its
+own empty Zig cache, by the pinned ziglang package (Zig for wasm/src/, its clang,
+`zig cc`, for the C example in wasm/examples/), so the bytes depend on the
 sources and the compiler version only (docs/derive-abi.md, "Building").
 """
 
@@ -25,11 +26,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WASM = ROOT / "wasm"
 SOURCES = WASM / "src"
+EXAMPLES = WASM / "examples"
 ZIG_VERSION = "0.15.2"
 # module name -> its root source file in wasm/src/.
 MODULES = {"channels": "channels.zig", "payments": "payments.zig"}
+# example modules in other languages -> their source in wasm/examples/.
+C_MODULES = {"kinds": "kinds.c"}
 EXPORTS = ("abi_version", "alloc", "apply_batch", "query", "snapshot", "restore")
 EXPORTS_OUT = ("out_ptr", "out_len")
+# The tables extension (docs/derive-abi.md, "Tables"): every module here has tables.
+EXPORTS_TABLES = ("describe_tables",)
 FLAGS = (
     "-target",
     "wasm32-freestanding",
@@ -44,6 +50,21 @@ FLAGS = (
 )
 
 
+C_FLAGS = (
+    "-target",
+    "wasm32-freestanding",
+    "-mcpu=lime1",
+    "-O2",
+    "-nostdlib",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wl,--no-entry",
+    "-Wl,--strip-all",
+    "-Wl,-z,stack-size=65536",
+)
+
+
 def zig_version() -> str:
     result = subprocess.run(
         [sys.executable, "-m", "ziglang", "version"], capture_output=True, text=True, check=True
@@ -51,32 +72,49 @@ def zig_version() -> str:
     return result.stdout.strip()
 
 
-def build_one(name: str, scratch: Path) -> bytes:
-    """Build module ``name`` in ``scratch`` and return its bytes."""
-    work = scratch / name
-    shutil.copytree(SOURCES, work / "src")
+def _environment(work: Path) -> dict[str, str]:
     environment = dict(os.environ)
     environment["ZIG_GLOBAL_CACHE_DIR"] = str(work / "cache-global")
     environment["ZIG_LOCAL_CACHE_DIR"] = str(work / "cache-local")
-    command = [
-        sys.executable,
-        "-m",
-        "ziglang",
-        "build-exe",
-        f"src/{MODULES[name]}",
-        *FLAGS,
-        *(f"--export={export}" for export in EXPORTS + EXPORTS_OUT),
-        f"-femit-bin={name}.wasm",
-    ]
-    result = subprocess.run(command, cwd=work, env=environment, capture_output=True, text=True)
+    return environment
+
+
+def _exports() -> list[str]:
+    return [f"--export={export}" for export in EXPORTS + EXPORTS_OUT + EXPORTS_TABLES]
+
+
+def build_one(name: str, scratch: Path) -> bytes:
+    """Build module ``name`` in ``scratch`` and return its bytes."""
+    work = scratch / name
+    if name in C_MODULES:
+        shutil.copytree(EXAMPLES, work / "src", ignore=shutil.ignore_patterns("*.wasm"))
+        command = [
+            sys.executable, "-m", "ziglang", "cc", f"src/{C_MODULES[name]}", *C_FLAGS,
+            *(f"-Wl,{export}" for export in _exports()), "-o", f"{name}.wasm",
+        ]  # fmt: skip
+    else:
+        shutil.copytree(SOURCES, work / "src")
+        command = [
+            sys.executable, "-m", "ziglang", "build-exe", f"src/{MODULES[name]}", *FLAGS,
+            *_exports(), f"-femit-bin={name}.wasm",
+        ]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=work, env=_environment(work), capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise SystemExit(f"zig build of {name} failed:\n{result.stderr}")
     return (work / f"{name}.wasm").read_bytes()
 
 
+def target_of(name: str) -> Path:
+    """Where module ``name`` is committed."""
+    return (EXAMPLES if name in C_MODULES else WASM) / f"{name}.wasm"
+
+
 def build_all() -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(2) as pool:
-        futures = {name: pool.submit(build_one, name, Path(scratch)) for name in MODULES}
+        names = [*MODULES, *C_MODULES]
+        futures = {name: pool.submit(build_one, name, Path(scratch)) for name in names}
         return {name: future.result() for name, future in futures.items()}
 
 
@@ -91,7 +129,7 @@ def main() -> int:
     built = build_all()
     stale = []
     for name, wasm in built.items():
-        target = WASM / f"{name}.wasm"
+        target = target_of(name)
         digest = hashlib.sha256(wasm).hexdigest()
         if options.check:
             same = target.is_file() and target.read_bytes() == wasm

@@ -18,9 +18,11 @@ its postfund, an old state that gives Alice back what she paid, signed with Alic
 key. Irene's node sees the challenge (a ``channel_challenged`` notification) and
 answers by itself with its latest state (``checkpoint``); then Irene leaves the ledger
 on chain (``settle_ledger_channel``, chain time moved past the challenge duration) and
-every account is checked to the wei again. Last, it stops the nodes, verifies their
+every account is checked to the wei again. Then it stops the nodes, verifies their
 event logs and prints the final balances. Everything it started is stopped at the end,
-also on failure.
+also on failure. Last, it queries the tables the nodes derived from their logs with
+``scnode sql`` (the engine module's view: channels by status, what they paid and
+received, and the records each log holds), as a user would with the nodes stopped.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -419,6 +422,36 @@ def dispute(directory: Path, nodes: list[ScriptNode], w3: Any) -> None:
     check_chain(nodes, before, after, gas_spent(w3, nodes, start_block), moved)
 
 
+# What `make demo` asks each node's derived tables at the end (docs/adr/0009-views.md).
+VIEW_QUERIES = (
+    "SELECT status, count(*) AS channels, u256_sum(paid) AS paid,"
+    " u256_sum(received) AS received, sum(vouchers) AS vouchers"
+    " FROM engine.channels GROUP BY status ORDER BY status",
+    "SELECT records, last_seq, vouchers FROM engine.totals",
+)
+
+
+def query_views(nodes: list[ScriptNode]) -> None:
+    """Each node's derived tables through `scnode sql`, printed as the command prints them.
+
+    Raises:
+        RuntimeError: a query failed.
+    """
+    console.rule("The derived tables, queried with scnode sql")
+    for node in nodes:
+        for query in VIEW_QUERIES:
+            console.print(f'[bold]{node.name}[/bold]: scnode sql --home {node.home} "{query}"')
+            result = subprocess.run(
+                [sys.executable, "-m", "node.cli", "sql", "--home", str(node.home), query],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"scnode sql on {node.name}'s home: {result.stderr.strip()}")
+            console.print(result.stdout.rstrip())
+
+
 def run_demo(directory: Path) -> None:
     """The whole demo in ``directory``; stops what it started."""
     from web3 import HTTPProvider, Web3
@@ -461,6 +494,7 @@ def run_demo(directory: Path) -> None:
             verify_logs(nodes)
         devnet_down(directory / "chain")
         console.print("Stopped the devnet.")
+    query_views(nodes)
 
 
 def main(argv: list[str] | None = None) -> int:

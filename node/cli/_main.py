@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pay": ("node.cli._pay", "pay on a payment channel, once or many times in batches"),
     "log": ("node.cli._log", "inspect and check the event log"),
     "derive": ("node.cli._derive", "print the state a derivation module derives from the log"),
+    "sql": ("node.cli._sql", "one read-only SQL statement over the views' tables"),
+    "views": ("node.cli._views", "list, add and remove view modules"),
+    "dashboard": ("node.cli._dashboard", "print the URL of the running node's web dashboard"),
     "devnet": ("node.cli._devnet", "run a local anvil devnet with the contracts"),
     "peers": ("node.cli._peers", "list the peers this node knows"),
     "connect": (

@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
         help="the VirtualPaymentApp address (without --devnet; none: no payment channels)",
     )
     run.add_argument("--peer", action="append", default=[], help="a peer multiaddr to dial")
-    run.add_argument("--module", type=Path, help="the derivation module (.wasm)")
+    _add_module_options(run)
     run.add_argument("--rpc-port", type=int, default=0, help="JSON-RPC port (default: any)")
     run.add_argument(
         "--deposit-max",
@@ -126,6 +126,24 @@ def _add_reporting(run: argparse.ArgumentParser) -> None:
     run.add_argument("--verbose", action="store_true", help="log every step")
 
 
+def _add_module_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--module",
+        type=Path,
+        help="the engine's derivation module (.wasm); it must pass the engine's part of"
+        " `scnode derive check`",
+    )
+    run.add_argument(
+        "--view",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE.wasm",
+        help="also run this module as a view: its tables in HOME/views/NAME.sqlite, queried"
+        " with `scnode sql` (repeat; the home remembers it until `scnode views remove`)",
+    )
+
+
 def run_command(namespace: argparse.Namespace) -> int:
     """Run a node until SIGINT or SIGTERM."""
     import trio
@@ -159,6 +177,7 @@ def run_command(namespace: argparse.Namespace) -> int:
         watchtower_clients=tuple(namespace.watchtower_client),
         use_watchtowers=tuple(namespace.use_watchtower),
         metrics=namespace.metrics,
+        views=tuple(namespace.view),
         **({"module": namespace.module} if namespace.module else {}),
     )
 

@@ -166,6 +166,27 @@ derive_snapshot_interval_records: Final = 100_000
 derive_pipeline_records_min: Final = 50_000  # longer replays read ahead on a thread
 derive_prefetch_batches_max: Final = 8
 derive_switch_interval_s: Final = 0.0002  # GIL switch interval during read-ahead
+# The tables extension (docs/derive-abi.md, "Tables"): what a module may describe.
+derive_schema_tables_max: Final = 64
+derive_schema_columns_max: Final = 64  # per table
+derive_schema_name_length_max: Final = 63  # table and column names
+derive_schema_description_length_max: Final = 1_000
+
+# Views (node/views, docs/adr/0009-views.md): modules beside the engine's, each folded
+# into an SQLite database of its tables.
+views_max: Final = 32  # view modules per node
+views_module_bytes_max: Final = 16 * 1024 * 1024  # a view module's .wasm
+views_refresh_interval_ms: Final = 100  # a view folds what the log gained at most this often
+views_catch_up_records_max: Final = 20_000  # records per worker-thread call (bounds a stop)
+views_transaction_records_max: Final = 20_000  # records per SQLite transaction on a replay
+views_sql_time_limit_ms: Final = 2_000  # a read-only query's time before it is interrupted
+views_sql_time_limit_ms_max: Final = 60_000  # the longest a caller may ask for
+views_sql_rows_max: Final = 10_000  # rows a query answers; more are cut (`truncated`)
+views_sql_length_bytes_max: Final = 16 * 1024 * 1024  # a string or blob a query builds
+views_sql_answer_bytes_max: Final = 32 * 1024 * 1024  # an answer's values; more are cut
+views_sql_text_bytes_max: Final = 100_000  # the SQL text of one query
+views_sql_progress_steps: Final = 10_000  # VM steps between two checks of the time limit
+views_sql_queries_max: Final = 2  # queries a node runs at once; more wait their turn
 
 # JSON-RPC (node/rpc).
 rpc_request_bytes_max: Final = 1024 * 1024  # one HTTP request body (a call or a batch)
@@ -199,6 +220,9 @@ rpc_subscriber_queue_max: Final = 1_024  # notifications waiting per WebSocket c
 rpc_notification_bytes_max: Final = 1024 * 1024  # one notification, client side
 rpc_notification_names_max: Final = 64  # names one subscriber may filter on
 rpc_token_bytes: Final = 32  # entropy of the auth token
+dashboard_interval_ms: Final = 1_000  # the dashboard's live figures are pushed this often
+dashboard_log_tail_max: Final = 20  # log records the dashboard shows
+dashboard_rate_window_s: Final = 5  # payments per second: averaged over this long
 
 # Secret files in a node's home (node/home.py): a key is 65 bytes, a token at most 257;
 # a secret file larger than this is refused unread (it is not one of ours).

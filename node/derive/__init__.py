@@ -1,9 +1,13 @@
 """The WASM derivation host: load a module, check its ABI, feed it batches of log
 records, query it, snapshot and restore it, swap modules (docs/derive-abi.md)."""
 
-from node.derive._conformance import CheckResult as CheckResult
-from node.derive._conformance import Outcome as Outcome
+from node.derive._checks import CheckKind as CheckKind
+from node.derive._checks import CheckResult as CheckResult
+from node.derive._checks import Outcome as Outcome
+from node.derive._conformance import ENGINE_QUERIES as ENGINE_QUERIES
+from node.derive._conformance import check_engine_module as check_engine_module
 from node.derive._conformance import check_module as check_module
+from node.derive._conformance import engine_problems as engine_problems
 from node.derive._conformance import load_cases as load_cases
 from node.derive._deriver import Deriver as Deriver
 from node.derive._deriver import LogSource as LogSource
@@ -11,6 +15,8 @@ from node.derive._deriver import channel_view as channel_view
 from node.derive._deriver import channel_views as channel_views
 from node.derive._deriver import fold_range as fold_range
 from node.derive._deriver import instance_at as instance_at
+from node.derive._deriver import read_batches as read_batches
+from node.derive._deriver import tables_at as tables_at
 from node.derive._deriver import totals as totals
 from node.derive._errors import ModuleRefusedError as ModuleRefusedError
 from node.derive._errors import ModuleTrapError as ModuleTrapError
@@ -21,3 +27,15 @@ from node.derive._host import Limits as Limits
 from node.derive._host import deterministic_config as deterministic_config
 from node.derive._host import frame_records as frame_records
 from node.derive._reference import ReferenceFold as ReferenceFold
+from node.derive._reference_tables import CHANNEL_TABLES as CHANNEL_TABLES
+from node.derive._reference_tables import channel_table_rows as channel_table_rows
+from node.derive._tables import SQL_TYPES as SQL_TYPES
+from node.derive._tables import BadRowsError as BadRowsError
+from node.derive._tables import Change as Change
+from node.derive._tables import ColumnSpec as ColumnSpec
+from node.derive._tables import RowDecoder as RowDecoder
+from node.derive._tables import Schema as Schema
+from node.derive._tables import TableSpec as TableSpec
+from node.derive._tables import TableState as TableState
+from node.derive._tables import hex_text as hex_text
+from node.derive._tables import uint256_text as uint256_text

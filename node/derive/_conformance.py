@@ -1,8 +1,8 @@
 """The conformance suite: golden logs and the answers a module should give.
 
 A case is two files in the golden directory: ``NAME.batch``, a batch of framed
-LogRecords (``u32 LE length || record``, the apply_batch format), and
-``NAME.json``::
+LogRecords (``u32 LE length || record``, the apply_batch format, the records as
+the event log stores them), and ``NAME.json``::
 
     {"description": "...",
      "rejects": {"code": 4, "cursor": 7},          # optional: the log must be refused
@@ -10,48 +10,39 @@ LogRecords (``u32 LE length || record``, the apply_batch format), and
 
 Each query's outcome is ``pass``, ``differs`` or ``unsupported`` (the module
 answered BAD_QUERY to a query the golden answers: it offers another view).
+
+Beside the queries, each case a module folds is checked for snapshots
+(``_checks.py``): the same records give the same snapshot bytes whatever the
+batches, restoring then folding the rest equals never restoring, and garbage or
+truncated snapshots are refused with the state left as it was; and, for a module
+with tables, that its row changes add up to its tables.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from google.protobuf import json_format
 
 from node.core.errors import DeriveError
+from node.derive._checks import (
+    CheckKind,
+    CheckResult,
+    GoldenCase,
+    Outcome,
+    check_snapshots,
+    check_tables,
+)
 from node.derive._errors import RecordRejectedError
 from node.derive._host import DeriveInstance, DeriveModule
 from node.proto import derive_pb2
 
-
-class Outcome(Enum):
-    PASS = "pass"
-    DIFFERS = "differs"
-    UNSUPPORTED = "unsupported"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One golden query (or the log itself, when ``query`` is empty) and its outcome."""
-
-    case: str
-    query: str
-    outcome: Outcome
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class GoldenCase:
-    name: str
-    description: str
-    batch: bytes
-    rejects: tuple[int, int] | None
-    queries: tuple[tuple[derive_pb2.Query, derive_pb2.QueryResult], ...]
+# What the engine asks of its module (node/engine): these queries, and snapshots.
+ENGINE_QUERIES: Final = ("get_channel", "list_channels", "get_cursor")
 
 
 def load_cases(directory: Path) -> list[GoldenCase]:
@@ -92,28 +83,39 @@ def describe_query(query: derive_pb2.Query) -> str:
 
 def _apply(module: DeriveModule, case: GoldenCase) -> tuple[DeriveInstance, CheckResult]:
     instance = DeriveInstance(module)
+    log = CheckKind.LOG
     try:
         instance.apply_batch(case.batch)
     except RecordRejectedError as error:
         if case.rejects is None or case.rejects[0] != error.code:
-            return instance, CheckResult(case.name, "", Outcome.DIFFERS, str(error))
-        return instance, CheckResult(case.name, "", Outcome.PASS, f"refused: {error.detail}")
+            return instance, CheckResult(case.name, "", Outcome.DIFFERS, str(error), log)
+        detail = f"refused: {error.detail}"
+        return instance, CheckResult(case.name, "", Outcome.PASS, detail, log)
     if case.rejects is not None:
         detail = f"accepted a log it should refuse with code {case.rejects[0]}"
-        return instance, CheckResult(case.name, "", Outcome.DIFFERS, detail)
-    return instance, CheckResult(case.name, "", Outcome.PASS, "log folded")
+        return instance, CheckResult(case.name, "", Outcome.DIFFERS, detail, log)
+    return instance, CheckResult(case.name, "", Outcome.PASS, "log folded", log)
 
 
 def check_case(module: DeriveModule, case: GoldenCase) -> Iterator[CheckResult]:
-    """Fold the case's log and compare every answer with the golden one."""
+    """Fold the case's log and compare every answer with the golden one; then check
+    snapshots (and tables) on the same log."""
     try:
         instance, applied = _apply(module, case)
     except DeriveError as error:
-        yield CheckResult(case.name, "", Outcome.DIFFERS, str(error))
+        yield CheckResult(case.name, "", Outcome.DIFFERS, str(error), CheckKind.LOG)
         return
     yield applied
     if applied.outcome is not Outcome.PASS:
         return
+    yield from _check_queries(instance, case)
+    if case.rejects is None:
+        yield from check_snapshots(module, case)
+        if module.has_tables:
+            yield from check_tables(module, case)
+
+
+def _check_queries(instance: DeriveInstance, case: GoldenCase) -> Iterator[CheckResult]:
     for query, expected in case.queries:
         name = describe_query(query)
         try:
@@ -170,3 +172,46 @@ def check_module(module: DeriveModule, directory: Path) -> list[CheckResult]:
     for case in load_cases(directory):
         results.extend(check_case(module, case))
     return results
+
+
+def engine_problems(results: list[CheckResult]) -> list[str]:
+    """Why a module cannot be the engine's (empty: it can): a log folded otherwise than
+    the golden one, a query the engine asks answered otherwise or not at all, a
+    snapshot check failed. One line per check that failed, with the cases it failed in
+    and the first failure's detail."""
+    failed: dict[tuple[str, str], list[CheckResult]] = {}
+    for result in results:
+        if result.outcome is Outcome.PASS:
+            continue
+        what = result.query.split()[0] if result.kind is CheckKind.QUERY else result.query
+        needed = result.kind is CheckKind.QUERY and what in ENGINE_QUERIES
+        if result.kind in (CheckKind.LOG, CheckKind.SNAPSHOT) or needed:
+            failed.setdefault((what or "log", result.outcome.value), []).append(result)
+    problems = [
+        f"{what} {outcome} in {', '.join(dict.fromkeys(r.case for r in failures))}"
+        f" ({failures[0].detail})"
+        for (what, outcome), failures in failed.items()
+    ]
+    if not any(r.kind is CheckKind.QUERY and r.outcome is Outcome.PASS for r in results):
+        problems.append("no golden query is answered as the reference module answers it")
+    return problems
+
+
+def check_engine_module(module: DeriveModule, golden: Path, cache_dir: Path | None) -> list[str]:
+    """``engine_problems`` of ``module`` on the suite in ``golden``; a pass is remembered
+    in ``cache_dir`` (by the module's sha256 and the suite's), so a node checks a module
+    once, not at every start."""
+    digest = hashlib.sha256()
+    for path in sorted(golden.glob("*")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    marker = None
+    if cache_dir is not None:
+        name = f"conformance-{module.sha256_hex}-{digest.hexdigest()[:16]}.passed"
+        marker = cache_dir / name
+        if marker.is_file():
+            return []
+    problems = engine_problems(check_module(module, golden))
+    if not problems and marker is not None:
+        marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        marker.write_text("the engine's conformance checks passed\n")
+    return problems

@@ -9,6 +9,7 @@ ever read (snapshots aside).
 
 from __future__ import annotations
 
+import logging
 import operator
 import queue
 import sys
@@ -29,10 +30,13 @@ from node.core.constants import (
 from node.core.errors import DeriveError
 from node.derive._errors import ModuleTrapError, RecordRejectedError
 from node.derive._host import DeriveInstance, DeriveModule, Limits, frame_records
+from node.derive._tables import RowDecoder, TableState
 from node.proto import derive_pb2
 
 if TYPE_CHECKING:
     from node.metrics import Metrics
+
+logger = logging.getLogger("node.derive")
 
 
 class SnapshotLike(Protocol):
@@ -107,6 +111,15 @@ def fold_range(
     finally:
         batches.close()
     return folded
+
+
+def read_batches(
+    log: LogSource, first: int, last: int, *, batch_records_max: int = derive_batch_records_max
+) -> Generator[tuple[int, bytes], None, None]:
+    """(last seq, framed batch) covering records ``first..last`` in order, bounded in
+    records and bytes; long ranges are read ahead on a thread. Close the generator
+    when stopping early."""
+    return _batch_source(log, first, last, batch_records_max)
 
 
 def _batch_source(
@@ -214,11 +227,65 @@ def instance_at(
         try:
             instance.restore(snapshot.blob)
             start = snapshot.seq
-        except RecordRejectedError:
-            # A snapshot this module refuses is rebuilt from the log instead.
+        except RecordRejectedError as error:
+            # A snapshot this module refuses is rebuilt from the log instead, and said so.
+            logger.warning(
+                "%s: snapshot at %d refused, replaying from the start: %s",
+                module.name,
+                snapshot.seq,
+                error,
+            )
             instance = DeriveInstance(module, limits)
     folded = fold_range(instance, log, start + 1, target, batch_records_max=batch_records_max)
     return instance, folded
+
+
+def tables_at(
+    module: DeriveModule,
+    log: LogSource,
+    seq: int | None,
+    limits: Limits | None = None,
+) -> tuple[DeriveInstance, int, TableState]:
+    """The tables of a module with tables after records ``1..seq`` (default: all), in
+    memory: a fresh instance restored from the module's newest snapshot at or before
+    ``seq`` (its first answer holds every row), then the rest folded, each batch's
+    changes applied. Returns the instance, its cursor and the tables.
+
+    Raises:
+        RecordRejectedError, ModuleTrapError, BadRowsError: the module failed.
+    """
+    assert module.schema is not None, f"{module.name} has no tables"
+    target = log.last_seq if seq is None else min(seq, log.last_seq)
+    decoder = RowDecoder(module.schema)
+    tables = TableState(module.schema)
+    instance, start = _restored_with_tables(module, log, target, limits)
+    tables.apply(decoder.decode(instance.apply_batch(b"")))
+    batches = _batch_source(log, start + 1, target, derive_batch_records_max)
+    try:
+        for _, batch in batches:
+            tables.apply(decoder.decode(instance.apply_batch(batch)))
+    finally:
+        batches.close()
+    return instance, target, tables
+
+
+def _restored_with_tables(
+    module: DeriveModule, log: LogSource, target: int, limits: Limits | None
+) -> tuple[DeriveInstance, int]:
+    instance = DeriveInstance(module, limits)
+    instance.describe_tables()
+    snapshot = log.latest_snapshot(module.sha256, at_or_before=target)
+    if snapshot is not None:
+        try:
+            instance.restore(snapshot.blob)
+            return instance, snapshot.seq
+        except RecordRejectedError as error:
+            logger.warning(
+                "%s: snapshot at %d refused, replaying: %s", module.name, snapshot.seq, error
+            )
+            instance = DeriveInstance(module, limits)
+            instance.describe_tables()
+    return instance, 0
 
 
 class Deriver:

@@ -36,6 +36,7 @@ from node.core.constants import (
     derive_tables_max,
 )
 from node.derive._errors import ModuleRefusedError, ModuleTrapError, RecordRejectedError
+from node.derive._tables import Schema, parse_schema
 from node.proto import derive_pb2
 
 WASM_MAGIC: Final = b"\x00asm\x01\x00\x00\x00"
@@ -50,6 +51,8 @@ REQUIRED_FUNCTIONS: Final[dict[str, int]] = {
     "out_ptr": 0,
     "out_len": 0,
 }
+# Exports a module may have: the tables extension (docs/derive-abi.md, "Tables").
+OPTIONAL_FUNCTIONS: Final[dict[str, int]] = {"describe_tables": 0}
 _FRAME_LENGTH: Final = struct.Struct("<I")
 # Names the engine configuration in cached artifacts: change it with the config.
 CONFIG_TAG: Final = "det1"
@@ -132,13 +135,20 @@ class DeriveModule:
             first_line = str(error).strip().splitlines()[0]
             raise ModuleRefusedError(f"{name}: invalid WebAssembly: {first_line}") from None
         _check_imports(name, self.module)
-        _check_exports(name, self.module)
-        version = DeriveInstance(self).abi_version
-        if version != derive_abi_version:
+        self.has_tables = _check_exports(name, self.module)
+        self.schema: Schema | None = None
+        probe = DeriveInstance(self)
+        if probe.abi_version != derive_abi_version:
             raise ModuleRefusedError(
-                f"{name}: abi_version() returned {version}; this host speaks ABI version "
-                f"{derive_abi_version}"
+                f"{name}: abi_version() returned {probe.abi_version}; this host speaks ABI "
+                f"version {derive_abi_version}"
             )
+        if self.has_tables:
+            try:
+                raw = probe.describe_tables()
+            except (RecordRejectedError, ModuleTrapError) as error:
+                raise ModuleRefusedError(f"{name}: describe_tables failed: {error}") from None
+            self.schema = parse_schema(raw, name)
 
     @classmethod
     def from_file(cls, path: Path, *, cache_dir: Path | None = None) -> DeriveModule:
@@ -183,15 +193,19 @@ def _check_imports(name: str, module: wasmtime.Module) -> None:
         )
 
 
-def _check_exports(name: str, module: wasmtime.Module) -> None:
+def _check_exports(name: str, module: wasmtime.Module) -> bool:
+    """Check the ABI's exports; returns whether the module has the tables extension."""
     exports = {item.name: item.type for item in module.exports}
     if not isinstance(exports.get("memory"), wasmtime.MemoryType):
         raise ModuleRefusedError(f"{name}: missing export `memory` (a linear memory)")
     i32 = wasmtime.ValType.i32()
-    for function, parameter_count in REQUIRED_FUNCTIONS.items():
+    functions = {**REQUIRED_FUNCTIONS, **OPTIONAL_FUNCTIONS}
+    for function, parameter_count in functions.items():
         kind = exports.get(function)
         wanted = f"({', '.join(['i32'] * parameter_count)}) -> i32"
         if kind is None:
+            if function in OPTIONAL_FUNCTIONS:
+                continue
             raise ModuleRefusedError(f"{name}: missing export `{function}` {wanted}")
         if (
             not isinstance(kind, wasmtime.FuncType)
@@ -199,6 +213,7 @@ def _check_exports(name: str, module: wasmtime.Module) -> None:
             or kind.results != [i32]
         ):
             raise ModuleRefusedError(f"{name}: export `{function}` must be a function {wanted}")
+    return "describe_tables" in exports
 
 
 @dataclass(frozen=True)
@@ -281,7 +296,7 @@ class _RawCall:
 
 
 # Calls that may run long release the GIL; the rest keep it.
-_LONG_CALLS: Final = frozenset({"apply_batch", "query", "snapshot", "restore"})
+_LONG_CALLS: Final = frozenset({"apply_batch", "query", "snapshot", "restore", "describe_tables"})
 
 
 class DeriveInstance:
@@ -318,12 +333,15 @@ class DeriveInstance:
         self._context = ctypes.cast(self._store._context(), ctypes.c_void_p).value
         assert self._context
         self._calls: dict[str, _RawCall] = {}
-        for name, parameters in REQUIRED_FUNCTIONS.items():
+        for name, parameters in {**REQUIRED_FUNCTIONS, **OPTIONAL_FUNCTIONS}.items():
+            if name == "describe_tables" and not module.has_tables:
+                continue
             function = exports[name]
             assert isinstance(function, wasmtime.Func)
             self._calls[name] = _RawCall(
                 self._context, function, parameters, release_gil=name in _LONG_CALLS
             )
+        self.tables_on = False
         self.abi_version = self._call("abi_version")
 
     def _call(self, name: str, *arguments: int) -> int:
@@ -369,14 +387,36 @@ class DeriveInstance:
             detail = self._read_output().decode("utf-8", "replace")
             raise RecordRejectedError(name, code, detail)
 
-    def apply_batch(self, batch: bytes) -> None:
+    def apply_batch(self, batch: bytes) -> bytes:
         """Fold one framed batch (see ``frame_records``).
+
+        Returns:
+            The ``RowChanges`` the batch made once ``describe_tables`` was called
+            (``node.derive.RowDecoder`` reads them), else nothing.
 
         Raises:
             RecordRejectedError: a record was refused; the ones before it were folded.
             ModuleTrapError: the call trapped; this instance is now dead.
         """
         self._checked("apply_batch", batch)
+        return self._read_output() if self.tables_on else b""
+
+    def describe_tables(self) -> bytes:
+        """The module's ``TableSchema``; from now on ``apply_batch`` returns the rows each
+        batch changes, the first time (and after a ``restore``) every row.
+
+        Raises:
+            RecordRejectedError: the module has no tables, or refused.
+            ModuleTrapError: the call trapped; this instance is now dead.
+        """
+        if "describe_tables" not in self._calls:
+            raise RecordRejectedError("describe_tables", 0, f"{self.module.name} has no tables")
+        code = self._call("describe_tables")
+        if code != 0:
+            detail = self._read_output().decode("utf-8", "replace")
+            raise RecordRejectedError("describe_tables", code, detail)
+        self.tables_on = True
+        return self._read_output()
 
     def apply_records(self, records: Iterable[bytes]) -> None:
         """Fold serialised LogRecords as one batch."""

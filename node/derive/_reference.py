@@ -13,6 +13,7 @@ from typing import Final
 
 from node.core.constants import allocation_type_guarantee
 from node.derive._errors import RecordRejectedError
+from node.derive._reference_tables import Rows, channel_table_rows
 from node.proto import derive_pb2, log_pb2, nitro_pb2
 
 PARTICIPANTS_MAX: Final = 16
@@ -414,6 +415,11 @@ class ReferenceFold:
         view.concluded = channel.concluded
         view.reclaims = channel.reclaims
         return view
+
+    def table_rows(self) -> Rows:
+        """The rows of the reference module's tables (the tables extension)."""
+        views = [self.view(channel_id) for channel_id in sorted(self.channels)]
+        return channel_table_rows(views, self.totals(), self.chain_time_s)
 
     def totals(self) -> derive_pb2.Totals:
         """Node-wide totals."""

@@ -157,6 +157,8 @@ class Engine(
         self.announced: Announced | None = None
         self.on_ledgers_changed: Callable[[], object] | None = None
         self.metrics: Metrics | None = None  # node/engine/_metering.py: watch_engine
+        # Called after each step whose records are durable (the views fold them then).
+        self.on_committed: Callable[[], object] | None = None
         self._inputs_send, self._inputs = trio.open_memory_channel[Input](engine_inputs_max)
         self._nursery: trio.Nursery | None = None
         self._commit_failures = 0
@@ -483,6 +485,8 @@ class Engine(
         self._notify(step)
         if step.ledgers_changed and self.on_ledgers_changed is not None:
             self.on_ledgers_changed()
+        if step.prepared is not None and step.prepared.values and self.on_committed is not None:
+            self.on_committed()
         if self.log.last_seq - self._snapshot_seq >= self.config.snapshot_interval_records:
             self.take_snapshot()
 

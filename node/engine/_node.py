@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +19,9 @@ import trio
 from node.chain import Devnet, read_devnet
 from node.core import Signer, constants, to_checksum_address
 from node.core.errors import ChainError, InvalidValueError, ScnodeError
-from node.derive import DeriveModule
+from node.derive import DeriveModule, check_engine_module
 from node.engine._config import EngineConfig
+from node.engine._dashboard import Dashboard, register_dashboard_methods
 from node.engine._engine import Engine
 from node.engine._metering import watch_engine
 from node.engine._rpc import NATIVE_ASSET, register_node_methods
@@ -27,7 +29,14 @@ from node.home import NodeHome
 from node.log import EventLog
 from node.metrics import Metrics, MetricsServer
 from node.protocols import PolicyLimits, limits_policy
-from node.rpc import JsonValue, MethodRegistry, RpcServer, load_or_create_rpc_token
+from node.rpc import (
+    JsonValue,
+    MethodRegistry,
+    RpcServer,
+    dashboard_page,
+    load_or_create_rpc_token,
+)
+from node.views import ViewError, ViewService, register_view_methods
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -36,6 +45,8 @@ logger = logging.getLogger("node.engine")
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_MODULE = PROJECT / "wasm" / "channels.wasm"
+# The conformance suite a module must pass to be the engine's (node/derive).
+GOLDEN = PROJECT / "tests" / "derive" / "golden"
 RPC_URL_FILE = "rpc.url"
 _MODULE_CACHE = "cache"  # compiled derivation modules, so a restart does not compile again
 
@@ -74,6 +85,8 @@ class NodeOptions:
         watchtower_clients: the only clients a watchtower serves (empty: any peer).
         use_watchtowers: multiaddrs of watchtowers to dial and hand our channels to.
         metrics: ``(host, port)`` of a Prometheus endpoint to serve (None: none).
+        views: view modules to run (beside those the home lists already), each folding
+            the log into an SQLite database of its tables (docs/adr/0009-views.md).
     """
 
     home: Path
@@ -97,6 +110,7 @@ class NodeOptions:
     watchtower_clients: tuple[str, ...] = ()
     use_watchtowers: tuple[str, ...] = ()
     metrics: tuple[str, int] | None = None
+    views: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -237,17 +251,28 @@ async def run_node(
     key = home.node_key()
     settings = _chain_settings(options)
     module = DeriveModule.from_file(options.module, cache_dir=home.root / _MODULE_CACHE)
+    _check_engine_module(module, home)
     registry = MethodRegistry()
-    server = RpcServer(registry, load_or_create_rpc_token(home), port=options.rpc_port)
+    server = RpcServer(
+        registry, load_or_create_rpc_token(home), port=options.rpc_port, dashboard=dashboard_page()
+    )
     with EventLog.open(home.log_path) as log:
+        views = _views(options, home, log, module)
         engine = _engine(options, settings, log, module, key, server)
         facts = _NodeFacts(engine, settings, module)
+        facts.view_names = lambda: [str(view["name"]) for view in views.views()]
         register_node_methods(registry, engine, facts.node_info)
+        register_view_methods(registry, views)
+        dashboard = _dashboard(engine, server, facts)
+        register_dashboard_methods(registry, dashboard)
+        engine.on_committed = views.log_advanced
         async with trio.open_nursery() as nursery:
             metrics_url = await _serve_metrics(nursery, options, engine, facts)
             url = await nursery.start(server.run)
             write_rpc_url(home, url)
             await nursery.start(engine.run)
+            await nursery.start(views.run)
+            await nursery.start(dashboard.run)
             await trio.to_thread.run_sync(_load_network_libraries)
             multiaddrs = await _join_network(nursery, options, home, engine, facts)
             await _join_chain(options, settings, home, engine, facts)
@@ -283,6 +308,72 @@ async def _serve_metrics(
     return url
 
 
+def _dashboard(engine: Engine, server: RpcServer, facts: _NodeFacts) -> Dashboard:
+    """The dashboard's reads and live figures; peers once libp2p has joined."""
+
+    def peers() -> list[JsonValue]:
+        if facts.p2p is None:
+            return []
+        return [record.to_json() for record in facts.p2p.peer_store.records()]
+
+    return Dashboard(
+        engine,
+        publish=server.publish,
+        subscribers=lambda: server.subscriber_count,
+        peers=peers,
+        node_info=facts.node_info,
+    )
+
+
+def _check_engine_module(module: DeriveModule, home: NodeHome) -> None:
+    """Refuse, before anything starts, a module the engine cannot rely on: it must pass
+    the engine's part of the conformance suite (node.derive.engine_problems).
+
+    Raises:
+        NodeConfigError: it does not; the message says where.
+    """
+    if _is_reference_module(module):
+        return  # the reference module: the test suite checks it
+    if not GOLDEN.is_dir():
+        logger.warning("no conformance suite at %s: %s is not checked", GOLDEN, module.name)
+        return
+    problems = check_engine_module(module, GOLDEN, home.root / _MODULE_CACHE)
+    if problems:
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise NodeConfigError(
+            f"--module {module.name} cannot be the engine's module: it fails the conformance"
+            f" checks the engine relies on (run `scnode derive check {module.name}`):"
+            f" {'; '.join(problems[:3])}{more}."
+            " Load it as a view instead (--view)."
+        )
+
+
+def _is_reference_module(module: DeriveModule) -> bool:
+    """Whether ``module`` is the reference module this checkout ships."""
+    try:
+        return module.wasm == DEFAULT_MODULE.read_bytes()
+    except OSError:
+        return False
+
+
+def _views(
+    options: NodeOptions, home: NodeHome, log: EventLog, module: DeriveModule
+) -> ViewService:
+    """The views: the engine module's, those the home lists, ``--view`` files.
+
+    Raises:
+        NodeConfigError: a ``--view`` module is refused.
+    """
+    views = ViewService(
+        home.views_path, log, engine_module=module, cache_dir=home.root / _MODULE_CACHE
+    )
+    try:
+        views.load(options.views)
+    except ViewError as error:
+        raise NodeConfigError(str(error)) from None
+    return views
+
+
 def _load_network_libraries() -> None:
     """web3 and libp2p, loaded in a worker thread while the API answers."""
     from node.chain import ChainService
@@ -304,6 +395,7 @@ class _NodeFacts:
         self.chain_key_address: str | None = None
         self.confirmations: int | None = None
         self.metrics: Metrics | None = None
+        self.view_names: Callable[[], list[str]] = list
 
     def node_info(self) -> dict[str, JsonValue]:
         engine, settings = self.engine, self.settings
@@ -320,6 +412,7 @@ class _NodeFacts:
                 "confirmations": self.confirmations,
             },
             "module": {"name": self.module.name, "sha256": self.module.sha256.hex()},
+            "views": self.view_names(),
             "log_last_seq": engine.log.last_seq,
             "objectives_running": len(engine.state.running),
             "restart": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, TypeVar, cast
 
@@ -27,6 +28,7 @@ from node.engine._views import (
     ledger_channel_info,
     payment_channel_info,
 )
+from node.log import EventLog, kind_name, summarise
 from node.proto import derive_pb2
 from node.protocols import (
     ChannelSnapshot,
@@ -42,6 +44,16 @@ logger = logging.getLogger("node.engine")
 Read = TypeVar("Read")
 
 
+@dataclass
+class PaymentTotals:
+    """What the node's payment channels moved, summed over them."""
+
+    channels: int = 0
+    vouchers: int = 0
+    paid: int = 0
+    received: int = 0
+
+
 class QueriesMixin:
     """The engine's read side (mixed into ``Engine``, which provides the state)."""
 
@@ -52,6 +64,7 @@ class QueriesMixin:
     state: EngineState
     views: ViewCache
     deriver: Deriver
+    log: EventLog
     _nursery: trio.Nursery | None
     _inputs_send: trio.MemorySendChannel[Input]
     _objective_view: Callable[[Any], ObjectiveView]
@@ -140,6 +153,61 @@ class QueriesMixin:
                 if any({left, right} == pair for left, right in pairwise(path)):
                     found.append(payment_channel_info(virtual, self.address))
             return found
+
+        return self._query(read)
+
+    def channels_overview(self) -> Awaitable[dict[str, list[JsonObject]]]:
+        """Every ledger and every payment channel, read in one step (the dashboard's)."""
+
+        def read() -> dict[str, list[JsonObject]]:
+            ledgers, payments = [], []
+            for view in self.deriver.channels():
+                if self._is_ledger(view):
+                    ledgers.append(ledger_channel_info(view, self.address))
+                elif self._is_virtual_view(view):
+                    payments.append(payment_channel_info(view, self.address))
+            return {"ledger_channels": ledgers, "payment_channels": payments}
+
+        return self._query(read)
+
+    def payment_totals(self) -> Awaitable[PaymentTotals]:
+        """What every payment channel moved so far: vouchers, paid, received."""
+
+        def read() -> PaymentTotals:
+            totals = PaymentTotals()
+            for view in self.deriver.channels():
+                if self._is_virtual_view(view):
+                    totals.channels += 1
+                    totals.vouchers += view.vouchers
+                    totals.paid += int.from_bytes(view.paid, "big")
+                    totals.received += int.from_bytes(view.received, "big")
+            return totals
+
+        return self._query(read)
+
+    def running_objectives(self) -> Awaitable[list[JsonObject]]:
+        """The objectives that wait for something, in the order they started."""
+        return self._query(
+            lambda: [self.objective_info(oid) for oid, _ in self.state.running_entries()]
+        )
+
+    def log_tail(self, records_max: int) -> Awaitable[list[JsonObject]]:
+        """The last ``records_max`` records of the log, newest first, summarised."""
+        assert records_max > 0
+
+        def read() -> list[JsonObject]:
+            last = self.log.last_seq
+            records = self.log.read(max(1, last - records_max + 1), last)
+            tail: list[JsonObject] = [
+                {
+                    "seq": record.seq,
+                    "kind": kind_name(record.kind),
+                    "time_ms": record.time_ms,
+                    "summary": summarise(record),
+                }
+                for record in records
+            ]
+            return tail[::-1]
 
         return self._query(read)
 

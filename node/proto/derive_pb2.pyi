@@ -24,6 +24,16 @@ class ChannelStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANNEL_STATUS_FINALIZED: _ClassVar[ChannelStatus]
     CHANNEL_STATUS_DEFUNDED: _ClassVar[ChannelStatus]
     CHANNEL_STATUS_CHALLENGED: _ClassVar[ChannelStatus]
+
+class ColumnType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COLUMN_TYPE_UNSPECIFIED: _ClassVar[ColumnType]
+    COLUMN_TYPE_INTEGER: _ClassVar[ColumnType]
+    COLUMN_TYPE_TEXT: _ClassVar[ColumnType]
+    COLUMN_TYPE_BLOB: _ClassVar[ColumnType]
+    COLUMN_TYPE_UINT256: _ClassVar[ColumnType]
+    COLUMN_TYPE_BOOL: _ClassVar[ColumnType]
+    COLUMN_TYPE_HEX: _ClassVar[ColumnType]
 QUERY_STATUS_OK: QueryStatus
 QUERY_STATUS_NOT_FOUND: QueryStatus
 QUERY_STATUS_BAD_QUERY: QueryStatus
@@ -35,6 +45,13 @@ CHANNEL_STATUS_CLOSING: ChannelStatus
 CHANNEL_STATUS_FINALIZED: ChannelStatus
 CHANNEL_STATUS_DEFUNDED: ChannelStatus
 CHANNEL_STATUS_CHALLENGED: ChannelStatus
+COLUMN_TYPE_UNSPECIFIED: ColumnType
+COLUMN_TYPE_INTEGER: ColumnType
+COLUMN_TYPE_TEXT: ColumnType
+COLUMN_TYPE_BLOB: ColumnType
+COLUMN_TYPE_UINT256: ColumnType
+COLUMN_TYPE_BOOL: ColumnType
+COLUMN_TYPE_HEX: ColumnType
 
 class Query(_message.Message):
     __slots__ = ("get_channel", "list_channels", "get_totals", "get_cursor", "list_counterparties")
@@ -199,3 +216,53 @@ class CounterpartyList(_message.Message):
     COUNTERPARTIES_FIELD_NUMBER: _ClassVar[int]
     counterparties: _containers.RepeatedCompositeFieldContainer[CounterpartyPayments]
     def __init__(self, counterparties: _Optional[_Iterable[_Union[CounterpartyPayments, _Mapping]]] = ...) -> None: ...
+
+class TableSchema(_message.Message):
+    __slots__ = ("tables",)
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    tables: _containers.RepeatedCompositeFieldContainer[Table]
+    def __init__(self, tables: _Optional[_Iterable[_Union[Table, _Mapping]]] = ...) -> None: ...
+
+class Table(_message.Message):
+    __slots__ = ("name", "columns", "primary_key", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_KEY_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    columns: _containers.RepeatedCompositeFieldContainer[Column]
+    primary_key: _containers.RepeatedScalarFieldContainer[int]
+    description: str
+    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., primary_key: _Optional[_Iterable[int]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class Column(_message.Message):
+    __slots__ = ("name", "type", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: ColumnType
+    description: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class RowChanges(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[RowChange]
+    def __init__(self, changes: _Optional[_Iterable[_Union[RowChange, _Mapping]]] = ...) -> None: ...
+
+class RowChange(_message.Message):
+    __slots__ = ("table", "delete", "integers", "texts", "blobs", "nulls")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    INTEGERS_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_FIELD_NUMBER: _ClassVar[int]
+    NULLS_FIELD_NUMBER: _ClassVar[int]
+    table: int
+    delete: bool
+    integers: _containers.RepeatedScalarFieldContainer[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    blobs: _containers.RepeatedScalarFieldContainer[bytes]
+    nulls: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, table: _Optional[int] = ..., delete: _Optional[bool] = ..., integers: _Optional[_Iterable[int]] = ..., texts: _Optional[_Iterable[str]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., nulls: _Optional[_Iterable[int]] = ...) -> None: ...

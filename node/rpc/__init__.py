@@ -12,6 +12,7 @@ from node.rpc._errors import application_code_max as application_code_max
 from node.rpc._errors import application_code_min as application_code_min
 from node.rpc._hub import NotificationHub as NotificationHub
 from node.rpc._json import JsonValue as JsonValue
+from node.rpc._page import dashboard_page as dashboard_page
 from node.rpc._params import ADDRESS as ADDRESS
 from node.rpc._params import ANY as ANY
 from node.rpc._params import BOOL as BOOL

@@ -34,6 +34,7 @@ class ErrorCode(enum.IntEnum):
     INSUFFICIENT_FUNDS = -32014
     PEER_UNREACHABLE = -32015
     INVALID_STATE = -32016
+    QUERY_FAILED = -32017  # a read-only SQL query was refused, failed or ran out of time
 
 
 class RpcError(ScnodeError):

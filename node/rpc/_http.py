@@ -152,17 +152,23 @@ class HttpReader:
                 return None
 
     async def respond(
-        self, status: int, body: bytes, *, write_timeout_ms: int, content_type: str
+        self,
+        status: int,
+        body: bytes,
+        *,
+        write_timeout_ms: int,
+        content_type: str,
+        headers: HeaderList = (),
     ) -> None:
-        """Send a whole response through h11.
+        """Send a whole response through h11, with ``headers`` besides its length and type.
 
         Raises:
             trio.TooSlowError: the client did not take it within the timeout.
         """
-        headers = []
+        fields = list(headers)
         if body:  # a 204 carries neither a body nor a length
-            headers = [("content-length", str(len(body))), ("content-type", content_type)]
-        payload = self.connection.send(h11.Response(status_code=status, headers=headers))
+            fields += [("content-length", str(len(body))), ("content-type", content_type)]
+        payload = self.connection.send(h11.Response(status_code=status, headers=fields))
         assert payload is not None
         if body:
             payload += self.connection.send(h11.Data(data=body)) or b""

@@ -1,4 +1,5 @@
-"""The JSON-RPC service: POST / for calls, GET /ws for notifications, bearer-token auth."""
+"""The JSON-RPC service: POST / for calls, GET /ws for notifications, bearer-token auth;
+GET /dashboard for the web page that shows the node (README.md, "The dashboard")."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from node.rpc._errors import ErrorCode
 from node.rpc._http import HttpReader, HttpRefusal, header, refuse
 from node.rpc._hub import NotificationHub
 from node.rpc._json import JsonValue
+from node.rpc._page import page_headers, page_token, websocket_token
 from node.rpc._registry import MethodRegistry
 from node.rpc._slots import ConnectionSlots, ConnectionStatistics, Slot
 from node.rpc._token import bearer_token, token_matches
@@ -29,6 +31,7 @@ logger = logging.getLogger("node.rpc")
 
 _RPC_PATH = b"/"
 _WEBSOCKET_PATH = b"/ws"
+_DASHBOARD_PATH = b"/dashboard"
 _JSON = "application/json"
 _BUSY_MS = 100  # time spent on a connection refused for want of room
 
@@ -52,6 +55,8 @@ class RpcServer:
         unauthenticated_connections_max: of those, connections that have not yet shown
             the token; a new connection past it evicts the oldest of them.
         subscriber_queue_max: notifications queued per subscriber before it is dropped.
+        dashboard: the dashboard page (HTML) served at GET /dashboard?token=...; None
+            serves none.
 
     Raises:
         ValueError: a bad host or port, a bound that is not positive,
@@ -73,6 +78,7 @@ class RpcServer:
         connections_max: int = constants.rpc_connections_max,
         unauthenticated_connections_max: int = constants.rpc_unauthenticated_connections_max,
         subscriber_queue_max: int = constants.rpc_subscriber_queue_max,
+        dashboard: bytes | None = None,
     ) -> None:
         if not token:
             raise ValueError("token: empty")
@@ -113,6 +119,8 @@ class RpcServer:
             connections_max=connections_max, unauthenticated_max=unauthenticated_connections_max
         )
         self._hub = NotificationHub(queue_max=subscriber_queue_max)
+        self._dashboard = dashboard
+        self._dashboard_headers = page_headers(dashboard) if dashboard is not None else []
 
     @property
     def connection_count(self) -> int:
@@ -218,9 +226,18 @@ class RpcServer:
         if path == _WEBSOCKET_PATH:
             await self._serve_websocket(reader, event, slot)
             return False
+        if path == _DASHBOARD_PATH and self._dashboard is not None:
+            return await self._serve_dashboard(reader, event, slot, deadline)
         raise HttpRefusal(404, ErrorCode.INVALID_REQUEST, "not found: use POST / or GET /ws")
 
-    def _check_access(self, request: h11.Request, method: bytes, slot: Slot) -> None:
+    def _check_access(
+        self, request: h11.Request, method: bytes, slot: Slot, presented: bytes | None = None
+    ) -> None:
+        """Refuse a request with another HTTP method or without the token.
+
+        ``presented`` is a token the request carries elsewhere than in its
+        Authorization header (the dashboard's URL, a browser's WebSocket protocols).
+        """
         if request.method != method:
             allowed = method.decode("ascii")
             raise HttpRefusal(
@@ -229,7 +246,7 @@ class RpcServer:
                 f"method {request.method.decode('ascii', 'replace')} not allowed: use {allowed}",
                 headers=[("allow", allowed)],
             )
-        presented = bearer_token(header(request, b"authorization"))
+        presented = bearer_token(header(request, b"authorization")) or presented
         if not token_matches(presented, self._token):
             raise HttpRefusal(
                 401,
@@ -265,11 +282,31 @@ class RpcServer:
         return True
 
     async def _serve_websocket(self, reader: HttpReader, request: h11.Request, slot: Slot) -> None:
-        self._check_access(request, b"GET", slot)
+        # A browser cannot set headers on a WebSocket: it offers the token as a protocol.
+        offered = websocket_token(header(request, b"sec-websocket-protocol"))
+        self._check_access(request, b"GET", slot, offered.token)
         check_upgrade(request)
         names = subscription_names(bytes(request.target))
         trailing, _ = reader.connection.trailing_data
         session = WebSocketSession(
             reader.stream, self._hub, write_timeout_ms=self._write_timeout_ms
         )
-        await session.serve(request, bytes(trailing), names)
+        await session.serve(request, bytes(trailing), names, subprotocol=offered.subprotocol)
+
+    async def _serve_dashboard(
+        self, reader: HttpReader, request: h11.Request, slot: Slot, deadline: float
+    ) -> bool:
+        assert self._dashboard is not None
+        self._check_access(request, b"GET", slot, page_token(bytes(request.target)))
+        with trio.move_on_at(deadline) as read_scope:
+            body = await reader.read_body(request)  # none, but h11 must see its end
+        if read_scope.cancelled_caught or body is None:
+            return False
+        await reader.respond(
+            200,
+            self._dashboard,
+            write_timeout_ms=self._write_timeout_ms,
+            content_type="text/html; charset=utf-8",
+            headers=self._dashboard_headers,
+        )
+        return True

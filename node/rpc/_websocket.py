@@ -76,9 +76,15 @@ class WebSocketSession:
         self._frame_cut = False
 
     async def serve(
-        self, request: h11.Request, trailing: bytes, names: frozenset[str] | None
+        self,
+        request: h11.Request,
+        trailing: bytes,
+        names: frozenset[str] | None,
+        *,
+        subprotocol: str | None = None,
     ) -> None:
-        """Accept the upgrade, then relay notifications.
+        """Accept the upgrade (choosing ``subprotocol``, one the client offered), then
+        relay notifications.
 
         Raises:
             HttpRefusal: the upgrade request is malformed (400).
@@ -91,7 +97,7 @@ class WebSocketSession:
         # Subscribe before accepting: a client that sees the 101 misses nothing after it.
         subscription = self._hub.subscribe(names)
         try:
-            await self._send(AcceptConnection())
+            await self._send(AcceptConnection(subprotocol=subprotocol))
             with subscription.cancel_scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._write_notifications, subscription)

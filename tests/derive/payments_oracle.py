@@ -86,3 +86,36 @@ class PaymentsOracle:
             result.status = derive_pb2.QUERY_STATUS_BAD_QUERY
             result.detail = "query: this module answers get_cursor and list_counterparties"
         return result
+
+    def table_rows(self) -> dict[str, set[tuple[object, ...]]]:
+        """The rows of the payments module's tables (the tables extension)."""
+        channels = {
+            (
+                "0x" + channel_id.hex(),
+                "0x" + self.parties[channel_id][0].hex() if channel_id in self.parties else None,
+                "0x" + self.parties[channel_id][1].hex() if channel_id in self.parties else None,
+                str(high_water),
+            )
+            for channel_id, high_water in self.high_water.items()
+        }
+        parties = {
+            ("0x" + address.hex(), str(party.sent), str(party.received), party.payments)
+            for address, party in self.counterparties.items()
+        }
+        recent = {
+            (
+                "0x" + address.hex(),
+                payment.seq,
+                "0x" + payment.channel_id.hex(),
+                str(int.from_bytes(payment.amount, "big")),
+                int(payment.sent),
+            )
+            for address, party in self.counterparties.items()
+            for payment in party.recent
+        }
+        return {
+            "payment_channels": channels,
+            "counterparties": parties,
+            "recent_payments": recent,
+            "totals": {(1, self.cursor, self.cursor)},
+        }

@@ -15,6 +15,7 @@ from node.proto import log_pb2
 from tests.derive.derive_strategies import (
     CHANNELS_WASM,
     PAYMENTS_WASM,
+    ROOT,
     accepted_state,
     channel_spec,
     u256,
@@ -81,13 +82,15 @@ def test_derive_prints_tables(home: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_derive_with_another_module(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["derive", "--home", str(home), "--module", str(PAYMENTS_WASM)]) == 0
     out = capsys.readouterr().out
-    assert "payments by counterparty" in out
+    assert "counterparties (1 rows)" in out
     assert "12" in out
 
 
 def test_derive_needs_a_home(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["derive"]) == 2
-    assert "--home DIR is required" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "--home DIR is required" in captured.out
+    assert "usage:" in captured.err
 
 
 def test_derive_reports_a_refused_module(
@@ -119,3 +122,78 @@ def test_check_json_and_a_failing_module(
     report = json.loads(capsys.readouterr().out)
     assert report["counts"]["differs"] > 0
     assert {result["outcome"] for result in report["results"]} >= {"differs"}
+
+
+def test_derive_shows_a_module_with_tables_as_its_tables(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["derive", "--home", str(home), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    channels = report["tables"]["channels"]
+    assert channels["columns"][:2] == ["channel_id", "status"]
+    ((channel_id, status, *_),) = channels["rows"]
+    assert (status, channel_id) == ("open", report["channels"][0]["channel_id"])
+    assert report["tables"]["totals"]["rows"] == [[1, 3, 3, 1, 0]]
+    assert run(["derive", "--home", str(home), "--table", "participants", "--at", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "participants (2 rows)" in out
+    assert "holdings" not in out
+
+
+def test_derive_shows_the_c_example_and_what_a_module_declines(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kinds = ROOT / "wasm" / "examples" / "kinds.wasm"
+    assert run(["derive", "--home", str(home), "--module", str(kinds), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(report["tables"]["record_kinds"]["rows"]) == [
+        [10, "ACCEPTED_STATE", 2],
+        [17, "ACCEPTED_VOUCHER", 1],
+    ]
+    assert "get_totals" in report["declined"]
+    counter = home / "counter.wasm"
+    counter.write_bytes(counter_module())
+    assert run(["derive", "--home", str(home), "--module", str(counter)]) == 0
+    out = capsys.readouterr().out
+    assert "cursor 3" in out
+    assert "get_totals: declined" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--at", "-5"], "a sequence number is 0 or more"),
+        (["--at", "x"], "is not a sequence number"),
+        (["--rows", "0"], "give 1 or more"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    home: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        run(["derive", "--home", str(home), *argv])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_at_past_the_log_or_an_unknown_table_is_a_usage_error(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["derive", "--home", str(home), "--at", "9"]) == 2
+    assert "--at 9: the log ends at 3" in capsys.readouterr().out
+    assert run(["derive", "--home", str(home), "--table", "nope"]) == 2
+    assert "channels.wasm has tables channels, participants" in capsys.readouterr().out
+
+
+def test_check_reports_snapshots_and_tables_per_case(capsys: pytest.CaptureFixture[str]) -> None:
+    kinds = ROOT / "wasm" / "examples" / "kinds.wasm"
+    assert run(["derive", "check", str(kinds)]) == 0
+    out = capsys.readouterr().out
+    assert "snapshots" in out
+    assert "4/4" in out
+    assert "2/2" in out
+    assert "0 differ" in out
+    assert run(["derive", "check", str(kinds), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    kinds_seen = {result["kind"] for result in report["results"]}
+    assert kinds_seen == {"log", "query", "snapshot", "tables"}

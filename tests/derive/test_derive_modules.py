@@ -160,12 +160,14 @@ def test_deterministic_config_builds_an_engine() -> None:
     assert config is not None
 
 
-def test_the_reference_module_exports_exactly_the_abi() -> None:
-    module = load_module(CHANNELS_WASM)
+@pytest.mark.parametrize("path", [CHANNELS_WASM, PAYMENTS_WASM])
+def test_the_reference_modules_export_exactly_the_abi_with_tables(path: Path) -> None:
+    module = load_module(path)
     names = sorted(item.name for item in module.module.exports)
     abi = ["abi_version", "alloc", "apply_batch", "query", "snapshot", "restore"]
-    assert names == sorted(["memory", *abi, "out_ptr", "out_len"])
+    assert names == sorted(["memory", *abi, "out_ptr", "out_len", "describe_tables"])
     assert module.module.imports == []
+    assert module.has_tables
 
 
 def test_compiled_artifacts_are_cached_and_reused(tmp_path: Path) -> None:

@@ -22,6 +22,15 @@
 //! * `snapshotWrite(writer: abi.SnapshotWriter) error{OutOfMemory}!void` and
 //!   `restoreInto(reader: *abi.SnapshotReader, target: *Fold) abi.Error!void`:
 //!   the snapshot body, after the header this file writes and checks.
+//!
+//! A module with tables (the tables extension, docs/derive-abi.md) also declares:
+//!
+//! * `tables: []const abi.Table`, its schema; this file exports `describe_tables`;
+//! * `rowsWrite(writer: pb.Writer, all: bool) error{OutOfMemory}!void`: writes
+//!   the RowChange fields of what changed since the last call (every row of the
+//!   state, and no delete, when `all`), then forgets what changed. It tracks
+//!   changes only while `abi.tables_on` (`abi.rowsTracked()`);
+//! * `rowsForget() void`: forgets what changed (after a restore).
 
 const std = @import("std");
 const pb = @import("pb.zig");
@@ -88,6 +97,122 @@ pub const Folded = struct {
 };
 
 pub var folded: Folded = .{};
+
+// ---------------------------------------------------------------- tables
+
+/// ColumnType values of derive.proto.
+pub const ColumnType = enum(u8) {
+    integer = 1,
+    text = 2,
+    blob = 3,
+    uint256 = 4,
+    boolean = 5,
+    hex = 6,
+};
+
+pub const Column = struct {
+    name: []const u8,
+    type: ColumnType,
+    description: []const u8 = "",
+};
+
+pub const Table = struct {
+    name: []const u8,
+    columns: []const Column,
+    /// Indexes into `columns`.
+    primary_key: []const u32,
+    description: []const u8 = "",
+};
+
+/// Set by describe_tables(): from then on apply_batch writes RowChanges.
+pub var tables_on: bool = false;
+/// The next RowChanges hold every row (after describe_tables() or restore()).
+var tables_all: bool = false;
+
+/// Whether the module should record what each record changes.
+pub inline fn rowsTracked() bool {
+    return tables_on and !tables_all;
+}
+
+/// Writes one RowChange (a field of RowChanges): values in column order (key
+/// order for a delete), each in the list of its type; a NULL is listed in `nulls`.
+pub const Row = struct {
+    writer: pb.Writer,
+    start: usize,
+    column: u32 = 0,
+
+    pub fn begin(writer: pb.Writer, table: u32, delete: bool) error{OutOfMemory}!Row {
+        const start = try writer.begin(1);
+        try writer.uint(1, table);
+        if (delete) try writer.uint(2, 1);
+        return .{ .writer = writer, .start = start };
+    }
+
+    /// An INTEGER (zigzag, as sint64).
+    pub fn int(row: *Row, value: i64) error{OutOfMemory}!void {
+        try row.writer.tag(3, pb.WireType.varint);
+        const bits: u64 = @bitCast(value);
+        const sign: u64 = @bitCast(value >> 63);
+        const zigzag = (bits << 1) ^ sign;
+        try row.writer.varint(zigzag);
+        row.column += 1;
+    }
+
+    /// An unsigned 64-bit value as an INTEGER (two's complement above 2^63 - 1).
+    pub fn uint(row: *Row, value: u64) error{OutOfMemory}!void {
+        try row.int(@bitCast(value));
+    }
+
+    pub fn flag(row: *Row, value: bool) error{OutOfMemory}!void {
+        try row.int(@intFromBool(value));
+    }
+
+    pub fn text(row: *Row, value: []const u8) error{OutOfMemory}!void {
+        try row.writer.bytes(4, value);
+        row.column += 1;
+    }
+
+    /// A BLOB or HEX value.
+    pub fn blob(row: *Row, value: []const u8) error{OutOfMemory}!void {
+        try row.writer.bytes(5, value);
+        row.column += 1;
+    }
+
+    pub fn amount(row: *Row, value: u256) error{OutOfMemory}!void {
+        try row.writer.uint256(5, value);
+        row.column += 1;
+    }
+
+    pub fn none(row: *Row) error{OutOfMemory}!void {
+        try row.writer.tag(6, pb.WireType.varint);
+        try row.writer.varint(row.column);
+        row.column += 1;
+    }
+
+    pub fn end(row: *Row) error{OutOfMemory}!void {
+        try row.writer.end(row.start);
+    }
+};
+
+fn writeSchema(writer: pb.Writer, tables: []const Table) error{OutOfMemory}!void {
+    for (tables) |table| {
+        const table_start = try writer.begin(1);
+        try writer.bytes(1, table.name);
+        for (table.columns) |column| {
+            const column_start = try writer.begin(2);
+            try writer.bytes(1, column.name);
+            try writer.uint(2, @intFromEnum(column.type));
+            if (column.description.len > 0) try writer.bytes(3, column.description);
+            try writer.end(column_start);
+        }
+        for (table.primary_key) |index| {
+            try writer.tag(3, pb.WireType.varint);
+            try writer.varint(index);
+        }
+        if (table.description.len > 0) try writer.bytes(4, table.description);
+        try writer.end(table_start);
+    }
+}
 
 var input: std.ArrayList(u8) = .empty;
 var output: std.ArrayList(u8) = .empty;
@@ -243,6 +368,9 @@ pub fn exportAll(comptime Module: type) void {
     @export(&Exports.restore, .{ .name = "restore" });
     @export(&Exports.out_ptr, .{ .name = "out_ptr" });
     @export(&Exports.out_len, .{ .name = "out_len" });
+    if (@hasDecl(Module, "tables")) {
+        @export(&Exports.describe_tables, .{ .name = "describe_tables" });
+    }
 }
 
 fn ExportsOf(comptime Module: type) type {
@@ -347,6 +475,27 @@ fn ExportsOf(comptime Module: type) type {
                 return errorCode(err);
             };
             output.clearRetainingCapacity();
+            if (@hasDecl(Module, "tables") and tables_on) {
+                const writer = pb.Writer{ .list = &output, .gpa = gpa };
+                Module.rowsWrite(writer, tables_all) catch {
+                    current_seq = 0;
+                    return errorCode(fail(error.OutOfMemory, "out of memory", .{}));
+                };
+                tables_all = false;
+            }
+            return code_ok;
+        }
+
+        fn describe_tables() callconv(.c) i32 {
+            output.clearRetainingCapacity();
+            const writer = pb.Writer{ .list = &output, .gpa = gpa };
+            writeSchema(writer, &Module.tables) catch {
+                current_seq = 0;
+                return errorCode(fail(error.OutOfMemory, "out of memory", .{}));
+            };
+            tables_on = true;
+            tables_all = true;
+            Module.rowsForget();
             return code_ok;
         }
 
@@ -376,6 +525,10 @@ fn ExportsOf(comptime Module: type) type {
             Module.foldFree(&Module.fold);
             Module.fold = restored;
             folded = header;
+            if (@hasDecl(Module, "tables") and tables_on) {
+                tables_all = true;
+                Module.rowsForget();
+            }
             output.clearRetainingCapacity();
             return code_ok;
         }

@@ -9,7 +9,9 @@
 //! same bytes out: no clock, no randomness, channels kept sorted by id. A bad
 //! record is answered with an error code and a detail message; a trap is a bug.
 //! The ABI plumbing (buffers, batch framing, the record header, the snapshot
-//! header and the exports) is abi.zig's; this file folds, answers and snapshots.
+//! header and the exports) is abi.zig's; this file folds, answers and snapshots,
+//! and describes its state as tables (the tables extension): channels, their
+//! participants, holdings, the supported outcome's balances and guarantees, totals.
 
 const std = @import("std");
 const abi = @import("abi.zig");
@@ -552,6 +554,9 @@ fn applyAccepted(bytes: []const u8, seq: u64) abi.Error!void {
             return fail(error.FixedMismatch, "state.fixed differs from the channel's", .{});
         }
     }
+    if (abi.rowsTracked()) {
+        try touch(accepted.channel_id, if (found.found) part_row | part_states else part_all);
+    }
     const channel = try channelAt(found.found, found.index, accepted.channel_id, key);
     channel.last_seq = seq;
     if (channel.fixed.len == 0) {
@@ -750,6 +755,7 @@ fn applyChainEvent(bytes: []const u8, seq: u64) abi.Error!void {
     var undo: Undo = .{ .block = block, .chain_time_s = fold.chain_time_s, .kind = kind };
     assert((change.channel_id != null) == undo.namesChannel());
     if (change.channel_id != null) try applyChannelEvent(&undo, change, seq);
+    if (block_time_s > fold.chain_time_s) chain_time_changed = true;
     fold.chain_time_s = @max(fold.chain_time_s, block_time_s);
     journalPush(&fold.journal, undo);
 }
@@ -761,6 +767,11 @@ fn applyChannelEvent(undo: *Undo, change: ChainChange, seq: u64) abi.Error!void 
     errdefer if (candidate) |owned| gpa.free(owned);
     const key = channelKey(change.channel_id.?);
     const found = channelSearch(key);
+    if (abi.rowsTracked()) {
+        const holding = undo.kind == Event.deposited or undo.kind == Event.allocation_updated;
+        const changed = if (holding) part_row | part_holdings else part_row;
+        try touch(change.channel_id.?, if (found.found) changed else part_all);
+    }
     const channel = try channelAt(found.found, found.index, change.channel_id.?, key);
     channel.last_seq = seq;
     undo.channel_id = channel.id;
@@ -914,8 +925,10 @@ fn revert(first_block: u64, seq: u64) abi.Error!void {
 /// the event created goes with it unless a state or a voucher names it too; one
 /// that stays records the revert's seq as its last_seq.
 fn undoApply(undo: *Undo, seq: u64) abi.Error!void {
+    if (undo.chain_time_s != fold.chain_time_s) chain_time_changed = true;
     fold.chain_time_s = undo.chain_time_s;
     if (!undo.namesChannel()) return;
+    if (abi.rowsTracked()) try touch(undo.channel_id, part_all);
     const found = channelSearch(channelKey(undo.channel_id));
     assert(found.found);
     const channel = fold.channels.items[found.index];
@@ -968,8 +981,9 @@ fn applyVoucher(bytes: []const u8, seq: u64) abi.Error!void {
         2 => amount = try amountField(field, "voucher.amount"),
         else => {},
     };
-    const channel = try channelGetOrCreate(channel_id orelse
-        return fail(error.Invalid, "voucher.channel_id is missing", .{}));
+    const id = channel_id orelse return fail(error.Invalid, "voucher.channel_id is missing", .{});
+    if (abi.rowsTracked()) try touch(id, if (channelFind(id) != null) part_row else part_all);
+    const channel = try channelGetOrCreate(id);
     channel.last_seq = seq;
     channel.vouchers += 1;
     fold.vouchers += 1;
@@ -1193,6 +1207,381 @@ pub fn answer(writer: pb.Writer, query_bytes: []const u8) error{OutOfMemory}!voi
         4 => try abi.writeCursor(writer),
         else => unreachable,
     }
+}
+
+// ---------------------------------------------------------------- tables
+
+pub const tables = [_]abi.Table{
+    .{
+        .name = "channels",
+        .description = "one row per channel: its fixed part, status, supported turn, " ++
+            "vouchers and disputes",
+        .primary_key = &.{0},
+        .columns = &.{
+            .{ .name = "channel_id", .type = .hex },
+            .{ .name = "status", .type = .text, .description = "proposed, funding, open, " ++
+                "closing, finalized, defunded or challenged" },
+            .{ .name = "participants", .type = .integer, .description = "0: no state yet" },
+            .{ .name = "channel_nonce", .type = .uint256 },
+            .{ .name = "app_definition", .type = .hex },
+            .{ .name = "challenge_duration", .type = .integer, .description = "seconds" },
+            .{ .name = "turn_num", .type = .integer, .description = "the supported state's" },
+            .{ .name = "voucher_amount", .type = .uint256, .description = "highest voucher" },
+            .{ .name = "paid", .type = .uint256, .description = "highest voucher we sent" },
+            .{ .name = "received", .type = .uint256, .description = "highest we received" },
+            .{ .name = "vouchers", .type = .integer },
+            .{ .name = "finalizes_at", .type = .integer, .description = "unix seconds; 0: none" },
+            .{ .name = "challenge_turn_num", .type = .integer, .description = "the turn of " ++
+                "the registered challenge's candidate" },
+            .{ .name = "concluded", .type = .boolean },
+            .{ .name = "reclaims", .type = .integer },
+            .{ .name = "last_seq", .type = .integer, .description = "the last record " ++
+                "that changed the channel" },
+        },
+    },
+    .{
+        .name = "participants",
+        .description = "each channel's participants and the turn each last signed",
+        .primary_key = &.{ 0, 1 },
+        .columns = &.{
+            .{ .name = "channel_id", .type = .hex },
+            .{ .name = "idx", .type = .integer, .description = "participant index" },
+            .{ .name = "address", .type = .hex },
+            .{ .name = "latest_turn_num", .type = .integer, .description = "NULL: none signed" },
+        },
+    },
+    .{
+        .name = "holdings",
+        .description = "what the adjudicator holds for each channel, per asset",
+        .primary_key = &.{ 0, 1 },
+        .columns = &.{
+            .{ .name = "channel_id", .type = .hex },
+            .{ .name = "asset", .type = .hex, .description = "0x00..00: the native coin" },
+            .{ .name = "amount", .type = .uint256 },
+        },
+    },
+    .{
+        .name = "balances",
+        .description = "the supported state's outcome: each allocation, per asset",
+        .primary_key = &.{ 0, 1, 2 },
+        .columns = &.{
+            .{ .name = "channel_id", .type = .hex },
+            .{ .name = "asset_index", .type = .integer },
+            .{ .name = "idx", .type = .integer, .description = "allocation index" },
+            .{ .name = "asset", .type = .hex },
+            .{ .name = "destination", .type = .hex },
+            .{ .name = "amount", .type = .uint256 },
+            .{ .name = "allocation_type", .type = .integer, .description = "2: guarantee" },
+        },
+    },
+    .{
+        .name = "guarantees",
+        .description = "guarantees (allocation type 2) in the supported outcome",
+        .primary_key = &.{ 0, 1, 2 },
+        .columns = &.{
+            .{ .name = "channel_id", .type = .hex, .description = "the ledger channel" },
+            .{ .name = "asset_index", .type = .integer },
+            .{ .name = "idx", .type = .integer, .description = "allocation index" },
+            .{ .name = "asset", .type = .hex },
+            .{ .name = "target", .type = .hex, .description = "the guaranteed channel" },
+            .{ .name = "amount", .type = .uint256 },
+            .{ .name = "left", .type = .hex },
+            .{ .name = "right", .type = .hex },
+        },
+    },
+    .{
+        .name = "totals",
+        .description = "one row: records folded, the cursor, vouchers, chain time",
+        .primary_key = &.{0},
+        .columns = &.{
+            .{ .name = "id", .type = .integer, .description = "always 1" },
+            .{ .name = "records", .type = .integer },
+            .{ .name = "last_seq", .type = .integer },
+            .{ .name = "vouchers", .type = .integer },
+            .{ .name = "chain_time_s", .type = .integer },
+        },
+    },
+};
+
+const Tables = struct {
+    const channels: u32 = 0;
+    const participants: u32 = 1;
+    const holdings: u32 = 2;
+    const balances: u32 = 3;
+    const guarantees: u32 = 4;
+    const totals: u32 = 5;
+};
+
+/// Which rows of a channel changed: its channels row, those that follow its states
+/// (participants, balances, guarantees), its holdings.
+const part_row: u8 = 1;
+const part_states: u8 = 2;
+const part_holdings: u8 = 4;
+const part_all: u8 = part_row | part_states | part_holdings;
+
+const Dirty = struct { id: [32]u8, parts: u8 };
+
+/// Channels changed since the last RowChanges (while rows are tracked); may repeat.
+var dirty: std.ArrayList(Dirty) = .empty;
+/// Chain time moved: the status of a challenged channel may have changed.
+var chain_time_changed: bool = false;
+
+fn touch(id: [32]u8, parts: u8) error{OutOfMemory}!void {
+    try dirty.append(gpa, .{ .id = id, .parts = parts });
+}
+
+pub fn rowsForget() void {
+    dirty.clearRetainingCapacity();
+    chain_time_changed = false;
+}
+
+fn lessDirty(_: void, a: Dirty, b: Dirty) bool {
+    return std.mem.order(u8, &a.id, &b.id) == .lt;
+}
+
+fn statusName(status: u64) []const u8 {
+    return switch (status) {
+        Status.proposed => "proposed",
+        Status.funding => "funding",
+        Status.open => "open",
+        Status.closing => "closing",
+        Status.finalized => "finalized",
+        Status.defunded => "defunded",
+        Status.challenged => "challenged",
+        else => unreachable,
+    };
+}
+
+/// The fixed part's scalars, as a protobuf decoder reads them (the last of a
+/// repeated field wins; a field of another wire type is unknown, so absent).
+const FixedFacts = struct { nonce: u64 = 0, app: []const u8 = &.{}, duration: u64 = 0 };
+
+fn fixedFacts(fixed: []const u8) FixedFacts {
+    var facts = FixedFacts{};
+    var reader = pb.Reader.init(fixed);
+    while (reader.next() catch unreachable) |field| {
+        const varint = field.wire_type == pb.WireType.varint;
+        const delimited = field.wire_type == pb.WireType.length_delimited;
+        switch (field.number) {
+            2 => if (varint) {
+                facts.nonce = field.int;
+            },
+            3 => if (delimited) {
+                facts.app = field.bytes;
+            },
+            4 => if (varint) {
+                facts.duration = field.int;
+            },
+            else => {},
+        }
+    }
+    return facts;
+}
+
+/// The turn of a SignedState's state (0 when absent).
+fn signedTurn(signed: []const u8) u64 {
+    var turn: u64 = 0;
+    var reader = pb.Reader.init(signed);
+    while (reader.next() catch unreachable) |field| {
+        if (field.number != 1 or field.wire_type != pb.WireType.length_delimited) continue;
+        var state = pb.Reader.init(field.bytes);
+        while (state.next() catch unreachable) |state_field| {
+            if (state_field.number == 4 and state_field.wire_type == pb.WireType.varint) {
+                turn = state_field.int;
+            }
+        }
+    }
+    return turn;
+}
+
+fn channelRow(writer: pb.Writer, channel: *const Channel) !void {
+    var row = try abi.Row.begin(writer, Tables.channels, false);
+    try row.blob(&channel.id);
+    try row.text(statusName(channelStatus(channel)));
+    try row.uint(channel.participants);
+    if (channel.fixed.len > 0) {
+        const facts = fixedFacts(channel.fixed);
+        try row.amount(facts.nonce);
+        try row.blob(facts.app);
+        try row.uint(facts.duration);
+    } else {
+        for (0..3) |_| try row.none();
+    }
+    if (channel.supported != none) {
+        try row.uint(channel.states.items[channel.supported].turn);
+    } else {
+        try row.none();
+    }
+    try row.amount(channel.voucher_amount);
+    try row.amount(channel.paid);
+    try row.amount(channel.received);
+    try row.uint(channel.vouchers);
+    try row.uint(channel.finalizes_at);
+    if (channel.challenge()) |candidate| try row.uint(signedTurn(candidate)) else try row.none();
+    try row.flag(channel.concluded);
+    try row.uint(channel.reclaims());
+    try row.uint(channel.last_seq);
+    try row.end();
+}
+
+fn participantRows(writer: pb.Writer, channel: *const Channel) !void {
+    var reader = pb.Reader.init(channel.fixed);
+    var index: u8 = 0;
+    while (reader.next() catch unreachable) |field| {
+        if (field.number != 1) continue;
+        var row = try abi.Row.begin(writer, Tables.participants, false);
+        try row.blob(&channel.id);
+        try row.uint(index);
+        try row.blob(field.bytes);
+        const latest = channel.latest[index];
+        if (latest != none) try row.uint(channel.states.items[latest].turn) else try row.none();
+        try row.end();
+        index += 1;
+    }
+    assert(index == channel.participants);
+}
+
+/// Balances and guarantees: the allocations of the supported state's outcome.
+fn outcomeRows(writer: pb.Writer, channel: *const Channel) !void {
+    if (channel.supported == none) return;
+    var state_reader = pb.Reader.init(channel.states.items[channel.supported].state);
+    var asset_index: u64 = 0;
+    while (state_reader.next() catch unreachable) |exit_field| {
+        if (exit_field.number != 3) continue;
+        var asset: []const u8 = &.{};
+        var exit_reader = pb.Reader.init(exit_field.bytes);
+        while (exit_reader.next() catch unreachable) |field| {
+            if (field.number == 1 and field.wire_type == pb.WireType.length_delimited) {
+                asset = field.bytes;
+            }
+        }
+        exit_reader = pb.Reader.init(exit_field.bytes);
+        var index: u64 = 0;
+        while (exit_reader.next() catch unreachable) |allocation_field| {
+            if (allocation_field.number != 4) continue;
+            try allocationRows(writer, channel, asset_index, index, asset, allocation_field.bytes);
+            index += 1;
+        }
+        asset_index += 1;
+    }
+}
+
+fn allocationRows(
+    writer: pb.Writer,
+    channel: *const Channel,
+    asset_index: u64,
+    index: u64,
+    asset: []const u8,
+    allocation: []const u8,
+) !void {
+    var destination: []const u8 = &.{};
+    var amount: u256 = 0;
+    var metadata: []const u8 = &.{};
+    var allocation_type: u64 = 0;
+    var reader = pb.Reader.init(allocation);
+    while (reader.next() catch unreachable) |field| switch (field.number) {
+        1 => destination = field.bytes,
+        2 => amount = if (field.bytes.len == 0) 0 else pb.loadUint256(field.bytes[0..32]),
+        3 => allocation_type = field.int,
+        4 => metadata = field.bytes,
+        else => {},
+    };
+    var row = try abi.Row.begin(writer, Tables.balances, false);
+    try row.blob(&channel.id);
+    try row.uint(asset_index);
+    try row.uint(index);
+    try row.blob(asset);
+    try row.blob(destination);
+    try row.amount(amount);
+    try row.uint(allocation_type);
+    try row.end();
+    if (allocation_type != allocation_type_guarantee) return;
+    assert(metadata.len == 64);
+    var guarantee = try abi.Row.begin(writer, Tables.guarantees, false);
+    try guarantee.blob(&channel.id);
+    try guarantee.uint(asset_index);
+    try guarantee.uint(index);
+    try guarantee.blob(asset);
+    try guarantee.blob(destination);
+    try guarantee.amount(amount);
+    try guarantee.blob(metadata[0..32]);
+    try guarantee.blob(metadata[32..64]);
+    try guarantee.end();
+}
+
+fn holdingRows(writer: pb.Writer, channel: *const Channel) !void {
+    for (channel.holdings.items) |holding| {
+        var row = try abi.Row.begin(writer, Tables.holdings, false);
+        try row.blob(&channel.id);
+        try row.blob(&holding.asset);
+        try row.amount(holding.amount);
+        try row.end();
+    }
+}
+
+/// Deletes the rows of `tables_of` whose key starts with the channel id.
+fn deleteRows(writer: pb.Writer, id: *const [32]u8, tables_of: []const u32) !void {
+    for (tables_of) |table| {
+        var row = try abi.Row.begin(writer, table, true);
+        try row.blob(id);
+        try row.end();
+    }
+}
+
+/// The rows of `parts` of a channel; `replace`: delete its old child rows first.
+fn channelRows(writer: pb.Writer, channel: *const Channel, parts: u8, replace: bool) !void {
+    if (parts & part_row != 0) try channelRow(writer, channel);
+    if (parts & part_states != 0) {
+        if (replace) {
+            const children = [_]u32{ Tables.participants, Tables.balances, Tables.guarantees };
+            try deleteRows(writer, &channel.id, &children);
+        }
+        try participantRows(writer, channel);
+        try outcomeRows(writer, channel);
+    }
+    if (parts & part_holdings != 0) {
+        if (replace) try deleteRows(writer, &channel.id, &.{Tables.holdings});
+        try holdingRows(writer, channel);
+    }
+}
+
+pub fn rowsWrite(writer: pb.Writer, all: bool) error{OutOfMemory}!void {
+    defer rowsForget();
+    if (all) {
+        for (fold.channels.items) |channel| try channelRows(writer, channel, part_all, false);
+    } else {
+        if (chain_time_changed) {
+            for (fold.channels.items) |channel| {
+                if (channel.challenged) try touch(channel.id, part_row);
+            }
+        }
+        std.sort.pdq(Dirty, dirty.items, {}, lessDirty);
+        var index: usize = 0;
+        while (index < dirty.items.len) {
+            const id = dirty.items[index].id;
+            var parts: u8 = 0;
+            while (index < dirty.items.len and std.mem.eql(u8, &dirty.items[index].id, &id)) {
+                parts |= dirty.items[index].parts;
+                index += 1;
+            }
+            if (channelFind(id)) |channel| {
+                try channelRows(writer, channel, parts, true);
+            } else {
+                const every = [_]u32{
+                    Tables.channels, Tables.participants, Tables.holdings,
+                    Tables.balances, Tables.guarantees,
+                };
+                try deleteRows(writer, &id, &every);
+            }
+        }
+    }
+    var totals = try abi.Row.begin(writer, Tables.totals, false);
+    try totals.int(1);
+    try totals.uint(abi.folded.records);
+    try totals.uint(abi.folded.cursor);
+    try totals.uint(fold.vouchers);
+    try totals.uint(fold.chain_time_s);
+    try totals.end();
 }
 
 // ---------------------------------------------------------------- snapshots

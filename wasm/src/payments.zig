@@ -5,7 +5,9 @@
 //! vouchers, and its latest payments. A payment is the increase of a channel's
 //! voucher high-water mark; the counterparty is the channel's last participant
 //! (the payee) when we paid, else its first (the payer). It answers the
-//! queries get_cursor and list_counterparties of derive.proto.
+//! queries get_cursor and list_counterparties of derive.proto, and describes its
+//! state as tables (the tables extension): payment channels, counterparties,
+//! their recent payments and the totals.
 //!
 //! It is also the short example of a module: abi.zig does the buffers, the
 //! batch framing, the record header (seq and cursor), the snapshot header and
@@ -71,6 +73,146 @@ pub const Fold = struct {
 
 pub var fold: Fold = .{};
 
+// ---------------------------------------------------------------- tables
+
+pub const tables = [_]abi.Table{
+    .{
+        .name = "payment_channels",
+        .description = "channels with an accepted state or a voucher: " ++
+            "who pays whom, the highest voucher",
+        .primary_key = &.{0},
+        .columns = &.{
+            .{ .name = "channel_id", .type = .hex },
+            .{ .name = "payer", .type = .hex, .description = "first participant (NULL: no state)" },
+            .{ .name = "payee", .type = .hex, .description = "last participant (NULL: no state)" },
+            .{ .name = "high_water", .type = .uint256, .description = "the highest voucher" },
+        },
+    },
+    .{
+        .name = "counterparties",
+        .description = "payment totals per counterparty (the payee when we paid, else the payer)",
+        .primary_key = &.{0},
+        .columns = &.{
+            .{ .name = "address", .type = .hex },
+            .{ .name = "sent", .type = .uint256, .description = "paid to them in total" },
+            .{ .name = "received", .type = .uint256, .description = "received from them" },
+            .{ .name = "payments", .type = .integer },
+        },
+    },
+    .{
+        .name = "recent_payments",
+        .description = "the latest payments with each counterparty (at most 8 each)",
+        .primary_key = &.{ 0, 1 },
+        .columns = &.{
+            .{ .name = "counterparty", .type = .hex },
+            .{ .name = "seq", .type = .integer, .description = "the AcceptedVoucher record" },
+            .{ .name = "channel_id", .type = .hex },
+            .{ .name = "amount", .type = .uint256, .description = "the increase of the voucher" },
+            .{ .name = "sent", .type = .boolean, .description = "1: we paid" },
+        },
+    },
+    .{
+        .name = "totals",
+        .description = "one row: records folded and the cursor",
+        .primary_key = &.{0},
+        .columns = &.{
+            .{ .name = "id", .type = .integer, .description = "always 1" },
+            .{ .name = "records", .type = .integer },
+            .{ .name = "last_seq", .type = .integer },
+        },
+    },
+};
+
+const table_channels: u32 = 0;
+const table_counterparties: u32 = 1;
+const table_recent: u32 = 2;
+const table_totals: u32 = 3;
+
+/// What changed since the last RowChanges (while rows are tracked); may repeat.
+var dirty_channels: std.ArrayList([32]u8) = .empty;
+var dirty_counterparties: std.ArrayList([20]u8) = .empty;
+
+pub fn rowsForget() void {
+    dirty_channels.clearRetainingCapacity();
+    dirty_counterparties.clearRetainingCapacity();
+}
+
+fn lessId(_: void, a: [32]u8, b: [32]u8) bool {
+    return lessBytes(&a, &b);
+}
+
+fn lessAddress(_: void, a: [20]u8, b: [20]u8) bool {
+    return lessBytes(&a, &b);
+}
+
+fn channelRow(writer: pb.Writer, channel: *const Channel) !void {
+    var row = try abi.Row.begin(writer, table_channels, false);
+    try row.blob(&channel.id);
+    if (channel.known) {
+        try row.blob(&channel.payer);
+        try row.blob(&channel.payee);
+    } else {
+        try row.none();
+        try row.none();
+    }
+    try row.amount(channel.high_water);
+    try row.end();
+}
+
+fn counterpartyRows(writer: pb.Writer, counterparty: *const Counterparty, replace: bool) !void {
+    var row = try abi.Row.begin(writer, table_counterparties, false);
+    try row.blob(&counterparty.address);
+    try row.amount(counterparty.sent);
+    try row.amount(counterparty.received);
+    try row.uint(counterparty.payments);
+    try row.end();
+    if (replace) {
+        var gone = try abi.Row.begin(writer, table_recent, true);
+        try gone.blob(&counterparty.address);
+        try gone.end();
+    }
+    for (counterparty.recent.items) |payment| {
+        var recent = try abi.Row.begin(writer, table_recent, false);
+        try recent.blob(&counterparty.address);
+        try recent.uint(payment.seq);
+        try recent.blob(&payment.channel_id);
+        try recent.amount(payment.amount);
+        try recent.flag(payment.sent);
+        try recent.end();
+    }
+}
+
+pub fn rowsWrite(writer: pb.Writer, all: bool) error{OutOfMemory}!void {
+    defer rowsForget();
+    if (all) {
+        for (fold.channels.items) |*channel| try channelRow(writer, channel);
+        for (fold.counterparties.items) |*party| try counterpartyRows(writer, party, false);
+    } else {
+        std.sort.pdq([32]u8, dirty_channels.items, {}, lessId);
+        for (dirty_channels.items, 0..) |id, index| {
+            if (index > 0 and std.mem.eql(u8, &dirty_channels.items[index - 1], &id)) continue;
+            const found = channelIndex(id);
+            assert(found.found);
+            try channelRow(writer, &fold.channels.items[found.index]);
+        }
+        std.sort.pdq([20]u8, dirty_counterparties.items, {}, lessAddress);
+        for (dirty_counterparties.items, 0..) |address, index| {
+            const previous = if (index > 0) &dirty_counterparties.items[index - 1] else null;
+            if (previous != null and std.mem.eql(u8, previous.?, &address)) continue;
+            try counterpartyRows(writer, counterpartyFind(address), true);
+        }
+    }
+    var totals = try abi.Row.begin(writer, table_totals, false);
+    try totals.int(1);
+    try totals.uint(abi.folded.records);
+    try totals.uint(abi.folded.cursor);
+    try totals.end();
+}
+
+fn assert(ok: bool) void {
+    if (!ok) unreachable;
+}
+
 pub fn foldFree(target: *Fold) void {
     for (target.counterparties.items) |*counterparty| counterparty.recent.deinit(gpa);
     target.counterparties.deinit(gpa);
@@ -106,6 +248,7 @@ fn channelIndex(id: [32]u8) struct { found: bool, index: usize } {
 fn channelGet(id: [32]u8) abi.Error!*Channel {
     const result = channelIndex(id);
     if (!result.found) {
+        if (abi.rowsTracked()) try dirty_channels.append(gpa, id);
         try fold.channels.insert(gpa, result.index, .{
             .id = id,
             .known = false,
@@ -115,6 +258,13 @@ fn channelGet(id: [32]u8) abi.Error!*Channel {
         });
     }
     return &fold.channels.items[result.index];
+}
+
+fn counterpartyFind(address: [20]u8) *Counterparty {
+    for (fold.counterparties.items) |*counterparty| {
+        if (std.mem.eql(u8, &counterparty.address, &address)) return counterparty;
+    }
+    unreachable; // only called for a counterparty a payment created
 }
 
 fn counterpartyGet(address: [20]u8) abi.Error!*Counterparty {
@@ -161,6 +311,7 @@ fn applyAccepted(bytes: []const u8) abi.Error!void {
     const payer = first orelse return fail(error.Invalid, "state.fixed has no participants", .{});
     const channel = try channelGet(id);
     if (channel.known) return;
+    if (abi.rowsTracked()) try dirty_channels.append(gpa, id);
     channel.known = true;
     channel.payer = payer;
     channel.payee = last;
@@ -192,10 +343,13 @@ fn applyVoucher(bytes: []const u8, seq: u64) abi.Error!void {
     const channel = try channelGet(channel_id orelse
         return fail(error.Invalid, "voucher.channel_id is missing", .{}));
     if (amount <= channel.high_water) return;
+    if (abi.rowsTracked()) try dirty_channels.append(gpa, channel.id);
     const increase = amount - channel.high_water;
     channel.high_water = amount;
     if (!channel.known) return;
-    const counterparty = try counterpartyGet(if (sent) channel.payee else channel.payer);
+    const address = if (sent) channel.payee else channel.payer;
+    if (abi.rowsTracked()) try dirty_counterparties.append(gpa, address);
+    const counterparty = try counterpartyGet(address);
     if (sent) counterparty.sent +|= increase else counterparty.received +|= increase;
     counterparty.payments += 1;
     if (counterparty.recent.items.len == recent_max) _ = counterparty.recent.orderedRemove(0);

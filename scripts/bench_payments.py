@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pstats
 import shutil
 import statistics
 import sys
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trio
-from devnet_nodes import ScriptNode, start_path, wait_done, wait_until
+from devnet_nodes import ScriptNode, print_profiles, start_path, wait_done, wait_until
 
 from node.chain import devnet_down, devnet_up
 from node.cli import BatchPayer
@@ -54,7 +53,6 @@ ETH = 10**18
 PAYMENT_WEI = 1_000
 TIMEOUT_S = 120.0
 POLL_S = 0.001
-PROFILE_LINES = 25
 
 
 def received(bob: ScriptNode, channel: str) -> int:
@@ -204,17 +202,6 @@ def sustained(
         "cpu_us": {node.name: cpu[i] / count * 1e6 for i, node in enumerate(nodes)},
         "ranges": ranges,
     }
-
-
-def print_profiles(directory: Path, names: tuple[str, ...]) -> None:
-    for name in names:
-        path = directory / f"{name.lower()}.prof"
-        if not path.exists():
-            print(f"{name}: no profile written")
-            continue
-        print(f"---- {name}: top functions by own time")
-        stats = pstats.Stats(str(path))
-        stats.sort_stats("tottime").print_stats(PROFILE_LINES)
 
 
 def print_scrape(node: ScriptNode) -> None:

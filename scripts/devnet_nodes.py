@@ -8,6 +8,7 @@ libp2p on 127.0.0.1 by the multiaddrs it is given), talks to it through
 from __future__ import annotations
 
 import os
+import pstats
 import signal
 import subprocess
 import time
@@ -22,6 +23,7 @@ from node.testing import SpawnError, node_command, spawn_node
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+PROFILE_LINES = 25  # functions shown per profile
 _CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
@@ -205,3 +207,14 @@ def wait_until(
             raise RuntimeError(f"{what}: not done within {timeout_s} s")
         time.sleep(poll_s)
     return time.perf_counter() - start
+
+
+def print_profiles(directory: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        path = directory / f"{name.lower()}.prof"
+        if not path.exists():
+            print(f"{name}: no profile written")
+            continue
+        print(f"---- {name}: top functions by own time")
+        stats = pstats.Stats(str(path))
+        stats.sort_stats("tottime").print_stats(PROFILE_LINES)

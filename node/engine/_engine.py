@@ -432,6 +432,7 @@ class Engine(
         step.folded = len(step.records)
         self.views.folded()
         self._step_ledgers.clear()
+        self._forget_ledger_index()
 
     async def _commit(self, step: Step) -> None:
         """Write the step's records: one batch, one fsync."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 import trio
 
 from node.core import Signer, address_to_bytes, to_checksum_address
+from node.core.constants import ledger_proposals_queued_max
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
 from node.derive import Deriver
 from node.engine._errors import CommandRefusedError, Refusal
@@ -30,7 +31,7 @@ from node.engine._ledger_codec import (
 from node.engine._records import accepted_state_record
 from node.engine._state import EngineState
 from node.engine._step import Step
-from node.engine._views import ViewCache, snapshot_from_view
+from node.engine._views import ViewCache
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
     ChannelSnapshot,
@@ -41,6 +42,7 @@ from node.protocols import (
     Proposal,
     ProposeLedgerUpdate,
     QueuedProposal,
+    Remove,
     SignedProposal,
     SignLedgerProposal,
     VirtualDefund,
@@ -78,11 +80,22 @@ class LedgersMixin:
         self._step_ledgers: dict[bytes, LedgerChannel] = {}  # changed in this step
         self._ledger_buffered: dict[bytes, tuple[SignedProposal, ...]] = {}
         self._ledger_wanted: dict[bytes, list[Proposal]] = {}
+        # Every ledger the module knows: (ledger_generation when built, ids by peer).
+        self._ledger_index: tuple[int, dict[str, tuple[bytes, ...]]] | None = None
+        self._ledger_generation_seen = 0
 
     def _forget_step_caches(self) -> None:
         """The step's ledgers as the step left them are gone (rolled back or folded)."""
         self._step_ledgers.clear()
         self._ledger_cache.clear()
+        self._forget_ledger_index()
+
+    def _forget_ledger_index(self) -> None:
+        """After the module folded (or rolled back) records: an index built since an
+        objective that may bring a ledger changed may have been built too early."""
+        if self.state.ledger_generation != self._ledger_generation_seen:
+            self._ledger_generation_seen = self.state.ledger_generation
+            self._ledger_index = None
 
     # ------------------------------------------------------------------ views
 
@@ -119,23 +132,38 @@ class LedgersMixin:
         self._step_ledgers[ledger.id] = ledger
         self._ledger_buffered[ledger.id] = ledger.buffered
 
+    def _ledger_ids(self) -> dict[str, tuple[bytes, ...]]:
+        """Every ledger channel the module knows, by participant, in ascending id order.
+
+        Listing every channel costs a module call per page and grows with the virtual
+        channels, so the list is kept until an objective that may bring a ledger changes.
+        """
+        generation = self.state.ledger_generation
+        if self._ledger_index is None or self._ledger_index[0] != generation:
+            app = address_to_bytes(self.consensus_app)
+            by_party: dict[str, list[bytes]] = {}
+            for view in self.deriver.channels():
+                if view.fixed.app_definition != app:
+                    continue
+                for party in {to_checksum_address(p) for p in view.fixed.participants}:
+                    by_party.setdefault(party, []).append(view.channel_id)
+            index = {party: tuple(ids) for party, ids in by_party.items()}
+            self._ledger_index = (generation, index)
+        return self._ledger_index[1]
+
     def _ledger_snapshots(self) -> list[ChannelSnapshot]:
         """Every ledger channel the module knows."""
-        app = address_to_bytes(self.consensus_app)
-        return [
-            snapshot_from_view(view)
-            for view in self.deriver.channels()
-            if view.fixed.app_definition == app
-        ]
+        ids = sorted({i for ledger_ids in self._ledger_ids().values() for i in ledger_ids})
+        snapshots = (self.views.snapshot(ledger_id) for ledger_id in ids)
+        return [snapshot for snapshot in snapshots if snapshot is not None]
 
     def _ledgers_with(self, peer: str) -> Iterable[LedgerChannel]:
         """Our open ledgers with ``peer``, by channel id."""
-        pair = {self.address, peer}
-        for view in self.deriver.channels():
-            participants = {to_checksum_address(p) for p in view.fixed.participants}
-            if participants != pair:
+        mine = set(self._ledger_ids().get(self.address, ()))
+        for ledger_id in self._ledger_ids().get(peer, ()):
+            if ledger_id not in mine:
                 continue
-            ledger = self.ledger_runtime(view.channel_id)
+            ledger = self.ledger_runtime(ledger_id)
             if ledger is not None:
                 yield ledger
 
@@ -232,6 +260,7 @@ class LedgersMixin:
             while head is not None and head.proposal in wanted:
                 wanted.remove(head.proposal)
                 ledger, answer = ledger_sign_next(ledger, head.proposal, self.signer)
+                self._touch_virtual(step, (head.proposal,))
                 self._log(step, accepted_state_record(ledger.consensus()))
                 self._changed_ledger(ledger)
                 step.send(*_payload_to(ledger, answer))
@@ -258,6 +287,7 @@ class LedgersMixin:
                 PeerFault.NOT_A_PARTICIPANT, f"{peer} is not the other party of the ledger"
             )
         after = ledger_receive(ledger, signed)
+        self._touch_virtual(step, _moved_proposals(ledger, after, signed))
         if ledger.is_leader:
             if after.turn_num != ledger.turn_num:
                 self._log(step, accepted_state_record(after.consensus()))
@@ -275,13 +305,37 @@ class LedgersMixin:
         self._changed_ledger(after)
         self._ledger_sign_wanted(step)
 
-    def _touch_virtual(self, step: Step) -> None:
-        """A ledger changed: the virtual objectives waiting on ledgers look again."""
-        step.dirty.update(
-            oid
-            for oid, entry in self.state.running_entries()
-            if isinstance(entry.objective, VirtualFund | VirtualDefund)
-        )
+    def _touch_virtual(self, step: Step, proposals: Iterable[Proposal] | None = None) -> None:
+        """Ledger proposals moved: the virtual objectives of their targets look again
+        (None, or a payback that freed funds, or a crowded queue: every one of them)."""
+        moved = None if proposals is None else list(proposals)
+        if moved is None or any(isinstance(proposal, Remove) for proposal in moved):
+            step.dirty.update(
+                oid
+                for oid, entry in self.state.running_entries()
+                if isinstance(entry.objective, VirtualFund | VirtualDefund)
+            )
+            return
+        for proposal in moved:
+            target = proposal.target if isinstance(proposal, Remove) else proposal.guarantee.target
+            for kind in (ObjectiveKind.VIRTUAL_FUND, ObjectiveKind.VIRTUAL_DEFUND):
+                objective_id = ObjectiveId(kind, target)
+                if objective_id in self.state.running:
+                    step.dirty.add(objective_id)
+
+
+def _moved_proposals(
+    before: LedgerChannel, after: LedgerChannel, signed: SignedProposal
+) -> Iterable[Proposal] | None:
+    """The proposals a message moved on a ledger: the one it carries, those it let the
+    leader see countersigned or the follower queue; None when the leader's queue is
+    crowded (objectives refused for lack of room try again once it drains)."""
+    if before.is_leader and len(before.queue) >= ledger_proposals_queued_max // 2:
+        return None
+    moved = [signed.proposal]
+    moved.extend(q.signed.proposal for q in before.queue if q.signed.turn_num <= after.turn_num)
+    moved.extend(q.signed.proposal for q in after.queue if q not in before.queue)
+    return moved
 
 
 def _payload_to(ledger: LedgerChannel, signed: SignedProposal) -> tuple[str, wire_pb2.Payload]:

@@ -99,7 +99,6 @@ class PeersMixin:
     _peer_voucher: Callable[[Step, str, wire_pb2.Payload], None]
     _peer_ledger_proposal: Callable[[Step, str, wire_pb2.Payload], None]
     _voucher_refused_early: Callable[[str, bytes], None]
-    _touch_virtual: Callable[[Step], None]
     _peer_watch_request: Callable[[Step, str, wire_pb2.Payload], None]
     _log_rejection: Callable[[Step, str, str, bytes], bool]
     _may_advise: Callable[[Step, str], bool]
@@ -164,7 +163,6 @@ class PeersMixin:
                 self._peer_voucher(step, peer, payload)
             elif body == "ledger_proposal":
                 self._peer_ledger_proposal(step, peer, payload)
-                self._touch_virtual(step)
             elif body == "signed_state":
                 self._peer_state(step, peer, payload)
             elif body == "watch_request":

@@ -27,15 +27,14 @@ class RoutingMixin:
     address: str
     deriver: Deriver
     ledger_runtime: Callable[[bytes], LedgerChannel | None]
+    _ledger_ids: Callable[[], dict[str, tuple[bytes, ...]]]
     announced: Announced | None  # set by the node once gossip runs
 
     def ledger_offers(self) -> list[wire_pb2.LedgerOffer]:
         """Our open ledgers and our balance in each: what gossip announces."""
         offers = []
-        for view in self.deriver.channels():
-            if len(view.fixed.participants) != 2:
-                continue
-            ledger = self.ledger_runtime(view.channel_id)
+        for ledger_id in self._ledger_ids().get(self.address, ()):
+            ledger = self.ledger_runtime(ledger_id)
             if ledger is None:
                 continue
             outcome = ledger.outcome

@@ -141,6 +141,10 @@ _CURSOR: Final = "chain"
 _LOG_INDEX_MAX: Final = 2**32 - 1  # above every log index of a block
 
 
+# Objectives that never bring a ledger channel the module did not know.
+_KINDS_WITHOUT_LEDGERS = frozenset({ObjectiveKind.VIRTUAL_FUND, ObjectiveKind.VIRTUAL_DEFUND})
+
+
 class EngineState:
     """Everything the engine knows that the derivation module does not.
 
@@ -178,6 +182,9 @@ class EngineState:
         # Transactions sent and neither mined nor refused: their hashes (a restart asks
         # the chain what became of them).
         self.unconfirmed: dict[UnconfirmedKey, tuple[bytes, ...]] = {}
+        # Changes of objectives that may bring the module a ledger channel: a cache key
+        # for the engine's index of ledgers (not state; never rolled back).
+        self.ledger_generation = 0
         self._previous_state: tuple[bytes, State] | None = None
 
     # ------------------------------------------------------------------ reading
@@ -218,6 +225,8 @@ class EngineState:
 
     def put_entry(self, objective_id: ObjectiveId, entry: Entry) -> None:
         """Add or replace an objective, keeping the running and finished sets."""
+        if objective_id.kind not in _KINDS_WITHOUT_LEDGERS:
+            self.ledger_generation += 1
         journal = self.journal
         journal.set(self.objectives, objective_id, entry)
         if entry.running:

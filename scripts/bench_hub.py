@@ -203,6 +203,21 @@ def pay_all(
     return time.perf_counter() - start
 
 
+def print_table(rows: list[dict[str, float]]) -> None:
+    table = Table(title="hub: 1 intermediary, 4 payers, 4 payees")
+    for column in ("channels", "opened/s", "payments/s", "hub KiB/channel", "hub RSS MiB"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            f"{row['channels']:,}",
+            f"{row['channels_per_s']:.0f}",
+            f"{row['payments_per_s']:,.0f}",
+            f"{row['hub_kib_per_channel']:.1f}",
+            f"{row['hub_rss_mib']:.0f}",
+        )
+    Console().print(table)
+
+
 def run(
     directory: Path, sizes: list[int], per_channel: int, *, verbose: bool, profile: bool
 ) -> dict[str, Any]:
@@ -256,18 +271,7 @@ def run(
         devnet_down(directory / "chain")
     if profile:
         print_profiles(directory, names[:2])
-    table = Table(title="hub: 1 intermediary, 4 payers, 4 payees")
-    for column in ("channels", "opened/s", "payments/s", "hub KiB/channel", "hub RSS MiB"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(
-            f"{row['channels']:,}",
-            f"{row['channels_per_s']:.0f}",
-            f"{row['payments_per_s']:,.0f}",
-            f"{row['hub_kib_per_channel']:.1f}",
-            f"{row['hub_rss_mib']:.0f}",
-        )
-    Console().print(table)
+    print_table(rows)
     first, last = rows[0], rows[-1]
     growth = last["channels"] / first["channels"]
     return {

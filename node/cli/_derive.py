@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from node.cli._log import add_archive_option
 from node.core import message_to_json
 from node.core.errors import DeriveError, LogBusyError, LogError
 from node.derive import (
@@ -80,14 +81,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--at", type=_sequence_number, default=None, help="the state as of this seq"
     )
-    parser.add_argument(
-        "--archive",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="an archive of the log's pruned prefix (repeat for several)",
-    )
+    add_archive_option(parser)
     parser.add_argument("--table", help="show only this table (a module with tables)")
     parser.add_argument(
         "--rows",

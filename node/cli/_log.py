@@ -59,13 +59,13 @@ def register(subparsers: Any) -> None:
     )
     show.add_argument("--to", dest="to_seq", type=int, default=None, metavar="N")
     show.add_argument("--json", action="store_true", help="one JSON object per line")
-    _add_archive(show)
+    add_archive_option(show)
     show.set_defaults(handler=run_show)
 
     verify = commands.add_parser("verify", help="check the hash chain and the head")
     _add_home(verify)
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
-    _add_archive(verify)
+    add_archive_option(verify)
     verify.set_defaults(handler=run_verify)
 
     add_archive_parser(commands, _add_home)
@@ -75,7 +75,8 @@ def _add_home(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home", type=Path, required=True, help="the node's home directory")
 
 
-def _add_archive(parser: argparse.ArgumentParser) -> None:
+def add_archive_option(parser: argparse.ArgumentParser) -> None:
+    """``--archive FILE``: an archive of the log's pruned prefix, repeatable."""
     parser.add_argument(
         "--archive",
         type=Path,

@@ -4,7 +4,6 @@ and a ``scnode run --metrics`` process serves every documented metric after a pa
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ import trio
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.chain import devnet_down, devnet_up
 from node.engine._metering import watch_engine
 from node.metrics import METRICS, Metrics
 from node.testing import SpawnedNode, node_command, spawn_node
@@ -106,14 +104,6 @@ async def test_in_process_engines_count_what_they_did(setting: Setting) -> None:
 
 
 # ---------------------------------------------------------------- a node process
-
-
-@pytest.fixture(scope="module")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("devnet")
-    devnet_up(directory, nodes=2)
-    yield directory
-    devnet_down(directory)
 
 
 def test_a_node_serves_every_documented_metric(tmp_path: Path, devnet: Path) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from node.chain import ChainClient, devnet_down, devnet_node_key, devnet_up
+from node.chain import ChainClient, devnet_node_key
 from node.log import EventLog
 from tests.engine.engine_processes import (
     NodeProcess,
@@ -24,14 +23,6 @@ from tests.engine.engine_processes import (
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 ETH = 10**18
 NATIVE = "0x" + "0" * 40
-
-
-@pytest.fixture(scope="module")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("devnet")
-    devnet_up(directory, nodes=2)
-    yield directory
-    devnet_down(directory)
 
 
 def chain_client(devnet: Path) -> ChainClient:

@@ -14,14 +14,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from node.chain import devnet_down, devnet_up
 from node.rpc import RpcError
 from tests.engine.engine_processes import NodeProcess, cli, init_home, start_node, wait_done
 from tests.views.browser import Browser
@@ -30,14 +28,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 ETH = 10**18
 FUNDS = 10**12  # what alice locks in the payment channel
 PAYMENTS_PER_BATCH = 20
-
-
-@pytest.fixture
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("devnet")
-    devnet_up(directory, nodes=2)
-    yield directory
-    devnet_down(directory)
 
 
 def _pay_until(alice: NodeProcess, channel: str, stop: threading.Event) -> None:

@@ -5,12 +5,10 @@ engine cannot rely on, and takes one that passes its checks on an existing home.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from node.chain import devnet_down, devnet_up
 from node.rpc import RpcError
 from tests.derive.derive_strategies import CHANNELS_WASM, PAYMENTS_WASM
 from tests.engine.engine_processes import cli, init_home, start_node, wait_done, wait_for
@@ -18,14 +16,6 @@ from tests.views.views_support import KINDS_WASM
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 ETH = 10**18
-
-
-@pytest.fixture(scope="module")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("devnet")
-    devnet_up(directory, nodes=2)
-    yield directory
-    devnet_down(directory)
 
 
 def _sql(home: Path, query: str, *options: str) -> object:

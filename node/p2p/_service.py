@@ -91,7 +91,7 @@ class _ConnectionWatcher(INotifee):
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
         # Only the peer's streams count: ours (identify) say nothing of a silent peer.
-        if getattr(stream, "_direction", None) is Direction.INBOUND:
+        if _opened_by_peer(stream):
             self._node._streams_opened.add(id(stream.muxed_conn))
 
     async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
@@ -110,6 +110,15 @@ class _ConnectionWatcher(INotifee):
 
     async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
         return None
+
+
+def _opened_by_peer(stream: INetStream) -> bool:
+    """Whether the peer opened ``stream``. py-libp2p 0.8.1 tags an inbound stream's
+    direction only after it told the notifees, so the muxer is asked too: the side that
+    opened a Yamux stream is its initiator."""
+    if getattr(stream, "_direction", None) is Direction.INBOUND:
+        return True
+    return getattr(getattr(stream, "muxed_stream", None), "is_initiator", True) is False
 
 
 class P2PNode:

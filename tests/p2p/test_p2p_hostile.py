@@ -288,13 +288,34 @@ async def test_silent_connections_are_closed_and_newcomers_still_get_in(
         assert max(closed) < 5.0
         # A peer that finishes the handshake and then opens no stream is closed too.
         silent = RawPeer(IRENE.key)
+        # py-libp2p runs identify on every new connection (a stream): this peer does not.
+        silent.host._should_identify_peer = lambda peer_id: False  # type: ignore[attr-defined]
         async with silent.host.run(listen_multiaddrs()):
             info = info_from_p2p_addr(Multiaddr(bob.multiaddrs()[0]))
             silent.host.get_peerstore().add_addrs(info.peer_id, info.addrs, 60)
-            await silent.host.get_network().dial_peer(info.peer_id)  # no identify either
+            await silent.host.get_network().dial_peer(info.peer_id)
             await eventually(lambda: bob.node.silent_closed >= 1, timeout_s=5)
             network = bob.host.get_network()
             await eventually(lambda: not network.get_connections(silent.host.get_id()))
+
+
+async def test_a_peer_that_opened_a_stream_keeps_its_connection(
+    homes: dict[str, NodeHome],
+) -> None:
+    """py-libp2p 0.8.1 tags an inbound stream's direction only after it told the
+    notifees: every inbound connection, however busy, was once closed as silent."""
+    config = P2PConfig(gossip=False, connection_silent_ms_max=300)
+    bob_inbox = Inbox()
+    async with (
+        running(homes["bob"], bob_inbox, config) as bob,
+        running(homes["alice"], Inbox(), _QUIET) as alice,
+    ):
+        await alice.connect(bob.multiaddrs()[0])
+        await alice.send(BOB.address, [_payload("hello")])
+        await eventually(lambda: len(bob_inbox.ids_from(ALICE.address)) == 1)
+        await trio.sleep(0.6)
+        assert bob.node.silent_closed == 0
+        assert bob.host.get_network().get_connections(alice.host.get_id())
 
 
 async def test_a_disconnected_peer_is_kept_away_then_served_again(

@@ -13,6 +13,7 @@ from google.protobuf.message import DecodeError
 
 from node.core.constants import (
     address_bytes,
+    frame_messages_max,
     frame_size_bytes_max,
     message_payloads_max,
     message_size_bytes_max,
@@ -154,7 +155,8 @@ def parse_frame(body: bytes) -> wire_pb2.Frame:
     """Decode a frame body.
 
     Raises:
-        PeerProtocolError: not a Frame, or a version this node does not speak.
+        PeerProtocolError: not a Frame, a version this node does not speak, or more
+            than frame_messages_max messages.
     """
     frame = wire_pb2.Frame()
     try:
@@ -164,6 +166,11 @@ def parse_frame(body: bytes) -> wire_pb2.Frame:
     if frame.version != wire_format_version:
         raise PeerProtocolError(
             f"frame version {frame.version} unsupported (expected {wire_format_version})"
+        )
+    if len(frame.messages) > frame_messages_max:
+        raise PeerProtocolError(
+            f"frame of {len(frame.messages)} messages exceeds frame_messages_max"
+            f" ({frame_messages_max})"
         )
     return frame
 

@@ -28,6 +28,7 @@ from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
 
 from node.core.constants import (
+    frame_messages_max,
     frame_size_bytes_max,
     p2p_delivery_batches_max,
     p2p_frame_send_bytes_max,
@@ -456,7 +457,7 @@ class Messenger:
         fields: list[bytes] = []
         now = trio.current_time()
         unacked = session.outbox.unacked
-        while session.unsent:
+        while session.unsent and len(fields) < frame_messages_max:
             message_id = session.unsent[0]
             field = unacked.get(message_id)
             if field is None:

@@ -54,6 +54,8 @@ def test_participants_bounds() -> None:
 
 def test_wire_and_log_limits() -> None:
     assert 0 < constants.message_size_bytes_max <= constants.frame_size_bytes_max
+    # An honest frame (below the send target, envelopes of 200 bytes and more) fits.
+    assert constants.frame_messages_max * 200 >= constants.p2p_frame_send_bytes_max
     assert constants.log_batch_records_max > 0
     assert constants.wire_format_version >= 1
     assert constants.log_format_version >= 1

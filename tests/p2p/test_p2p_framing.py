@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.core.constants import message_size_bytes_max
+from node.core.constants import frame_messages_max, message_size_bytes_max
 from node.core.errors import PeerProtocolError
 from node.p2p._framing import (
     FrameDecoder,
@@ -75,6 +75,15 @@ def test_oversize_length_prefix_is_refused_before_the_body() -> None:
 def test_garbage_body_is_malformed(body: bytes) -> None:
     with pytest.raises(PeerProtocolError, match="malformed frame"):
         parse_frame(body)
+
+
+def test_a_frame_of_too_many_messages_is_refused() -> None:
+    envelope = _envelope(1, "x")
+    fields = [envelope_field(envelope.SerializeToString())] * (frame_messages_max + 1)
+    body = encode_frame(fields, [])[4:]
+    with pytest.raises(PeerProtocolError, match="exceeds frame_messages_max"):
+        parse_frame(body)
+    assert len(parse_frame(encode_frame(fields[1:], [])[4:]).messages) == len(fields) - 1
 
 
 def test_unknown_version_is_refused() -> None:

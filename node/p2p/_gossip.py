@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import coincurve
 import trio
 from google.protobuf.message import DecodeError
-from libp2p.abc import IHost, ISubscriptionAPI
+from libp2p.abc import IHost, INetStream, ISubscriptionAPI
+from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
@@ -49,7 +50,7 @@ from node.p2p._identity import (
     address_bytes_from_public_key,
     checksum_address,
 )
-from node.p2p._messenger import PeerContact
+from node.p2p._messenger import NETWORK_ERRORS, PeerContact
 from node.proto import wire_pb2
 
 if TYPE_CHECKING:
@@ -331,6 +332,32 @@ class PeerDirectory:
         return routable
 
 
+def _guard_stream_handler(host: IHost, pubsub: Pubsub, protocols: Sequence[TProtocol]) -> None:
+    """Serve pubsub streams through a handler that no peer's bytes can break out of.
+
+    py-libp2p 0.8.1's own handler lets a DecodeError out of a peer's stream: six bytes
+    of garbage on /meshsub/1.2.0 stopped the host's service, and the node with it.
+    Whatever a pubsub stream raises now resets it and drops the peer from pubsub, as
+    py-libp2p does for the errors it expects.
+    """
+
+    async def guarded(stream: INetStream) -> None:
+        try:
+            await pubsub.stream_handler(stream)
+        except Exception as error:  # a peer's bytes, whatever py-libp2p raises on them
+            peer_id = stream.muxed_conn.peer_id
+            logger.info("pubsub stream of %s reset: %r", peer_id, error)
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                try:
+                    await stream.reset()
+                except NETWORK_ERRORS as reset_error:
+                    logger.debug("reset of a broken pubsub stream failed: %r", reset_error)
+            pubsub._handle_dead_peer(peer_id)
+
+    for protocol in protocols:
+        host.set_stream_handler(protocol, guarded)
+
+
 LedgerOffers = Callable[[], Sequence[wire_pb2.LedgerOffer]]
 EntryListener = Callable[[DirectoryEntry], None]
 
@@ -366,6 +393,7 @@ class Gossip:
             max_messages_per_topic_per_second=_GOSSIP_MESSAGES_PER_S_MAX,
         )
         self.pubsub = Pubsub(host, self._router)
+        _guard_stream_handler(host, self.pubsub, self._router.get_protocols())
         self._announce_now = trio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

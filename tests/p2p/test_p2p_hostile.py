@@ -22,6 +22,7 @@ import pytest
 import trio
 from libp2p.abc import INetStream
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
 from multiaddr import Multiaddr
 
 from node.core.constants import frame_size_bytes_max
@@ -316,6 +317,30 @@ async def test_a_peer_that_opened_a_stream_keeps_its_connection(
         await trio.sleep(0.6)
         assert bob.node.silent_closed == 0
         assert bob.host.get_network().get_connections(alice.host.get_id())
+
+
+async def test_garbage_on_a_pubsub_stream_stops_neither_the_node_nor_its_gossip(
+    homes: dict[str, NodeHome], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Six bytes on /meshsub/1.2.0 that are no RPC once stopped the node (py-libp2p's
+    pubsub handler let the DecodeError out of the host)."""
+    caplog.set_level(logging.INFO, logger="node.p2p")
+    gossip = P2PConfig(announce_interval_ms=200)
+    bob_inbox = Inbox()
+    async with (
+        running(homes["bob"], bob_inbox, gossip) as bob,
+        RawPeer(IRENE.key).connected(bob) as irene,
+    ):
+        for garbage in (b"\x05\xff\xff\xff\xff\xff", b"\x7f" + b"\x00" * 127):
+            stream = await irene.host.new_stream(bob.host.get_id(), [PROTOCOL_ID_V12])
+            await stream.write(garbage)
+        await eventually(lambda: any("pubsub stream" in r.message for r in caplog.records))
+        async with running(homes["alice"], Inbox(), gossip) as alice:
+            await alice.connect(bob.multiaddrs()[0])
+            await alice.send(BOB.address, [_payload("still served")])
+            await eventually(lambda: len(bob_inbox.ids_from(ALICE.address)) == 1)
+            address = bytes.fromhex(ALICE.address[2:])
+            await eventually(lambda: bob.node.directory.lookup(address) is not None, timeout_s=10)
 
 
 async def test_a_disconnected_peer_is_kept_away_then_served_again(

@@ -19,10 +19,10 @@ import coincurve
 import trio
 from google.protobuf.message import DecodeError
 from libp2p.abc import IHost, INetStream, ISubscriptionAPI
-from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
@@ -332,18 +332,21 @@ class PeerDirectory:
         return routable
 
 
-def _guard_stream_handler(host: IHost, pubsub: Pubsub, protocols: Sequence[TProtocol]) -> None:
-    """Serve pubsub streams through a handler that no peer's bytes can break out of.
+class _GuardedPubsub(Pubsub):
+    """Pubsub whose handling of a peer's stream and messages no peer's bytes can break
+    out of.
 
-    py-libp2p 0.8.1's own handler lets a DecodeError out of a peer's stream: six bytes
-    of garbage on /meshsub/1.2.0 stopped the host's service, and the node with it.
-    Whatever a pubsub stream raises now resets it and drops the peer from pubsub, as
-    py-libp2p does for the errors it expects.
+    py-libp2p 0.8.1 lets a DecodeError out of both: six bytes of garbage on
+    /meshsub/1.2.0 (the stream handler), or a published message whose key is no public
+    key (``push_msg``, a task of the pubsub service), stopped the service and the host,
+    and the node with them. Whatever a peer's stream raises now resets it and drops the
+    peer from pubsub, as py-libp2p does for the errors it expects; a message that
+    raises is dropped.
     """
 
-    async def guarded(stream: INetStream) -> None:
+    async def stream_handler(self, stream: INetStream) -> None:
         try:
-            await pubsub.stream_handler(stream)
+            await super().stream_handler(stream)
         except Exception as error:  # a peer's bytes, whatever py-libp2p raises on them
             peer_id = stream.muxed_conn.peer_id
             logger.info("pubsub stream of %s reset: %r", peer_id, error)
@@ -352,10 +355,13 @@ def _guard_stream_handler(host: IHost, pubsub: Pubsub, protocols: Sequence[TProt
                     await stream.reset()
                 except NETWORK_ERRORS as reset_error:
                     logger.debug("reset of a broken pubsub stream failed: %r", reset_error)
-            pubsub._handle_dead_peer(peer_id)
+            self._handle_dead_peer(peer_id)
 
-    for protocol in protocols:
-        host.set_stream_handler(protocol, guarded)
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        try:
+            await super().push_msg(msg_forwarder, msg)
+        except Exception as error:  # a peer's message, whatever py-libp2p raises on it
+            logger.info("dropped a pubsub message forwarded by %s: %r", msg_forwarder, error)
 
 
 LedgerOffers = Callable[[], Sequence[wire_pb2.LedgerOffer]]
@@ -392,8 +398,7 @@ class Gossip:
             heartbeat_interval=_HEARTBEAT_INTERVAL_S,
             max_messages_per_topic_per_second=_GOSSIP_MESSAGES_PER_S_MAX,
         )
-        self.pubsub = Pubsub(host, self._router)
-        _guard_stream_handler(host, self.pubsub, self._router.get_protocols())
+        self.pubsub: Pubsub = _GuardedPubsub(host, self._router)
         self._announce_now = trio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

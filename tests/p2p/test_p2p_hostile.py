@@ -23,12 +23,22 @@ import trio
 from libp2p.abc import INetStream
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
+from libp2p.pubsub.pb import rpc_pb2
 from multiaddr import Multiaddr
 
 from node.core.constants import frame_size_bytes_max
 from node.home import NodeHome
 from node.log import EventLog
-from node.p2p import MESSAGE_PROTOCOL, MessengerOptions, P2PConfig, P2PNode, PeerStore, make_host
+from node.p2p import (
+    ANNOUNCEMENT_TOPIC,
+    MESSAGE_PROTOCOL,
+    MessengerOptions,
+    P2PConfig,
+    P2PNode,
+    PeerStore,
+    make_host,
+)
+from node.p2p._framing import encode_varint
 from node.p2p._host import listen_multiaddrs
 from node.p2p._messenger import NETWORK_ERRORS
 from node.testing import MessageOwner
@@ -322,8 +332,8 @@ async def test_a_peer_that_opened_a_stream_keeps_its_connection(
 async def test_garbage_on_a_pubsub_stream_stops_neither_the_node_nor_its_gossip(
     homes: dict[str, NodeHome], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Six bytes on /meshsub/1.2.0 that are no RPC once stopped the node (py-libp2p's
-    pubsub handler let the DecodeError out of the host)."""
+    """Six bytes on /meshsub/1.2.0 that are no RPC, or a published message whose key is
+    no public key, once stopped the node (py-libp2p let the DecodeError out of the host)."""
     caplog.set_level(logging.INFO, logger="node.p2p")
     gossip = P2PConfig(announce_interval_ms=200)
     bob_inbox = Inbox()
@@ -331,10 +341,21 @@ async def test_garbage_on_a_pubsub_stream_stops_neither_the_node_nor_its_gossip(
         running(homes["bob"], bob_inbox, gossip) as bob,
         RawPeer(IRENE.key).connected(bob) as irene,
     ):
-        for garbage in (b"\x05\xff\xff\xff\xff\xff", b"\x7f" + b"\x00" * 127):
+        bad_key = rpc_pb2.Message(
+            from_id=b"\x12\x20" + bytes(32),  # a sha256 peer id: the key must come along
+            data=b"x",
+            seqno=b"\x01",
+            topicIDs=[ANNOUNCEMENT_TOPIC],
+            signature=b"\x02" * 64,
+            key=b"\x12\x34not a key",
+        )
+        rpc = rpc_pb2.RPC(publish=[bad_key]).SerializeToString()
+        for garbage in (encode_varint(len(rpc)) + rpc, b"\x05\xff\xff\xff\xff\xff"):
             stream = await irene.host.new_stream(bob.host.get_id(), [PROTOCOL_ID_V12])
             await stream.write(garbage)
-        await eventually(lambda: any("pubsub stream" in r.message for r in caplog.records))
+        messages = lambda: [r.message for r in caplog.records]  # noqa: E731
+        await eventually(lambda: any("pubsub stream" in m for m in messages()))
+        await eventually(lambda: any("dropped a pubsub message" in m for m in messages()))
         async with running(homes["alice"], Inbox(), gossip) as alice:
             await alice.connect(bob.multiaddrs()[0])
             await alice.send(BOB.address, [_payload("still served")])

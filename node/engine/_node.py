@@ -284,6 +284,12 @@ class _NodeFacts:
         self.chain_key_address: str | None = None
         self.confirmations: int | None = None
 
+    def queue_sizes(self) -> dict[str, JsonValue]:
+        sizes: dict[str, JsonValue] = dict(self.engine.queue_sizes())
+        if self.p2p is not None:
+            sizes["p2p_deliveries"] = self.p2p.deliveries.statistics().current_buffer_used
+        return sizes
+
     def node_info(self) -> dict[str, JsonValue]:
         engine, settings = self.engine, self.settings
         return {
@@ -301,6 +307,7 @@ class _NodeFacts:
             "module": {"name": self.module.name, "sha256": self.module.sha256.hex()},
             "log_last_seq": engine.log.last_seq,
             "objectives_running": len(engine.state.running),
+            "queues": self.queue_sizes(),
             "restart": {
                 "snapshot_seq": engine.restored.snapshot_seq,
                 "tail_records": engine.restored.tail_records,

@@ -48,6 +48,7 @@ bench: setup
 	$(PY) scripts/bench_log.py
 	$(PY) scripts/bench_open_close.py
 	$(PY) scripts/bench_payments.py
+	$(PY) scripts/bench_flood.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,15 +1,18 @@
 """Benchmark: honest payments while a hostile peer floods the payee with junk.
 
 Usage: python scripts/bench_flood.py [--junk-mib 1024] [--payments N] [--rounds R]
-                                     [--junk KIND] [--dir DIR] [--profile] [--verbose]
+                                     [--flood-rounds F] [--rpc-s S] [--junk KIND]
+                                     [--dir DIR] [--profile] [--verbose]
 
 Starts a devnet and Alice and Bob as ``scnode run`` processes, funds a ledger Alice–Bob
 and a payment channel on it, then measures:
 
 * honest throughput: rounds of N payments from Alice (JSON-RPC batches) until Bob
-  holds them all, first unloaded, then while a third peer (``python -m
-  node.testing._attacker``, its own process) floods Bob with JUNK_MIB MiB of valid
-  envelopes he must refuse, at full speed, acknowledging nothing he sends back;
+  holds them all: R rounds unloaded before the flood and R after it (the machine's
+  load drifts), and F rounds while a third peer (``python -m node.testing._attacker``,
+  its own process) floods Bob with JUNK_MIB MiB of valid envelopes he must refuse, at
+  full speed, acknowledging nothing he sends back (the flood runs S seconds with RPC
+  calls only first, and goes on with RPC calls only after the F rounds);
 * the bytes of the log records the flood caused at Bob, per MiB of junk (read from his
   log once he stopped), and the growth of his log directory on disk;
 * Bob's resident memory (VmRSS) before the flood, its peak during it, and after;
@@ -64,6 +67,7 @@ class Probe:
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
     failures: int = 0
     rss_kib_peak: int = 0
+    rss_kib_samples: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, KiB)
     queues_max: dict[str, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -96,7 +100,9 @@ class Probe:
                     self.queues_max[name] = max(self.queues_max.get(name, 0), size)
             elapsed_ms = (time.perf_counter() - started) * 1000
             self.latencies_ms.setdefault(phase, []).append(elapsed_ms)
-            self.rss_kib_peak = max(self.rss_kib_peak, rss_kib(self.bob.process.pid))
+            rss = rss_kib(self.bob.process.pid)
+            self.rss_kib_peak = max(self.rss_kib_peak, rss)
+            self.rss_kib_samples.append((time.monotonic(), rss))
             time.sleep(PROBE_PAUSE_S)
 
 
@@ -174,26 +180,27 @@ def rounds(alice: ScriptNode, bob: ScriptNode, channel: str, count: int, times: 
     return [count / payment_round(alice, bob, channel, count) for _ in range(times)]
 
 
-def rounds_while(
-    flooder: Flooder, alice: ScriptNode, bob: ScriptNode, channel: str, count: int
-) -> list[float]:
-    """Payment rounds while the flood lasts (at least one); each round's payments/s."""
+def rounds_while(flooder: Flooder, net: Net, count: int, times: int) -> list[float]:
+    """Up to ``times`` payment rounds while the flood lasts (at least one); each
+    round's payments/s."""
     rates: list[float] = []
-    while not rates or flooder.running():
-        rates.extend(rounds(alice, bob, channel, count, 1))
+    while not rates or (flooder.running() and len(rates) < times):
+        rates.extend(rounds(net.alice, net.bob, net.channel, count, 1))
     return rates
 
 
 def flood_figures(
     net: Net, probe: Probe, arguments: argparse.Namespace, consensus_app: str
 ) -> dict[str, Any]:
-    """The flood: RPC alone for a while (``--rpc-s``), then payment rounds as long as it
-    lasts; Bob's log position and memory before it."""
+    """The flood: RPC calls alone for ``--rpc-s``, then ``--flood-rounds`` of payments,
+    then RPC calls alone until it ends (so that the memory it leaves is the junk's, not
+    the log's of many more payments); Bob's log position and memory before it."""
     bob = net.bob
     info = bob.call("get_node_info")
     log_bytes_before = directory_bytes(NodeHome(bob.home).log_path)
     rss_before = rss_kib(bob.process.pid)
     probe.rss_kib_peak = 0
+    started = time.monotonic()
     flooder = Flooder(bob.multiaddr, arguments.junk_mib, arguments.junk, consensus_app)
     try:
         probe.phase = "flood"
@@ -201,14 +208,19 @@ def flood_figures(
         while flooder.running() and time.monotonic() < deadline:
             time.sleep(0.05)
         probe.phase = "flood and payments"
-        rates = rounds_while(flooder, net.alice, bob, net.channel, arguments.payments)
+        rates = rounds_while(flooder, net, arguments.payments, arguments.flood_rounds)
+        probe.phase = "flood"
         attack = flooder.result()
     finally:
         probe.phase = "after"
         if flooder.running():
             flooder.process.kill()
     rss_after = rss_kib(bob.process.pid)
+    quarters = _quarters(probe.rss_kib_samples, started, time.monotonic())
     return {
+        "rss_mib_growth_by_quarter": [
+            round((kib - rss_before) / 1024, 1) if kib else None for kib in quarters
+        ],
         "rates": rates,
         "attack": attack,
         "attacker": flooder.address,
@@ -216,6 +228,17 @@ def flood_figures(
         "log_bytes_before": log_bytes_before,
         "rss_kib": (rss_before, max(probe.rss_kib_peak, rss_after), rss_after),
     }
+
+
+def _quarters(samples: list[tuple[float, int]], start: float, end: float) -> list[int]:
+    """The largest sample in each quarter of ``start``..``end`` (0: none there)."""
+    quarter_s = (end - start) / 4
+    found = [0, 0, 0, 0]
+    for at, value in samples:
+        index = int((at - start) // quarter_s) if quarter_s > 0 else -1
+        if 0 <= index < 4:
+            found[index] = max(found[index], value)
+    return found
 
 
 @dataclass
@@ -265,6 +288,7 @@ def summarise(
         "rss_mib_before": round(before / 1024, 1),
         "rss_mib_growth_peak": round((peak - before) / 1024, 1),
         "rss_mib_growth_after": round((after - before) / 1024, 1),
+        "rss_mib_growth_by_quarter": flood["rss_mib_growth_by_quarter"],
         "queues_max": probe.queues_max,
         "rpc_calls_flood": len(flood_only),
         "rpc_failures": probe.failures,
@@ -308,7 +332,8 @@ def report(figures: dict[str, Any]) -> None:
     )
     print(
         f"memory: {figures['rss_mib_before']} MiB before, +{figures['rss_mib_growth_peak']} MiB"
-        f" at the peak, +{figures['rss_mib_growth_after']} MiB after"
+        f" at the peak, +{figures['rss_mib_growth_after']} MiB after; peak by quarter of"
+        f" the flood {figures['rss_mib_growth_by_quarter']}"
         f" (target <= {RSS_MIB_GROWTH_MAX} MiB: {verdict('memory')})"
     )
     print(
@@ -368,6 +393,7 @@ def main() -> int:
     parser.add_argument("--payments", type=int, default=5_000, help="payments per round")
     parser.add_argument("--rounds", type=int, default=2, help="unloaded rounds, before and after")
     parser.add_argument("--rpc-s", type=float, default=5.0, help="flood with RPC calls only, s")
+    parser.add_argument("--flood-rounds", type=int, default=4, help="payment rounds in a flood")
     parser.add_argument("--junk", default="mixed", help="kind (node.testing.Junk values)")
     parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
     parser.add_argument("--profile", action="store_true", help="DIR/bob.prof, DIR/alice.prof")

@@ -49,6 +49,7 @@ bench: setup
 	$(PY) scripts/bench_open_close.py
 	$(PY) scripts/bench_payments.py
 	$(PY) scripts/bench_hub.py
+	$(PY) scripts/bench_flood.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -283,6 +283,12 @@ engine_objective_id_chars_max: Final = 100  # "VirtualDefunding-0x" + 64 hex dig
 # Time a step spends on one peer's payloads (signature checks) before the rest of its
 # envelopes wait for the next step, and on all peers' payloads together.
 engine_peer_step_budget_ms: Final = 10
+# The budget of a peer whose refused inputs passed engine_rejections_logged_per_window in
+# the current window: a flooder of junk takes a tenth of an honest peer's share of a step.
+engine_refused_peer_step_budget_ms: Final = 1
+# Such a peer's envelopes left for later do not start a step of their own (and its
+# fsync) before this pause, unless other input comes: a flood paces itself.
+engine_refused_peer_pause_ms: Final = 50
 engine_peers_step_budget_ms: Final = 40
 engine_deferred_envelopes_max: Final = 4_096  # per peer, kept for the next steps
 # Objectives peers proposed that may run at once: per peer, and in all.

@@ -26,7 +26,7 @@ from node.engine._records import decision_record, rejected_record
 from node.engine._state import EngineState, Entry
 from node.engine._step import Step
 from node.engine._transport import Transport
-from node.proto import log_pb2
+from node.proto import log_pb2, wire_pb2
 from node.protocols import (
     DirectFund,
     DirectFundWaitingFor,
@@ -68,10 +68,28 @@ class BudgetsMixin:
         """Whether this step has spent its time on ``peer``'s payloads (or on all peers'),
         ``running_s`` counting the envelopes handled so far in the current input."""
         mine = step.peer_time_s.get(peer, 0.0) + running_s
-        if mine >= constants.engine_peer_step_budget_ms / 1000:
+        if mine >= self._peer_step_budget_ms(peer) / 1000:
             return True
         everyone = sum(step.peer_time_s.values()) + running_s
         return everyone >= constants.engine_peers_step_budget_ms / 1000
+
+    def _peer_step_budget_ms(self, peer: str) -> int:
+        """A peer's time in a step: less for one whose inputs we keep refusing."""
+        window = self._rejection_windows.get(peer)
+        if window is None or window.left_out == 0:
+            return constants.engine_peer_step_budget_ms
+        if time.monotonic() - window.started >= constants.engine_rejection_window_s:
+            return constants.engine_peer_step_budget_ms  # a new window starts clean
+        return constants.engine_refused_peer_step_budget_ms
+
+    def _all_refused(self, inputs: Iterable[object]) -> bool:
+        """Whether ``inputs`` are only envelopes of peers whose input we keep refusing."""
+        return all(
+            isinstance(item, PeerMessages)
+            and self._peer_step_budget_ms(item.sender)
+            == constants.engine_refused_peer_step_budget_ms
+            for item in inputs
+        )
 
     def _defer(self, item: PeerMessages) -> None:
         """Keep envelopes for the next step; beyond a peer's bound they are released to
@@ -83,7 +101,11 @@ class BudgetsMixin:
         if dropped and self.transport is not None:
             self.transport.release(peer, [envelope.id for envelope in dropped])
         if kept:
-            self._deferred.append(PeerMessages(peer, kept))
+            if not item.own_arena:
+                # A few envelopes of each of many frames would keep every frame whole:
+                # a flood made 4,096 deferred envelopes hold ~300 MiB.
+                kept = tuple(wire_pb2.Frame(messages=kept).messages)
+            self._deferred.append(PeerMessages(peer, kept, own_arena=True))
             self._deferred_envelopes[peer] = held + len(kept)
 
     def _take_deferred(self) -> list[PeerMessages]:

@@ -32,6 +32,7 @@ from node.core.constants import (
     engine_expiry_check_s,
     engine_inputs_max,
     engine_peer_backoff_s,
+    engine_refused_peer_pause_ms,
     ledger_resend_interval_ms,
 )
 from node.core.errors import DeriveError, InvalidValueError, LogError
@@ -265,6 +266,13 @@ class Engine(
         finally:
             self._nursery = None  # reads are answered directly again
 
+    def queue_sizes(self) -> dict[str, int]:
+        """What waits for the loop: inputs queued, and peers' envelopes deferred."""
+        return {
+            "engine_inputs": self._inputs.statistics().current_buffer_used,
+            "deferred_envelopes": sum(self._deferred_envelopes.values()),
+        }
+
     async def _pump_deliveries(self, transport: Transport) -> None:
         async for delivery in transport.deliveries:
             await self._inputs_send.send(
@@ -282,6 +290,9 @@ class Engine(
             inputs: list[Input] = list(self._take_deferred())
             if not inputs:
                 inputs.append(await self._inputs.receive())
+            elif self._all_refused(inputs):
+                with trio.move_on_after(engine_refused_peer_pause_ms / 1000):
+                    inputs.append(await self._inputs.receive())
             else:
                 await trio.lowlevel.checkpoint()
             while len(inputs) < engine_batch_inputs_max:

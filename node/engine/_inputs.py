@@ -161,11 +161,15 @@ class PeerMessages:
         sender: the peer's EIP-55 address, proven by the transport.
         envelopes: envelopes the transport never handed over before.
         acknowledged: ids of our messages the peer holds now.
+        own_arena: the envelopes were copied out of the frames they came in, so that
+            keeping them does not keep whole frames (a parsed frame's envelopes share
+            its memory).
     """
 
     sender: str
     envelopes: tuple[wire_pb2.Envelope, ...]
     acknowledged: tuple[int, ...] = ()
+    own_arena: bool = False
 
 
 @dataclass(frozen=True)

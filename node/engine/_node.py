@@ -397,6 +397,12 @@ class _NodeFacts:
         self.metrics: Metrics | None = None
         self.view_names: Callable[[], list[str]] = list
 
+    def queue_sizes(self) -> dict[str, JsonValue]:
+        sizes: dict[str, JsonValue] = dict(self.engine.queue_sizes())
+        if self.p2p is not None:
+            sizes["p2p_deliveries"] = self.p2p.deliveries.statistics().current_buffer_used
+        return sizes
+
     def node_info(self) -> dict[str, JsonValue]:
         engine, settings = self.engine, self.settings
         return {
@@ -415,6 +421,7 @@ class _NodeFacts:
             "views": self.view_names(),
             "log_last_seq": engine.log.last_seq,
             "objectives_running": len(engine.state.running),
+            "queues": self.queue_sizes(),
             "restart": {
                 "snapshot_seq": engine.restored.snapshot_seq,
                 "tail_records": engine.restored.tail_records,

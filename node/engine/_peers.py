@@ -128,7 +128,8 @@ class PeersMixin:
             first = position == 0 and peer not in step.peer_time_s  # one always goes
             if not first and self._out_of_time(step, peer, time.perf_counter() - started):
                 # Signature checks are budgeted: the rest waits for the next step.
-                self._defer(PeerMessages(item.sender, item.envelopes[position:]))
+                rest = item.envelopes[position:]
+                self._defer(PeerMessages(item.sender, rest, own_arena=item.own_arena))
                 break
             handled.append(envelope.id)
             if envelope.id in seen or envelope.id in fresh:

@@ -113,6 +113,28 @@ async def test_rejections_are_logged_and_answered_within_budget(
     assert bob.log.verify().ok
 
 
+async def test_a_peer_whose_input_is_refused_gets_less_of_a_step(
+    tmp_path: Path, module: DeriveModule
+) -> None:
+    network = MemoryNetwork()
+    bob = Node(tmp_path, module, network, BOB)
+    with trio.fail_after(30):
+        async with running(bob):
+            budget_ms = bob.engine._peer_step_budget_ms
+            assert budget_ms(MALLORY.address) == constants.engine_peer_step_budget_ms
+            for _ in range(constants.engine_rejections_logged_per_window + 1):
+                network.inject(MALLORY.address, BOB.address, junk(1))
+            total = constants.engine_rejections_logged_per_window + 1
+            await eventually(lambda: handled(bob) == total)
+            assert budget_ms(MALLORY.address) == constants.engine_refused_peer_step_budget_ms
+            assert budget_ms(ALICE.address) == constants.engine_peer_step_budget_ms
+            # The flooder's envelopes wait (a few per step, a step every 50 ms at most
+            # for them alone) and are all handled in the end.
+            for _ in range(200):
+                network.inject(MALLORY.address, BOB.address, junk(1))
+            await eventually(lambda: handled(bob) == total + 200)
+
+
 async def test_a_state_sent_again_is_not_logged_again(tmp_path: Path, module: DeriveModule) -> None:
     network = MemoryNetwork()
     bob = Node(tmp_path, module, network, BOB)

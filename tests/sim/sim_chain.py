@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import trio
 from eth_abi.abi import encode as abi_encode
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -172,6 +173,7 @@ class SimChain:
         self.adjudicator: Contract = w3.eth.contract(
             address=contracts.adjudicator, abi=list(load_artifact(ADJUDICATOR).abi)
         )
+        self.watched = _CachedContract(self.adjudicator)  # what the watchers read
         self.token: Contract = w3.eth.contract(
             address=contracts.token, abi=list(load_artifact(TEST_TOKEN).abi)
         )
@@ -191,7 +193,7 @@ class SimChain:
     ) -> Tx:
         """A transaction of ``sender``'s next nonce (not sent yet)."""
         contract = self.adjudicator if to == self.contracts.adjudicator else self.token
-        calldata = bytes(HexBytes(contract.encode_abi(function, args=list(args))))
+        calldata = _calldata(contract, function, args)
         nonce = self._nonces.get(sender, 0)
         self._nonces[sender] = nonce + 1
         return self._signed(Tx(b"", sender, nonce, to, function, args, value, calldata, operation))
@@ -348,6 +350,20 @@ class SimChain:
         return block
 
 
+_SELECTORS: dict[tuple[str, str], tuple[bytes, list[str]]] = {}
+
+
+def _calldata(contract: Contract, function: str, args: tuple[Any, ...]) -> bytes:
+    """The call's input, as ``contract.encode_abi`` makes it (but without web3's
+    formatters, which cost milliseconds a call)."""
+    key = (contract.address, function)
+    if key not in _SELECTORS:
+        (abi,) = [a for a in contract.abi if a.get("name") == function and a["type"] == "function"]
+        _SELECTORS[key] = (function_abi_to_4byte_selector(abi), get_abi_input_types(abi))
+    selector, types = _SELECTORS[key]
+    return selector + abi_encode(types, list(args))
+
+
 _METHODS: Final = {
     "challenge": "challenge",
     "checkpoint": "checkpoint",
@@ -420,6 +436,43 @@ class _Web3:
         self.provider = _Provider(chain)
 
 
+class _CachedEvent:
+    """An event's ``process_log``, remembered per log: every node's watcher decodes the
+    same logs of the one simulated chain."""
+
+    def __init__(self, event: Any, cache: dict[tuple[bytes, int], Any]) -> None:
+        self._event = event
+        self._cache = cache
+
+    def process_log(self, log: dict[str, Any]) -> Any:
+        key = (bytes(log["blockHash"]), int(log["logIndex"]))
+        if key not in self._cache:
+            self._cache[key] = self._event.process_log(log)
+        return self._cache[key]
+
+
+class _CachedContract:
+    """The adjudicator as the watcher reads it, with its decodings remembered."""
+
+    def __init__(self, contract: Contract) -> None:
+        self._contract = contract
+        self.abi = contract.abi
+        self.address = contract.address
+        self._logs: dict[tuple[bytes, int], Any] = {}
+        self._inputs: dict[bytes, Any] = {}
+        self.events = {
+            abi["name"]: (lambda e=contract.events[abi["name"]]: _CachedEvent(e(), self._logs))
+            for abi in contract.abi
+            if abi["type"] == "event"
+        }
+
+    def decode_function_input(self, data: Any) -> Any:
+        key = bytes(HexBytes(data))
+        if key not in self._inputs:
+            self._inputs[key] = self._contract.decode_function_input(data)
+        return self._inputs[key]
+
+
 class SimClient:
     """What ``ChainWatcher`` needs of a ``ChainClient``."""
 
@@ -427,8 +480,8 @@ class SimClient:
         self.w3 = _Web3(chain)
         self._chain = chain
 
-    def require_adjudicator(self) -> Contract:
-        return self._chain.adjudicator
+    def require_adjudicator(self) -> Any:
+        return self._chain.watched
 
 
 # ---------------------------------------------------------------------- the service

@@ -96,7 +96,8 @@ async def test_a_transaction_that_reverts_when_mined_says_so() -> None:
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(first.deposit, NATIVE, CHANNEL, 0, 5)
-        nursery.start_soon(late_deposit)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(late_deposit)  # its dry run passes: the first is not mined yet
         await trio.testing.wait_all_tasks_blocked()
         chain.mine(10)
     assert len(failures) == 1

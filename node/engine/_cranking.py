@@ -33,6 +33,7 @@ from node.protocols import (
     LedgerEffect,
     Objective,
     ObjectiveId,
+    ObjectiveKind,
     ObjectiveView,
     ProposeLedgerUpdate,
     RecordSignedState,
@@ -55,6 +56,8 @@ from node.protocols import (
 
 logger = logging.getLogger("node.engine")
 
+_DETAIL_CHARS_MAX = 1000  # of a rejection's detail (as _peers)
+
 
 class CrankingMixin:
     """The engine's objective side (mixed into ``Engine``, which provides the state)."""
@@ -68,6 +71,7 @@ class CrankingMixin:
     _fold_module: Callable[[Step], None]
     _ledger_request: Callable[[Step, LedgerEffect], None]
     _ledgers_with: Callable[[str], Iterable[LedgerChannel]]
+    _ledger_snapshots: Callable[[], list[ChannelSnapshot]]
 
     def _crank_rounds(self, step: Step) -> None:
         """Crank until no objective asks to sign anything new."""
@@ -146,10 +150,21 @@ class CrankingMixin:
         self._log(step, accepted_state_record(signed))
 
     def _fail(self, step: Step, objective_id: ObjectiveId, reason: str) -> None:
-        """Give up an objective, for the log and for whoever waits on it."""
+        """Give up an objective, for the log and for whoever waits on it: the other
+        participants are told (a policy rejection), so that theirs fail too instead of
+        waiting for us for ever."""
         logger.warning("%s failed: %s", objective_id, reason)
         self._log(step, decision_record(objective_id, approved=False, reason=reason))
         step.changed.add(objective_id)
+        entry = self.state.entry(objective_id)
+        if entry is None or isinstance(entry.objective, Settle | Defend | Guard):
+            return
+        for peer in entry.objective.fixed.participants:
+            if peer != self.address:
+                answer = wire_pb2.Payload(objective_id=str(objective_id))
+                answer.rejection.reason = wire_pb2.REJECTION_REASON_POLICY
+                answer.rejection.detail = f"{objective_id} failed: {reason}"[:_DETAIL_CHARS_MAX]
+                step.send(peer, answer)
 
     # ------------------------------------------------------------------ views
 
@@ -162,9 +177,17 @@ class CrankingMixin:
             case VirtualFund() | VirtualDefund():
                 participants = objective.fixed.participants
                 me = objective.my_index
-                left = self._ledger_with(participants[me - 1]) if me > 0 else None
+                asset = (
+                    objective.amounts.asset
+                    if isinstance(objective, VirtualFund)
+                    else objective.final_amounts.asset
+                )
+                target = objective.channel_id
+                left = self._ledger_with(participants[me - 1], asset, target) if me > 0 else None
                 last = len(participants) - 1
-                right = self._ledger_with(participants[me + 1]) if me < last else None
+                right = (
+                    self._ledger_with(participants[me + 1], asset, target) if me < last else None
+                )
                 return ObjectiveView(snapshot, left, right)
             case Settle():
                 return self._settle_view(snapshot)
@@ -191,9 +214,42 @@ class CrankingMixin:
             ledger, guaranteed=guaranteed, vouchers=vouchers, chain_time_s=self._chain_time_s
         )
 
-    def _ledger_with(self, peer: str) -> LedgerChannel | None:
-        """Our open ledger with ``peer`` (the first by channel id)."""
-        return next(iter(self._ledgers_with(peer)), None)
+    def _ledger_with(self, peer: str, asset: str, target: bytes) -> LedgerChannel | None:
+        """Our open ledger in ``asset`` with ``peer`` for the virtual channel ``target``: the
+        one whose outcome (or a proposal queued on it) guarantees the channel, else the
+        first by channel id. Never one in another asset: with a ledger in each asset to one
+        peer, the other one would fail the channel.
+
+        Raises:
+            ProtocolError: the ledger it would be is being settled on chain (no guarantee
+                goes in or out of it but there), or the one that guarantees the channel
+                is no longer open (closing, challenged).
+        """
+        ledgers = [ledger for ledger in self._ledgers_with(peer) if ledger.outcome.asset == asset]
+        chosen = next(
+            (
+                ledger
+                for ledger in ledgers
+                if ledger.latest()[1].guarantee_of(target) is not None or ledger.includes(target)
+            ),
+            None,
+        )
+        if chosen is None:
+            for snapshot in self._ledger_snapshots():
+                if set(snapshot.fixed.participants) == {self.address, peer} and _guarantees(
+                    snapshot, target
+                ):
+                    raise ProtocolError(
+                        f"ledger 0x{snapshot.channel_id.hex()} that funds the channel is"
+                        " no longer open"
+                    )
+            chosen = next(iter(ledgers), None)
+        if (
+            chosen is not None
+            and ObjectiveId(ObjectiveKind.SETTLE, chosen.id) in self.state.running
+        ):
+            raise ProtocolError(f"ledger 0x{chosen.id.hex()} is being settled on chain")
+        return chosen
 
     def _resend_latest_state(self, step: Step, objective_id: ObjectiveId) -> None:
         """Our latest state of a running objective, to every other participant again."""
@@ -216,6 +272,18 @@ class CrankingMixin:
         for peer in entry.objective.fixed.participants:
             if peer != self.address:
                 step.send(peer, payload)
+
+
+def _guarantees(snapshot: ChannelSnapshot, target: bytes) -> bool:
+    """Whether the snapshot's supported state guarantees ``target``."""
+    supported = snapshot.supported
+    if supported is None:
+        return False
+    return any(
+        allocation.destination == target
+        for asset_exit in supported.state.outcome
+        for allocation in asset_exit.allocations
+    )
 
 
 def _channel_of(objective: Objective) -> bytes:

@@ -336,6 +336,19 @@ class EngineState:
         known = self.received.get(channel)
         if known is None or known.amount < voucher.amount:
             self.journal.set(self.received, channel, voucher)
+            self._challenge_again(channel)
+
+    def _challenge_again(self, channel: bytes) -> None:
+        """A larger voucher came for a channel a settlement of ours challenged already:
+        that challenge no longer holds our best state, so the settlement may challenge
+        again (with the redemption state carrying the voucher, a later turn than a
+        postfund) instead of waiting for the old candidate to finalize."""
+        key = (TransactionKind.CHALLENGE, channel)
+        for objective_id, entry in self.running_entries():
+            settle = entry.objective
+            if isinstance(settle, Settle) and key in settle.submitted:
+                again = dataclasses.replace(settle, submitted=settle.submitted - {key})
+                self.put_entry(objective_id, dataclasses.replace(entry, objective=again))
 
     def _apply_chain_event(self, event: log_pb2.ChainEvent) -> None:
         cursor = self.cursor

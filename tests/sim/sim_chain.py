@@ -275,15 +275,22 @@ class SimChain:
 
     # ------------------------------------------------------------------ blocks
 
-    def mine(self, now_s: int) -> Block:
+    def mine(self, now_s: int, *, reorg_depth_max: int | None = None) -> Block:
         """A new block at ``now_s`` (or just after its parent) with what the mempool holds,
-        perhaps after a reorg replaced the newest blocks."""
+        perhaps after a reorg replaced the newest blocks (at most ``reorg_depth_max``,
+        else the faults' bound)."""
         faults = self.faults
-        if faults.reorg and len(self.blocks) > 1 and self.rng.random() < faults.reorg:
-            self.reorg(self.rng.randint(1, min(faults.reorg_depth_max, len(self.blocks) - 1)))
+        deepest = faults.reorg_depth_max if reorg_depth_max is None else reorg_depth_max
+        deepest = min(deepest, len(self.blocks) - 1)
+        if faults.reorg and deepest > 0 and self.rng.random() < faults.reorg:
+            self.reorg(self.rng.randint(1, deepest))
         taken, kept = [], []
+        held: set[str] = set()  # a sender's later nonces wait behind one held back
         for tx in self.mempool:
-            if faults.hold_back and self.rng.random() < faults.hold_back:
+            if tx.sender in held:
+                kept.append(tx)
+            elif faults.hold_back and self.rng.random() < faults.hold_back:
+                held.add(tx.sender)
                 kept.append(tx)
             elif faults.drop and self.rng.random() < faults.drop:
                 continue  # forgotten: the sender's wait sends it again

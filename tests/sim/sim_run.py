@@ -54,8 +54,11 @@ def derive_module() -> DeriveModule:
 class SimFailure(Exception):
     """A check failed: the seed, the action and the run's story say where."""
 
-    def __init__(self, seed: int, action: int, time_s: float, problem: str, trace: list[str]):
+    def __init__(
+        self, seed: int, steps: int, action: int, time_s: float, problem: str, trace: list[str]
+    ):
         self.seed = seed
+        self.steps = steps
         self.action = action
         self.time_s = time_s
         self.problem = problem
@@ -63,7 +66,7 @@ class SimFailure(Exception):
         tail = "\n".join(trace[-60:])
         super().__init__(
             f"seed {seed}, action {action}, t={time_s:.3f} s: {problem}\n"
-            f"replay: scripts/simulate.py --seed {seed}\n{tail}"
+            f"replay: scripts/simulate.py --seed {seed} --steps {steps}\n{tail}"
         )
 
 
@@ -151,7 +154,7 @@ async def _run(params: SimParams, root: Path) -> SimResult:
     except* InvariantError as group:
         problem = str(group.exceptions[0])
         raise SimFailure(
-            params.seed, world.action, trio.current_time(), problem, world.trace
+            params.seed, params.actions, world.action, trio.current_time(), problem, world.trace
         ) from None
     return result
 

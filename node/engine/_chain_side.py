@@ -34,6 +34,7 @@ from node.proto import log_pb2
 from node.protocols import (
     ChannelSnapshot,
     Defend,
+    DirectDefund,
     Guard,
     ObjectiveId,
     ObjectiveKind,
@@ -208,11 +209,10 @@ class ChainMixin:
 
     def _wake_settlements(self, step: Step) -> None:
         """Settlements read the chain's time and every channel of their ledger; defences
-        and guards end when a challenge finalizes."""
+        and guards end when a challenge finalizes, and so does a close it overtook."""
         running = self.state.running_entries()
-        step.dirty.update(
-            oid for oid, entry in running if isinstance(entry.objective, Settle | Defend | Guard)
-        )
+        kinds = Settle | Defend | Guard | DirectDefund
+        step.dirty.update(oid for oid, entry in running if isinstance(entry.objective, kinds))
 
     # ------------------------------------------------------------------ transactions
 

@@ -172,8 +172,10 @@ class CrankingMixin:
         """What ``objective``'s crank reads, from the module's views and our state."""
         snapshot = self.views.snapshot(_channel_of(objective)) or ChannelSnapshot(objective.fixed)
         match objective:
-            case DirectFund() | DirectDefund():
+            case DirectFund():
                 return ObjectiveView(snapshot)
+            case DirectDefund():
+                return ObjectiveView(snapshot, chain_time_s=self._chain_time_s)
             case VirtualFund() | VirtualDefund():
                 participants = objective.fixed.participants
                 me = objective.my_index

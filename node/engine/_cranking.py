@@ -23,6 +23,7 @@ from node.engine._step import Step
 from node.engine._views import ViewCache
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
+    Add,
     ChannelSnapshot,
     Defend,
     DirectDefund,
@@ -49,6 +50,8 @@ from node.protocols import (
     SubmitTransfer,
     VirtualDefund,
     VirtualFund,
+    add_for,
+    apply_proposal,
     crank,
     guaranteed_targets,
     settled_ledger_state,
@@ -185,10 +188,18 @@ class CrankingMixin:
                     else objective.final_amounts.asset
                 )
                 target = objective.channel_id
-                left = self._ledger_with(participants[me - 1], asset, target) if me > 0 else None
                 last = len(participants) - 1
+                left = (
+                    self._ledger_with(
+                        participants[me - 1], asset, target, _add_of(objective, me - 1)
+                    )
+                    if me > 0
+                    else None
+                )
                 right = (
-                    self._ledger_with(participants[me + 1], asset, target) if me < last else None
+                    self._ledger_with(participants[me + 1], asset, target, _add_of(objective, me))
+                    if me < last
+                    else None
                 )
                 return ObjectiveView(snapshot, left, right)
             case Settle():
@@ -216,11 +227,17 @@ class CrankingMixin:
             ledger, guaranteed=guaranteed, vouchers=vouchers, chain_time_s=self._chain_time_s
         )
 
-    def _ledger_with(self, peer: str, asset: str, target: bytes) -> LedgerChannel | None:
+    def _ledger_with(
+        self, peer: str, asset: str, target: bytes, add: Add | None = None
+    ) -> LedgerChannel | None:
         """Our open ledger in ``asset`` with ``peer`` for the virtual channel ``target``: the
         one whose outcome (or a proposal queued on it) guarantees the channel, else the
-        first by channel id. Never one in another asset: with a ledger in each asset to one
-        peer, the other one would fail the channel.
+        first by channel id that can take ``add`` (the guarantee a funding asks for: each
+        party can afford its share), else the first. Never one in another asset: with a
+        ledger in each asset to one peer, the other one would fail the channel; nor one
+        where a party is short of its share while another ledger would do (the funding
+        would fail, and with it the guarantee already placed on the other side of the
+        path would stay locked).
 
         Raises:
             ProtocolError: the ledger it would be is being settled on chain (no guarantee
@@ -245,7 +262,8 @@ class CrankingMixin:
                         f"ledger 0x{snapshot.channel_id.hex()} that funds the channel is"
                         " no longer open"
                     )
-            chosen = next(iter(ledgers), None)
+            affordable = (ledger for ledger in ledgers if add is None or _takes(ledger, add))
+            chosen = next(affordable, None) or next(iter(ledgers), None)
         if (
             chosen is not None
             and ObjectiveId(ObjectiveKind.SETTLE, chosen.id) in self.state.running
@@ -274,6 +292,22 @@ class CrankingMixin:
         for peer in entry.objective.fixed.participants:
             if peer != self.address:
                 step.send(peer, payload)
+
+
+def _add_of(objective: VirtualFund | VirtualDefund, left_index: int) -> Add | None:
+    """The guarantee a funding asks of the ledger right of participant ``left_index``."""
+    if isinstance(objective, VirtualFund):
+        return add_for(objective.fixed, left_index, objective.amounts)
+    return None
+
+
+def _takes(ledger: LedgerChannel, add: Add) -> bool:
+    """Whether ``ledger``'s latest outcome can take the guarantee ``add`` asks for."""
+    try:
+        apply_proposal(ledger.latest()[1], add)
+    except ProtocolError:
+        return False
+    return True
 
 
 def _guarantees(snapshot: ChannelSnapshot, target: bytes) -> bool:

@@ -108,6 +108,17 @@ class CrankingMixin:
             self.state.put_entry(objective_id, changed)
         if result.done:
             step.changed.add(objective_id)
+            if isinstance(entry.objective, DirectFund | DirectDefund):
+                # A ledger opened or closed: each virtual channel funding or defunding
+                # chooses its hops' ledgers again. Both ends of a hop must come to the
+                # same one: one that chose before a ledger opened on its side would
+                # otherwise wait as the follower of one ledger, the other end as the
+                # follower of another, for ever.
+                step.dirty.update(
+                    oid
+                    for oid, running in self.state.running_entries()
+                    if isinstance(running.objective, VirtualFund | VirtualDefund)
+                )
         for effect in result.effects:
             self._effect(step, objective_id, effect)
 

@@ -202,13 +202,15 @@ class CrankingMixin:
                 last = len(participants) - 1
                 left = (
                     self._ledger_with(
-                        participants[me - 1], asset, target, _add_of(objective, me - 1)
+                        participants[me - 1], asset, target, _add_of(objective, me - 1), True
                     )
                     if me > 0
                     else None
                 )
                 right = (
-                    self._ledger_with(participants[me + 1], asset, target, _add_of(objective, me))
+                    self._ledger_with(
+                        participants[me + 1], asset, target, _add_of(objective, me), False
+                    )
                     if me < last
                     else None
                 )
@@ -239,12 +241,18 @@ class CrankingMixin:
         )
 
     def _ledger_with(
-        self, peer: str, asset: str, target: bytes, add: Add | None = None
+        self,
+        peer: str,
+        asset: str,
+        target: bytes,
+        add: Add | None = None,
+        peer_is_left: bool = False,
     ) -> LedgerChannel | None:
         """Our open ledger in ``asset`` with ``peer`` for the virtual channel ``target``: the
         one whose outcome (or a proposal queued on it) guarantees the channel, else the
         first by channel id that can take ``add`` (the guarantee a funding asks for: each
-        party can afford its share), else the first. Never one in another asset: with a
+        party can afford its share) and that the hop's left end leads, else the first
+        that can take it, else the first. Never one in another asset: with a
         ledger in each asset to one peer, the other one would fail the channel; nor one
         where a party is short of its share while another ledger would do (the funding
         would fail, and with it the guarantee already placed on the other side of the
@@ -273,8 +281,15 @@ class CrankingMixin:
                         f"ledger 0x{snapshot.channel_id.hex()} that funds the channel is"
                         " no longer open"
                     )
-            affordable = (ledger for ledger in ledgers if add is None or _takes(ledger, add))
-            chosen = next(affordable, None) or next(iter(ledgers), None)
+            # Led by the hop's left end first: that end proposes on the one it leads, and
+            # the right end, which leads none of those, only follows, so the two ends do
+            # not propose on two ledgers at once (a proposal stranded at the head of a
+            # ledger's queue blocks every later one), nor both wait as followers.
+            affordable = sorted(
+                (ledger for ledger in ledgers if add is None or _takes(ledger, add)),
+                key=lambda ledger: ledger.is_leader == peer_is_left,
+            )
+            chosen = next(iter(affordable), None) or next(iter(ledgers), None)
         if (
             chosen is not None
             and ObjectiveId(ObjectiveKind.SETTLE, chosen.id) in self.state.running

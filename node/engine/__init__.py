@@ -1,6 +1,10 @@
 """The engine: one trio loop from inputs to the log, the derivation, objectives and effects,
 and the node that runs it beside p2p, the chain watcher and JSON-RPC."""
 
+from node.engine._clock import REAL_CLOCK as REAL_CLOCK
+from node.engine._clock import EngineClock as EngineClock
+from node.engine._clock import engine_clock as engine_clock
+from node.engine._clock import use_engine_clock as use_engine_clock
 from node.engine._config import EngineConfig as EngineConfig
 from node.engine._engine import Engine as Engine
 from node.engine._engine import Restored as Restored

@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
 from node.core import address_from_bytes, address_to_bytes, constants
+from node.engine._clock import engine_clock
 from node.engine._config import EngineConfig
 from node.engine._errors import CommandRefusedError, Refusal
 from node.engine._inputs import PeerMessages
@@ -78,7 +78,7 @@ class BudgetsMixin:
         window = self._rejection_windows.get(peer)
         if window is None or window.left_out == 0:
             return constants.engine_peer_step_budget_ms
-        if time.monotonic() - window.started >= constants.engine_rejection_window_s:
+        if engine_clock().elapsed_s() - window.started >= constants.engine_rejection_window_s:
             return constants.engine_peer_step_budget_ms  # a new window starts clean
         return constants.engine_refused_peer_step_budget_ms
 
@@ -168,7 +168,7 @@ class BudgetsMixin:
     def _log_rejection(self, step: Step, peer: str, problem: str, raw: bytes) -> bool:
         """Log a peer's input refused, within the peer's budget; returns whether it was
         logged (the caller's log line follows the same budget)."""
-        now = time.monotonic()
+        now = engine_clock().elapsed_s()
         window = self._rejection_windows.get(peer)
         if window is None or now - window.started >= constants.engine_rejection_window_s:
             if window is not None and window.left_out:
@@ -217,7 +217,7 @@ class BudgetsMixin:
 
     def _expire_objectives(self, step: Step) -> None:
         """Give up peers' proposals that never got past their setup."""
-        now_ms = int(time.time() * 1000)
+        now_ms = engine_clock().wall_ms()
         expiry_ms = self.config.objective_expiry_s * 1000
         for objective_id, entry in list(self.state.running_entries()):
             if entry.proposer is None or now_ms - entry.created_ms < expiry_ms:

@@ -34,6 +34,7 @@ from node.proto import log_pb2
 from node.protocols import (
     ChannelSnapshot,
     Defend,
+    DirectDefund,
     Guard,
     ObjectiveId,
     ObjectiveKind,
@@ -186,6 +187,10 @@ class ChainMixin:
         logger.warning("chain: blocks from %d were replaced by a reorganisation", first)
         self._log(step, chain_event_record(event))
         step.dirty.update(self.state.running)
+        if self._chain_ready_block is None:
+            # What was mined in the replaced blocks is unconfirmed again: ask the chain
+            # (dropped or reverted, the objective sends it again).
+            self._recover_transactions()
 
     def _take_block(self, step: Step, event: log_pb2.ChainEvent) -> None:
         block = event.block_processed.block_number
@@ -208,11 +213,10 @@ class ChainMixin:
 
     def _wake_settlements(self, step: Step) -> None:
         """Settlements read the chain's time and every channel of their ledger; defences
-        and guards end when a challenge finalizes."""
+        and guards end when a challenge finalizes, and so does a close it overtook."""
         running = self.state.running_entries()
-        step.dirty.update(
-            oid for oid, entry in running if isinstance(entry.objective, Settle | Defend | Guard)
-        )
+        kinds = Settle | Defend | Guard | DirectDefund
+        step.dirty.update(oid for oid, entry in running if isinstance(entry.objective, kinds))
 
     # ------------------------------------------------------------------ transactions
 
@@ -349,8 +353,9 @@ class ChainMixin:
             self._fail(step, objective_id, f"{kind.value} refused {attempts} times: {item.failure}")
 
     def _recover_transactions(self) -> None:
-        """Transactions sent before a restart and neither mined nor refused in the log:
-        ask the chain what became of them before the objectives send anything again."""
+        """Transactions sent before a restart (or mined in blocks a reorg replaced) and
+        neither mined nor refused in the log since: ask the chain what became of them
+        before the objectives send anything again."""
         for key, hashes in list(self.state.unconfirmed.items()):
             entry = self.state.entry(key[0])
             if entry is None or not entry.running or key in self._inflight:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, assert_never
 
@@ -26,6 +25,7 @@ from node.core import (
 )
 from node.core.constants import channel_nonce_max, engine_route_attempts_max, uint256_max
 from node.core.errors import InvalidValueError, ProtocolError
+from node.engine._clock import engine_clock
 from node.engine._config import EngineConfig
 from node.engine._errors import CommandRefusedError, Refusal
 from node.engine._inputs import (
@@ -119,7 +119,7 @@ class CommandsMixin(QueriesMixin):
                 raise InvalidValueError("amount", "the channel would hold nothing")
             if amount + counterparty_amount > uint256_max:
                 raise InvalidValueError("amount", "the channel's total exceeds uint256")
-            chosen_nonce = nonce if nonce is not None else secrets.randbelow(channel_nonce_max)
+            chosen_nonce = engine_clock().randbelow(channel_nonce_max) if nonce is None else nonce
             duration = self._challenge_duration(challenge_duration)
             fixed = FixedPart([self.address, peer], chosen_nonce, self.consensus_app, duration)
             outcome = (
@@ -171,7 +171,7 @@ class CommandsMixin(QueriesMixin):
             if intermediaries is None:
                 intermediaries = await self._route(peer, amount, token)
             path = [to_checksum_address(address, "intermediaries") for address in intermediaries]
-            chosen_nonce = nonce if nonce is not None else secrets.randbelow(channel_nonce_max)
+            chosen_nonce = engine_clock().randbelow(channel_nonce_max) if nonce is None else nonce
             duration = self._challenge_duration(challenge_duration)
             fixed = FixedPart([self.address, *path, peer], chosen_nonce, self.payment_app, duration)
             allocations = [

@@ -23,6 +23,7 @@ from node.engine._step import Step
 from node.engine._views import ViewCache
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
+    Add,
     ChannelSnapshot,
     Defend,
     DirectDefund,
@@ -33,6 +34,7 @@ from node.protocols import (
     LedgerEffect,
     Objective,
     ObjectiveId,
+    ObjectiveKind,
     ObjectiveView,
     ProposeLedgerUpdate,
     RecordSignedState,
@@ -48,12 +50,16 @@ from node.protocols import (
     SubmitTransfer,
     VirtualDefund,
     VirtualFund,
+    add_for,
+    apply_proposal,
     crank,
     guaranteed_targets,
     settled_ledger_state,
 )
 
 logger = logging.getLogger("node.engine")
+
+_DETAIL_CHARS_MAX = 1000  # of a rejection's detail (as _peers)
 
 
 class CrankingMixin:
@@ -68,6 +74,7 @@ class CrankingMixin:
     _fold_module: Callable[[Step], None]
     _ledger_request: Callable[[Step, LedgerEffect], None]
     _ledgers_with: Callable[[str], Iterable[LedgerChannel]]
+    _ledger_snapshots: Callable[[], list[ChannelSnapshot]]
 
     def _crank_rounds(self, step: Step) -> None:
         """Crank until no objective asks to sign anything new."""
@@ -101,6 +108,17 @@ class CrankingMixin:
             self.state.put_entry(objective_id, changed)
         if result.done:
             step.changed.add(objective_id)
+            if isinstance(entry.objective, DirectFund | DirectDefund):
+                # A ledger opened or closed: each virtual channel funding or defunding
+                # chooses its hops' ledgers again. Both ends of a hop must come to the
+                # same one: one that chose before a ledger opened on its side would
+                # otherwise wait as the follower of one ledger, the other end as the
+                # follower of another, for ever.
+                step.dirty.update(
+                    oid
+                    for oid, running in self.state.running_entries()
+                    if isinstance(running.objective, VirtualFund | VirtualDefund)
+                )
         for effect in result.effects:
             self._effect(step, objective_id, effect)
 
@@ -146,10 +164,21 @@ class CrankingMixin:
         self._log(step, accepted_state_record(signed))
 
     def _fail(self, step: Step, objective_id: ObjectiveId, reason: str) -> None:
-        """Give up an objective, for the log and for whoever waits on it."""
+        """Give up an objective, for the log and for whoever waits on it: the other
+        participants are told (a policy rejection), so that theirs fail too instead of
+        waiting for us for ever."""
         logger.warning("%s failed: %s", objective_id, reason)
         self._log(step, decision_record(objective_id, approved=False, reason=reason))
         step.changed.add(objective_id)
+        entry = self.state.entry(objective_id)
+        if entry is None or isinstance(entry.objective, Settle | Defend | Guard):
+            return
+        for peer in entry.objective.fixed.participants:
+            if peer != self.address:
+                answer = wire_pb2.Payload(objective_id=str(objective_id))
+                answer.rejection.reason = wire_pb2.REJECTION_REASON_POLICY
+                answer.rejection.detail = f"{objective_id} failed: {reason}"[:_DETAIL_CHARS_MAX]
+                step.send(peer, answer)
 
     # ------------------------------------------------------------------ views
 
@@ -157,14 +186,34 @@ class CrankingMixin:
         """What ``objective``'s crank reads, from the module's views and our state."""
         snapshot = self.views.snapshot(_channel_of(objective)) or ChannelSnapshot(objective.fixed)
         match objective:
-            case DirectFund() | DirectDefund():
+            case DirectFund():
                 return ObjectiveView(snapshot)
+            case DirectDefund():
+                return ObjectiveView(snapshot, chain_time_s=self._chain_time_s)
             case VirtualFund() | VirtualDefund():
                 participants = objective.fixed.participants
                 me = objective.my_index
-                left = self._ledger_with(participants[me - 1]) if me > 0 else None
+                asset = (
+                    objective.amounts.asset
+                    if isinstance(objective, VirtualFund)
+                    else objective.final_amounts.asset
+                )
+                target = objective.channel_id
                 last = len(participants) - 1
-                right = self._ledger_with(participants[me + 1]) if me < last else None
+                left = (
+                    self._ledger_with(
+                        participants[me - 1], asset, target, _add_of(objective, me - 1), True
+                    )
+                    if me > 0
+                    else None
+                )
+                right = (
+                    self._ledger_with(
+                        participants[me + 1], asset, target, _add_of(objective, me), False
+                    )
+                    if me < last
+                    else None
+                )
                 return ObjectiveView(snapshot, left, right)
             case Settle():
                 return self._settle_view(snapshot)
@@ -191,9 +240,62 @@ class CrankingMixin:
             ledger, guaranteed=guaranteed, vouchers=vouchers, chain_time_s=self._chain_time_s
         )
 
-    def _ledger_with(self, peer: str) -> LedgerChannel | None:
-        """Our open ledger with ``peer`` (the first by channel id)."""
-        return next(iter(self._ledgers_with(peer)), None)
+    def _ledger_with(
+        self,
+        peer: str,
+        asset: str,
+        target: bytes,
+        add: Add | None = None,
+        peer_is_left: bool = False,
+    ) -> LedgerChannel | None:
+        """Our open ledger in ``asset`` with ``peer`` for the virtual channel ``target``: the
+        one whose outcome (or a proposal queued on it) guarantees the channel, else the
+        first by channel id that can take ``add`` (the guarantee a funding asks for: each
+        party can afford its share) and that the hop's left end leads, else the first
+        that can take it, else the first. Never one in another asset: with a
+        ledger in each asset to one peer, the other one would fail the channel; nor one
+        where a party is short of its share while another ledger would do (the funding
+        would fail, and with it the guarantee already placed on the other side of the
+        path would stay locked).
+
+        Raises:
+            ProtocolError: the ledger it would be is being settled on chain (no guarantee
+                goes in or out of it but there), or the one that guarantees the channel
+                is no longer open (closing, challenged).
+        """
+        ledgers = [ledger for ledger in self._ledgers_with(peer) if ledger.outcome.asset == asset]
+        chosen = next(
+            (
+                ledger
+                for ledger in ledgers
+                if ledger.latest()[1].guarantee_of(target) is not None or ledger.includes(target)
+            ),
+            None,
+        )
+        if chosen is None:
+            for snapshot in self._ledger_snapshots():
+                if set(snapshot.fixed.participants) == {self.address, peer} and _guarantees(
+                    snapshot, target
+                ):
+                    raise ProtocolError(
+                        f"ledger 0x{snapshot.channel_id.hex()} that funds the channel is"
+                        " no longer open"
+                    )
+            # Led by the hop's left end first: that end proposes on the one it leads, and
+            # the right end, which leads none of those, only follows, so the two ends do
+            # not propose on two ledgers at once (a proposal stranded at the head of a
+            # ledger's queue blocks every later one), nor both wait as followers.
+            affordable = sorted(
+                (ledger for ledger in ledgers if add is None or _takes(ledger, add)),
+                key=lambda ledger: ledger.is_leader == peer_is_left,
+            )
+            chosen = next(iter(affordable), None) or next(iter(ledgers), None)
+        if (
+            chosen is not None
+            and ObjectiveId(ObjectiveKind.SETTLE, chosen.id) in self.state.running
+        ):
+            raise ProtocolError(f"ledger 0x{chosen.id.hex()} is being settled on chain")
+        return chosen
 
     def _resend_latest_state(self, step: Step, objective_id: ObjectiveId) -> None:
         """Our latest state of a running objective, to every other participant again."""
@@ -216,6 +318,34 @@ class CrankingMixin:
         for peer in entry.objective.fixed.participants:
             if peer != self.address:
                 step.send(peer, payload)
+
+
+def _add_of(objective: VirtualFund | VirtualDefund, left_index: int) -> Add | None:
+    """The guarantee a funding asks of the ledger right of participant ``left_index``."""
+    if isinstance(objective, VirtualFund):
+        return add_for(objective.fixed, left_index, objective.amounts)
+    return None
+
+
+def _takes(ledger: LedgerChannel, add: Add) -> bool:
+    """Whether ``ledger``'s latest outcome can take the guarantee ``add`` asks for."""
+    try:
+        apply_proposal(ledger.latest()[1], add)
+    except ProtocolError:
+        return False
+    return True
+
+
+def _guarantees(snapshot: ChannelSnapshot, target: bytes) -> bool:
+    """Whether the snapshot's supported state guarantees ``target``."""
+    supported = snapshot.supported
+    if supported is None:
+        return False
+    return any(
+        allocation.destination == target
+        for asset_exit in supported.state.outcome
+        for allocation in asset_exit.allocations
+    )
 
 
 def _channel_of(objective: Objective) -> bytes:

@@ -39,6 +39,7 @@ from node.core.errors import DeriveError, InvalidValueError, LogError
 from node.derive import DeriveModule, Deriver
 from node.engine._budgets import BudgetsMixin
 from node.engine._chain_side import ChainMixin
+from node.engine._clock import engine_clock
 from node.engine._commands import CommandsMixin
 from node.engine._config import EngineConfig
 from node.engine._cranking import CrankingMixin
@@ -450,7 +451,7 @@ class Engine(
         prepared = step.prepared
         if prepared is None or not prepared.values:
             return
-        if len(prepared) <= _INLINE_COMMIT_RECORDS_MAX:
+        if len(prepared) <= _INLINE_COMMIT_RECORDS_MAX or not engine_clock().threads:
             self.log.commit(prepared)
         else:
             await trio.to_thread.run_sync(self.log.commit, prepared)

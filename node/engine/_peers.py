@@ -10,7 +10,6 @@ write, and acknowledged to the peer only once it is durable.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Final, assert_never
 
@@ -35,6 +34,7 @@ from node.core.errors import (
     PeerStateError,
     ProtocolError,
 )
+from node.engine._clock import engine_clock
 from node.engine._inputs import PeerMessages, Timer
 from node.engine._records import (
     accepted_state_record,
@@ -123,10 +123,11 @@ class PeersMixin:
         seen = self.state.seen_of(sender)
         fresh: list[int] = []
         handled: list[int] = []
-        started = time.perf_counter()
+        work_s = engine_clock().work_s
+        started = work_s()
         for position, envelope in enumerate(item.envelopes):
             first = position == 0 and peer not in step.peer_time_s  # one always goes
-            if not first and self._out_of_time(step, peer, time.perf_counter() - started):
+            if not first and self._out_of_time(step, peer, work_s() - started):
                 # Signature checks are budgeted: the rest waits for the next step.
                 rest = item.envelopes[position:]
                 self._defer(PeerMessages(item.sender, rest, own_arena=item.own_arena))
@@ -137,7 +138,7 @@ class PeersMixin:
             for payload in envelope.payloads:
                 self._peer_payload(step, peer, envelope.id, payload)
             fresh.append(envelope.id)
-        step.peer_time_s[peer] = step.peer_time_s.get(peer, 0.0) + time.perf_counter() - started
+        step.peer_time_s[peer] = step.peer_time_s.get(peer, 0.0) + work_s() - started
         if fresh:
             record = log_pb2.LogRecord(time_ms=now_ms())
             record.received_messages.peer = sender

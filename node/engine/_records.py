@@ -7,7 +7,6 @@ a peer: the derivation module trusts them (DESIGN.md, data flow rule 5).
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Sequence
 
 from node.core import (
@@ -26,6 +25,7 @@ from node.core import (
     uint256_to_bytes,
     voucher_to_proto,
 )
+from node.engine._clock import engine_clock
 from node.proto import log_pb2, wire_pb2
 from node.protocols import ObjectiveId, ObjectiveKind, TransactionKind
 
@@ -43,7 +43,7 @@ TX_KIND_FROM_LOG = {value: kind for kind, value in TX_KIND_TO_LOG.items()}
 
 def now_ms() -> int:
     """Wall-clock milliseconds: data written into a record, never read back as a clock."""
-    return int(time.time() * 1000)
+    return engine_clock().wall_ms()
 
 
 def accepted_state_record(signed: SignedState) -> log_pb2.LogRecord:

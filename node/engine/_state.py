@@ -185,6 +185,10 @@ class EngineState:
         # Changes of objectives that may bring the module a ledger channel: a cache key
         # for the engine's index of ledgers (not state; never rolled back).
         self.ledger_generation = 0
+        # Transactions of running objectives the chain mined: their hashes. A reorg
+        # makes them unconfirmed again (replaced blocks may drop them, or run them again
+        # with another result), so that the chain is asked what became of them.
+        self.mined: dict[UnconfirmedKey, tuple[bytes, ...]] = {}
         self._previous_state: tuple[bytes, State] | None = None
 
     # ------------------------------------------------------------------ reading
@@ -302,6 +306,8 @@ class EngineState:
             self.objectives.pop(oldest, None)
         for key in [k for k in self.unconfirmed if k[0] not in self.running]:
             del self.unconfirmed[key]
+        for key in [k for k in self.mined if k[0] not in self.running]:
+            del self.mined[key]
 
     # ------------------------------------------------------------------ the fold
 
@@ -358,6 +364,19 @@ class EngineState:
         known = self.received.get(channel)
         if known is None or known.amount < voucher.amount:
             self.journal.set(self.received, channel, voucher)
+            self._challenge_again(channel)
+
+    def _challenge_again(self, channel: bytes) -> None:
+        """A larger voucher came for a channel a settlement of ours challenged already:
+        that challenge no longer holds our best state, so the settlement may challenge
+        again (with the redemption state carrying the voucher, a later turn than a
+        postfund) instead of waiting for the old candidate to finalize."""
+        key = (TransactionKind.CHALLENGE, channel)
+        for objective_id, entry in self.running_entries():
+            settle = entry.objective
+            if isinstance(settle, Settle) and key in settle.submitted:
+                again = dataclasses.replace(settle, submitted=settle.submitted - {key})
+                self.put_entry(objective_id, dataclasses.replace(entry, objective=again))
 
     def _apply_chain_event(self, event: log_pb2.ChainEvent) -> None:
         cursor = self.cursor
@@ -376,6 +395,7 @@ class EngineState:
                 last_event = (before, _LOG_INDEX_MAX)
             self.set_cursor(ChainCursor(last_block, last_event))
             self._revert_watched(event.blocks_reverted.first_block)
+            self._revert_mined()
         else:
             key = (event.block_number, event.log_index)
             self.set_cursor(dataclasses.replace(cursor, last_event=key))
@@ -433,6 +453,16 @@ class EngineState:
             if watched.event_block >= first_block:
                 self.journal.set(self.watched, channel, watched.forget_chain())
 
+    def _revert_mined(self) -> None:
+        """What the chain mined for running objectives may have gone with replaced
+        blocks: unconfirmed again, until the chain says it is mined (again)."""
+        for key, hashes in list(self.mined.items()):
+            self.journal.delete(self.mined, key)
+            if key[0] in self.running:
+                known = self.unconfirmed.get(key, ())
+                merged = (*known, *(tx_hash for tx_hash in hashes if tx_hash not in known))
+                self.journal.set(self.unconfirmed, key, merged)
+
     def _apply_transaction(self, tx: log_pb2.SubmittedTransaction) -> None:
         kind = TX_KIND_FROM_LOG.get(tx.tx_kind)
         if kind is None:
@@ -446,10 +476,16 @@ class EngineState:
             return
         asset = to_checksum_address(tx.asset, "asset") if tx.asset else None
         key: UnconfirmedKey = (objective_id, kind, tx.channel_id, asset)
+        sent = self.unconfirmed.get(key, ())
         if tx.failed or tx.mined:
             self.journal.delete(self.unconfirmed, key)
+            self.journal.delete(self.mined, key)
+            if tx.mined:
+                hashes = (*sent, *((tx.tx_hash,) if tx.tx_hash and tx.tx_hash not in sent else ()))
+                self.journal.set(self.mined, key, hashes)
         elif tx.tx_hash:
-            self.journal.set(self.unconfirmed, key, (*self.unconfirmed.get(key, ()), tx.tx_hash))
+            self.journal.delete(self.mined, key)  # sent again: this one is what counts
+            self.journal.set(self.unconfirmed, key, (*sent, tx.tx_hash))
         if tx.mined:
             return  # the objective reads what it did from the chain's events
         event = (

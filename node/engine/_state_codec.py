@@ -91,15 +91,17 @@ def encode_state(state: EngineState) -> bytes:
     for _, watched in sorted(state.watched.items()):
         snapshot.watched.append(watched_to_proto(watched))
     snapshot.towers.extend(address_to_bytes(tower) for tower in state.towers)
-    for (objective_id, kind, channel, asset), hashes in state.unconfirmed.items():
-        for tx_hash in hashes:
-            snapshot.unconfirmed.add(
-                objective_id=str(objective_id),
-                tx_kind=TX_KIND_TO_LOG[kind],
-                channel_id=channel,
-                asset=address_to_bytes(asset) if asset else b"",
-                tx_hash=tx_hash,
-            )
+    for mined, transactions in ((False, state.unconfirmed), (True, state.mined)):
+        for (objective_id, kind, channel, asset), hashes in transactions.items():
+            for tx_hash in hashes:
+                snapshot.unconfirmed.add(
+                    objective_id=str(objective_id),
+                    tx_kind=TX_KIND_TO_LOG[kind],
+                    channel_id=channel,
+                    asset=address_to_bytes(asset) if asset else b"",
+                    tx_hash=tx_hash,
+                    mined=mined,
+                )
     return snapshot.SerializeToString()
 
 
@@ -163,7 +165,8 @@ def decode_state(blob: bytes, state: EngineState) -> None:
             tx.channel_id,
             asset,
         )
-        state.unconfirmed[key] = (*state.unconfirmed.get(key, ()), tx.tx_hash)
+        transactions = state.mined if tx.mined else state.unconfirmed
+        transactions[key] = (*transactions.get(key, ()), tx.tx_hash)
     state.journal.commit()
 
 

@@ -3,6 +3,11 @@
 Sign the final state (the supported outcome, turn + 1, final) and send it;
 once every participant signed it, participant 0 submits
 ``concludeAndTransferAllAssets``; everyone waits until the holdings are zero.
+
+A close races a settlement: a participant may challenge the ledger on chain while
+another asks to close it. Once a challenge has finalized the channel, no final state
+can conclude it any more (the adjudicator pays out the challenge's state, through the
+settlement), so the close fails rather than wait for a signature that cannot help.
 """
 
 from __future__ import annotations
@@ -146,16 +151,26 @@ def update_direct_defund(objective: DirectDefund, event: Event) -> DirectDefund:
 
 
 def crank_direct_defund(
-    objective: DirectDefund, snapshot: ChannelSnapshot, signer: Signer
+    objective: DirectDefund, snapshot: ChannelSnapshot, signer: Signer, chain_time_s: int = 0
 ) -> CrankResult[DirectDefund]:
     """One step of DirectDefund: the effects due now and where it waits.
 
+    Args:
+        chain_time_s: the timestamp of the latest block the chain watcher reported.
+
     Raises:
-        ProtocolError: the snapshot or signer is not this objective's.
+        ProtocolError: the snapshot or signer is not this objective's; or the channel
+            finalized on chain other than by concluding with this final state (a
+            challenge), so that it can no longer close this way.
     """
     check_crank_inputs(objective.fixed, objective.my_index, snapshot, signer)
     me = objective.my_index
     final = objective.final_state
+    if snapshot.finalized(chain_time_s) and not _concluded_with(snapshot, final):
+        raise ProtocolError(
+            f"finalized: channel 0x{snapshot.channel_id.hex()} finalized on chain through a"
+            " challenge: its settlement pays it out"
+        )
     effects: list[Effect] = []
     latest = snapshot.latest_signed_by(me)
     if latest is None or latest.state != final:
@@ -168,3 +183,10 @@ def crank_direct_defund(
     if me == _CONCLUDER_INDEX and not objective.conclude_submitted:
         effects.append(SubmitConcludeAndTransfer(supported))
     return CrankResult(objective, tuple(effects), DirectDefundWaitingFor.WITHDRAW)
+
+
+def _concluded_with(snapshot: ChannelSnapshot, final: State) -> bool:
+    """Whether the channel was concluded on chain, with ``final`` supported (the
+    adjudicator keeps only a conclusion's time, and pays out what every party signed)."""
+    supported = snapshot.supported
+    return snapshot.concluded and supported is not None and supported.state == final

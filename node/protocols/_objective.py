@@ -65,7 +65,7 @@ def crank(objective: Objective, view: ObjectiveView, signer: Signer) -> CrankRes
         case DirectFund():
             result = crank_direct_fund(objective, view.channel, signer)
         case DirectDefund():
-            result = crank_direct_defund(objective, view.channel, signer)
+            result = crank_direct_defund(objective, view.channel, signer, view.chain_time_s)
         case VirtualFund():
             result = crank_virtual_fund(objective, view, signer)
         case VirtualDefund():

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import trio
+import trio.testing
 
 from node.chain import Anvil, ChainClient, ChainService, Deployment
 from node.core import Signer, constants
@@ -209,6 +210,25 @@ async def eventually(predicate: Callable[[], bool | Awaitable[bool]]) -> None:
         if answer if isinstance(answer, bool) else await answer:
             return
         await trio.sleep(0.005)
+
+
+def handled(party: Party, sender: str, message_id: int) -> bool:
+    """Whether ``party`` logged a peer's message as received: every record the message
+    caused went into the same write."""
+    peer = bytes.fromhex(sender[2:])
+    return any(
+        record.WhichOneof("payload") == "received_messages"
+        and record.received_messages.peer == peer
+        and message_id in record.received_messages.message_ids
+        for record in party.log.read()
+    )
+
+
+async def quiet() -> None:
+    """Until every other task of the test waits (on a peer, a timer, the chain): what the
+    in-process network carries is handed over at once, so anything sent has been handled.
+    For checks that something does not happen, instead of a sleep."""
+    await trio.testing.wait_all_tasks_blocked()
 
 
 async def until(read: Callable[[], Awaitable[T]], test: Callable[[T], bool]) -> T:

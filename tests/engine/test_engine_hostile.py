@@ -47,10 +47,11 @@ def ledger_state(
 
 async def inject(
     network: MemoryNetwork, sender: Signer, to: Party, *payloads: wire_pb2.Payload
-) -> None:
-    """A message from ``sender`` that its engine never sent (a peer misbehaving)."""
-    network.inject(sender.address, to.address, payloads)
+) -> int:
+    """A message from ``sender`` that its engine never sent (a peer misbehaving); its id."""
+    envelope = network.inject(sender.address, to.address, payloads)
     await trio.lowlevel.checkpoint()
+    return envelope.id
 
 
 def hostile_payloads(app: str, fund_id: ObjectiveId) -> list[wire_pb2.Payload]:

@@ -18,8 +18,10 @@ from tests.engine.engine_support import (
     Setting,
     allocations,
     eventually,
+    handled,
     open_ledger,
     open_virtual_channel,
+    quiet,
     start_parties,
     until,
 )
@@ -140,8 +142,8 @@ async def test_bad_payments_and_vouchers_are_refused(setting: Setting) -> None:
             payload = wire_pb2.Payload(objective_id="x")
             payload.voucher.CopyFrom(voucher_to_proto(ALICE.voucher(channel, 7)))
             accepted = len(accepted_vouchers(bob))
-            await inject(network, ALICE, bob, payload)
-            await trio.sleep(0.1)
+            message_id = await inject(network, ALICE, bob, payload)
+            await eventually(lambda: handled(bob, ALICE.address, message_id))
             assert len(accepted_vouchers(bob)) == accepted
             nursery.cancel_scope.cancel()
     reasons = [reason.split(":")[0] for reason in rejected_reasons(bob)]
@@ -261,7 +263,7 @@ async def test_payer_restarted_sends_its_latest_voucher_again(setting: Setting) 
                 lambda: bob.engine.payment_channel(channel), lambda value: value["received"] == "2"
             )
             await alice.engine.create_voucher(channel, 3)  # logged, never sent
-            await trio.sleep(0.05)
+            await quiet()
             assert (await bob.engine.payment_channel(channel))["received"] == "2"
             nursery.cancel_scope.cancel()
     for party in parties:

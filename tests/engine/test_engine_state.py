@@ -220,7 +220,49 @@ def _pool() -> list[log_pb2.LogRecord]:
             settle_id, TransactionKind.CHALLENGE, channel=fund_id.channel_id, tx_hash=b"", nonce=0
         )
         pool.append(challenge)
+    fixed, outcome = ledger(7)
+    running = ObjectiveId(ObjectiveKind.DIRECT_FUND, channel_id(fixed))
+    pool.append(create_command_record(running, fixed, outcome))
+    for tx_hash, mined in ((b"\x0a" * 32, False), (b"\x0a" * 32, True), (b"\x0b" * 32, False)):
+        pool.append(_deposit(running, tx_hash, mined=mined))
     return pool + _watch_pool()
+
+
+def _deposit(objective_id: ObjectiveId, tx_hash: bytes, *, mined: bool) -> log_pb2.LogRecord:
+    return submitted_record(
+        objective_id,
+        TransactionKind.DEPOSIT,
+        channel=objective_id.channel_id,
+        tx_hash=tx_hash,
+        nonce=1,
+        asset=NATIVE,
+        amount=5,
+        mined=mined,
+    )
+
+
+def test_a_reorg_makes_what_was_mined_for_a_running_objective_unconfirmed_again() -> None:
+    # Found by tests/sim (seed 3014): a deposit mined, then replaced by a reorg and
+    # dropped from the mempool, was never sent again.
+    state = fresh()
+    fixed, outcome = ledger(1)
+    fund_id = ObjectiveId(ObjectiveKind.DIRECT_FUND, channel_id(fixed))
+    state.apply(create_command_record(fund_id, fixed, outcome))
+    state.apply(_deposit(fund_id, b"\x01" * 32, mined=False))
+    key = (fund_id, TransactionKind.DEPOSIT, fund_id.channel_id, NATIVE)
+    assert state.unconfirmed == {key: (b"\x01" * 32,)}
+    state.apply(_deposit(fund_id, b"\x01" * 32, mined=True))
+    assert state.unconfirmed == {}
+    assert state.mined == {key: (b"\x01" * 32,)}
+    state.journal.commit()
+    restored = fresh()
+    decode_state(encode_state(state), restored)
+    assert restored.mined == state.mined
+    reverted = log_pb2.LogRecord()
+    reverted.chain_event.blocks_reverted.first_block = 3
+    state.apply(reverted)
+    assert state.unconfirmed == {key: (b"\x01" * 32,)}
+    assert state.mined == {}
 
 
 def _watch_pool() -> list[log_pb2.LogRecord]:

@@ -75,7 +75,7 @@ async def test_add_then_remove_then_close_pays_out_the_ledger(
             # The leader proposes first: the follower queues it until asked.
             remove = Remove(target, 1)
             await alice.engine.update_ledger(ProposeLedgerUpdate(ledger, remove))
-            await trio.sleep(0.05)
+            await until(lambda: bob.engine.ledger(ledger), lambda value: value.queue != ())  # type: ignore[union-attr]
             assert (await bob.engine.ledger_channel(ledger))["supported_turn_num"] == 2
             await bob.engine.update_ledger(SignLedgerProposal(ledger, remove))
             for party in (alice, bob):
@@ -123,7 +123,7 @@ async def test_lost_proposal_is_sent_again_and_queues_survive_restart(setting: S
             await start_parties(nursery, alice, bob)
             for proposal in (second, first):
                 await bob.engine.update_ledger(SignLedgerProposal(ledger, proposal))
-            await trio.sleep(0.05)
+            await wait_turn(alice, ledger, 2)  # Bob's countersignature of the first
             assert (await bob.engine.ledger_channel(ledger))["supported_turn_num"] == 2
             network.dropped.clear()  # the timer sends the second proposal again
             for party in (alice, bob):

@@ -15,8 +15,11 @@ from tests.engine.engine_support import (
     Party,
     Setting,
     allocations,
+    eventually,
+    handled,
     open_ledger,
     open_virtual_channel,
+    quiet,
     start_parties,
     until,
 )
@@ -144,7 +147,7 @@ async def test_vouchers_handed_over_out_of_band(setting: Setting) -> None:
                 await alice.engine.payment_channels_by_ledger(channel)
             first = await alice.engine.create_voucher(channel, 2)
             assert first.amount == 2
-            await trio.sleep(0.05)
+            await quiet()
             assert await _received(bob, channel) == 0  # not sent
             assert await bob.engine.receive_voucher(first) == 2
             with pytest.raises(CommandRefusedError, match="is not above 2"):
@@ -182,8 +185,9 @@ async def test_a_voucher_refused_as_early_is_sent_again(setting: Setting) -> Non
             await inject(setting.network, BOB, alice, refusal)
             await until(lambda: _received(bob, channel), lambda value: value == 3)
             # A refusal from someone who is not the payee changes nothing.
-            await inject(setting.network, IRENE, alice, refusal)
-            await trio.sleep(0.2)
+            message_id = await inject(setting.network, IRENE, alice, refusal)
+            await eventually(lambda: handled(alice, IRENE.address, message_id))
+            await quiet()
             assert await _received(bob, channel) == 3
             nursery.cancel_scope.cancel()
     for party in parties:

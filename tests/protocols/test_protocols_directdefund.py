@@ -133,6 +133,28 @@ def test_done_once_every_holding_is_zero() -> None:
         assert result.done
 
 
+def test_a_close_a_finalized_challenge_overtook_fails() -> None:
+    # Found by tests/sim (seed 2040): one party settles the ledger on chain while the
+    # other asks to close it; the challenge finalizes and no final state can conclude.
+    challenged = ChannelSnapshot(
+        FIXED, (POSTFUND, POSTFUND), POSTFUND, HOLDINGS, 100, challenge=POSTFUND
+    )
+    for index in (0, 1):
+        waiting = crank_direct_defund(objective_of(index), challenged, SIGNERS[index], 99)
+        assert waiting.waiting_for is W.FINALIZATION
+        with pytest.raises(ProtocolError, match="finalized on chain through a challenge"):
+            crank_direct_defund(objective_of(index), challenged, SIGNERS[index], 100)
+
+
+def test_a_close_concluded_with_its_final_state_is_not_failed() -> None:
+    concluded = ChannelSnapshot(
+        FIXED, (FINAL_BOTH, FINAL_BOTH), FINAL_BOTH, {NATIVE: 0, TOKEN: 0}, 100, concluded=True
+    )
+    for index in (0, 1):
+        result = crank_direct_defund(objective_of(index), concluded, SIGNERS[index], 200)
+        assert result.waiting_for is W.DONE
+
+
 @pytest.mark.parametrize(
     "view",
     [

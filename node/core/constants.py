@@ -46,6 +46,7 @@ log_commit_records_max: Final = 1_000_000  # one prepared batch (an engine step)
 log_snapshot_key_bytes: Final = 32  # a derivation module's sha256
 log_snapshot_bytes_max: Final = 1024 * 1024 * 1024
 log_read_chunk_records: Final = 1024  # records fetched per RocksDB iterator
+log_memtables_bytes_max: Final = 16 * 1024 * 1024  # RocksDB memtables, all families
 # Archives of a pruned prefix (docs/adr/0011-log-archive.md): framed records handed to
 # the compressor at once, and the longest record a frame may announce (so a corrupt
 # length cannot make a reader allocate gigabytes).

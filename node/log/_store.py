@@ -43,6 +43,7 @@ from node.core.constants import (
     log_batch_records_max,
     log_commit_records_max,
     log_format_version,
+    log_memtables_bytes_max,
     log_read_chunk_records,
     log_snapshot_bytes_max,
     log_snapshot_key_bytes,
@@ -118,6 +119,9 @@ def _options(*, create: bool) -> Options:
     options.create_missing_column_families(create)
     # A crash can tear the last WAL entry only; recover everything before it.
     options.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
+    # Memtables are flushed at this total rather than RocksDB's 64 MiB per family: a busy
+    # node's memory otherwise grows with what it logged lately (bench_hub's hub).
+    options.set_db_write_buffer_size(log_memtables_bytes_max)
     return options
 
 

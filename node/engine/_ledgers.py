@@ -299,9 +299,8 @@ class LedgersMixin:
         if after == ledger:
             return
         # A proposal that filled a gap drains the buffer: log what that queued as well.
-        for queued in after.queue:
-            if queued not in ledger.queue:
-                self._log(step, accepted_proposal_record(queued.signed))
+        for queued in _newly_queued(ledger, after):
+            self._log(step, accepted_proposal_record(queued.signed))
         self._changed_ledger(after)
         self._ledger_sign_wanted(step)
 
@@ -334,8 +333,14 @@ def _moved_proposals(
         return None
     moved = [signed.proposal]
     moved.extend(q.signed.proposal for q in before.queue if q.signed.turn_num <= after.turn_num)
-    moved.extend(q.signed.proposal for q in after.queue if q not in before.queue)
+    moved.extend(queued.signed.proposal for queued in _newly_queued(before, after))
     return moved
+
+
+def _newly_queued(before: LedgerChannel, after: LedgerChannel) -> list[QueuedProposal]:
+    """What ``after`` queued beyond ``before`` (a queue's turns are consecutive)."""
+    latest_turn = before.latest()[0]
+    return [queued for queued in after.queue if queued.signed.turn_num > latest_turn]
 
 
 def _payload_to(ledger: LedgerChannel, signed: SignedProposal) -> tuple[str, wire_pb2.Payload]:

@@ -131,6 +131,8 @@ class Engine(
         chain: the chain service (None: no chain; transactions are not sent).
         config: see ``EngineConfig``.
         notify: receives notifications (``RpcServer.publish``).
+        wanted: whether a notification name has a taker now (``RpcServer.wanted``; None:
+            always): the loop builds no notification nobody takes.
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class Engine(
         chain: ChainService | None,
         config: EngineConfig,
         notify: Notify | None = None,
+        wanted: Callable[[str], bool] | None = None,
     ) -> None:
         self.log = log
         self.module = module
@@ -155,6 +158,7 @@ class Engine(
         self.consensus_app = config.consensus_app
         self.payment_app = config.payment_app
         self.notify = notify
+        self.wanted: Callable[[str], bool] = wanted or _always
         self.transport: Transport | None = None
         self.announced: Announced | None = None
         self.on_ledgers_changed: Callable[[], object] | None = None
@@ -607,3 +611,8 @@ class Engine(
         """An objective ended: what the loop kept for it in memory goes."""
         self._rejection_resends.pop(objective_id, None)
         self._forget_transactions(objective_id)
+
+
+def _always(method: str) -> bool:
+    """Every notification has a taker (an engine given no ``wanted``)."""
+    return True

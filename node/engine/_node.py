@@ -514,6 +514,7 @@ def _engine(
             watchtower_clients=_watchtower_clients(options),
         ),
         notify=server.publish,
+        wanted=server.wanted,
     )
 
 

@@ -26,6 +26,7 @@ class NoticesMixin:
 
     address: str
     notify: Notify | None
+    wanted: Callable[[str], bool]
     state: EngineState
     views: ViewCache
     deriver: Deriver
@@ -35,16 +36,19 @@ class NoticesMixin:
 
     def _notify(self, step: Step) -> None:
         """Publish what the durable step changed; wake whoever waits on an objective."""
-        touched = set(step.touched)
-        touched.update(oid.channel_id for oid in step.changed)
+        payments_wanted = self._wanted("payment_channel_updated")
+        ledgers_wanted = self._wanted("ledger_channel_updated")
+        touched = set(step.touched) if payments_wanted or ledgers_wanted else set()
+        touched.update(oid.channel_id for oid in step.changed if payments_wanted or ledgers_wanted)
         for channel in sorted(touched):
-            view = self.deriver.channel(channel)
-            if view is None:
-                continue
             snapshot = self.views.snapshot(channel)
-            if snapshot is not None and self.views.is_virtual(snapshot):
-                self._publish("payment_channel_updated", payment_channel_info(view, self.address))
-            else:
+            if snapshot is None:
+                continue
+            if self.views.is_virtual(snapshot):
+                if payments_wanted and (view := self.deriver.channel(channel)) is not None:
+                    info = payment_channel_info(view, self.address)
+                    self._publish("payment_channel_updated", info)
+            elif ledgers_wanted and (view := self.deriver.channel(channel)) is not None:
                 self._publish("ledger_channel_updated", ledger_channel_info(view, self.address))
         for objective_id in sorted(step.changed, key=str):
             entry = self.state.entry(objective_id)
@@ -53,9 +57,13 @@ class NoticesMixin:
             if isinstance(entry.objective, DirectFund | DirectDefund):
                 step.ledgers_changed = True
             name = "objective_completed" if entry.failure is None else "objective_failed"
-            self._publish(name, self.objective_info(objective_id))
+            if self._wanted(name):
+                self._publish(name, self.objective_info(objective_id))
             self._finished(objective_id)
             self._forget_objective(objective_id)
+
+    def _wanted(self, method: str) -> bool:
+        return self.notify is not None and self.wanted(method)
 
     def _publish(self, method: str, params: Mapping[str, object]) -> None:
         if self.notify is not None:

@@ -56,6 +56,10 @@ class NotificationHub:
         """How many subscribers are attached now."""
         return len(self._subscriptions)
 
+    def wanted(self, method: str) -> bool:
+        """Whether any subscriber wants notifications called ``method`` now."""
+        return any(subscription.wants(method) for subscription in self._subscriptions)
+
     def subscribe(self, names: frozenset[str] | None) -> Subscription:
         """Attach a subscriber to every notification (``None``) or to the given names."""
         subscription = Subscription(names, queue_max=self._queue_max)

@@ -136,6 +136,11 @@ class RpcServer:
         """WebSocket subscribers attached now."""
         return self._hub.subscriber_count
 
+    def wanted(self, method: str) -> bool:
+        """Whether a subscriber wants notifications called ``method`` (else the caller
+        need not build them)."""
+        return self._hub.wanted(method)
+
     def publish(self, method: str, params: Mapping[str, JsonValue]) -> int:
         """Send a notification to every subscriber that wants it; never waits.
 

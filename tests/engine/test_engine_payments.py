@@ -287,6 +287,28 @@ def _last_notice(party: Party) -> dict[str, object]:
     return [params for name, params in party.notifications if name == "payment_channel_updated"][-1]
 
 
+async def test_notices_nobody_takes_are_not_built(setting: Setting) -> None:
+    """The loop builds a channel's notice (a module read and a decode) only while
+    someone takes that name: with none, payments go on and no notice is made."""
+    parties = setting.path()
+    alice, _, bob = parties
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            channel = await open_payment_channel(parties, 100)
+            bob.engine.wanted = lambda name: name == "objective_completed"
+            before = len(bob.notifications)
+            await alice.engine.pay(channel, 3)
+            await eventually(lambda: 3 in accepted_vouchers(bob))
+            assert len(bob.notifications) == before
+            bob.engine.wanted = lambda name: True
+            await alice.engine.pay(channel, 2)
+            await eventually(lambda: _last_notice(bob)["received"] == "5")
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        party.close()
+
+
 async def test_a_voucher_is_notified_once_its_record_is_in_the_log(setting: Setting) -> None:
     """A notice of a voucher is published after the write that logs it, never before."""
     parties = setting.path()

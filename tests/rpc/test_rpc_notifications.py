@@ -65,6 +65,20 @@ async def test_subscribers_choose_names(served: Served) -> None:
     assert [n.params["id"] for n in everything] == ["a", "b", "c", "d"]
 
 
+async def test_a_name_is_wanted_only_while_a_subscriber_asks_for_it() -> None:
+    hub = NotificationHub(queue_max=4)
+    assert not hub.wanted("payment_channel_updated")
+    payments = hub.subscribe(frozenset({"payment_channel_updated"}))
+    assert hub.wanted("payment_channel_updated")
+    assert not hub.wanted("ledger_channel_updated")
+    everything = hub.subscribe(None)
+    assert hub.wanted("ledger_channel_updated")
+    hub.unsubscribe(everything)
+    assert not hub.wanted("ledger_channel_updated")
+    hub.unsubscribe(payments)
+    assert not hub.wanted("payment_channel_updated")
+
+
 async def test_subscription_is_live_when_the_upgrade_returns(served: Served) -> None:
     async with served.client.notifications() as stream:
         assert served.server.subscriber_count == 1

@@ -120,11 +120,20 @@ def open_channels(
     waiting = list(channels)
 
     def all_open() -> bool:
+        # Objectives still running, a cheap read, first: reading every channel's view
+        # while they open would cost the nodes more than opening them.
+        if any(busy(node) for node in (hub, *payers, *payees)):
+            return False
         waiting[:] = still_opening(payers, payees, waiting)
         return not waiting
 
     wait_until(f"{count} channels open", all_open, timeout_s=TIMEOUT_S, poll_s=POLL_S)
     return channels, time.perf_counter() - start
+
+
+def busy(node: ScriptNode) -> bool:
+    """Whether ``node`` has objectives running."""
+    return int(client_of(node).call("get_node_info")["objectives_running"]) > 0
 
 
 def still_opening(

@@ -34,6 +34,7 @@ from node.engine._step import Step
 from node.engine._views import ViewCache
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
+    Add,
     ChannelSnapshot,
     LedgerChannel,
     LedgerEffect,
@@ -176,16 +177,53 @@ class LedgersMixin:
         return False
 
     def _resend_ledger_proposals(self, step: Step) -> None:
-        """The leader's unacknowledged proposals and the follower's last answers, again."""
+        """The leader's unacknowledged proposals and the follower's last answers, again;
+        the leader pays back the guarantees no objective will take (``_pay_back_strays``)."""
         for ledger_id in list(self.state.ledger_proposals):
             ledger = self.ledger_runtime(ledger_id)
             if ledger is None:
                 continue
+            if ledger.is_leader:
+                ledger = self._pay_back_strays(step, ledger)
             items = list(ledger_unacknowledged(ledger))
             if not ledger.is_leader and ledger.acknowledgement is not None:
                 items.append(ledger.acknowledgement)
             for item in items:
                 step.send(*_payload_to(ledger, item))
+
+    def _pay_back_strays(self, step: Step, ledger: LedgerChannel) -> LedgerChannel:
+        """Leader: propose paying back, as deposited, each guarantee queued on ``ledger``
+        that its virtual channel's funding will never take: the funding ended (done
+        through another ledger of the hop, or failed) before the follower countersigned.
+
+        Both ends of a hop choose its ledger from what is open on their side; when a
+        ledger opens on one side first, each end may propose the guarantee on a ledger
+        it leads. The funding completes on one; the other proposal, which the follower
+        never asked for, would stay at the head of its ledger's queue and block every
+        later proposal there. The follower countersigns it together with its payback
+        (``_stray_run``): a net change of nothing.
+        """
+        removed = {
+            queued.signed.proposal.target
+            for queued in ledger.queue
+            if isinstance(queued.signed.proposal, Remove)
+        }
+        for queued in ledger.queue:
+            add = queued.signed.proposal
+            if not isinstance(add, Add) or add.guarantee.target in removed:
+                continue
+            entry = self.state.entry(ObjectiveId(ObjectiveKind.VIRTUAL_FUND, add.guarantee.target))
+            if entry is None or entry.running:
+                continue
+            payback = Remove(add.guarantee.target, add.left_deposit)
+            try:
+                self._ledger_request(step, ProposeLedgerUpdate(ledger.id, payback))
+            except CommandRefusedError as error:
+                logger.info("ledger 0x%s: no payback yet: %s", ledger.id.hex()[:8], error.message)
+                break
+            removed.add(add.guarantee.target)
+            ledger = self.ledger_runtime(ledger.id) or ledger
+        return ledger
 
     # ------------------------------------------------------------------ async API
 
@@ -249,24 +287,33 @@ class LedgersMixin:
         step.send(*_payload_to(after, signed))
         logger.info("ledger 0x%s: proposed turn %d", ledger.id.hex()[:8], signed.turn_num)
 
-    def _ledger_sign_wanted(self, step: Step) -> None:
-        """Follower: countersign every queue head that was asked for, in turn."""
-        for ledger_id, wanted in list(self._ledger_wanted.items()):
+    def _ledger_sign_wanted(self, step: Step, also: bytes | None = None) -> None:
+        """Follower: countersign every queue head that was asked for, in turn, and each
+        stray guarantee with its payback (``_stray_run``); ``also``: a ledger to look at
+        even if nothing was asked of it (a proposal just arrived on it)."""
+        ledger_ids = list(self._ledger_wanted)
+        if also is not None and also not in self._ledger_wanted:
+            ledger_ids.append(also)
+        for ledger_id in ledger_ids:
+            wanted = self._ledger_wanted.get(ledger_id, [])
             ledger = self.ledger_runtime(ledger_id)
-            if ledger is None:
-                del self._ledger_wanted[ledger_id]
+            if ledger is None or ledger.is_leader:
+                self._ledger_wanted.pop(ledger_id, None)
                 continue
-            head = ledger_next_to_sign(ledger)
-            while head is not None and head.proposal in wanted:
-                wanted.remove(head.proposal)
-                ledger, answer = ledger_sign_next(ledger, head.proposal, self.signer)
-                self._touch_virtual(step, (head.proposal,))
-                self._log(step, accepted_state_record(ledger.consensus()))
-                self._changed_ledger(ledger)
-                step.send(*_payload_to(ledger, answer))
-                head = ledger_next_to_sign(ledger)
+            while (head := ledger_next_to_sign(ledger)) is not None:
+                run = [head.proposal] if head.proposal in wanted else _stray_run(ledger, wanted)
+                if not run:
+                    break
+                for proposal in run:
+                    if proposal in wanted:
+                        wanted.remove(proposal)
+                    ledger, answer = ledger_sign_next(ledger, proposal, self.signer)
+                    self._touch_virtual(step, (proposal,))
+                    self._log(step, accepted_state_record(ledger.consensus()))
+                    self._changed_ledger(ledger)
+                    step.send(*_payload_to(ledger, answer))
             if not wanted:
-                del self._ledger_wanted[ledger_id]
+                self._ledger_wanted.pop(ledger_id, None)
 
     def _peer_ledger_proposal(self, step: Step, peer: str, payload: wire_pb2.Payload) -> None:
         """A proposal (we follow) or a countersignature (we lead) from the other party.
@@ -303,7 +350,7 @@ class LedgersMixin:
             if queued not in ledger.queue:
                 self._log(step, accepted_proposal_record(queued.signed))
         self._changed_ledger(after)
-        self._ledger_sign_wanted(step)
+        self._ledger_sign_wanted(step, after.id)
 
     def _touch_virtual(self, step: Step, proposals: Iterable[Proposal] | None = None) -> None:
         """Ledger proposals moved: the virtual objectives of their targets look again
@@ -336,6 +383,25 @@ def _moved_proposals(
     moved.extend(q.signed.proposal for q in before.queue if q.signed.turn_num <= after.turn_num)
     moved.extend(q.signed.proposal for q in after.queue if q not in before.queue)
     return moved
+
+
+def _stray_run(ledger: LedgerChannel, wanted: list[Proposal]) -> list[Proposal]:
+    """Follower: the proposals to countersign together when the queue's head is a
+    guarantee we did not ask for that a later queued proposal pays back as deposited
+    (the leader's ``_pay_back_strays``), every one between them asked for: the ledger
+    ends as if the guarantee had never been proposed. Empty: not such a run (yet)."""
+    head = ledger.queue[0].signed.proposal
+    if not isinstance(head, Add):
+        return []
+    run: list[Proposal] = [head]
+    for queued in ledger.queue[1:]:
+        proposal = queued.signed.proposal
+        run.append(proposal)
+        if proposal == Remove(head.guarantee.target, head.left_deposit):
+            return run
+        if proposal not in wanted:
+            return []
+    return []
 
 
 def _payload_to(ledger: LedgerChannel, signed: SignedProposal) -> tuple[str, wire_pb2.Payload]:

@@ -48,6 +48,7 @@ from node.protocols import (
     SignLedgerProposal,
     VirtualDefund,
     VirtualFund,
+    add_for,
     apply_proposal,
     ledger_next_to_sign,
     ledger_propose,
@@ -225,6 +226,92 @@ class LedgersMixin:
             ledger = self.ledger_runtime(ledger.id) or ledger
         return ledger
 
+    def _pay_back_failed_fundings(self, step: Step, handled: set[bytes]) -> None:
+        """Each virtual channel funding that failed in this step (``handled``: those seen
+        already) before we signed its postfund state: the guarantees it placed in our
+        ledgers on its path are paid back as deposited. Leader: propose it; follower:
+        look at the ledger again (``_failed_payback`` lets us countersign it).
+
+        No participant can have the channel funded without our postfund signature, so
+        nothing was paid on it: what each end deposited is what it gets back. Without
+        this, a funding that failed after one ledger of its path took the guarantee
+        (another refused, or a peer gave up) left the money locked there for ever.
+        """
+        for objective_id in step.changed:
+            target = objective_id.channel_id
+            if objective_id.kind is not ObjectiveKind.VIRTUAL_FUND or target in handled:
+                continue
+            funding = self._failed_unsigned_funding(target)
+            if funding is None:
+                continue
+            handled.add(target)
+            participants = funding.fixed.participants
+            me = funding.my_index
+            for hop in (me - 1, me):
+                if not 0 <= hop < len(participants) - 1:
+                    continue
+                add = add_for(funding.fixed, hop, funding.amounts)
+                peer_index = hop + 1 if hop == me else hop
+                peer = participants[peer_index]
+                for ledger in list(self._ledgers_with(peer)):
+                    if ledger.outcome.guarantee_of(target) != add.guarantee:
+                        continue
+                    if not ledger.is_leader:
+                        self._ledger_sign_wanted(step, ledger.id)
+                        continue
+                    if self._signed_postfund(funding, peer_index):
+                        # The follower may have the channel funded: it will not
+                        # countersign, and the payback would block the ledger's queue.
+                        logger.warning(
+                            "ledger 0x%s: 0x%s stays guaranteed: its funding failed after"
+                            " %s signed its postfund state",
+                            ledger.id.hex()[:8],
+                            target.hex()[:8],
+                            peer,
+                        )
+                        continue
+                    payback = Remove(target, add.left_deposit)
+                    try:
+                        self._ledger_request(step, ProposeLedgerUpdate(ledger.id, payback))
+                    except CommandRefusedError as error:
+                        logger.warning(
+                            "ledger 0x%s: cannot pay back 0x%s: %s",
+                            ledger.id.hex()[:8],
+                            target.hex()[:8],
+                            error.message,
+                        )
+
+    def _failed_unsigned_funding(self, target: bytes) -> VirtualFund | None:
+        """Our funding of ``target`` if it failed before we signed its postfund state."""
+        entry = self.state.entry(ObjectiveId(ObjectiveKind.VIRTUAL_FUND, target))
+        if entry is None or entry.failure is None or not isinstance(entry.objective, VirtualFund):
+            return None
+        funding = entry.objective
+        return None if self._signed_postfund(funding, funding.my_index) else funding
+
+    def _signed_postfund(self, funding: VirtualFund, index: int) -> bool:
+        """Whether participant ``index`` of the funded channel signed its postfund state
+        (as far as our view of the channel shows)."""
+        snapshot = self.views.snapshot(funding.channel_id)
+        latest = snapshot.latest_signed_by(index) if snapshot is not None else None
+        return latest is not None and latest.state.turn_num >= funding.setup_state(1).turn_num
+
+    def _failed_payback(self, ledger: LedgerChannel, proposal: Proposal) -> bool:
+        """Follower: whether ``proposal`` at the head of ``ledger``'s queue pays back, as
+        deposited, a guarantee of our funding that failed before we signed its postfund
+        state (the leader's ``_pay_back_failed_fundings``)."""
+        if not isinstance(proposal, Remove):
+            return False
+        funding = self._failed_unsigned_funding(proposal.target)
+        if funding is None:
+            return False
+        guarantee = ledger.outcome.guarantee_of(proposal.target)
+        hops = range(len(funding.fixed.participants) - 1)
+        return any(
+            add.guarantee == guarantee and add.left_deposit == proposal.left_amount
+            for add in (add_for(funding.fixed, hop, funding.amounts) for hop in hops)
+        )
+
     # ------------------------------------------------------------------ async API
 
     async def update_ledger(self, effect: LedgerEffect) -> None:
@@ -301,7 +388,10 @@ class LedgersMixin:
                 self._ledger_wanted.pop(ledger_id, None)
                 continue
             while (head := ledger_next_to_sign(ledger)) is not None:
-                run = [head.proposal] if head.proposal in wanted else _stray_run(ledger, wanted)
+                if head.proposal in wanted or self._failed_payback(ledger, head.proposal):
+                    run = [head.proposal]
+                else:
+                    run = _stray_run(ledger, wanted)
                 if not run:
                     break
                 for proposal in run:
@@ -344,6 +434,8 @@ class LedgersMixin:
         if signed.turn_num <= ledger.turn_num and ack is not None:
             step.send(*_payload_to(ledger, ack))  # our answer was lost
         if after == ledger:
+            # Sent again: what we may sign now (a funding failed since) goes out.
+            self._ledger_sign_wanted(step, ledger.id)
             return
         # A proposal that filled a gap drains the buffer: log what that queued as well.
         for queued in after.queue:

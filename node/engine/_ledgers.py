@@ -479,19 +479,22 @@ def _moved_proposals(
 
 def _stray_run(ledger: LedgerChannel, wanted: list[Proposal]) -> list[Proposal]:
     """Follower: the proposals to countersign together when the queue's head is a
-    guarantee we did not ask for that a later queued proposal pays back as deposited
-    (the leader's ``_pay_back_strays``), every one between them asked for: the ledger
-    ends as if the guarantee had never been proposed. Empty: not such a run (yet)."""
-    head = ledger.queue[0].signed.proposal
-    if not isinstance(head, Add):
-        return []
-    run: list[Proposal] = [head]
-    for queued in ledger.queue[1:]:
+    guarantee we did not ask for: the shortest run from the head in which every such
+    guarantee is paid back as deposited by a later proposal of the run (the leader's
+    ``_pay_back_strays``) and every other proposal was asked for. The ledger ends as if
+    the stray guarantees had never been proposed. Empty: not such a run (yet)."""
+    run: list[Proposal] = []
+    strays: set[tuple[bytes, int]] = set()  # (target, left deposit) not paid back yet
+    for queued in ledger.queue:
         proposal = queued.signed.proposal
         run.append(proposal)
-        if proposal == Remove(head.guarantee.target, head.left_deposit):
-            return run
-        if proposal not in wanted:
+        if isinstance(proposal, Add) and proposal not in wanted:
+            strays.add((proposal.guarantee.target, proposal.left_deposit))
+        elif isinstance(proposal, Remove) and (proposal.target, proposal.left_amount) in strays:
+            strays.discard((proposal.target, proposal.left_amount))
+            if not strays:
+                return run
+        elif proposal not in wanted:
             return []
     return []
 

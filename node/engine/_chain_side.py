@@ -87,6 +87,10 @@ class ChainMixin:
         self._inflight: set[TxKey] = set()
         self._attempts: dict[TxKey, int] = {}
         self._retry_at: dict[TxKey, float] = {}
+        # The confirmed block the watcher reported last, and that block when each
+        # transaction's last counted refusal came (``_count_refusal``).
+        self._processed_block = -1
+        self._counted_at: dict[TxKey, int] = {}
 
     def _has_chain(self) -> bool:
         return self.chain is not None
@@ -185,6 +189,7 @@ class ChainMixin:
         everything that read them looks again (the watcher delivers the canonical ones)."""
         first = event.blocks_reverted.first_block
         logger.warning("chain: blocks from %d were replaced by a reorganisation", first)
+        self._processed_block = min(self._processed_block, first - 1)
         self._log(step, chain_event_record(event))
         step.dirty.update(self.state.running)
         if self._chain_ready_block is None:
@@ -194,6 +199,7 @@ class ChainMixin:
 
     def _take_block(self, step: Step, event: log_pb2.ChainEvent) -> None:
         block = event.block_processed.block_number
+        self._processed_block = max(self._processed_block, block)
         if event.block_time_s > self._chain_time_s:
             self._chain_time_s = event.block_time_s
             self._wake_settlements(step)
@@ -321,6 +327,7 @@ class ChainMixin:
         if item.failure is None:
             self._attempts.pop(key, None)
             self._retry_at.pop(key, None)
+            self._counted_at.pop(key, None)
             if item.submitted is not None:
                 mined = submitted_record(
                     objective_id,
@@ -345,12 +352,26 @@ class ChainMixin:
             failure=item.failure,
         )
         self._log(step, record)
-        attempts = self._attempts.get(key, 0) + 1
-        self._attempts[key] = attempts
+        attempts = self._count_refusal(key)
         self._retry_at[key] = trio.current_time() + self.config.tx_retry_ms / 1000
         entry = self.state.entry(objective_id)
         if attempts >= engine_tx_attempts_max and entry is not None and entry.running:
             self._fail(step, objective_id, f"{kind.value} refused {attempts} times: {item.failure}")
+
+    def _count_refusal(self, key: TxKey) -> int:
+        """The refusals of a transaction that count toward giving up, this one included
+        if it counts: the first, then each once the watcher has confirmed every block
+        that was pending at the refusal counted before. A retry before that was built
+        from the same view of the chain; it may well be refused because of a block the
+        view does not hold yet (another party's transfer paid the ledger out, and ours
+        no longer matches the channel's fingerprint), and the objective that sees that
+        block is done instead of failed."""
+        seen = self._processed_block
+        counted = self._counted_at.get(key)
+        if counted is None or seen > counted + self.confirmations:
+            self._attempts[key] = self._attempts.get(key, 0) + 1
+            self._counted_at[key] = seen
+        return self._attempts[key]
 
     def _recover_transactions(self) -> None:
         """Transactions sent before a restart (or mined in blocks a reorg replaced) and
@@ -398,6 +419,8 @@ class ChainMixin:
             del self._attempts[key]
         for key in [k for k in self._retry_at if k[0] == objective_id]:
             del self._retry_at[key]
+        for key in [k for k in self._counted_at if k[0] == objective_id]:
+            del self._counted_at[key]
 
 
 def _reclaim_request(reclaim: SubmitReclaim) -> ReclaimRequest:

@@ -75,11 +75,15 @@ class CrankingMixin:
     _ledger_request: Callable[[Step, LedgerEffect], None]
     _ledgers_with: Callable[[str], Iterable[LedgerChannel]]
     _ledger_snapshots: Callable[[], list[ChannelSnapshot]]
+    _pay_back_failed_fundings: Callable[[Step, set[bytes]], None]
 
     def _crank_rounds(self, step: Step) -> None:
-        """Crank until no objective asks to sign anything new."""
+        """Crank until no objective asks to sign anything new; the guarantees of
+        fundings that failed go back (``_pay_back_failed_fundings``)."""
+        paid_back: set[bytes] = set()
         for _ in range(engine_crank_rounds_max):
             self._fold_module(step)
+            self._pay_back_failed_fundings(step, paid_back)
             dirty = step.take_dirty()
             if not dirty:
                 return

@@ -34,6 +34,7 @@ from node.engine._step import Step
 from node.engine._views import ViewCache
 from node.proto import log_pb2, wire_pb2
 from node.protocols import (
+    Add,
     ChannelSnapshot,
     LedgerChannel,
     LedgerEffect,
@@ -47,6 +48,7 @@ from node.protocols import (
     SignLedgerProposal,
     VirtualDefund,
     VirtualFund,
+    add_for,
     apply_proposal,
     ledger_next_to_sign,
     ledger_propose,
@@ -176,16 +178,139 @@ class LedgersMixin:
         return False
 
     def _resend_ledger_proposals(self, step: Step) -> None:
-        """The leader's unacknowledged proposals and the follower's last answers, again."""
+        """The leader's unacknowledged proposals and the follower's last answers, again;
+        the leader pays back the guarantees no objective will take (``_pay_back_strays``)."""
         for ledger_id in list(self.state.ledger_proposals):
             ledger = self.ledger_runtime(ledger_id)
             if ledger is None:
                 continue
+            if ledger.is_leader:
+                ledger = self._pay_back_strays(step, ledger)
             items = list(ledger_unacknowledged(ledger))
             if not ledger.is_leader and ledger.acknowledgement is not None:
                 items.append(ledger.acknowledgement)
             for item in items:
                 step.send(*_payload_to(ledger, item))
+
+    def _pay_back_strays(self, step: Step, ledger: LedgerChannel) -> LedgerChannel:
+        """Leader: propose paying back, as deposited, each guarantee queued on ``ledger``
+        that its virtual channel's funding will never take: the funding ended (done
+        through another ledger of the hop, or failed) before the follower countersigned.
+
+        Both ends of a hop choose its ledger from what is open on their side; when a
+        ledger opens on one side first, each end may propose the guarantee on a ledger
+        it leads. The funding completes on one; the other proposal, which the follower
+        never asked for, would stay at the head of its ledger's queue and block every
+        later proposal there. The follower countersigns it together with its payback
+        (``_stray_run``): a net change of nothing.
+        """
+        removed = {
+            queued.signed.proposal.target
+            for queued in ledger.queue
+            if isinstance(queued.signed.proposal, Remove)
+        }
+        for queued in ledger.queue:
+            add = queued.signed.proposal
+            if not isinstance(add, Add) or add.guarantee.target in removed:
+                continue
+            entry = self.state.entry(ObjectiveId(ObjectiveKind.VIRTUAL_FUND, add.guarantee.target))
+            if entry is None or entry.running:
+                continue
+            payback = Remove(add.guarantee.target, add.left_deposit)
+            try:
+                self._ledger_request(step, ProposeLedgerUpdate(ledger.id, payback))
+            except CommandRefusedError as error:
+                logger.info("ledger 0x%s: no payback yet: %s", ledger.id.hex()[:8], error.message)
+                break
+            removed.add(add.guarantee.target)
+            ledger = self.ledger_runtime(ledger.id) or ledger
+        return ledger
+
+    def _pay_back_failed_fundings(self, step: Step, handled: set[bytes]) -> None:
+        """Each virtual channel funding that failed in this step (``handled``: those seen
+        already) before we signed its postfund state: the guarantees it placed in our
+        ledgers on its path are paid back as deposited. Leader: propose it; follower:
+        look at the ledger again (``_failed_payback`` lets us countersign it).
+
+        No participant can have the channel funded without our postfund signature, so
+        nothing was paid on it: what each end deposited is what it gets back. Without
+        this, a funding that failed after one ledger of its path took the guarantee
+        (another refused, or a peer gave up) left the money locked there for ever.
+        """
+        for objective_id in step.changed:
+            target = objective_id.channel_id
+            if objective_id.kind is not ObjectiveKind.VIRTUAL_FUND or target in handled:
+                continue
+            funding = self._failed_unsigned_funding(target)
+            if funding is None:
+                continue
+            handled.add(target)
+            participants = funding.fixed.participants
+            me = funding.my_index
+            for hop in (me - 1, me):
+                if not 0 <= hop < len(participants) - 1:
+                    continue
+                add = add_for(funding.fixed, hop, funding.amounts)
+                peer_index = hop + 1 if hop == me else hop
+                peer = participants[peer_index]
+                for ledger in list(self._ledgers_with(peer)):
+                    if ledger.outcome.guarantee_of(target) != add.guarantee:
+                        continue
+                    if not ledger.is_leader:
+                        self._ledger_sign_wanted(step, ledger.id)
+                        continue
+                    if self._signed_postfund(funding, peer_index):
+                        # The follower may have the channel funded: it will not
+                        # countersign, and the payback would block the ledger's queue.
+                        logger.warning(
+                            "ledger 0x%s: 0x%s stays guaranteed: its funding failed after"
+                            " %s signed its postfund state",
+                            ledger.id.hex()[:8],
+                            target.hex()[:8],
+                            peer,
+                        )
+                        continue
+                    payback = Remove(target, add.left_deposit)
+                    try:
+                        self._ledger_request(step, ProposeLedgerUpdate(ledger.id, payback))
+                    except CommandRefusedError as error:
+                        logger.warning(
+                            "ledger 0x%s: cannot pay back 0x%s: %s",
+                            ledger.id.hex()[:8],
+                            target.hex()[:8],
+                            error.message,
+                        )
+
+    def _failed_unsigned_funding(self, target: bytes) -> VirtualFund | None:
+        """Our funding of ``target`` if it failed before we signed its postfund state."""
+        entry = self.state.entry(ObjectiveId(ObjectiveKind.VIRTUAL_FUND, target))
+        if entry is None or entry.failure is None or not isinstance(entry.objective, VirtualFund):
+            return None
+        funding = entry.objective
+        return None if self._signed_postfund(funding, funding.my_index) else funding
+
+    def _signed_postfund(self, funding: VirtualFund, index: int) -> bool:
+        """Whether participant ``index`` of the funded channel signed its postfund state
+        (as far as our view of the channel shows)."""
+        snapshot = self.views.snapshot(funding.channel_id)
+        latest = snapshot.latest_signed_by(index) if snapshot is not None else None
+        return latest is not None and latest.state.turn_num >= funding.setup_state(1).turn_num
+
+    def _failed_payback(self, ledger: LedgerChannel, proposal: Proposal) -> bool:
+        """Follower: whether ``proposal`` at the head of ``ledger``'s queue pays back, as
+        deposited, a guarantee of our funding that failed before we signed its postfund
+        state (the leader's ``_pay_back_failed_fundings``)."""
+        if not isinstance(proposal, Remove):
+            return False
+        funding = self._failed_unsigned_funding(proposal.target)
+        if funding is None:
+            return False
+        guarantee = ledger.outcome.guarantee_of(proposal.target)
+        hops = range(len(funding.fixed.participants) - 1)
+        return any(
+            add.guarantee == guarantee and add.left_deposit == proposal.left_amount
+            for add in (add_for(funding.fixed, hop, funding.amounts) for hop in hops)
+        )
 
     # ------------------------------------------------------------------ async API
 
@@ -249,24 +374,36 @@ class LedgersMixin:
         step.send(*_payload_to(after, signed))
         logger.info("ledger 0x%s: proposed turn %d", ledger.id.hex()[:8], signed.turn_num)
 
-    def _ledger_sign_wanted(self, step: Step) -> None:
-        """Follower: countersign every queue head that was asked for, in turn."""
-        for ledger_id, wanted in list(self._ledger_wanted.items()):
+    def _ledger_sign_wanted(self, step: Step, also: bytes | None = None) -> None:
+        """Follower: countersign every queue head that was asked for, in turn, and each
+        stray guarantee with its payback (``_stray_run``); ``also``: a ledger to look at
+        even if nothing was asked of it (a proposal just arrived on it)."""
+        ledger_ids = list(self._ledger_wanted)
+        if also is not None and also not in self._ledger_wanted:
+            ledger_ids.append(also)
+        for ledger_id in ledger_ids:
+            wanted = self._ledger_wanted.get(ledger_id, [])
             ledger = self.ledger_runtime(ledger_id)
-            if ledger is None:
-                del self._ledger_wanted[ledger_id]
+            if ledger is None or ledger.is_leader:
+                self._ledger_wanted.pop(ledger_id, None)
                 continue
-            head = ledger_next_to_sign(ledger)
-            while head is not None and head.proposal in wanted:
-                wanted.remove(head.proposal)
-                ledger, answer = ledger_sign_next(ledger, head.proposal, self.signer)
-                self._touch_virtual(step, (head.proposal,))
-                self._log(step, accepted_state_record(ledger.consensus()))
-                self._changed_ledger(ledger)
-                step.send(*_payload_to(ledger, answer))
-                head = ledger_next_to_sign(ledger)
+            while (head := ledger_next_to_sign(ledger)) is not None:
+                if head.proposal in wanted or self._failed_payback(ledger, head.proposal):
+                    run = [head.proposal]
+                else:
+                    run = _stray_run(ledger, wanted)
+                if not run:
+                    break
+                for proposal in run:
+                    if proposal in wanted:
+                        wanted.remove(proposal)
+                    ledger, answer = ledger_sign_next(ledger, proposal, self.signer)
+                    self._touch_virtual(step, (proposal,))
+                    self._log(step, accepted_state_record(ledger.consensus()))
+                    self._changed_ledger(ledger)
+                    step.send(*_payload_to(ledger, answer))
             if not wanted:
-                del self._ledger_wanted[ledger_id]
+                self._ledger_wanted.pop(ledger_id, None)
 
     def _peer_ledger_proposal(self, step: Step, peer: str, payload: wire_pb2.Payload) -> None:
         """A proposal (we follow) or a countersignature (we lead) from the other party.
@@ -297,12 +434,14 @@ class LedgersMixin:
         if signed.turn_num <= ledger.turn_num and ack is not None:
             step.send(*_payload_to(ledger, ack))  # our answer was lost
         if after == ledger:
+            # Sent again: what we may sign now (a funding failed since) goes out.
+            self._ledger_sign_wanted(step, ledger.id)
             return
         # A proposal that filled a gap drains the buffer: log what that queued as well.
         for queued in _newly_queued(ledger, after):
             self._log(step, accepted_proposal_record(queued.signed))
         self._changed_ledger(after)
-        self._ledger_sign_wanted(step)
+        self._ledger_sign_wanted(step, after.id)
 
     def _touch_virtual(self, step: Step, proposals: Iterable[Proposal] | None = None) -> None:
         """Ledger proposals moved: the virtual objectives of their targets look again
@@ -341,6 +480,28 @@ def _newly_queued(before: LedgerChannel, after: LedgerChannel) -> list[QueuedPro
     """What ``after`` queued beyond ``before`` (a queue's turns are consecutive)."""
     latest_turn = before.latest()[0]
     return [queued for queued in after.queue if queued.signed.turn_num > latest_turn]
+
+
+def _stray_run(ledger: LedgerChannel, wanted: list[Proposal]) -> list[Proposal]:
+    """Follower: the proposals to countersign together when the queue's head is a
+    guarantee we did not ask for: the shortest run from the head in which every such
+    guarantee is paid back as deposited by a later proposal of the run (the leader's
+    ``_pay_back_strays``) and every other proposal was asked for. The ledger ends as if
+    the stray guarantees had never been proposed. Empty: not such a run (yet)."""
+    run: list[Proposal] = []
+    strays: set[tuple[bytes, int]] = set()  # (target, left deposit) not paid back yet
+    for queued in ledger.queue:
+        proposal = queued.signed.proposal
+        run.append(proposal)
+        if isinstance(proposal, Add) and proposal not in wanted:
+            strays.add((proposal.guarantee.target, proposal.left_deposit))
+        elif isinstance(proposal, Remove) and (proposal.target, proposal.left_amount) in strays:
+            strays.discard((proposal.target, proposal.left_amount))
+            if not strays:
+                return run
+        elif proposal not in wanted:
+            return []
+    return []
 
 
 def _payload_to(ledger: LedgerChannel, signed: SignedProposal) -> tuple[str, wire_pb2.Payload]:

@@ -21,7 +21,7 @@ from node.core import (
 )
 from node.core.errors import ProtocolError
 from node.protocols._effects import LedgerEffect, ProposeLedgerUpdate, SignLedgerProposal
-from node.protocols._ledger import LedgerChannel, apply_proposal, ledger_next_to_sign
+from node.protocols._ledger import LedgerChannel, apply_proposal
 from node.protocols._proposals import Add, Proposal, Remove
 from node.protocols._view import ObjectiveView
 
@@ -134,8 +134,8 @@ def ledger_step(ledger: LedgerChannel, proposal: Proposal) -> tuple[tuple[Ledger
 
     An ``Add`` is done once the consensus holds the guarantee, a ``Remove`` once
     it no longer does. The leader proposes once (the engine re-sends what is
-    unacknowledged); the follower countersigns only when the head of its queue
-    is exactly ``proposal``, and otherwise waits.
+    unacknowledged); the follower asks to countersign ``proposal`` once it is
+    queued, and the engine signs it when it reaches the head of the queue.
 
     Raises:
         ProtocolError: the consensus holds another guarantee for the target, or
@@ -156,7 +156,8 @@ def ledger_step(ledger: LedgerChannel, proposal: Proposal) -> tuple[tuple[Ledger
             return (), False
         apply_proposal(ledger.latest()[1], proposal)
         return (ProposeLedgerUpdate(ledger.id, proposal),), False
-    head = ledger_next_to_sign(ledger)
-    if head is not None and head.proposal == proposal:
+    if any(queued.signed.proposal == proposal for queued in ledger.queue):
+        # Asked for wherever it is queued: the engine countersigns it once it is the
+        # head (or in a run that pays back stray guarantees ahead of it).
         return (SignLedgerProposal(ledger.id, proposal),), False
     return (), False

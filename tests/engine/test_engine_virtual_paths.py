@@ -3,13 +3,15 @@ policy on incoming channels: engines in one process on a real anvil."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
 from node.core import Voucher, address_to_bytes
 from node.engine import CommandRefusedError, Refusal
 from node.proto import wire_pb2
-from node.protocols import ObjectiveId, ObjectiveKind
+from node.protocols import ObjectiveId, ObjectiveKind, ProposeLedgerUpdate
 from tests.actors import BOB, IRENE, IVAN
 from tests.engine.engine_support import (
     Party,
@@ -249,4 +251,52 @@ async def test_a_ledger_announced_beyond_its_holdings_is_left_out(setting: Setti
             ]
             nursery.cancel_scope.cancel()
     for party in parties:
+        party.close()
+
+
+async def _queued(party: Party, ledger: bytes) -> int:
+    """Proposals on ``ledger`` that ``party`` holds uncountersigned."""
+    runtime = party.engine.ledger_runtime(ledger)
+    assert runtime is not None
+    return len(runtime.queue)
+
+
+async def test_a_funding_that_fails_on_one_hop_pays_back_the_other(setting: Setting) -> None:
+    """Irene's guarantee on her ledger with Bob is refused once she has countersigned
+    Alice's on their ledger: the funding fails, and the guarantee Alice's ledger took is
+    paid back as deposited instead of staying locked there for ever."""
+    parties = setting.path()
+    alice, irene, bob = parties
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            await start_parties(nursery, *parties)
+            left = await open_ledger(alice, irene, 20)
+            right = await open_ledger(irene, bob, 10)
+            request = irene.engine._ledger_request
+
+            def refuse_right(step: Any, effect: Any) -> None:
+                """Irene's proposal to Bob: held back until she countersigned Alice's
+                guarantee, then refused."""
+                if isinstance(effect, ProposeLedgerUpdate) and effect.ledger_id == right:
+                    runtime = irene.engine.ledger_runtime(left)
+                    if runtime is None or not runtime.outcome.guarantees:
+                        return
+                    raise CommandRefusedError(Refusal.CONFLICT, "refused by the test")
+                request(step, effect)
+
+            irene.engine._ledger_request = refuse_right  # type: ignore[method-assign]
+            fund_id = await alice.engine.create_payment_channel(BOB.address, [IRENE.address], 5)
+            for party in parties:
+                entry = await party.engine.wait_objective(fund_id)
+                assert entry.failure is not None
+            for party in (alice, irene):
+                await until(lambda p=party: allocations(p, left), lambda value: value == [20, 0])  # type: ignore[misc]
+            await until(lambda: _queued(alice, left), lambda value: value == 0)
+            irene.engine._ledger_request = request  # type: ignore[method-assign]
+            await open_virtual_channel(alice, irene, [], 4)
+            for party in (alice, irene):
+                assert (await allocations(party, left))[:2] == [16, 0]
+            nursery.cancel_scope.cancel()
+    for party in parties:
+        assert party.log.verify().ok
         party.close()

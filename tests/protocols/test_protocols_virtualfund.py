@@ -407,12 +407,13 @@ def test_concurrent_channels_over_one_ledger_each_take_their_turn() -> None:
     asked = crank_virtual_fund(second_alice, second_snap(None, alice_view), ALICE)
     assert asked.effects == (ProposeLedgerUpdate(alice_view.id, second_add),)
     alice_view, second_proposal = ledger_propose(alice_view, second_add, ALICE)
-    # Irene receives them out of order; she signs the head first, then the next.
+    # Irene receives them out of order; each asks to countersign its own once queued
+    # (the engine signs the head first, then the next).
     irene_view = ledger_receive(view(LEDGER_AI, 1), second_proposal)
     irene_view = ledger_receive(irene_view, first_proposal)
     _, irene_right = views(1)
-    blocked = crank_virtual_fund(second, second_snap(irene_view, irene_right), IRENE)
-    assert blocked.effects == ()
+    queued = crank_virtual_fund(second, second_snap(irene_view, irene_right), IRENE)
+    assert queued.effects == (SignLedgerProposal(irene_view.id, second_add),)
     head = crank_virtual_fund(
         objective(1), snap(1, PREFUND_DONE, PREFUND_ALL, left=irene_view), IRENE
     )

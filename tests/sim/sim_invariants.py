@@ -36,7 +36,7 @@ import trio
 from node.core import channel_id, uint256_from_bytes
 from node.derive import RecordRejectedError
 from node.proto import derive_pb2
-from node.protocols import ChannelSnapshot
+from node.protocols import ChannelSnapshot, ObjectiveKind
 from tests.sim.sim_adjudicator import NATIVE, unpack_status
 from tests.sim.sim_chain import SIM_CONTRACTS
 
@@ -220,6 +220,27 @@ class Invariants:
                 stuck.append(f"{node.name} {objective_id} waiting for {waiting}")
         if stuck:
             fail("liveness", "objectives still run after the network healed: " + "; ".join(stuck))
+
+    def check_settlements(self) -> None:
+        """No settlement failed on a refused transaction while its ledger was paid out on
+        chain: what it was to do was done (by another party's transaction), and a node that
+        retried on a view the chain had not confirmed yet would report a false failure."""
+        holdings = self.world.chain.state.holdings
+        for node in self.world.nodes:
+            engine = node.running()
+            for objective_id, entry in engine.state.objectives.items():
+                failure = entry.failure
+                if objective_id.kind is not ObjectiveKind.SETTLE or failure is None:
+                    continue
+                ledger = objective_id.channel_id
+                if "refused" not in failure or any(
+                    amount for (_, channel), amount in holdings.items() if channel == ledger
+                ):
+                    continue
+                fail(
+                    "settlements",
+                    f"{node.name} {objective_id} failed ({failure}), yet its ledger was paid out",
+                )
 
     def check_payments_arrived(self) -> None:
         """What a payer paid on a channel still open reached its payee (in the engine

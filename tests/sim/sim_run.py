@@ -185,6 +185,7 @@ async def _heal(world: World, checks: Invariants) -> None:
     await _all_up(world)
     checks.check()
     checks.check_liveness()
+    checks.check_settlements()
     checks.check_payments_arrived()
 
 

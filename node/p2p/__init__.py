@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 from node._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from node.p2p._framing import encode_varint as encode_varint
     from node.p2p._gossip import ANNOUNCEMENT_TOPIC as ANNOUNCEMENT_TOPIC
     from node.p2p._gossip import DirectoryEntry as DirectoryEntry
     from node.p2p._gossip import Gossip as Gossip

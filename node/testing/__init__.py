@@ -26,7 +26,6 @@ from node.testing._attacker import payload_fields as payload_fields
 from node.testing._attacker import prefund_proposals as prefund_proposals
 from node.testing._attacker import rss_kib as rss_kib
 from node.testing._attacker import split_frames as split_frames
-from node.testing._attacker import varint as varint
 from node.testing._chain_scenarios import ScenarioRun as ScenarioRun
 from node.testing._chain_scenarios import Step as Step
 from node.testing._chain_scenarios import run_scenarios as run_scenarios

@@ -67,6 +67,7 @@ from node.p2p import (
     ANNOUNCEMENT_TOPIC,
     MESSAGE_PROTOCOL,
     address_bytes_from_peer_id,
+    encode_varint,
     key_pair_from_private_key,
     make_host,
     sign_announcement,
@@ -111,23 +112,12 @@ _T = TypeVar("_T")
 # ---------------------------------------------------------------------------- encoding
 
 
-def varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative integer below 2**64."""
-    assert 0 <= value < 2**64
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def payload_fields(payloads: Iterable[wire_pb2.Payload]) -> bytes:
     """``payloads`` as Envelope.payloads fields, to be joined to envelopes as they are."""
     parts = []
     for payload in payloads:
         body = payload.SerializeToString()
-        parts.append(_TAG_PAYLOADS + varint(len(body)) + body)
+        parts.append(_TAG_PAYLOADS + encode_varint(len(body)) + body)
     return b"".join(parts)
 
 
@@ -135,12 +125,12 @@ def envelope_bytes(message_id: int, sender: bytes, recipient: bytes, fields: byt
     """A serialised Envelope, from ``payload_fields`` (any id, sender and recipient)."""
     return (
         _TAG_ID
-        + varint(message_id)
+        + encode_varint(message_id)
         + _TAG_SENDER
-        + varint(len(sender))
+        + encode_varint(len(sender))
         + sender
         + _TAG_RECIPIENT
-        + varint(len(recipient))
+        + encode_varint(len(recipient))
         + recipient
         + fields
     )
@@ -150,11 +140,11 @@ def frame_body(
     envelopes: Iterable[bytes], acks: Sequence[int] = (), version: int = wire_format_version
 ) -> bytes:
     """A Frame's bytes (no length prefix) of serialised envelopes and ack ids."""
-    parts = [_TAG_VERSION + varint(version)]
-    parts.extend(_TAG_MESSAGES + varint(len(envelope)) + envelope for envelope in envelopes)
+    parts = [_TAG_VERSION + encode_varint(version)]
+    parts.extend(_TAG_MESSAGES + encode_varint(len(envelope)) + envelope for envelope in envelopes)
     if acks:
-        packed = b"".join(varint(ack) for ack in acks)
-        parts.append(_TAG_ACKS + varint(len(packed)) + packed)
+        packed = b"".join(encode_varint(ack) for ack in acks)
+        parts.append(_TAG_ACKS + encode_varint(len(packed)) + packed)
     return b"".join(parts)
 
 

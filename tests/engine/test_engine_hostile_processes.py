@@ -31,7 +31,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from node.chain import devnet_down, devnet_up, read_devnet
 from node.core import constants
 from node.home import NodeHome
-from node.p2p import ANNOUNCEMENT_TOPIC, PeerStore
+from node.p2p import ANNOUNCEMENT_TOPIC, PeerStore, encode_varint
 from node.proto import wire_pb2
 from node.rpc import RpcError
 from node.testing import (
@@ -49,7 +49,6 @@ from node.testing import (
     now_ms,
     prefund_proposals,
     rss_kib,
-    varint,
 )
 from tests.engine.engine_processes import NodeProcess, init_home, start_node, wait_done, wait_for
 
@@ -245,7 +244,7 @@ def _objective_ids() -> st.SearchStrategy[str]:
 def _raw_payload(objective_id: str, body_field: int, body: bytes) -> bytes:
     """A Payload whose body field holds any bytes (a message or not)."""
     head = wire_pb2.Payload(objective_id=objective_id).SerializeToString()
-    return head + varint(body_field << 3 | 2) + varint(len(body)) + body
+    return head + encode_varint(body_field << 3 | 2) + encode_varint(len(body)) + body
 
 
 def _payloads(known: list[bytes]) -> st.SearchStrategy[bytes]:
@@ -267,7 +266,7 @@ def _envelopes(attacker: Attacker, known: list[bytes]) -> st.SearchStrategy[byte
         st.integers(min_value=2**32, max_value=2**64 - 1),
     )
     fields = st.lists(_payloads(known), max_size=4).map(
-        lambda ps: b"".join(b"\x22" + varint(len(p)) + p for p in ps)
+        lambda ps: b"".join(b"\x22" + encode_varint(len(p)) + p for p in ps)
     )
     return st.builds(envelope_bytes, ids, addresses, addresses, fields)
 
@@ -386,7 +385,7 @@ def _rpcs(attacker: Attacker) -> st.SearchStrategy[bytes]:
         control=st.one_of(st.none(), _controls()),
         senderRecord=st.binary(max_size=120),
     ).map(lambda message: message.SerializeToString())
-    return st.one_of(rpc.map(lambda body: varint(len(body)) + body), st.binary(max_size=300))
+    return st.one_of(rpc.map(lambda body: encode_varint(len(body)) + body), st.binary(max_size=300))
 
 
 def test_fuzzed_streams_of_every_protocol(net: Net, attack: Attack) -> None:
@@ -514,7 +513,7 @@ def _poisons(attacker: Attacker, other: Attacker) -> list[bytes]:
         signed(peer_id=other.peer_id),
         bad_signature.SerializeToString(),
         b"\xff" * 100,
-        b"\x0a" + varint(70_000) + bytes(70_000),
+        b"\x0a" + encode_varint(70_000) + bytes(70_000),
     ]
 
 

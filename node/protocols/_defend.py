@@ -10,22 +10,17 @@ here, and a settlement pays out what the chain decided).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import assert_never
 
 from node.core import FixedPart, Signer, channel_id
-from node.core.errors import ProtocolError
 from node.protocols._checks import check_crank_inputs, participant_index
 from node.protocols._effects import (
     CrankResult,
     Effect,
     Event,
-    StateReceived,
     SubmitCheckpoint,
-    TransactionFailed,
     TransactionKind,
-    TransactionSubmitted,
+    update_submitted,
 )
 from node.protocols._ids import ObjectiveId, ObjectiveKind
 from node.protocols._snapshot import ChannelSnapshot
@@ -83,17 +78,7 @@ def update_defend(objective: Defend, event: Event) -> Defend:
     Raises:
         ProtocolError: a state from a peer (a defence takes none).
     """
-    match event:
-        case StateReceived():
-            raise ProtocolError(f"{objective.id} takes no states from peers")
-        case TransactionSubmitted():
-            key = (event.kind, event.channel_id)
-            return dataclasses.replace(objective, submitted=objective.submitted | {key})
-        case TransactionFailed():
-            key = (event.kind, event.channel_id)
-            return dataclasses.replace(objective, submitted=objective.submitted - {key})
-        case _:
-            assert_never(event)
+    return update_submitted(objective, event)
 
 
 def crank_defend(objective: Defend, view: ObjectiveView, signer: Signer) -> CrankResult[Defend]:

@@ -8,12 +8,13 @@ challenge with its candidate) rather than a step relative to the present.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar, assert_never
 
 from node.core import SignedState, SingleAssetExit, channel_id, to_checksum_address
-from node.core.errors import InvalidValueError
+from node.core.errors import InvalidValueError, ProtocolError
 from node.protocols._ids import ObjectiveId
 from node.protocols._proposals import Proposal
 from node.protocols._waiting import WaitingFor, is_done
@@ -335,6 +336,37 @@ class TransactionFailed:
 
 
 Event = StateReceived | TransactionSubmitted | TransactionFailed
+
+
+class _Submitting(Protocol):
+    @property
+    def id(self) -> ObjectiveId: ...
+    @property
+    def submitted(self) -> frozenset[tuple[TransactionKind, bytes]]: ...
+
+
+SubmittingT = TypeVar("SubmittingT", bound=_Submitting)
+
+
+def update_submitted(objective: SubmittingT, event: Event) -> SubmittingT:
+    """An objective that only sends transactions (a defence, a guard, a settlement)
+    after a transaction record of its own: ``submitted`` gains or loses it.
+
+    Raises:
+        ProtocolError: a state from a peer (such an objective takes none).
+    """
+    match event:
+        case StateReceived():
+            raise ProtocolError(f"{objective.id} takes no states from peers")
+        case TransactionSubmitted():
+            key = (event.kind, event.channel_id)
+            return dataclasses.replace(objective, submitted=objective.submitted | {key})  # type: ignore[type-var]
+        case TransactionFailed():
+            key = (event.kind, event.channel_id)
+            return dataclasses.replace(objective, submitted=objective.submitted - {key})  # type: ignore[type-var]
+        case _:
+            assert_never(event)
+
 
 ObjectiveT = TypeVar("ObjectiveT", covariant=True)
 

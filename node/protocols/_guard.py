@@ -8,9 +8,7 @@ its own chain key.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import assert_never
 
 from node.core import FixedPart, channel_id
 from node.core.errors import ProtocolError
@@ -18,12 +16,10 @@ from node.protocols._effects import (
     CrankResult,
     Effect,
     Event,
-    StateReceived,
     SubmitChallenge,
     SubmitCheckpoint,
-    TransactionFailed,
     TransactionKind,
-    TransactionSubmitted,
+    update_submitted,
 )
 from node.protocols._ids import ObjectiveId, ObjectiveKind
 from node.protocols._view import ObjectiveView
@@ -79,17 +75,7 @@ def update_guard(objective: Guard, event: Event) -> Guard:
     Raises:
         ProtocolError: a state from a peer (a guard takes none).
     """
-    match event:
-        case StateReceived():
-            raise ProtocolError(f"{objective.id} takes no states from peers")
-        case TransactionSubmitted():
-            key = (event.kind, event.channel_id)
-            return dataclasses.replace(objective, submitted=objective.submitted | {key})
-        case TransactionFailed():
-            key = (event.kind, event.channel_id)
-            return dataclasses.replace(objective, submitted=objective.submitted - {key})
-        case _:
-            assert_never(event)
+    return update_submitted(objective, event)
 
 
 def crank_guard(objective: Guard, view: ObjectiveView) -> CrankResult[Guard]:

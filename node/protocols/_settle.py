@@ -17,10 +17,8 @@ log says which transactions were sent, so none is sent twice while it is pending
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import assert_never
 
 from node.core import (
     FixedPart,
@@ -45,14 +43,12 @@ from node.protocols._effects import (
     Effect,
     Event,
     RecordSignedState,
-    StateReceived,
     SubmitChallenge,
     SubmitConclude,
     SubmitReclaim,
     SubmitTransfer,
-    TransactionFailed,
     TransactionKind,
-    TransactionSubmitted,
+    update_submitted,
 )
 from node.protocols._ids import ObjectiveId, ObjectiveKind
 from node.protocols._snapshot import ChannelSnapshot
@@ -147,17 +143,7 @@ def update_settle(objective: Settle, event: Event) -> Settle:
     Raises:
         ProtocolError: a state from a peer (a settlement takes none).
     """
-    match event:
-        case StateReceived():
-            raise ProtocolError(f"{objective.id} takes no states from peers")
-        case TransactionSubmitted():
-            key = (event.kind, event.channel_id)
-            return dataclasses.replace(objective, submitted=objective.submitted | {key})
-        case TransactionFailed():
-            key = (event.kind, event.channel_id)
-            return dataclasses.replace(objective, submitted=objective.submitted - {key})
-        case _:
-            assert_never(event)
+    return update_submitted(objective, event)
 
 
 def settled_ledger_state(ledger: ChannelSnapshot) -> State:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from node.p2p._identity import key_pair_from_private_key as key_pair_from_private_key
     from node.p2p._identity import parse_address as parse_address
     from node.p2p._identity import peer_id_from_private_key as peer_id_from_private_key
+    from node.p2p._messenger import NETWORK_ERRORS as NETWORK_ERRORS
     from node.p2p._messenger import ContactResolver as ContactResolver
     from node.p2p._messenger import Delivery as Delivery
     from node.p2p._messenger import Messenger as Messenger

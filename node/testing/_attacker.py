@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
-from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
@@ -66,6 +65,7 @@ from node.log import EventLog
 from node.p2p import (
     ANNOUNCEMENT_TOPIC,
     MESSAGE_PROTOCOL,
+    NETWORK_ERRORS,
     address_bytes_from_peer_id,
     encode_varint,
     key_pair_from_private_key,
@@ -80,15 +80,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("node.testing.attacker")
 
-# What a broken stream or connection raises in py-libp2p and trio.
-NETWORK_ERRORS: Final[tuple[type[Exception], ...]] = (
-    BaseLibp2pError,
-    OSError,
-    EOFError,
-    trio.BrokenResourceError,
-    trio.ClosedResourceError,
-    trio.TooSlowError,
-)
 NATIVE_ASSET: Final = "0x" + "00" * 20
 LENGTH_PREFIX_BYTES: Final = 4
 _READ_CHUNK_BYTES: Final = 64 * 1024

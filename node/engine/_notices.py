@@ -36,20 +36,8 @@ class NoticesMixin:
 
     def _notify(self, step: Step) -> None:
         """Publish what the durable step changed; wake whoever waits on an objective."""
-        payments_wanted = self._wanted("payment_channel_updated")
-        ledgers_wanted = self._wanted("ledger_channel_updated")
-        touched = set(step.touched) if payments_wanted or ledgers_wanted else set()
-        touched.update(oid.channel_id for oid in step.changed if payments_wanted or ledgers_wanted)
-        for channel in sorted(touched):
-            snapshot = self.views.snapshot(channel)
-            if snapshot is None:
-                continue
-            if self.views.is_virtual(snapshot):
-                if payments_wanted and (view := self.deriver.channel(channel)) is not None:
-                    info = payment_channel_info(view, self.address)
-                    self._publish("payment_channel_updated", info)
-            elif ledgers_wanted and (view := self.deriver.channel(channel)) is not None:
-                self._publish("ledger_channel_updated", ledger_channel_info(view, self.address))
+        if self._wanted("payment_channel_updated") or self._wanted("ledger_channel_updated"):
+            self._notify_channels(step)
         for objective_id in sorted(step.changed, key=str):
             entry = self.state.entry(objective_id)
             if entry is None or entry.running:
@@ -61,6 +49,22 @@ class NoticesMixin:
                 self._publish(name, self.objective_info(objective_id))
             self._finished(objective_id)
             self._forget_objective(objective_id)
+
+    def _notify_channels(self, step: Step) -> None:
+        """The views of the channels the step touched, to whoever takes them."""
+        touched = set(step.touched)
+        touched.update(objective_id.channel_id for objective_id in step.changed)
+        for channel in sorted(touched):
+            snapshot = self.views.snapshot(channel)
+            if snapshot is None:
+                continue
+            name, info = (
+                ("payment_channel_updated", payment_channel_info)
+                if self.views.is_virtual(snapshot)
+                else ("ledger_channel_updated", ledger_channel_info)
+            )
+            if self._wanted(name) and (view := self.deriver.channel(channel)) is not None:
+                self._publish(name, info(view, self.address))
 
     def _wanted(self, method: str) -> bool:
         return self.notify is not None and self.wanted(method)

@@ -161,8 +161,9 @@ class LedgersMixin:
 
     def _ledgers_with(self, peer: str) -> Iterable[LedgerChannel]:
         """Our open ledgers with ``peer``, by channel id."""
-        mine = set(self._ledger_ids().get(self.address, ()))
-        for ledger_id in self._ledger_ids().get(peer, ()):
+        index = self._ledger_ids()
+        mine = set(index.get(self.address, ()))
+        for ledger_id in index.get(peer, ()):
             if ledger_id not in mine:
                 continue
             ledger = self.ledger_runtime(ledger_id)

@@ -121,7 +121,7 @@ class PeersMixin:
         if not item.envelopes:
             return
         seen = self.state.seen_of(sender)
-        fresh: list[int] = []
+        fresh: dict[int, None] = {}  # an ordered set: a frame may repeat an id
         handled: list[int] = []
         work_s = engine_clock().work_s
         started = work_s()
@@ -137,7 +137,7 @@ class PeersMixin:
                 continue  # handled already: acknowledged again below
             for payload in envelope.payloads:
                 self._peer_payload(step, peer, envelope.id, payload)
-            fresh.append(envelope.id)
+            fresh[envelope.id] = None
         step.peer_time_s[peer] = step.peer_time_s.get(peer, 0.0) + work_s() - started
         if fresh:
             record = log_pb2.LogRecord(time_ms=now_ms())

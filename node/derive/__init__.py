@@ -4,6 +4,7 @@ records, query it, snapshot and restore it, swap modules (docs/derive-abi.md).""
 from node.derive._checks import CheckKind as CheckKind
 from node.derive._checks import CheckResult as CheckResult
 from node.derive._checks import Outcome as Outcome
+from node.derive._checks import unframed as unframed
 from node.derive._conformance import ENGINE_QUERIES as ENGINE_QUERIES
 from node.derive._conformance import check_engine_module as check_engine_module
 from node.derive._conformance import check_module as check_module

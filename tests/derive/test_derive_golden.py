@@ -17,6 +17,7 @@ from node.derive import (
     engine_problems,
     frame_records,
     load_cases,
+    unframed,
 )
 from node.log import KIND_BY_CASE, record_hash
 from node.proto import log_pb2
@@ -47,7 +48,7 @@ def test_golden_logs_are_stored_logs(name: str) -> None:
     (case,) = [case for case in load_cases(GOLDEN) if case.name == name]
     previous = bytes(32)
     position = 0
-    for index, raw in enumerate(_unframed(case.batch)):
+    for index, raw in enumerate(unframed(case.batch)):
         record = log_pb2.LogRecord.FromString(raw)
         assert record.kind == KIND_BY_CASE[record.WhichOneof("payload")], (name, index)
         assert record.format_version == 1
@@ -57,15 +58,6 @@ def test_golden_logs_are_stored_logs(name: str) -> None:
         previous = record_hash(raw)
         position += 1
     assert position > 0
-
-
-def _unframed(batch: bytes) -> list[bytes]:
-    records, position = [], 0
-    while position < len(batch):
-        length = int.from_bytes(batch[position : position + 4], "little")
-        records.append(batch[position + 4 : position + 4 + length])
-        position += 4 + length
-    return records
 
 
 def test_every_case_loads() -> None:

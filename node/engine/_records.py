@@ -117,21 +117,20 @@ def settle_record(
 
 def defend_record(objective_id: ObjectiveId, fixed: FixedPart) -> log_pb2.LogRecord:
     """Answer a stale challenge of the channel ``fixed`` names."""
-    record = log_pb2.LogRecord(time_ms=now_ms())
-    record.command.objective_id = str(objective_id)
-    defend = record.command.defend_channel
-    defend.channel_id = objective_id.channel_id
-    defend.fixed.CopyFrom(fixed_part_to_proto(fixed))
-    return record
+    return _answer_record(objective_id, fixed, "defend_channel")
 
 
 def guard_record(objective_id: ObjectiveId, fixed: FixedPart) -> log_pb2.LogRecord:
     """As a watchtower: answer a stale challenge of a client's channel ``fixed`` names."""
+    return _answer_record(objective_id, fixed, "guard_channel")
+
+
+def _answer_record(objective_id: ObjectiveId, fixed: FixedPart, field: str) -> log_pb2.LogRecord:
     record = log_pb2.LogRecord(time_ms=now_ms())
     record.command.objective_id = str(objective_id)
-    guard = record.command.guard_channel
-    guard.channel_id = objective_id.channel_id
-    guard.fixed.CopyFrom(fixed_part_to_proto(fixed))
+    answer = getattr(record.command, field)
+    answer.channel_id = objective_id.channel_id
+    answer.fixed.CopyFrom(fixed_part_to_proto(fixed))
     return record
 
 

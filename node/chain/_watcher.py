@@ -193,17 +193,17 @@ class ChainWatcher:
             raise chain_error("watch adjudicator events", error) from error
 
     def _poll(self) -> Batch:
-        self._check_reorg()
-        batch = self._read()
+        head = self._check_reorg()
+        batch = self._read(head)
         # Taken only now, so that a revert found by a poll that failed later is not lost.
         reverted, self._reverted = self._reverted, None
         if reverted is None:
             return batch
         return Batch((reverted, *batch.events), batch.last_block, batch.caught_up)
 
-    def _read(self) -> Batch:
+    def _read(self, head: int) -> Batch:
         eth = self.client.w3.eth
-        self.head_block = int(eth.block_number)
+        self.head_block = head
         safe = self.head_block - self.confirmations
         if safe < self.next_block:
             return Batch((), None, caught_up=True)
@@ -253,19 +253,23 @@ class ChainWatcher:
         assert len(self._hashes) <= self.reorg_window_blocks
         assert max(self._hashes) == last
 
-    def _check_reorg(self) -> None:
+    def _check_reorg(self) -> int:
         """Nothing while the last processed block is canonical; else rewinds to
         the fork point and keeps the ``BlocksReverted`` event to deliver first.
+        Returns the chain's head block number, asked in the same request as the
+        last block (an idle node polls often: one request per poll, not two).
 
         Raises:
             ChainError: no remembered block is canonical any more.
         """
         if not self._hashes:
-            return
+            head, _ = self._head_and_headers(())
+            return head
         numbers = sorted(self._hashes, reverse=True)
         last = numbers[0]
-        if self._canonical([last]):
-            return
+        head, headers = self._head_and_headers([last])
+        if self._same_hash(headers, [last]):
+            return head
         canonical = self._canonical(numbers[1:])
         if not canonical:
             raise ChainError(
@@ -284,15 +288,31 @@ class ChainWatcher:
         self._reverted = log_pb2.ChainEvent(
             block_number=first, blocks_reverted=log_pb2.BlocksReverted(first_block=first)
         )
+        return head
 
     def _canonical(self, numbers: Sequence[int]) -> list[int]:
         """Those of the remembered ``numbers`` whose block has the same hash now."""
-        headers = self._headers(numbers)
+        return self._same_hash(self._headers(numbers), numbers)
+
+    def _same_hash(self, headers: dict[int, _Header | None], numbers: Sequence[int]) -> list[int]:
         return [
             number
             for number in numbers
             if (header := headers[number]) is not None and header.hash == self._hashes[number]
         ]
+
+    def _head_and_headers(self, numbers: Sequence[int]) -> tuple[int, dict[int, _Header | None]]:
+        """The head block number and ``_headers(numbers)``, in one batch request."""
+        provider = cast(JSONBaseProvider, self.client.w3.provider)
+        requests_: list[tuple[RPCEndpoint, list[Any]]] = [(RPCEndpoint("eth_blockNumber"), [])]
+        requests_ += [(RPCEndpoint("eth_getBlockByNumber"), [hex(n), False]) for n in numbers]
+        answers = provider.make_batch_request(requests_)
+        if not isinstance(answers, list) or len(answers) != len(requests_):
+            raise ChainError(f"watch adjudicator events: eth_blockNumber failed: {answers}")
+        head = answers[0]
+        if "error" in head or not isinstance(head.get("result"), str):
+            raise ChainError(f"watch adjudicator events: eth_blockNumber: {head}")
+        return int(head["result"], 16), self._read_headers(numbers, answers[1:])
 
     def _headers(self, numbers: Sequence[int]) -> dict[int, _Header | None]:
         """The hash and time of each block in ``numbers`` (None: the chain has no
@@ -304,6 +324,11 @@ class ChainWatcher:
         answers = provider.make_batch_request(requests_)
         if not isinstance(answers, list) or len(answers) != len(numbers):
             raise ChainError(f"watch adjudicator events: eth_getBlockByNumber failed: {answers}")
+        return self._read_headers(numbers, answers)
+
+    def _read_headers(
+        self, numbers: Sequence[int], answers: Sequence[Any]
+    ) -> dict[int, _Header | None]:
         headers: dict[int, _Header | None] = {}
         for number, answer in zip(numbers, answers, strict=True):
             if "error" in answer:

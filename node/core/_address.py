@@ -12,6 +12,10 @@ from node.core.errors import InvalidValueError
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _ADDRESS_HEX_CHARS = 2 * constants.address_bytes
 _EXTERNAL_PREFIX = bytes(constants.external_destination_prefix_bytes)
+# Addresses parsed before, by their text: the same participants come back in every
+# state, voucher and ledger proposal. Only valid ones are kept; the bound caps memory.
+_PARSED_KEPT_MAX = 65536
+_parsed: dict[str, bytes] = {}
 
 
 def address_from_bytes(raw: bytes, field: str = "address") -> str:
@@ -82,6 +86,9 @@ def is_address(value: object) -> bool:
 
 
 def _parse_hex(address: str, field: str) -> bytes:
+    known = _parsed.get(address)
+    if known is not None:
+        return known
     if not address.startswith("0x"):
         raise InvalidValueError(field, f"{address!r} does not start with 0x")
     body = address[2:]
@@ -96,6 +103,9 @@ def _parse_hex(address: str, field: str) -> bytes:
             raise InvalidValueError(
                 field, f"{address!r} has a bad EIP-55 checksum (expected {expected})"
             )
+    if len(_parsed) >= _PARSED_KEPT_MAX:
+        _parsed.clear()
+    _parsed[address] = raw
     return raw
 
 

@@ -22,6 +22,15 @@ from node.proto import nitro_pb2
 _T = TypeVar("_T")
 _UINT256_BYTES = constants.bytes32_bytes
 
+# Decoded values by their wire fields. A ledger state repeats every allocation of the
+# turn before but one, and the same state reaches a node many times (its view, the
+# log, a peer): decoding it again would cost a validated value per allocation. The
+# values are immutable and checked before they are kept; the bounds only cap memory.
+_ALLOCATIONS_KEPT_MAX = 1 << 16
+_STATES_KEPT_MAX = 256
+_allocations: dict[tuple[bytes, bytes, int, bytes], Allocation] = {}
+_states: dict[bytes, State] = {}
+
 
 def uint256_to_bytes(value: int, field: str = "value") -> bytes:
     """``value`` as exactly 32 bytes, big-endian.
@@ -108,11 +117,19 @@ def allocation_to_proto(allocation: Allocation) -> nitro_pb2.Allocation:
 
 def allocation_from_proto(message: nitro_pb2.Allocation, path: str = "allocation") -> Allocation:
     """Decode and validate an Allocation; errors name ``path``.field."""
+    key = (message.destination, message.amount, message.allocation_type, message.metadata)
+    known = _allocations.get(key)
+    if known is not None:
+        return known
     amount = uint256_from_bytes(message.amount, f"{path}.amount")
-    return _decoded(
+    allocation = _decoded(
         path,
         lambda: Allocation(message.destination, amount, message.allocation_type, message.metadata),
     )
+    if len(_allocations) >= _ALLOCATIONS_KEPT_MAX:
+        _allocations.clear()
+    _allocations[key] = allocation
+    return allocation
 
 
 def single_asset_exit_to_proto(exit_: SingleAssetExit) -> nitro_pb2.SingleAssetExit:
@@ -130,10 +147,19 @@ def single_asset_exit_from_proto(
 ) -> SingleAssetExit:
     """Decode and validate one asset's exit; errors name ``path``.field."""
     asset = address_from_bytes(message.asset, f"{path}.asset")
-    allocations = [
-        allocation_from_proto(allocation, f"{path}.allocations[{index}]")
-        for index, allocation in enumerate(message.allocations)
-    ]
+    allocations: list[Allocation] = []
+    for allocation in message.allocations:
+        key = (
+            allocation.destination,
+            allocation.amount,
+            allocation.allocation_type,
+            allocation.metadata,
+        )
+        known = _allocations.get(key)
+        if known is None:  # the path (its index) is only worth building for a new one
+            index = len(allocations)
+            known = allocation_from_proto(allocation, f"{path}.allocations[{index}]")
+        allocations.append(known)
     return _decoded(
         path,
         lambda: SingleAssetExit(asset, allocations, message.asset_type, message.asset_metadata),
@@ -145,17 +171,68 @@ def single_asset_exit_from_proto(
 
 def state_to_proto(state: State) -> nitro_pb2.State:
     """The wire form of ``state``."""
-    return nitro_pb2.State(
+    message = nitro_pb2.State(
         fixed=fixed_part_to_proto(state.fixed),
         app_data=state.app_data,
-        outcome=[single_asset_exit_to_proto(e) for e in state.outcome],
         turn_num=state.turn_num,
         is_final=state.is_final,
     )
+    for exit_ in state.outcome:
+        message.outcome.add().MergeFromString(_exit_wire(exit_))
+    return message
+
+
+def _exit_wire(exit_: SingleAssetExit) -> bytes:
+    """One asset's exit serialized, cached on it: a ledger's outcome is logged and sent
+    at several turns. Its allocations are serialized once each, and the exit from them:
+    a repeated field on the wire is its elements one after another, each tagged."""
+    wire = exit_._wire
+    if wire is None:
+        head = nitro_pb2.SingleAssetExit(
+            asset=address_to_bytes(exit_.asset),
+            asset_type=exit_.asset_type,
+            asset_metadata=exit_.asset_metadata,
+        ).SerializeToString()
+        wire = head + b"".join(_allocation_element(a) for a in exit_.allocations)
+        object.__setattr__(exit_, "_wire", wire)
+    return wire
+
+
+def _allocation_element(allocation: Allocation) -> bytes:
+    """``allocation`` as one tagged element of SingleAssetExit.allocations, cached on it."""
+    wire = allocation._wire
+    if wire is None:
+        body = allocation_to_proto(allocation).SerializeToString()
+        wire = _ALLOCATIONS_TAG + _varint(len(body)) + body
+        object.__setattr__(allocation, "_wire", wire)
+    return wire
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf's base-128 varint of a non-negative int."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_LENGTH_DELIMITED = 2  # protobuf wire type of bytes and messages
+_ALLOCATIONS_TAG = _varint(
+    nitro_pb2.SingleAssetExit.DESCRIPTOR.fields_by_name["allocations"].number << 3
+    | _LENGTH_DELIMITED
+)
 
 
 def state_from_proto(message: nitro_pb2.State, path: str = "state") -> State:
-    """Decode and validate a State; errors name ``path``.field."""
+    """Decode and validate a State; errors name ``path``.field.
+
+    A state decoded before is the same value again (its hash computed once)."""
+    wire = message.SerializeToString()
+    known = _states.get(wire)
+    if known is not None:
+        return known
     if not message.HasField("fixed"):
         raise InvalidValueError(f"{path}.fixed", "missing")
     fixed = fixed_part_from_proto(message.fixed, f"{path}.fixed")
@@ -163,10 +240,14 @@ def state_from_proto(message: nitro_pb2.State, path: str = "state") -> State:
         single_asset_exit_from_proto(exit_, f"{path}.outcome[{index}]")
         for index, exit_ in enumerate(message.outcome)
     ]
-    return _decoded(
+    state = _decoded(
         path,
         lambda: State(fixed, message.app_data, outcome, message.turn_num, message.is_final),
     )
+    if len(_states) >= _STATES_KEPT_MAX:
+        del _states[next(iter(_states))]  # the oldest
+    _states[wire] = state
+    return state
 
 
 def signed_state_to_proto(signed_state: SignedState) -> nitro_pb2.SignedState:

@@ -47,23 +47,30 @@ def _encode_dynamic_array(elements: Sequence[bytes]) -> bytes:
 
 def _encode_allocation(allocation: Allocation) -> bytes:
     # (bytes32 destination, uint256 amount, uint8 allocationType, bytes metadata)
-    return b"".join(
-        (
-            allocation.destination,
-            _word(allocation.amount),
-            _word(allocation.allocation_type),
-            _word(4 * _WORD),
-            _encode_bytes(allocation.metadata),
+    cached = allocation._abi
+    if cached is None:
+        cached = b"".join(
+            (
+                allocation.destination,
+                _word(allocation.amount),
+                _word(allocation.allocation_type),
+                _word(4 * _WORD),
+                _encode_bytes(allocation.metadata),
+            )
         )
-    )
+        object.__setattr__(allocation, "_abi", cached)
+    return cached
 
 
 def _encode_single_asset_exit(exit_: SingleAssetExit) -> bytes:
     # (address asset, (uint8 assetType, bytes metadata) assetMetadata, Allocation[] allocations)
+    cached = exit_._abi
+    if cached is not None:
+        return cached
     asset_metadata = _word(exit_.asset_type) + _word(2 * _WORD)
     asset_metadata += _encode_bytes(exit_.asset_metadata)
     allocations = _encode_dynamic_array([_encode_allocation(a) for a in exit_.allocations])
-    return b"".join(
+    cached = b"".join(
         (
             _address_word(exit_.asset),
             _word(3 * _WORD),
@@ -72,6 +79,8 @@ def _encode_single_asset_exit(exit_: SingleAssetExit) -> bytes:
             allocations,
         )
     )
+    object.__setattr__(exit_, "_abi", cached)
+    return cached
 
 
 def _encode_exit_body(outcome: Sequence[SingleAssetExit]) -> bytes:

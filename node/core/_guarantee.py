@@ -7,7 +7,7 @@ channel and whose metadata names the two ledger parties:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from node.core import constants
 from node.core._types import Allocation
@@ -74,6 +74,8 @@ class Guarantee:
     amount: int
     left: bytes
     right: bytes
+    # Filled on first use by to_allocation(); not part of equality.
+    _allocation: Allocation | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         setter = object.__setattr__
@@ -84,12 +86,16 @@ class Guarantee:
 
     def to_allocation(self) -> Allocation:
         """The guarantee as it appears in the ledger channel's outcome."""
-        return Allocation(
-            destination=self.target,
-            amount=self.amount,
-            allocation_type=constants.allocation_type_guarantee,
-            metadata=encode_guarantee_metadata(self.left, self.right),
-        )
+        if self._allocation is None:
+            allocation = Allocation(
+                destination=self.target,
+                amount=self.amount,
+                allocation_type=constants.allocation_type_guarantee,
+                metadata=encode_guarantee_metadata(self.left, self.right),
+            )
+            object.__setattr__(self, "_allocation", allocation)
+            return allocation
+        return self._allocation
 
     @staticmethod
     def from_allocation(allocation: Allocation) -> Guarantee:
@@ -103,10 +109,24 @@ class Guarantee:
             raise InvalidValueError(
                 "allocation_type", f"{allocation.allocation_type} is not a guarantee (2)"
             )
+        known = _guarantees.get(allocation)
+        if known is not None:
+            return known
         metadata = decode_guarantee_metadata(allocation.metadata)
-        return Guarantee(
+        guarantee = Guarantee(
             target=allocation.destination,
             amount=allocation.amount,
             left=metadata.left,
             right=metadata.right,
         )
+        object.__setattr__(guarantee, "_allocation", allocation)
+        if len(_guarantees) >= _GUARANTEES_KEPT_MAX:
+            _guarantees.clear()
+        _guarantees[allocation] = guarantee
+        return guarantee
+
+
+# Guarantees read from allocations: every ledger state holds all of its ledger's
+# guarantees, and reading one must not rebuild each of them. Values are immutable.
+_GUARANTEES_KEPT_MAX = 1 << 16
+_guarantees: dict[Allocation, Guarantee] = {}

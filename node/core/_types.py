@@ -96,6 +96,10 @@ class Allocation:
     amount: int
     allocation_type: int = constants.allocation_type_simple
     metadata: bytes = b""
+    # Filled on first use by the ABI encoder and the protobuf codec; not part of
+    # equality. A ledger state repeats all but one of its allocations from the turn before.
+    _abi: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         setter = object.__setattr__
@@ -138,6 +142,9 @@ class SingleAssetExit:
     allocations: tuple[Allocation, ...]
     asset_type: int = 0
     asset_metadata: bytes = b""
+    # Filled on first use by the ABI encoder and the protobuf codec; not part of equality.
+    _abi: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __init__(
         self,
@@ -151,6 +158,8 @@ class SingleAssetExit:
         setter(self, "allocations", _tuple_of(allocations, Allocation, "allocations"))
         setter(self, "asset_type", check_uint(asset_type, "asset_type", constants.asset_type_max))
         setter(self, "asset_metadata", check_bytes(asset_metadata, "asset_metadata"))
+        setter(self, "_abi", None)
+        setter(self, "_wire", None)
 
 
 @dataclass(frozen=True)
@@ -170,8 +179,11 @@ class State:
     outcome: tuple[SingleAssetExit, ...]
     turn_num: int
     is_final: bool
-    # Filled on first use by state_hash(); not part of equality.
+    # Filled on first use by state_hash() and pays(); not part of equality.
     _state_hash: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _destinations: frozenset[bytes] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __init__(
         self,
@@ -190,6 +202,20 @@ class State:
         setter(self, "turn_num", check_uint(turn_num, "turn_num", constants.turn_num_max))
         setter(self, "is_final", check_bool(is_final, "is_final"))
         setter(self, "_state_hash", None)
+        setter(self, "_destinations", None)
+
+    def pays(self, destination: bytes) -> bool:
+        """Whether an allocation of the outcome, in any asset, goes to ``destination``
+        (a ledger's guarantees are looked up often, and there may be many)."""
+        if self._destinations is None:
+            destinations = frozenset(
+                allocation.destination
+                for asset_exit in self.outcome
+                for allocation in asset_exit.allocations
+            )
+            object.__setattr__(self, "_destinations", destinations)
+        assert self._destinations is not None
+        return destination in self._destinations
 
 
 @dataclass(frozen=True)

@@ -343,13 +343,7 @@ def _takes(ledger: LedgerChannel, add: Add) -> bool:
 def _guarantees(snapshot: ChannelSnapshot, target: bytes) -> bool:
     """Whether the snapshot's supported state guarantees ``target``."""
     supported = snapshot.supported
-    if supported is None:
-        return False
-    return any(
-        allocation.destination == target
-        for asset_exit in supported.state.outcome
-        for allocation in asset_exit.allocations
-    )
+    return supported is not None and supported.state.pays(target)
 
 
 def _channel_of(objective: Objective) -> bytes:

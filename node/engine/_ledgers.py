@@ -13,12 +13,13 @@ module has folded the step's records.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 
 import trio
 
-from node.core import Signer, address_to_bytes, to_checksum_address
-from node.core.constants import ledger_proposals_queued_max
+from node.core import Signer, address_to_bytes, constants, to_checksum_address
+from node.core.constants import ledger_resend_interval_ms
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
 from node.derive import Deriver
 from node.engine._errors import CommandRefusedError, Refusal
@@ -85,6 +86,9 @@ class LedgersMixin:
         # Every ledger the module knows: (ledger_generation when built, ids by peer).
         self._ledger_index: tuple[int, dict[str, tuple[bytes, ...]]] | None = None
         self._ledger_generation_seen = 0
+        # When the other party of each ledger last moved it (trio's clock): a ledger
+        # that moves is not sent its proposals again (they are on their way).
+        self._ledger_heard_s: dict[bytes, float] = {}
 
     def _forget_step_caches(self) -> None:
         """The step's ledgers as the step left them are gone (rolled back or folded)."""
@@ -179,14 +183,21 @@ class LedgersMixin:
         return False
 
     def _resend_ledger_proposals(self, step: Step) -> None:
-        """The leader's unacknowledged proposals and the follower's last answers, again;
-        the leader pays back the guarantees no objective will take (``_pay_back_strays``)."""
+        """The leader's unacknowledged proposals and the follower's last answers, again,
+        on each ledger whose other party has been silent for a resend interval; the
+        leader pays back the guarantees no objective will take (``_pay_back_strays``).
+
+        A busy ledger is not sent everything again each interval: its hundreds of
+        queued proposals would be checked again and answered again by the follower."""
+        quiet_since = trio.current_time() - ledger_resend_interval_ms / 1000
         for ledger_id in list(self.state.ledger_proposals):
             ledger = self.ledger_runtime(ledger_id)
             if ledger is None:
                 continue
             if ledger.is_leader:
                 ledger = self._pay_back_strays(step, ledger)
+            if self._ledger_heard_s.get(ledger_id, -math.inf) > quiet_since:
+                continue
             items = list(ledger_unacknowledged(ledger))
             if not ledger.is_leader and ledger.acknowledgement is not None:
                 items.append(ledger.acknowledgement)
@@ -364,7 +375,7 @@ class LedgersMixin:
             self._ledger_sign_wanted(step)
             return
         assert isinstance(effect, ProposeLedgerUpdate)
-        if any(queued.signed.proposal == effect.proposal for queued in ledger.queue):
+        if ledger.queues(effect.proposal):
             return  # proposed already: re-sent on the timer until acknowledged
         try:
             after, signed = ledger_propose(ledger, effect.proposal, self.signer)
@@ -425,6 +436,8 @@ class LedgersMixin:
                 PeerFault.NOT_A_PARTICIPANT, f"{peer} is not the other party of the ledger"
             )
         after = ledger_receive(ledger, signed)
+        if after is not ledger:  # not a message sent again
+            self._ledger_heard_s[ledger.id] = trio.current_time()
         self._touch_virtual(step, _moved_proposals(ledger, after, signed))
         if ledger.is_leader:
             if after.turn_num != ledger.turn_num:
@@ -467,9 +480,13 @@ def _moved_proposals(
     before: LedgerChannel, after: LedgerChannel, signed: SignedProposal
 ) -> Iterable[Proposal] | None:
     """The proposals a message moved on a ledger: the one it carries, those it let the
-    leader see countersigned or the follower queue; None when the leader's queue is
-    crowded (objectives refused for lack of room try again once it drains)."""
-    if before.is_leader and len(before.queue) >= ledger_proposals_queued_max // 2:
+    leader see countersigned or the follower queue; None when it made room in the
+    leader's full queue (the objectives that wait for room propose now)."""
+    if (
+        before.is_leader
+        and len(before.queue) >= constants.ledger_proposals_queued_max
+        and len(after.queue) < len(before.queue)
+    ):
         return None
     moved = [signed.proposal]
     moved.extend(q.signed.proposal for q in before.queue if q.signed.turn_num <= after.turn_num)

@@ -39,7 +39,7 @@ from node.engine._journal import Journal
 from node.engine._ledger_codec import signed_proposal_from_proto
 from node.engine._records import TX_KIND_FROM_LOG, voucher_payload
 from node.engine._watch_codec import watch_request_from_proto
-from node.proto import log_pb2, wire_pb2
+from node.proto import log_pb2, nitro_pb2, wire_pb2
 from node.protocols import (
     ChannelSnapshot,
     Defend,
@@ -189,7 +189,8 @@ class EngineState:
         # makes them unconfirmed again (replaced blocks may drop them, or run them again
         # with another result), so that the chain is asked what became of them.
         self.mined: dict[UnconfirmedKey, tuple[bytes, ...]] = {}
-        self._previous_state: tuple[bytes, State] | None = None
+        # The state of the record folded last (decoded only if a decision follows it).
+        self._previous_state: tuple[bytes, nitro_pb2.State] | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -345,7 +346,7 @@ class EngineState:
             turn = signed.state.turn_num
             kept = tuple(p for p in self.ledger_proposals[channel] if p.turn_num >= turn)
             self.journal.set(self.ledger_proposals, channel, kept)
-        self._previous_state = (channel, state_from_proto(signed.state))
+        self._previous_state = (channel, signed.state)
 
     def _apply_proposal(self, signed: SignedProposal) -> None:
         queued = self.ledger_proposals.get(signed.ledger_id, ())
@@ -501,7 +502,10 @@ class EngineState:
         self.put_entry(objective_id, dataclasses.replace(entry, objective=objective))
 
     def _apply_command(
-        self, command: log_pb2.Command, previous: tuple[bytes, State] | None, time_ms: int
+        self,
+        command: log_pb2.Command,
+        previous: tuple[bytes, nitro_pb2.State] | None,
+        time_ms: int,
     ) -> None:
         objective_id = parse_objective_id(command.objective_id)
         case = command.WhichOneof("command")
@@ -553,7 +557,7 @@ class EngineState:
         self,
         objective_id: ObjectiveId,
         decision: log_pb2.ObjectiveDecision,
-        previous: tuple[bytes, State] | None,
+        previous: tuple[bytes, nitro_pb2.State] | None,
         time_ms: int,
     ) -> None:
         entry = self.objectives.get(objective_id)
@@ -569,7 +573,7 @@ class EngineState:
             if decision.proposer
             else None
         )
-        objective = self._proposed(objective_id, previous[1])
+        objective = self._proposed(objective_id, state_from_proto(previous[1]))
         self.put_entry(objective_id, Entry(objective, created_ms=time_ms, proposer=proposer))
 
     def _proposed(self, objective_id: ObjectiveId, state: State) -> Objective:

@@ -64,6 +64,9 @@ _SIGNING_DOMAIN = b"scnode-announcement-v1"
 # announcements relayed for a network of more than a few nodes.
 _GOSSIP_MESSAGES_PER_S_MAX = 100.0
 _HEARTBEAT_INTERVAL_S = 1
+# Between two announcements of ours: receivers' refresh interval, and a margin for their
+# clocks and the relays on the way.
+_ANNOUNCE_SPACING_S = p2p_announcement_refresh_ms_min / 1000 * 1.25
 
 
 @dataclass(frozen=True)
@@ -441,7 +444,12 @@ class Gossip:
                 await self.pubsub.publish(ANNOUNCEMENT_TOPIC, data)
             except (BaseLibp2pError, ValueError) as error:
                 logger.warning("announcement not published: %r", error)
-            with trio.move_on_after(self._announce_interval_s):
+            # Receivers take one announcement per node per refresh interval: those asked
+            # for meanwhile (each new connection asks) go out as one, after it. Sent
+            # sooner, every node of the network would relay them to be refused.
+            spacing_s = min(_ANNOUNCE_SPACING_S, self._announce_interval_s)
+            await trio.sleep(spacing_s)
+            with trio.move_on_after(self._announce_interval_s - spacing_s):
                 await self._announce_now.wait()
             self._announce_now = trio.Event()
 

@@ -25,6 +25,7 @@ from node.core.errors import InvalidValueError
 from node.p2p._addrs import transport_part
 from node.p2p._admission import InboundGate
 from node.p2p._identity import key_pair_from_private_key
+from node.p2p._yamux import install as install_batched_credit
 
 logger = logging.getLogger("node.p2p")
 
@@ -42,6 +43,7 @@ def make_host(private_key: bytes) -> IHost:
     dial block just when the node's own redial (with backoff) should reach it.
     Inbound connections are admitted by ``InboundGate`` (see _admission.py).
     """
+    install_batched_credit()  # one window update per half window read, not per read
     key_pair = key_pair_from_private_key(private_key)
     noise = NoiseTransport(key_pair, noise_privkey=_x25519_key_pair().private_key)
     host: IHost = new_host(

@@ -15,8 +15,9 @@ countersignature.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import assert_never
 
 from node.core import (
@@ -62,33 +63,59 @@ class LedgerOutcome:
         asset: the one asset of the ledger.
         leader: the leader's balance.
         follower: the follower's balance.
-        guarantees: the guarantees, sorted by target, each target once.
+        guarantees: the guarantees, sorted by target, each target once (what comes
+            from outside is checked by ``ledger_outcome_from_exit``; proposals keep
+            the order).
     """
 
     asset: str
     leader: Balance
     follower: Balance
     guarantees: tuple[Guarantee, ...] = ()
-
-    def __post_init__(self) -> None:
-        targets = [guarantee.target for guarantee in self.guarantees]
-        assert targets == sorted(set(targets)), "guarantees sorted by target, each once"
+    # Filled on first use: the exit, and the states at each turn, of this outcome. A
+    # ledger of many guarantees is signed, checked and logged at each of its turns.
+    _exit: tuple[SingleAssetExit, ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _states: dict[tuple[FixedPart, int], State] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def to_exit(self) -> tuple[SingleAssetExit, ...]:
         """The outcome as it is signed: ``[leader, follower, guarantees by target]``."""
-        allocations = [
-            Allocation(self.leader.destination, self.leader.amount),
-            Allocation(self.follower.destination, self.follower.amount),
-            *(guarantee.to_allocation() for guarantee in self.guarantees),
-        ]
-        return (SingleAssetExit(self.asset, allocations),)
+        if self._exit is None:
+            allocations = [
+                Allocation(self.leader.destination, self.leader.amount),
+                Allocation(self.follower.destination, self.follower.amount),
+                *(guarantee.to_allocation() for guarantee in self.guarantees),
+            ]
+            object.__setattr__(self, "_exit", (SingleAssetExit(self.asset, allocations),))
+        assert self._exit is not None
+        return self._exit
+
+    def state(self, fixed: FixedPart, turn_num: int) -> State:
+        """The ledger state of ``fixed`` at ``turn_num`` with this outcome (kept, so its
+        hash is computed once)."""
+        if self._states is None:
+            object.__setattr__(self, "_states", {})
+        assert self._states is not None
+        key = (fixed, turn_num)
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = State(fixed, b"", self.to_exit(), turn_num, False)
+        return state
 
     def guarantee_of(self, target: bytes) -> Guarantee | None:
         """The guarantee for ``target``, or None."""
-        for guarantee in self.guarantees:
-            if guarantee.target == target:
-                return guarantee
+        guarantees = self.guarantees
+        at = bisect.bisect_left(guarantees, target, key=_target_of)
+        if at < len(guarantees) and guarantees[at].target == target:
+            return guarantees[at]
         return None
+
+
+def _target_of(guarantee: Guarantee) -> bytes:
+    return guarantee.target
 
 
 def ledger_outcome_from_exit(
@@ -164,7 +191,8 @@ def _apply_add(outcome: LedgerOutcome, add: Add) -> LedgerOutcome:
     )
     if outcome.leader.amount < leader_pays or outcome.follower.amount < follower_pays:
         raise ProtocolError("proposal: a party cannot afford its share of the guarantee")
-    guarantees = tuple(sorted((*outcome.guarantees, guarantee), key=lambda g: g.target))
+    at = bisect.bisect_left(outcome.guarantees, guarantee.target, key=_target_of)
+    guarantees = (*outcome.guarantees[:at], guarantee, *outcome.guarantees[at:])
     return LedgerOutcome(
         outcome.asset,
         Balance(outcome.leader.destination, outcome.leader.amount - leader_pays),
@@ -188,7 +216,7 @@ def _apply_remove(outcome: LedgerOutcome, remove: Remove) -> LedgerOutcome:
         outcome.asset,
         Balance(outcome.leader.destination, outcome.leader.amount + to_leader),
         Balance(outcome.follower.destination, outcome.follower.amount + to_follower),
-        tuple(g for g in outcome.guarantees if g.target != remove.target),
+        tuple(g for g in outcome.guarantees if g is not guarantee),
     )
 
 
@@ -226,6 +254,8 @@ class LedgerChannel:
     queue: tuple[QueuedProposal, ...] = ()
     buffered: tuple[SignedProposal, ...] = ()
     acknowledgement: SignedProposal | None = None
+    # Filled on first use by ``queues``; not part of equality.
+    _queued: frozenset[Proposal] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         assert self.my_index in (LEADER_INDEX, FOLLOWER_INDEX)
@@ -245,7 +275,7 @@ class LedgerChannel:
 
     def state(self, turn_num: int, outcome: LedgerOutcome) -> State:
         """The ledger state of ``turn_num`` with ``outcome``."""
-        return State(self.fixed, b"", outcome.to_exit(), turn_num, False)
+        return outcome.state(self.fixed, turn_num)
 
     def consensus(self) -> SignedState:
         """The latest state both parties signed, with both signatures."""
@@ -257,6 +287,15 @@ class LedgerChannel:
         if self.queue:
             return self.queue[-1].signed.turn_num, self.queue[-1].outcome
         return self.turn_num, self.outcome
+
+    def queues(self, proposal: Proposal) -> bool:
+        """Whether ``proposal`` is queued after the consensus (asked by every funding
+        that cranks, so kept as a set rather than searched in the queue)."""
+        if self._queued is None:
+            queued = frozenset(queued.signed.proposal for queued in self.queue)
+            object.__setattr__(self, "_queued", queued)
+        assert self._queued is not None
+        return proposal in self._queued
 
     def includes(self, target: bytes) -> bool:
         """Whether the consensus outcome guarantees ``target``."""

@@ -152,11 +152,11 @@ def ledger_step(ledger: LedgerChannel, proposal: Proposal) -> tuple[tuple[Ledger
     if isinstance(proposal, Remove) and present is None:
         return (), True
     if ledger.is_leader:
-        if any(queued.signed.proposal == proposal for queued in ledger.queue):
-            return (), False
+        if ledger.queues(proposal) or len(ledger.queue) >= constants.ledger_proposals_queued_max:
+            return (), False  # proposed already, or no room until the follower answers
         apply_proposal(ledger.latest()[1], proposal)
         return (ProposeLedgerUpdate(ledger.id, proposal),), False
-    if any(queued.signed.proposal == proposal for queued in ledger.queue):
+    if ledger.queues(proposal):
         # Asked for wherever it is queued: the engine countersigns it once it is the
         # head (or in a run that pays back stray guarantees ahead of it).
         return (SignLedgerProposal(ledger.id, proposal),), False

@@ -19,7 +19,9 @@ import trio
 
 from node.core.constants import (
     views_catch_up_records_max,
+    views_fold_share_max,
     views_refresh_interval_ms,
+    views_refresh_interval_ms_max,
     views_sql_queries_max,
     views_sql_time_limit_ms,
 )
@@ -145,8 +147,9 @@ class ViewService:
             while True:
                 await self._advanced.wait()
                 self._advanced = trio.Event()
+                started = trio.current_time()
                 await self._catch_up_all()
-                await trio.sleep(views_refresh_interval_ms / 1000)
+                await trio.sleep(_pause_after(trio.current_time() - started))
         finally:
             self._close_all()
 
@@ -253,3 +256,13 @@ def _broken_info(entry: ViewEntry, error: str) -> dict[str, object]:
         "behind": None,
         "tables": [],
     }
+
+
+def _pause_after(fold_s: float) -> float:
+    """Seconds to wait after a round of folding that took ``fold_s``: the refresh
+    interval, or longer when folding is slow (up to ``views_refresh_interval_ms_max``),
+    so that views take at most ``views_fold_share_max`` of the time. A view writes the
+    rows of each channel a batch touched (all of a busy ledger's), so a longer pause
+    folds more records per row written."""
+    pause_s = fold_s * (1 / views_fold_share_max - 1)
+    return min(max(views_refresh_interval_ms / 1000, pause_s), views_refresh_interval_ms_max / 1000)

@@ -19,6 +19,7 @@ from node.protocols import (
     Balance,
     LedgerChannel,
     LedgerOutcome,
+    ProposeLedgerUpdate,
     SignedProposal,
     apply_proposal,
     ledger_next_to_sign,
@@ -29,6 +30,7 @@ from node.protocols import (
     ledger_unacknowledged,
     new_ledger_channel,
 )
+from node.protocols._virtual import ledger_step
 from tests.protocols.protocols_fakes import (
     ALICE,
     BOB,
@@ -352,3 +354,30 @@ def test_queues_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(constants, "ledger_proposals_queued_max", 1)
     bob = ledger_receive(bob, first)
     assert fault_of(bob, second) is PeerFault.MALFORMED
+
+
+def test_a_leader_with_a_full_queue_waits_for_room_instead_of_proposing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(constants, "ledger_proposals_queued_max", 1)
+    alice, bob = ledgers()
+    alice, first = ledger_propose(alice, add(1, 1, 1), ALICE)
+    assert ledger_step(alice, add(2, 1, 1)) == ((), False)  # no room: no effect, no failure
+    bob = ledger_receive(bob, first)
+    bob, answer = ledger_sign_next(bob, add(1, 1, 1), BOB)
+    alice = ledger_receive(alice, answer)
+    assert ledger_step(alice, add(2, 1, 1)) == (
+        (ProposeLedgerUpdate(alice.id, add(2, 1, 1)),),
+        False,
+    )
+    assert ledger_step(alice, add(1, 1, 1)) == ((), True)  # in the consensus already
+
+
+def test_queued_proposals_are_found_in_the_queue() -> None:
+    alice, _ = ledgers()
+    alice, _ = ledger_propose(alice, add(1, 1, 1), ALICE)
+    alice, _ = ledger_propose(alice, add(2, 1, 1), ALICE)
+    assert alice.queues(add(1, 1, 1))
+    assert alice.queues(add(2, 1, 1))
+    assert not alice.queues(add(3, 1, 1))
+    assert not alice.queues(add(1, 1, 0))  # another deposit: another proposal

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from node.core import verify_signed_state
+from node.core import Guarantee, State, state_hash, verify_signed_state
 from node.protocols import (
     LedgerChannel,
     LedgerOutcome,
@@ -23,7 +23,7 @@ from node.protocols import (
     ledger_unacknowledged,
 )
 from tests.protocols.protocols_fakes import ALICE, BOB
-from tests.protocols.protocols_ledger_fixtures import add, ledgers
+from tests.protocols.protocols_ledger_fixtures import add, ledgers, target
 
 
 @st.composite
@@ -156,3 +156,28 @@ def test_any_interleaving_ends_in_agreement(
     assert ledger_unacknowledged(run.alice) == ()
     assert run.bob.queue == ()
     assert run.bob.buffered == ()
+
+
+@settings(max_examples=80, deadline=None)
+@given(expected=proposal_sequences(), probes=st.lists(st.integers(0, 12), max_size=6))
+def test_outcomes_match_a_plain_model(expected: list[Proposal], probes: list[int]) -> None:
+    """Guarantees found by bisection and inserted in place, and the cached exit and
+    states, are what a list searched and sorted afresh gives."""
+    channel = ledgers()[0]
+    outcome = channel.outcome
+    model: dict[bytes, Guarantee] = {}
+    for proposal in expected:
+        outcome = apply_proposal(outcome, proposal)
+        if isinstance(proposal, Remove):
+            del model[proposal.target]
+        else:
+            model[proposal.guarantee.target] = proposal.guarantee
+        assert outcome.guarantees == tuple(model[t] for t in sorted(model))
+        for number in probes:
+            assert outcome.guarantee_of(target(number)) == model.get(target(number))
+        allocations = outcome.to_exit()[0].allocations[2:]
+        assert allocations == tuple(g.to_allocation() for g in outcome.guarantees)
+        fresh = State(channel.fixed, b"", outcome.to_exit(), 7, False)
+        assert outcome.state(channel.fixed, 7) == fresh
+        assert outcome.state(channel.fixed, 7) is outcome.state(channel.fixed, 7)
+        assert state_hash(outcome.state(channel.fixed, 7)) == state_hash(fresh)

@@ -10,9 +10,15 @@ from pathlib import Path
 import pytest
 import trio
 
+from node.core.constants import (
+    views_fold_share_max,
+    views_refresh_interval_ms,
+    views_refresh_interval_ms_max,
+)
 from node.derive import DeriveModule, Limits
 from node.log import EventLog
 from node.views import ViewCatalog, ViewError, ViewOptions, ViewService
+from node.views._service import _pause_after
 from tests.derive.derive_strategies import (
     CHANNELS_WASM,
     PAYMENTS_WASM,
@@ -213,3 +219,13 @@ async def test_the_engine_view_follows_the_engine_module(tmp_path: Path, log: Ev
     bare = ViewService(tmp_path / "views", log, engine_module=DeriveModule(counter_module()))
     bare.load()
     assert ViewCatalog(tmp_path / "views").find("engine") is None
+
+
+def test_views_fold_at_most_a_share_of_the_time() -> None:
+    interval_s = views_refresh_interval_ms / 1000
+    assert _pause_after(0.0) == interval_s  # quick folds: the refresh interval
+    slow_s = 0.05
+    pause_s = _pause_after(slow_s)
+    assert pause_s > interval_s
+    assert slow_s / (slow_s + pause_s) == pytest.approx(views_fold_share_max)
+    assert _pause_after(3600.0) == views_refresh_interval_ms_max / 1000  # bounded lag

@@ -1,0 +1,110 @@
+"""The caches of node.core: decoded values kept by their wire bytes, encodings kept on
+the values. Each must give exactly what computing afresh gives, and never keep what
+failed validation."""
+
+from __future__ import annotations
+
+import pytest
+from Crypto.Hash import keccak
+from hypothesis import given
+from hypothesis import strategies as st
+
+from node.core import (
+    Allocation,
+    Guarantee,
+    SingleAssetExit,
+    State,
+    keccak256,
+    state_from_proto,
+    state_hash,
+    state_to_proto,
+)
+from node.core._codec import fixed_part_to_proto, single_asset_exit_to_proto
+from node.core.errors import InvalidValueError
+from node.proto import nitro_pb2
+from tests.core.core_strategies import guarantees, states
+
+
+@given(states)
+def test_a_state_built_from_cached_exits_serializes_as_protobuf_does(state: State) -> None:
+    reference = nitro_pb2.State(
+        fixed=fixed_part_to_proto(state.fixed),
+        app_data=state.app_data,
+        outcome=[single_asset_exit_to_proto(e) for e in state.outcome],
+        turn_num=state.turn_num,
+        is_final=state.is_final,
+    ).SerializeToString()
+    for _ in range(2):  # the first time fills the caches, the second reads them
+        assert state_to_proto(state).SerializeToString() == reference
+
+
+@given(states)
+def test_states_round_trip_and_a_state_decoded_again_is_the_same_value(state: State) -> None:
+    wire = state_to_proto(state).SerializeToString()
+    first = state_from_proto(nitro_pb2.State.FromString(wire))
+    again = state_from_proto(nitro_pb2.State.FromString(wire))
+    assert first == state
+    assert again is first
+    assert state_to_proto(first).SerializeToString() == wire
+    assert state_hash(first) == state_hash(state)
+
+
+@given(states)
+def test_cached_abi_encodings_hash_as_fresh_values_do(state: State) -> None:
+    expected = state_hash(state)
+    rebuilt = State(
+        state.fixed,
+        state.app_data,
+        [
+            SingleAssetExit(
+                e.asset,
+                [
+                    Allocation(a.destination, a.amount, a.allocation_type, a.metadata)
+                    for a in e.allocations
+                ],
+                e.asset_type,
+                e.asset_metadata,
+            )
+            for e in state.outcome
+        ],
+        state.turn_num,
+        state.is_final,
+    )
+    assert state_hash(rebuilt) == expected
+    # The same allocations in another state: their cached encodings serve it too.
+    other = State(state.fixed, state.app_data, state.outcome, state.turn_num, not state.is_final)
+    assert state_hash(other) != expected
+
+
+@given(guarantees)
+def test_a_guarantee_and_its_allocation_convert_both_ways(guarantee: Guarantee) -> None:
+    allocation = guarantee.to_allocation()
+    assert allocation is guarantee.to_allocation()
+    assert Guarantee.from_allocation(allocation) == guarantee
+    copy = Allocation(
+        allocation.destination, allocation.amount, allocation.allocation_type, allocation.metadata
+    )
+    assert Guarantee.from_allocation(copy) == guarantee
+
+
+def test_an_allocation_that_failed_validation_fails_every_time() -> None:
+    bad = nitro_pb2.Allocation(destination=bytes(31), amount=bytes(32))
+    good = nitro_pb2.Allocation(destination=bytes(32), amount=bytes(32))
+    message = nitro_pb2.State(
+        fixed=nitro_pb2.FixedPart(participants=[bytes(20), b"\x01" * 20], app_definition=bytes(20)),
+        outcome=[nitro_pb2.SingleAssetExit(asset=bytes(20), allocations=[good, bad])],
+    )
+    for _ in range(2):
+        with pytest.raises(InvalidValueError) as raised:
+            state_from_proto(message)
+        assert raised.value.field == "state.outcome[0].allocations[1].destination"
+
+
+@given(st.binary(max_size=300))
+def test_keccak256_is_ethereums(data: bytes) -> None:
+    assert keccak256(data) == keccak.new(digest_bits=256, data=data).digest()
+
+
+def test_keccak256_of_nothing() -> None:
+    expected = "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    assert keccak256(b"").hex() == expected

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 
 import trio
 
@@ -82,7 +82,8 @@ class LedgersMixin:
         self._ledger_cache: dict[bytes, tuple[_CacheKey, LedgerChannel]] = {}
         self._step_ledgers: dict[bytes, LedgerChannel] = {}  # changed in this step
         self._ledger_buffered: dict[bytes, tuple[SignedProposal, ...]] = {}
-        self._ledger_wanted: dict[bytes, list[Proposal]] = {}
+        # Follower: what our objectives asked to countersign, per ledger (an ordered set).
+        self._ledger_wanted: dict[bytes, dict[Proposal, None]] = {}
         # Every ledger the module knows: (ledger_generation when built, ids by peer).
         self._ledger_index: tuple[int, dict[str, tuple[bytes, ...]]] | None = None
         self._ledger_generation_seen = 0
@@ -369,9 +370,7 @@ class LedgersMixin:
         if isinstance(effect, SignLedgerProposal):
             if ledger.is_leader:
                 raise CommandRefusedError(Refusal.INVALID, "the leader does not countersign")
-            wanted = self._ledger_wanted.setdefault(ledger.id, [])
-            if effect.proposal not in wanted:
-                wanted.append(effect.proposal)
+            self._ledger_wanted.setdefault(ledger.id, {})[effect.proposal] = None
             self._ledger_sign_wanted(step)
             return
         assert isinstance(effect, ProposeLedgerUpdate)
@@ -394,7 +393,7 @@ class LedgersMixin:
         if also is not None and also not in self._ledger_wanted:
             ledger_ids.append(also)
         for ledger_id in ledger_ids:
-            wanted = self._ledger_wanted.get(ledger_id, [])
+            wanted = self._ledger_wanted.get(ledger_id, {})
             ledger = self.ledger_runtime(ledger_id)
             if ledger is None or ledger.is_leader:
                 self._ledger_wanted.pop(ledger_id, None)
@@ -407,8 +406,7 @@ class LedgersMixin:
                 if not run:
                     break
                 for proposal in run:
-                    if proposal in wanted:
-                        wanted.remove(proposal)
+                    wanted.pop(proposal, None)
                     ledger, answer = ledger_sign_next(ledger, proposal, self.signer)
                     self._touch_virtual(step, (proposal,))
                     self._log(step, accepted_state_record(ledger.consensus()))
@@ -489,23 +487,29 @@ def _moved_proposals(
     ):
         return None
     moved = [signed.proposal]
-    moved.extend(q.signed.proposal for q in before.queue if q.signed.turn_num <= after.turn_num)
+    countersigned = before.queue[: max(0, after.turn_num - before.turn_num)]
+    moved.extend(queued.signed.proposal for queued in countersigned)
     moved.extend(queued.signed.proposal for queued in _newly_queued(before, after))
     return moved
 
 
 def _newly_queued(before: LedgerChannel, after: LedgerChannel) -> list[QueuedProposal]:
-    """What ``after`` queued beyond ``before`` (a queue's turns are consecutive)."""
-    latest_turn = before.latest()[0]
-    return [queued for queued in after.queue if queued.signed.turn_num > latest_turn]
+    """What ``after`` queued beyond ``before`` (a queue's turns are consecutive, from
+    the turn after the consensus)."""
+    return list(after.queue[max(0, before.latest()[0] - after.turn_num) :])
 
 
-def _stray_run(ledger: LedgerChannel, wanted: list[Proposal]) -> list[Proposal]:
+def _stray_run(ledger: LedgerChannel, wanted: Container[Proposal]) -> list[Proposal]:
     """Follower: the proposals to countersign together when the queue's head is a
     guarantee we did not ask for: the shortest run from the head in which every such
     guarantee is paid back as deposited by a later proposal of the run (the leader's
     ``_pay_back_strays``) and every other proposal was asked for. The ledger ends as if
     the stray guarantees had never been proposed. Empty: not such a run (yet)."""
+    head = ledger.queue[0].signed.proposal if ledger.queue else None
+    if not isinstance(head, Add) or not ledger.queues(
+        Remove(head.guarantee.target, head.left_deposit)
+    ):
+        return []  # no run without the head's payback (and no scan of a long queue)
     run: list[Proposal] = []
     strays: set[tuple[bytes, int]] = set()  # (target, left deposit) not paid back yet
     for queued in ledger.queue:

@@ -27,7 +27,7 @@ _UINT256_BYTES = constants.bytes32_bytes
 # log, a peer): decoding it again would cost a validated value per allocation. The
 # values are immutable and checked before they are kept; the bounds only cap memory.
 _ALLOCATIONS_KEPT_MAX = 1 << 16
-_STATES_KEPT_MAX = 256
+_STATES_KEPT_MAX = 128
 _allocations: dict[tuple[bytes, bytes, int, bytes], Allocation] = {}
 _states: dict[bytes, State] = {}
 
@@ -179,23 +179,28 @@ def state_to_proto(state: State) -> nitro_pb2.State:
     )
     for exit_ in state.outcome:
         message.outcome.add().MergeFromString(_exit_wire(exit_))
+    # What we send or log comes back (a channel view, a peer's copy): decoded, it is
+    # this value again, with its hash and whatever is kept on it.
+    _keep_state(message.SerializeToString(), state)
     return message
 
 
+def _keep_state(wire: bytes, state: State) -> None:
+    if len(_states) >= _STATES_KEPT_MAX:
+        del _states[next(iter(_states))]  # the oldest
+    _states[wire] = state
+
+
 def _exit_wire(exit_: SingleAssetExit) -> bytes:
-    """One asset's exit serialized, cached on it: a ledger's outcome is logged and sent
-    at several turns. Its allocations are serialized once each, and the exit from them:
-    a repeated field on the wire is its elements one after another, each tagged."""
-    wire = exit_._wire
-    if wire is None:
-        head = nitro_pb2.SingleAssetExit(
-            asset=address_to_bytes(exit_.asset),
-            asset_type=exit_.asset_type,
-            asset_metadata=exit_.asset_metadata,
-        ).SerializeToString()
-        wire = head + b"".join(_allocation_element(a) for a in exit_.allocations)
-        object.__setattr__(exit_, "_wire", wire)
-    return wire
+    """One asset's exit serialized from its allocations, each serialized once and kept
+    on it (a ledger's outcome repeats all but one of them from the turn before): a
+    repeated field on the wire is its elements one after another, each tagged."""
+    head = nitro_pb2.SingleAssetExit(
+        asset=address_to_bytes(exit_.asset),
+        asset_type=exit_.asset_type,
+        asset_metadata=exit_.asset_metadata,
+    ).SerializeToString()
+    return head + b"".join(_allocation_element(a) for a in exit_.allocations)
 
 
 def _allocation_element(allocation: Allocation) -> bytes:
@@ -244,9 +249,7 @@ def state_from_proto(message: nitro_pb2.State, path: str = "state") -> State:
         path,
         lambda: State(fixed, message.app_data, outcome, message.turn_num, message.is_final),
     )
-    if len(_states) >= _STATES_KEPT_MAX:
-        del _states[next(iter(_states))]  # the oldest
-    _states[wire] = state
+    _keep_state(wire, state)
     return state
 
 

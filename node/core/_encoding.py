@@ -64,13 +64,10 @@ def _encode_allocation(allocation: Allocation) -> bytes:
 
 def _encode_single_asset_exit(exit_: SingleAssetExit) -> bytes:
     # (address asset, (uint8 assetType, bytes metadata) assetMetadata, Allocation[] allocations)
-    cached = exit_._abi
-    if cached is not None:
-        return cached
     asset_metadata = _word(exit_.asset_type) + _word(2 * _WORD)
     asset_metadata += _encode_bytes(exit_.asset_metadata)
     allocations = _encode_dynamic_array([_encode_allocation(a) for a in exit_.allocations])
-    cached = b"".join(
+    return b"".join(
         (
             _address_word(exit_.asset),
             _word(3 * _WORD),
@@ -79,8 +76,6 @@ def _encode_single_asset_exit(exit_: SingleAssetExit) -> bytes:
             allocations,
         )
     )
-    object.__setattr__(exit_, "_abi", cached)
-    return cached
 
 
 def _encode_exit_body(outcome: Sequence[SingleAssetExit]) -> bytes:

@@ -142,9 +142,6 @@ class SingleAssetExit:
     allocations: tuple[Allocation, ...]
     asset_type: int = 0
     asset_metadata: bytes = b""
-    # Filled on first use by the ABI encoder and the protobuf codec; not part of equality.
-    _abi: bytes | None = field(default=None, init=False, repr=False, compare=False)
-    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __init__(
         self,
@@ -158,8 +155,6 @@ class SingleAssetExit:
         setter(self, "allocations", _tuple_of(allocations, Allocation, "allocations"))
         setter(self, "asset_type", check_uint(asset_type, "asset_type", constants.asset_type_max))
         setter(self, "asset_metadata", check_bytes(asset_metadata, "asset_metadata"))
-        setter(self, "_abi", None)
-        setter(self, "_wire", None)
 
 
 @dataclass(frozen=True)

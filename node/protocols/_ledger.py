@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from dataclasses import dataclass, field
-from typing import assert_never
+from typing import TypeVar, assert_never
 
 from node.core import (
     Allocation,
@@ -37,6 +37,9 @@ from node.core import (
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
 from node.protocols._checks import participant_index
 from node.protocols._proposals import Add, Proposal, Remove, SignedProposal
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 LEADER_INDEX = 0
 FOLLOWER_INDEX = 1
@@ -103,6 +106,7 @@ class LedgerOutcome:
         state = self._states.get(key)
         if state is None:
             state = self._states[key] = State(fixed, b"", self.to_exit(), turn_num, False)
+            _remember(_outcome_of_state, id(state), (state, self))
         return state
 
     def guarantee_of(self, target: bytes) -> Guarantee | None:
@@ -116,6 +120,22 @@ class LedgerOutcome:
 
 def _target_of(guarantee: Guarantee) -> bytes:
     return guarantee.target
+
+
+# A ledger's run-time view is rebuilt from its supported state and its proposals after
+# every step. These keep it made of the same values: the outcome a ledger state was
+# built from, and the outcome each proposal yields after another (by identity: the
+# key objects are kept alive with them), so that the states of a ledger of many
+# guarantees are built, and their hashes computed, once. The bounds cap memory.
+_KNOWN_OUTCOMES_MAX = 1024
+_outcome_of_state: dict[int, tuple[State, LedgerOutcome]] = {}
+_applied: dict[tuple[int, Proposal], tuple[LedgerOutcome, LedgerOutcome]] = {}
+
+
+def _remember(memo: dict[_K, _V], key: _K, entry: _V) -> None:
+    if len(memo) >= _KNOWN_OUTCOMES_MAX:
+        del memo[next(iter(memo))]  # the oldest
+    memo[key] = entry
 
 
 def ledger_outcome_from_exit(
@@ -157,13 +177,18 @@ def apply_proposal(outcome: LedgerOutcome, proposal: Proposal) -> LedgerOutcome:
         ProtocolError: the proposal does not fit: unknown or duplicate target,
             parties other than the ledger's, or a party short of funds.
     """
+    known = _applied.get((id(outcome), proposal))
+    if known is not None and known[0] is outcome:
+        return known[1]
     match proposal:
         case Add():
-            return _apply_add(outcome, proposal)
+            after = _apply_add(outcome, proposal)
         case Remove():
-            return _apply_remove(outcome, proposal)
+            after = _apply_remove(outcome, proposal)
         case _:
             assert_never(proposal)
+    _remember(_applied, (id(outcome), proposal), (outcome, after))
+    return after
 
 
 def _sides(outcome: LedgerOutcome, left: bytes, right: bytes) -> bool:
@@ -323,7 +348,11 @@ def new_ledger_channel(supported: SignedState, my_address: str) -> LedgerChannel
         raise ProtocolError("supported: a ledger state needs both parties' signatures")
     if supported.state.is_final or supported.state.app_data:
         raise ProtocolError("supported: a ledger state is not final and has no app data")
-    outcome = ledger_outcome_from_exit(fixed, supported.state.outcome)
+    known = _outcome_of_state.get(id(supported.state))
+    if known is not None and known[0] is supported.state:
+        outcome = known[1]  # the state was built from it: canonical already
+    else:
+        outcome = ledger_outcome_from_exit(fixed, supported.state.outcome)
     leader, follower = (signature for _, signature in supported.signatures)
     return LedgerChannel(fixed, my_index, supported.state.turn_num, outcome, (leader, follower))
 

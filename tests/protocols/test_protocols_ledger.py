@@ -12,6 +12,8 @@ from node.core import (
     SingleAssetExit,
     State,
     constants,
+    state_from_proto,
+    state_to_proto,
     verify_signed_state,
 )
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
@@ -381,3 +383,22 @@ def test_queued_proposals_are_found_in_the_queue() -> None:
     assert alice.queues(add(2, 1, 1))
     assert not alice.queues(add(3, 1, 1))
     assert not alice.queues(add(1, 1, 0))  # another deposit: another proposal
+
+
+def test_a_ledger_rebuilt_from_its_states_reuses_its_outcomes() -> None:
+    """What the engine does after every step: the ledger again from its supported state
+    and proposals. The same states come back, so their hashes are not computed again."""
+    alice, bob = ledgers()
+    alice, signed = ledger_propose(alice, add(1, 1, 1), ALICE)
+    bob = ledger_receive(bob, signed)
+    bob, answer = ledger_sign_next(bob, add(1, 1, 1), BOB)
+    alice = ledger_receive(alice, answer)
+    consensus = alice.consensus()
+    decoded = state_from_proto(state_to_proto(consensus.state))  # as the view gives it
+    assert decoded is consensus.state
+    rebuilt = new_ledger_channel(SignedState(decoded, consensus.signatures), ALICE.address)
+    assert rebuilt.outcome is alice.outcome
+    assert apply_proposal(rebuilt.outcome, add(2, 1, 1)) is apply_proposal(
+        alice.outcome, add(2, 1, 1)
+    )
+    assert rebuilt == dataclasses.replace(alice, queue=())

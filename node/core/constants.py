@@ -179,6 +179,10 @@ derive_schema_columns_max: Final = 64  # per table
 derive_schema_name_length_max: Final = 63  # table and column names
 derive_schema_description_length_max: Final = 1_000
 
+# A running node's garbage collector: (young allocations, young rounds, middle rounds)
+# between collections of each generation; Python's default is (700, 10, 10).
+gc_thresholds: Final = (20_000, 20, 20)
+
 # Views (node/views, docs/adr/0009-views.md): modules beside the engine's, each folded
 # into an SQLite database of its tables.
 views_max: Final = 32  # view modules per node

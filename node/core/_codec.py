@@ -27,9 +27,10 @@ _UINT256_BYTES = constants.bytes32_bytes
 # log, a peer): decoding it again would cost a validated value per allocation. The
 # values are immutable and checked before they are kept; the bounds only cap memory.
 _ALLOCATIONS_KEPT_MAX = 1 << 16
-_STATES_KEPT_MAX = 128
+_STATES_KEPT_BYTES_MAX = 4 * 1024 * 1024  # of wire bytes: a ledger's states are large
 _allocations: dict[tuple[bytes, bytes, int, bytes], Allocation] = {}
 _states: dict[bytes, State] = {}
+_states_bytes = 0
 
 
 def uint256_to_bytes(value: int, field: str = "value") -> bytes:
@@ -186,9 +187,15 @@ def state_to_proto(state: State) -> nitro_pb2.State:
 
 
 def _keep_state(wire: bytes, state: State) -> None:
-    if len(_states) >= _STATES_KEPT_MAX:
-        del _states[next(iter(_states))]  # the oldest
+    global _states_bytes
+    if wire in _states:
+        return
+    while _states and _states_bytes + len(wire) > _STATES_KEPT_BYTES_MAX:
+        oldest = next(iter(_states))
+        del _states[oldest]
+        _states_bytes -= len(oldest)
     _states[wire] = state
+    _states_bytes += len(wire)
 
 
 def _exit_wire(exit_: SingleAssetExit) -> bytes:

@@ -50,7 +50,7 @@ from node.protocols import (
     VirtualDefund,
     VirtualFund,
     add_for,
-    apply_proposal,
+    apply_queued,
     ledger_next_to_sign,
     ledger_propose,
     ledger_receive,
@@ -556,7 +556,7 @@ def _ledger_of(
                 ledger.id, ledger.turn_num, signed.proposal, ledger.signatures[1]
             )
         elif signed.turn_num == turn + 1:
-            outcome = apply_proposal(outcome, signed.proposal)
+            outcome = apply_queued(outcome, signed.proposal)
             queue.append(QueuedProposal(signed, outcome))
             turn += 1
     pending = tuple(b for b in buffered if b.turn_num > turn + 1)

@@ -71,6 +71,7 @@ from node.protocols._ledger import LedgerChannel as LedgerChannel
 from node.protocols._ledger import LedgerOutcome as LedgerOutcome
 from node.protocols._ledger import QueuedProposal as QueuedProposal
 from node.protocols._ledger import apply_proposal as apply_proposal
+from node.protocols._ledger import apply_queued as apply_queued
 from node.protocols._ledger import ledger_next_to_sign as ledger_next_to_sign
 from node.protocols._ledger import ledger_outcome_from_exit as ledger_outcome_from_exit
 from node.protocols._ledger import ledger_propose as ledger_propose

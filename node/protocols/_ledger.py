@@ -177,16 +177,28 @@ def apply_proposal(outcome: LedgerOutcome, proposal: Proposal) -> LedgerOutcome:
         ProtocolError: the proposal does not fit: unknown or duplicate target,
             parties other than the ledger's, or a party short of funds.
     """
+    match proposal:
+        case Add():
+            return _apply_add(outcome, proposal)
+        case Remove():
+            return _apply_remove(outcome, proposal)
+        case _:
+            assert_never(proposal)
+
+
+def apply_queued(outcome: LedgerOutcome, proposal: Proposal) -> LedgerOutcome:
+    """``apply_proposal`` for a proposal queued on a ledger: the outcome is kept, and the
+    same proposal after the same outcome gives it again (the ledger rebuilt after a
+    step is made of the values it was made of, their states hashed once). Checks of
+    what a proposal would give use ``apply_proposal``, which keeps nothing.
+
+    Raises:
+        ProtocolError: as ``apply_proposal``.
+    """
     known = _applied.get((id(outcome), proposal))
     if known is not None and known[0] is outcome:
         return known[1]
-    match proposal:
-        case Add():
-            after = _apply_add(outcome, proposal)
-        case Remove():
-            after = _apply_remove(outcome, proposal)
-        case _:
-            assert_never(proposal)
+    after = apply_proposal(outcome, proposal)
     _remember(_applied, (id(outcome), proposal), (outcome, after))
     return after
 
@@ -376,7 +388,7 @@ def ledger_propose(
             f"proposal: {constants.ledger_proposals_queued_max} proposals await acknowledgement"
         )
     turn_num, outcome = channel.latest()
-    after = apply_proposal(outcome, proposal)
+    after = apply_queued(outcome, proposal)
     signature = signer.sign_state(channel.state(turn_num + 1, after))
     signed = SignedProposal(channel.id, turn_num + 1, proposal, signature)
     queued = (*channel.queue, QueuedProposal(signed, after))
@@ -517,7 +529,7 @@ def _append_checked(
             f"{constants.ledger_proposals_queued_max} proposals await our signature",
         )
     try:
-        after = apply_proposal(previous, signed.proposal)
+        after = apply_queued(previous, signed.proposal)
     except ProtocolError as error:
         raise PeerStateError(PeerFault.MALFORMED, f"turn {signed.turn_num}: {error}") from error
     _check_signature(channel, signed, after, LEADER_INDEX)

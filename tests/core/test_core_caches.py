@@ -108,3 +108,20 @@ def test_keccak256_is_ethereums(data: bytes) -> None:
 def test_keccak256_of_nothing() -> None:
     expected = "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
     assert keccak256(b"").hex() == expected
+
+
+@given(st.lists(states, min_size=1, max_size=8))
+def test_states_kept_stay_within_their_byte_budget(kept: list[State]) -> None:
+    from node.core import _codec
+
+    budget = 2_000
+    saved = (_codec._STATES_KEPT_BYTES_MAX, dict(_codec._states), _codec._states_bytes)
+    _codec._STATES_KEPT_BYTES_MAX, _codec._states, _codec._states_bytes = budget, {}, 0
+    try:
+        for state in kept:
+            decoded = state_from_proto(state_to_proto(state))
+            assert decoded == state
+            assert _codec._states_bytes == sum(len(wire) for wire in _codec._states)
+            assert _codec._states_bytes <= max(budget, len(next(reversed(_codec._states))))
+    finally:
+        _codec._STATES_KEPT_BYTES_MAX, _codec._states, _codec._states_bytes = saved

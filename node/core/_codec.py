@@ -30,6 +30,8 @@ _ALLOCATIONS_KEPT_MAX = 1 << 16
 _STATES_KEPT_BYTES_MAX = 4 * 1024 * 1024  # of wire bytes: a ledger's states are large
 _allocations: dict[tuple[bytes, bytes, int, bytes], Allocation] = {}
 _states: dict[bytes, State] = {}
+_FIXED_PARTS_KEPT_MAX = 4096
+_fixed_parts: dict[bytes, FixedPart] = {}
 _states_bytes = 0
 
 
@@ -89,7 +91,20 @@ def fixed_part_to_proto(fixed: FixedPart) -> nitro_pb2.FixedPart:
 
 
 def fixed_part_from_proto(message: nitro_pb2.FixedPart, path: str = "fixed") -> FixedPart:
-    """Decode and validate a FixedPart; errors name ``path``.field."""
+    """Decode and validate a FixedPart; errors name ``path``.field. One decoded before
+    is the same value again (its channel id computed once)."""
+    wire = message.SerializeToString()
+    known = _fixed_parts.get(wire)
+    if known is not None:
+        return known
+    fixed = _fixed_part_from_proto(message, path)
+    if len(_fixed_parts) >= _FIXED_PARTS_KEPT_MAX:
+        del _fixed_parts[next(iter(_fixed_parts))]  # the oldest
+    _fixed_parts[wire] = fixed
+    return fixed
+
+
+def _fixed_part_from_proto(message: nitro_pb2.FixedPart, path: str) -> FixedPart:
     participants = [
         address_from_bytes(raw, f"{path}.participants[{index}]")
         for index, raw in enumerate(message.participants)

@@ -166,11 +166,16 @@ def crank_direct_defund(
     check_crank_inputs(objective.fixed, objective.my_index, snapshot, signer)
     me = objective.my_index
     final = objective.final_state
-    if snapshot.finalized(chain_time_s) and not _concluded_with(snapshot, final):
+    concluded = _concluded_with(snapshot, final, me)
+    if snapshot.finalized(chain_time_s) and not concluded:
         raise ProtocolError(
             f"finalized: channel 0x{snapshot.channel_id.hex()} finalized on chain through a"
             " challenge: its settlement pays it out"
         )
+    paid_out = all(amount == 0 for _, amount in snapshot.holdings)
+    if concluded and paid_out:
+        # Concluded and paid out, perhaps before the others' signatures reached us.
+        return CrankResult(objective, (), DirectDefundWaitingFor.DONE)
     effects: list[Effect] = []
     latest = snapshot.latest_signed_by(me)
     if latest is None or latest.state != final:
@@ -178,15 +183,24 @@ def crank_direct_defund(
     supported = snapshot.supported
     if supported is None or supported.state != final:
         return CrankResult(objective, tuple(effects), DirectDefundWaitingFor.FINALIZATION)
-    if all(amount == 0 for _, amount in snapshot.holdings):
+    if paid_out:
         return CrankResult(objective, tuple(effects), DirectDefundWaitingFor.DONE)
     if me == _CONCLUDER_INDEX and not objective.conclude_submitted:
         effects.append(SubmitConcludeAndTransfer(supported))
     return CrankResult(objective, tuple(effects), DirectDefundWaitingFor.WITHDRAW)
 
 
-def _concluded_with(snapshot: ChannelSnapshot, final: State) -> bool:
-    """Whether the channel was concluded on chain, with ``final`` supported (the
-    adjudicator keeps only a conclusion's time, and pays out what every party signed)."""
+def _concluded_with(snapshot: ChannelSnapshot, final: State, me: int) -> bool:
+    """Whether the channel was concluded on chain with ``final`` (the adjudicator keeps
+    only a conclusion's time, and pays out what every party signed). A conclusion
+    needs every participant's signature on a final state, and ``final`` is the only
+    final state we sign for the channel: once we signed it, a conclusion is with it,
+    even while the others' signatures on it are still on their way to us (the one
+    who concluded crashed after it sent the transaction, say)."""
+    if not snapshot.concluded:
+        return False
     supported = snapshot.supported
-    return snapshot.concluded and supported is not None and supported.state == final
+    if supported is not None and supported.state == final:
+        return True
+    latest = snapshot.latest_signed_by(me)
+    return latest is not None and latest.state == final

@@ -11,18 +11,24 @@ from hypothesis import strategies as st
 
 from node.core import (
     Allocation,
+    FixedPart,
     Guarantee,
     SingleAssetExit,
     State,
+    channel_id,
     keccak256,
     state_from_proto,
     state_hash,
     state_to_proto,
 )
-from node.core._codec import fixed_part_to_proto, single_asset_exit_to_proto
+from node.core._codec import (
+    fixed_part_from_proto,
+    fixed_part_to_proto,
+    single_asset_exit_to_proto,
+)
 from node.core.errors import InvalidValueError
 from node.proto import nitro_pb2
-from tests.core.core_strategies import guarantees, states
+from tests.core.core_strategies import fixed_parts, guarantees, states
 
 
 @given(states)
@@ -125,3 +131,19 @@ def test_states_kept_stay_within_their_byte_budget(kept: list[State]) -> None:
             assert _codec._states_bytes <= max(budget, len(next(reversed(_codec._states))))
     finally:
         _codec._STATES_KEPT_BYTES_MAX, _codec._states, _codec._states_bytes = saved
+
+
+@given(fixed_parts)
+def test_a_fixed_part_decoded_again_is_the_same_value(fixed: FixedPart) -> None:
+    wire = fixed_part_to_proto(fixed).SerializeToString()
+    first = fixed_part_from_proto(nitro_pb2.FixedPart.FromString(wire))
+    assert first == fixed
+    assert fixed_part_from_proto(nitro_pb2.FixedPart.FromString(wire)) is first
+    assert channel_id(first) == channel_id(fixed)
+
+
+def test_a_fixed_part_that_failed_validation_fails_every_time() -> None:
+    message = nitro_pb2.FixedPart(participants=[bytes(20)], app_definition=bytes(20))
+    for _ in range(2):
+        with pytest.raises(InvalidValueError, match="participants"):
+            fixed_part_from_proto(message)

@@ -155,6 +155,28 @@ def test_a_close_concluded_with_its_final_state_is_not_failed() -> None:
         assert result.waiting_for is W.DONE
 
 
+def test_a_close_concluded_before_the_others_signature_arrived_is_done() -> None:
+    # Seen under load in test_sigkill_during_defunding: Alice concluded on chain with the
+    # final state both signed and crashed before her signature reached Bob. Bob's view
+    # holds only his own signature on it, and the conclusion has paid everyone out.
+    only_bobs = signed(FINAL, 1)
+    concluded = ChannelSnapshot(
+        FIXED, (POSTFUND, only_bobs), POSTFUND, {NATIVE: 0, TOKEN: 0}, 100, concluded=True
+    )
+    result = crank_direct_defund(objective_of(1), concluded, BOB, 200)
+    assert result.waiting_for is W.DONE
+    assert result.effects == ()
+    # Concluded, not yet paid out: it waits (the conclusion transfers in the same call).
+    unpaid = ChannelSnapshot(FIXED, (POSTFUND, only_bobs), POSTFUND, HOLDINGS, 100, concluded=True)
+    assert crank_direct_defund(objective_of(1), unpaid, BOB, 200).waiting_for is W.FINALIZATION
+    # Without our own signature on the final state, a conclusion is not known to be ours.
+    unsigned = ChannelSnapshot(
+        FIXED, (POSTFUND, POSTFUND), POSTFUND, {NATIVE: 0, TOKEN: 0}, 100, concluded=True
+    )
+    with pytest.raises(ProtocolError, match="finalized on chain"):
+        crank_direct_defund(objective_of(1), unsigned, BOB, 200)
+
+
 @pytest.mark.parametrize(
     "view",
     [

@@ -94,7 +94,29 @@ def recover_state_signer(state: State, signature: bytes) -> str:
     Raises:
         InvalidSignatureError: the signature is malformed or recovers no address.
     """
-    return _recover_digest_signer(state_hash(state), signature, "signature")
+    return _state_signer(state_hash(state), signature, "signature")
+
+
+# Signers of state signatures recovered (or made) before, by digest and signature: a
+# peer sends a state with every signature it holds, ours and those we checked already.
+# A pure function's results; the bound caps memory.
+_STATE_SIGNERS_KEPT_MAX = 16384
+_state_signers: dict[tuple[bytes, bytes], str] = {}
+
+
+def _state_signer(digest: bytes, signature: bytes, field_name: str) -> str:
+    known = _state_signers.get((digest, signature))
+    if known is not None:
+        return known
+    signer = _recover_digest_signer(digest, signature, field_name)
+    _keep_state_signer(digest, signature, signer)
+    return signer
+
+
+def _keep_state_signer(digest: bytes, signature: bytes, signer: str) -> None:
+    if len(_state_signers) >= _STATE_SIGNERS_KEPT_MAX:
+        del _state_signers[next(iter(_state_signers))]  # the oldest
+    _state_signers[(digest, signature)] = signer
 
 
 def sign_voucher(channel_id: bytes, amount: int, private_key: bytes) -> bytes:
@@ -139,7 +161,7 @@ def verify_signed_state(signed_state: SignedState) -> None:
     digest = state_hash(signed_state.state)
     for index, signature in signed_state.signatures:
         field_name = f"signatures[{index}]"
-        signer = _recover_digest_signer(digest, signature, field_name)
+        signer = _state_signer(digest, signature, field_name)
         if signer != participants[index]:
             raise InvalidSignatureError(
                 field_name, f"signed by {signer}, not by participant {participants[index]}"
@@ -171,7 +193,10 @@ class Signer:
 
     def sign_state(self, state: State) -> bytes:
         """This signer's signature on ``state``."""
-        return _sign_digest(state_hash(state), self._key)
+        digest = state_hash(state)
+        signature = _sign_digest(digest, self._key)
+        _keep_state_signer(digest, signature, self.address)
+        return signature
 
     def sign_voucher(self, channel_id: bytes, amount: int) -> bytes:
         """This signer's signature on a voucher for ``amount`` on ``channel_id``."""

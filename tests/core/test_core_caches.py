@@ -1,5 +1,6 @@
 """The caches of node.core: decoded values kept by their wire bytes, encodings kept on
-the values. Each must give exactly what computing afresh gives, and never keep what
+the values, signers recovered once. Each must give exactly what computing afresh gives,
+and never keep what
 failed validation."""
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from node.core import (
     Allocation,
     FixedPart,
     Guarantee,
+    Signer,
     SingleAssetExit,
     State,
     channel_id,
     keccak256,
+    recover_state_signer,
     state_from_proto,
     state_hash,
     state_to_proto,
@@ -26,6 +29,7 @@ from node.core._codec import (
     fixed_part_to_proto,
     single_asset_exit_to_proto,
 )
+from node.core._signing import _recover_digest_signer
 from node.core.errors import InvalidValueError
 from node.proto import nitro_pb2
 from tests.core.core_strategies import fixed_parts, guarantees, states
@@ -147,3 +151,17 @@ def test_a_fixed_part_that_failed_validation_fails_every_time() -> None:
     for _ in range(2):
         with pytest.raises(InvalidValueError, match="participants"):
             fixed_part_from_proto(message)
+
+
+@given(states, states)
+def test_state_signers_kept_are_the_ones_recovery_gives(state: State, other: State) -> None:
+    signer = Signer(bytes.fromhex("11" * 32))
+    signature = signer.sign_state(state)  # kept as made
+    assert recover_state_signer(state, signature) == signer.address
+    fresh = _recover_digest_signer(state_hash(state), signature, "signature")
+    assert fresh == signer.address
+    if state_hash(other) != state_hash(state):  # the same signature on another state
+        assert recover_state_signer(other, signature) == _recover_digest_signer(
+            state_hash(other), signature, "signature"
+        )
+        assert recover_state_signer(other, signature) != signer.address

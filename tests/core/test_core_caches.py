@@ -1,7 +1,6 @@
 """The caches of node.core: decoded values kept by their wire bytes, encodings kept on
 the values, signers recovered once. Each must give exactly what computing afresh gives,
-and never keep what
-failed validation."""
+and never keep what failed validation."""
 
 from __future__ import annotations
 

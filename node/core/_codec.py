@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from node.core import constants
 from node.core._address import address_from_bytes, address_to_bytes
@@ -27,12 +27,36 @@ _UINT256_BYTES = constants.bytes32_bytes
 # log, a peer): decoding it again would cost a validated value per allocation. The
 # values are immutable and checked before they are kept; the bounds only cap memory.
 _ALLOCATIONS_KEPT_MAX = 1 << 16
-_STATES_KEPT_BYTES_MAX = 4 * 1024 * 1024  # of wire bytes: a ledger's states are large
-_allocations: dict[tuple[bytes, bytes, int, bytes], Allocation] = {}
-_states: dict[bytes, State] = {}
 _FIXED_PARTS_KEPT_MAX = 4096
+_WIRE_KEPT_BYTES_MAX = 4 * 1024 * 1024  # per kind, of wire bytes: ledger states are large
+_allocations: dict[tuple[bytes, bytes, int, bytes], Allocation] = {}
 _fixed_parts: dict[bytes, FixedPart] = {}
-_states_bytes = 0
+
+
+class _ByWire(Generic[_T]):
+    """Values by their serialized message, the oldest dropped past a byte budget."""
+
+    def __init__(self, bytes_max: int) -> None:
+        self.bytes_max = bytes_max
+        self.values: dict[bytes, _T] = {}
+        self.bytes = 0
+
+    def get(self, wire: bytes) -> _T | None:
+        return self.values.get(wire)
+
+    def keep(self, wire: bytes, value: _T) -> None:
+        if wire in self.values:
+            return
+        while self.values and self.bytes + len(wire) > self.bytes_max:
+            oldest = next(iter(self.values))
+            del self.values[oldest]
+            self.bytes -= len(oldest)
+        self.values[wire] = value
+        self.bytes += len(wire)
+
+
+_states: _ByWire[State] = _ByWire(_WIRE_KEPT_BYTES_MAX)
+_signed_states: _ByWire[SignedState] = _ByWire(_WIRE_KEPT_BYTES_MAX)
 
 
 def uint256_to_bytes(value: int, field: str = "value") -> bytes:
@@ -197,20 +221,8 @@ def state_to_proto(state: State) -> nitro_pb2.State:
         message.outcome.add().MergeFromString(_exit_wire(exit_))
     # What we send or log comes back (a channel view, a peer's copy): decoded, it is
     # this value again, with its hash and whatever is kept on it.
-    _keep_state(message.SerializeToString(), state)
+    _states.keep(message.SerializeToString(), state)
     return message
-
-
-def _keep_state(wire: bytes, state: State) -> None:
-    global _states_bytes
-    if wire in _states:
-        return
-    while _states and _states_bytes + len(wire) > _STATES_KEPT_BYTES_MAX:
-        oldest = next(iter(_states))
-        del _states[oldest]
-        _states_bytes -= len(oldest)
-    _states[wire] = state
-    _states_bytes += len(wire)
 
 
 def _exit_wire(exit_: SingleAssetExit) -> bytes:
@@ -271,7 +283,7 @@ def state_from_proto(message: nitro_pb2.State, path: str = "state") -> State:
         path,
         lambda: State(fixed, message.app_data, outcome, message.turn_num, message.is_final),
     )
-    _keep_state(wire, state)
+    _states.keep(wire, state)
     return state
 
 
@@ -294,11 +306,17 @@ def signed_state_from_proto(
     Errors name ``path``.field; a signature's field is ``signatures[i]``, i
     being its participant index.
     """
+    wire = message.SerializeToString()
+    known = _signed_states.get(wire)
+    if known is not None:
+        return known
     if not message.HasField("state"):
         raise InvalidValueError(f"{path}.state", "missing")
     state = state_from_proto(message.state, f"{path}.state")
     pairs = [(entry.participant_index, entry.signature) for entry in message.signatures]
-    return _decoded(path, lambda: SignedState(state, pairs))
+    signed = _decoded(path, lambda: SignedState(state, pairs))
+    _signed_states.keep(wire, signed)
+    return signed
 
 
 # Payments and guarantees

@@ -13,12 +13,15 @@ from node.core import (
     Allocation,
     FixedPart,
     Guarantee,
+    SignedState,
     Signer,
     SingleAssetExit,
     State,
     channel_id,
     keccak256,
     recover_state_signer,
+    signed_state_from_proto,
+    signed_state_to_proto,
     state_from_proto,
     state_hash,
     state_to_proto,
@@ -123,17 +126,17 @@ def test_keccak256_of_nothing() -> None:
 def test_states_kept_stay_within_their_byte_budget(kept: list[State]) -> None:
     from node.core import _codec
 
-    budget = 2_000
-    saved = (_codec._STATES_KEPT_BYTES_MAX, dict(_codec._states), _codec._states_bytes)
-    _codec._STATES_KEPT_BYTES_MAX, _codec._states, _codec._states_bytes = budget, {}, 0
+    saved = _codec._states
+    _codec._states = _codec._ByWire(2_000)
     try:
         for state in kept:
             decoded = state_from_proto(state_to_proto(state))
             assert decoded == state
-            assert _codec._states_bytes == sum(len(wire) for wire in _codec._states)
-            assert _codec._states_bytes <= max(budget, len(next(reversed(_codec._states))))
+            values = _codec._states.values
+            assert _codec._states.bytes == sum(len(wire) for wire in values)
+            assert _codec._states.bytes <= max(2_000, len(next(reversed(values))))
     finally:
-        _codec._STATES_KEPT_BYTES_MAX, _codec._states, _codec._states_bytes = saved
+        _codec._states = saved
 
 
 @given(fixed_parts)
@@ -164,3 +167,13 @@ def test_state_signers_kept_are_the_ones_recovery_gives(state: State, other: Sta
             state_hash(other), signature, "signature"
         )
         assert recover_state_signer(other, signature) != signer.address
+
+
+@given(states)
+def test_a_signed_state_decoded_again_is_the_same_value(state: State) -> None:
+    signer = Signer(bytes.fromhex("22" * 32))
+    signed = SignedState(state, [(0, signer.sign_state(state))])
+    wire = signed_state_to_proto(signed).SerializeToString()
+    first = signed_state_from_proto(nitro_pb2.SignedState.FromString(wire))
+    assert first == signed
+    assert signed_state_from_proto(nitro_pb2.SignedState.FromString(wire)) is first

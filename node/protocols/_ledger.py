@@ -40,6 +40,7 @@ from node.protocols._proposals import Add, Proposal, Remove, SignedProposal
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+_S = TypeVar("_S")
 
 LEADER_INDEX = 0
 FOLLOWER_INDEX = 1
@@ -126,16 +127,27 @@ def _target_of(guarantee: Guarantee) -> bytes:
 # every step. These keep it made of the same values: the outcome a ledger state was
 # built from, and the outcome each proposal yields after another (by identity: the
 # key objects are kept alive with them), so that the states of a ledger of many
-# guarantees are built, and their hashes computed, once. The bounds cap memory.
-_KNOWN_OUTCOMES_MAX = 1024
+# guarantees are built, and their hashes computed, once. The least recently used go
+# first past the bound (a busy hub's queues hold hundreds of proposals per ledger).
+_KNOWN_OUTCOMES_MAX = 4096
 _outcome_of_state: dict[int, tuple[State, LedgerOutcome]] = {}
 _applied: dict[tuple[int, Proposal], tuple[LedgerOutcome, LedgerOutcome]] = {}
 
 
 def _remember(memo: dict[_K, _V], key: _K, entry: _V) -> None:
     if len(memo) >= _KNOWN_OUTCOMES_MAX:
-        del memo[next(iter(memo))]  # the oldest
+        del memo[next(iter(memo))]  # the least recently used
     memo[key] = entry
+
+
+def _recall(memo: dict[_K, tuple[_S, _V]], key: _K, source: _S) -> _V | None:
+    """What ``memo`` holds for ``key`` if it was made from ``source`` itself; it becomes
+    the most recently used."""
+    entry = memo.pop(key, None)
+    if entry is None or entry[0] is not source:
+        return None
+    memo[key] = entry
+    return entry[1]
 
 
 def ledger_outcome_from_exit(
@@ -195,9 +207,9 @@ def apply_queued(outcome: LedgerOutcome, proposal: Proposal) -> LedgerOutcome:
     Raises:
         ProtocolError: as ``apply_proposal``.
     """
-    known = _applied.get((id(outcome), proposal))
-    if known is not None and known[0] is outcome:
-        return known[1]
+    known = _recall(_applied, (id(outcome), proposal), outcome)
+    if known is not None:
+        return known
     after = apply_proposal(outcome, proposal)
     _remember(_applied, (id(outcome), proposal), (outcome, after))
     return after
@@ -360,11 +372,9 @@ def new_ledger_channel(supported: SignedState, my_address: str) -> LedgerChannel
         raise ProtocolError("supported: a ledger state needs both parties' signatures")
     if supported.state.is_final or supported.state.app_data:
         raise ProtocolError("supported: a ledger state is not final and has no app data")
-    known = _outcome_of_state.get(id(supported.state))
-    if known is not None and known[0] is supported.state:
-        outcome = known[1]  # the state was built from it: canonical already
-    else:
-        outcome = ledger_outcome_from_exit(fixed, supported.state.outcome)
+    known = _recall(_outcome_of_state, id(supported.state), supported.state)
+    # A state built from an outcome is canonical already.
+    outcome = known or ledger_outcome_from_exit(fixed, supported.state.outcome)
     leader, follower = (signature for _, signature in supported.signatures)
     return LedgerChannel(fixed, my_index, supported.state.turn_num, outcome, (leader, follower))
 

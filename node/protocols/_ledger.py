@@ -129,7 +129,7 @@ def _target_of(guarantee: Guarantee) -> bytes:
 # key objects are kept alive with them), so that the states of a ledger of many
 # guarantees are built, and their hashes computed, once. The least recently used go
 # first past the bound (a busy hub's queues hold hundreds of proposals per ledger).
-_KNOWN_OUTCOMES_MAX = 4096
+_KNOWN_OUTCOMES_MAX = 2048
 _outcome_of_state: dict[int, tuple[State, LedgerOutcome]] = {}
 _applied: dict[tuple[int, Proposal], tuple[LedgerOutcome, LedgerOutcome]] = {}
 

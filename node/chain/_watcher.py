@@ -213,7 +213,7 @@ class ChainWatcher:
         # also takes the block before it as it is now, a fork point to fall back on.
         first = self.next_block - 1 if not self._hashes and self.next_block > 0 else self.next_block
         kept = range(max(first, last - self.reorg_window_blocks + 1), last + 1)
-        headers = self._headers(kept)
+        _, headers = self._head_and_headers(kept)
         logs = eth.get_logs(
             {"address": self.contract.address, "fromBlock": self.next_block, "toBlock": last}
         )
@@ -292,7 +292,7 @@ class ChainWatcher:
 
     def _canonical(self, numbers: Sequence[int]) -> list[int]:
         """Those of the remembered ``numbers`` whose block has the same hash now."""
-        return self._same_hash(self._headers(numbers), numbers)
+        return self._same_hash(self._head_and_headers(numbers)[1], numbers)
 
     def _same_hash(self, headers: dict[int, _Header | None], numbers: Sequence[int]) -> list[int]:
         return [
@@ -302,35 +302,19 @@ class ChainWatcher:
         ]
 
     def _head_and_headers(self, numbers: Sequence[int]) -> tuple[int, dict[int, _Header | None]]:
-        """The head block number and ``_headers(numbers)``, in one batch request."""
+        """The head block number, and the hash and time of each block in ``numbers``
+        (None: the chain has no such block now), in one batch request."""
         provider = cast(JSONBaseProvider, self.client.w3.provider)
         requests_: list[tuple[RPCEndpoint, list[Any]]] = [(RPCEndpoint("eth_blockNumber"), [])]
         requests_ += [(RPCEndpoint("eth_getBlockByNumber"), [hex(n), False]) for n in numbers]
         answers = provider.make_batch_request(requests_)
         if not isinstance(answers, list) or len(answers) != len(requests_):
-            raise ChainError(f"watch adjudicator events: eth_blockNumber failed: {answers}")
+            raise ChainError(f"watch adjudicator events: a batch of block reads failed: {answers}")
         head = answers[0]
         if "error" in head or not isinstance(head.get("result"), str):
             raise ChainError(f"watch adjudicator events: eth_blockNumber: {head}")
-        return int(head["result"], 16), self._read_headers(numbers, answers[1:])
-
-    def _headers(self, numbers: Sequence[int]) -> dict[int, _Header | None]:
-        """The hash and time of each block in ``numbers`` (None: the chain has no
-        such block now), in one batch request."""
-        if not numbers:
-            return {}
-        requests_ = [(RPCEndpoint("eth_getBlockByNumber"), [hex(n), False]) for n in numbers]
-        provider = cast(JSONBaseProvider, self.client.w3.provider)
-        answers = provider.make_batch_request(requests_)
-        if not isinstance(answers, list) or len(answers) != len(numbers):
-            raise ChainError(f"watch adjudicator events: eth_getBlockByNumber failed: {answers}")
-        return self._read_headers(numbers, answers)
-
-    def _read_headers(
-        self, numbers: Sequence[int], answers: Sequence[Any]
-    ) -> dict[int, _Header | None]:
         headers: dict[int, _Header | None] = {}
-        for number, answer in zip(numbers, answers, strict=True):
+        for number, answer in zip(numbers, answers[1:], strict=True):
             if "error" in answer:
                 raise ChainError(
                     f"watch adjudicator events: eth_getBlockByNumber {number}: {answer['error']}"
@@ -341,7 +325,7 @@ class ChainWatcher:
                 continue
             assert int(block["number"], 16) == number, "batch answers out of order"
             headers[number] = _Header(bytes(HexBytes(block["hash"])), int(block["timestamp"], 16))
-        return headers
+        return int(head["result"], 16), headers
 
     def _block_time(self, number: int, times: dict[int, int]) -> int:
         if number not in times:

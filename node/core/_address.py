@@ -6,16 +6,12 @@ import functools
 
 from node.core import constants
 from node.core._hash import keccak256
-from node.core._validate import check_bytes, check_bytes32
+from node.core._validate import check_bytes, check_bytes32, problem_of
 from node.core.errors import InvalidValueError
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _ADDRESS_HEX_CHARS = 2 * constants.address_bytes
 _EXTERNAL_PREFIX = bytes(constants.external_destination_prefix_bytes)
-# Addresses parsed before, by their text: the same participants come back in every
-# state, voucher and ledger proposal. Only valid ones are kept; the bound caps memory.
-_PARSED_KEPT_MAX = 65536
-_parsed: dict[str, bytes] = {}
 
 
 def address_from_bytes(raw: bytes, field: str = "address") -> str:
@@ -86,26 +82,36 @@ def is_address(value: object) -> bool:
 
 
 def _parse_hex(address: str, field: str) -> bytes:
-    known = _parsed.get(address)
-    if known is not None:
-        return known
+    try:
+        return _address_bytes(address)
+    except InvalidValueError as error:
+        raise InvalidValueError(field, problem_of(error)) from None
+
+
+@functools.lru_cache(maxsize=65536)
+def _address_bytes(address: str) -> bytes:
+    """The 20 bytes of a valid address text (cached, as ``checksum_of``: the same
+    participants come back in every state, voucher and ledger proposal).
+
+    Raises:
+        InvalidValueError: of field ``address`` (not cached: only values are).
+    """
     if not address.startswith("0x"):
-        raise InvalidValueError(field, f"{address!r} does not start with 0x")
+        raise InvalidValueError("address", f"{address!r} does not start with 0x")
     body = address[2:]
     if len(body) != _ADDRESS_HEX_CHARS:
-        raise InvalidValueError(field, f"expected {_ADDRESS_HEX_CHARS} hex digits, got {len(body)}")
+        raise InvalidValueError(
+            "address", f"expected {_ADDRESS_HEX_CHARS} hex digits, got {len(body)}"
+        )
     if not _HEX_DIGITS.issuperset(body):
-        raise InvalidValueError(field, f"{address!r} is not hexadecimal")
+        raise InvalidValueError("address", f"{address!r} is not hexadecimal")
     raw = bytes.fromhex(body)
     if body != body.lower() and body != body.upper():
         expected = checksum_of(raw)
         if address != expected:
             raise InvalidValueError(
-                field, f"{address!r} has a bad EIP-55 checksum (expected {expected})"
+                "address", f"{address!r} has a bad EIP-55 checksum (expected {expected})"
             )
-    if len(_parsed) >= _PARSED_KEPT_MAX:
-        _parsed.clear()
-    _parsed[address] = raw
     return raw
 
 

@@ -7,6 +7,7 @@ InvalidValueError (or InvalidSignatureError) naming the field's path, such as
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
@@ -22,15 +23,11 @@ from node.proto import nitro_pb2
 _T = TypeVar("_T")
 _UINT256_BYTES = constants.bytes32_bytes
 
-# Decoded values by their wire fields. A ledger state repeats every allocation of the
-# turn before but one, and the same state reaches a node many times (its view, the
-# log, a peer): decoding it again would cost a validated value per allocation. The
-# values are immutable and checked before they are kept; the bounds only cap memory.
-_ALLOCATIONS_KEPT_MAX = 1 << 16
-_FIXED_PARTS_KEPT_MAX = 4096
+# Decoded values by their wire bytes: the same state reaches a node many times (its
+# view, the log, a peer), and decoding it again would cost a validated value per
+# allocation. The values are immutable and checked before they are kept; the bounds
+# only cap memory.
 _WIRE_KEPT_BYTES_MAX = 4 * 1024 * 1024  # per kind, of wire bytes: ledger states are large
-_allocations: dict[tuple[bytes, bytes, int, bytes], Allocation] = {}
-_fixed_parts: dict[bytes, FixedPart] = {}
 
 
 class _ByWire(Generic[_T]):
@@ -55,6 +52,7 @@ class _ByWire(Generic[_T]):
         self.bytes += len(wire)
 
 
+_fixed_parts: _ByWire[FixedPart] = _ByWire(_WIRE_KEPT_BYTES_MAX)
 _states: _ByWire[State] = _ByWire(_WIRE_KEPT_BYTES_MAX)
 _signed_states: _ByWire[SignedState] = _ByWire(_WIRE_KEPT_BYTES_MAX)
 
@@ -122,9 +120,7 @@ def fixed_part_from_proto(message: nitro_pb2.FixedPart, path: str = "fixed") -> 
     if known is not None:
         return known
     fixed = _fixed_part_from_proto(message, path)
-    if len(_fixed_parts) >= _FIXED_PARTS_KEPT_MAX:
-        del _fixed_parts[next(iter(_fixed_parts))]  # the oldest
-    _fixed_parts[wire] = fixed
+    _fixed_parts.keep(wire, fixed)
     return fixed
 
 
@@ -157,19 +153,19 @@ def allocation_to_proto(allocation: Allocation) -> nitro_pb2.Allocation:
 
 def allocation_from_proto(message: nitro_pb2.Allocation, path: str = "allocation") -> Allocation:
     """Decode and validate an Allocation; errors name ``path``.field."""
-    key = (message.destination, message.amount, message.allocation_type, message.metadata)
-    known = _allocations.get(key)
-    if known is not None:
-        return known
-    amount = uint256_from_bytes(message.amount, f"{path}.amount")
-    allocation = _decoded(
-        path,
-        lambda: Allocation(message.destination, amount, message.allocation_type, message.metadata),
-    )
-    if len(_allocations) >= _ALLOCATIONS_KEPT_MAX:
-        _allocations.clear()
-    _allocations[key] = allocation
-    return allocation
+    with _at(path):
+        return _allocation(
+            message.destination, message.amount, message.allocation_type, message.metadata
+        )
+
+
+# Cached by its wire fields: a ledger state repeats every allocation of the turn before
+# but one. Errors are not cached (they name fields relative to the allocation).
+@functools.lru_cache(maxsize=1 << 16)
+def _allocation(
+    destination: bytes, amount: bytes, allocation_type: int, metadata: bytes
+) -> Allocation:
+    return Allocation(destination, uint256_from_bytes(amount, "amount"), allocation_type, metadata)
 
 
 def single_asset_exit_to_proto(exit_: SingleAssetExit) -> nitro_pb2.SingleAssetExit:
@@ -189,17 +185,18 @@ def single_asset_exit_from_proto(
     asset = address_from_bytes(message.asset, f"{path}.asset")
     allocations: list[Allocation] = []
     for allocation in message.allocations:
-        key = (
-            allocation.destination,
-            allocation.amount,
-            allocation.allocation_type,
-            allocation.metadata,
-        )
-        known = _allocations.get(key)
-        if known is None:  # the path (its index) is only worth building for a new one
-            index = len(allocations)
-            known = allocation_from_proto(allocation, f"{path}.allocations[{index}]")
-        allocations.append(known)
+        try:  # no path built, nor context entered, per allocation: only on an error
+            allocations.append(
+                _allocation(
+                    allocation.destination,
+                    allocation.amount,
+                    allocation.allocation_type,
+                    allocation.metadata,
+                )
+            )
+        except InvalidValueError as error:
+            field = f"{path}.allocations[{len(allocations)}].{error.field}"
+            raise type(error)(field, problem_of(error)) from error
     return _decoded(
         path,
         lambda: SingleAssetExit(asset, allocations, message.asset_type, message.asset_metadata),

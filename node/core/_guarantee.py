@@ -7,6 +7,7 @@ channel and whose metadata names the two ledger parties:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from node.core import constants
@@ -109,24 +110,19 @@ class Guarantee:
             raise InvalidValueError(
                 "allocation_type", f"{allocation.allocation_type} is not a guarantee (2)"
             )
-        known = _guarantees.get(allocation)
-        if known is not None:
-            return known
-        metadata = decode_guarantee_metadata(allocation.metadata)
-        guarantee = Guarantee(
-            target=allocation.destination,
-            amount=allocation.amount,
-            left=metadata.left,
-            right=metadata.right,
-        )
-        object.__setattr__(guarantee, "_allocation", allocation)
-        if len(_guarantees) >= _GUARANTEES_KEPT_MAX:
-            _guarantees.clear()
-        _guarantees[allocation] = guarantee
-        return guarantee
+        return _guarantee_of(allocation)
 
 
-# Guarantees read from allocations: every ledger state holds all of its ledger's
-# guarantees, and reading one must not rebuild each of them. Values are immutable.
-_GUARANTEES_KEPT_MAX = 1 << 16
-_guarantees: dict[Allocation, Guarantee] = {}
+# Cached: every ledger state holds all of its ledger's guarantees, and reading one must
+# not rebuild each of them. Errors are not cached, values are immutable.
+@functools.lru_cache(maxsize=1 << 16)
+def _guarantee_of(allocation: Allocation) -> Guarantee:
+    metadata = decode_guarantee_metadata(allocation.metadata)
+    guarantee = Guarantee(
+        target=allocation.destination,
+        amount=allocation.amount,
+        left=metadata.left,
+        right=metadata.right,
+    )
+    object.__setattr__(guarantee, "_allocation", allocation)
+    return guarantee

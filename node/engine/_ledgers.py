@@ -19,7 +19,6 @@ from collections.abc import Callable, Container, Iterable
 import trio
 
 from node.core import Signer, address_to_bytes, constants, to_checksum_address
-from node.core.constants import ledger_resend_interval_ms
 from node.core.errors import PeerFault, PeerStateError, ProtocolError
 from node.derive import Deriver
 from node.engine._errors import CommandRefusedError, Refusal
@@ -190,7 +189,7 @@ class LedgersMixin:
 
         A busy ledger is not sent everything again each interval: its hundreds of
         queued proposals would be checked again and answered again by the follower."""
-        quiet_since = trio.current_time() - ledger_resend_interval_ms / 1000
+        quiet_since = trio.current_time() - constants.ledger_resend_interval_ms / 1000
         for ledger_id in list(self.state.ledger_proposals):
             ledger = self.ledger_runtime(ledger_id)
             if ledger is None:
